@@ -1,0 +1,42 @@
+"""The ``animerec-bench`` command line (click). Heavy imports happen inside commands."""
+
+from __future__ import annotations
+
+import click
+
+from . import __version__
+from .commands.data import data
+from .commands.leaderboard import leaderboard
+from .commands.listing import list_
+from .commands.run import run
+from .errors import UserError
+
+
+class _UserFacingError(click.ClickException):
+    """A :class:`UserError` shown as ``Error: <one line>`` with exit status 2."""
+
+    exit_code = 2
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except UserError as exc:
+            raise _UserFacingError(str(exc)) from None
+
+
+@click.group(cls=_Group)
+@click.version_option(__version__, prog_name="animerec-bench")
+def cli() -> None:
+    """Benchmark recommender models on MyAnimeList data: honest numbers, fast runs."""
+
+
+cli.add_command(run)
+cli.add_command(list_)
+cli.add_command(leaderboard)
+cli.add_command(data)
+
+
+def main() -> None:
+    cli(prog_name="animerec-bench")

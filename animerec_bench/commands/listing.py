@@ -1,0 +1,55 @@
+"""``animerec-bench list``: the models, data sets and tasks the plugins registered."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from .options import plugins_dir_option
+
+
+def describe(plugins_dir: str | None = None) -> dict:
+    """Everything ``list`` shows, as plain data."""
+    from ..model import TASK_DESCRIPTIONS, param_defaults
+    from ..plugins import load_registry
+
+    reg = load_registry(plugins_dir)
+    models = [{
+        "name": name, "tasks": list(e.cls.tasks), "joint": bool(getattr(e.cls, "joint", False)),
+        "baseline": bool(getattr(e.cls, "baseline", False)),
+        "params": param_defaults(e.cls), "plugin": e.plugin, "plugin_version": e.plugin_version,
+        "version": str(getattr(e.cls, "version", "1")),
+    } for name, e in reg.models.items()]
+    datasets = [{"name": ds.name, "synthetic": ds.synthetic, "source": ds.source, "licence": ds.licence,
+                 "plugin": reg.dataset_plugins[ds.name]} for ds in reg.datasets.values()]
+    tasks = [{"name": t, "description": d} for t, d in TASK_DESCRIPTIONS.items()]
+    return {"models": models, "datasets": datasets, "tasks": tasks, "errors": reg.errors}
+
+
+@click.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
+@plugins_dir_option
+def list_(as_json: bool, plugins_dir: str | None) -> None:
+    """List registered models (tasks, hyperparameters, plugin), data sets and tasks."""
+    from tabulate import tabulate
+
+    info = describe(plugins_dir)
+    if as_json:
+        click.echo(json.dumps(info, indent=2, sort_keys=True, default=str))
+    else:
+        rows = [[m["name"], ", ".join(m["tasks"]), "joint" if m["joint"] else "per task",
+                 ", ".join(f"{k}={v!r}" for k, v in m["params"].items()),
+                 f'{m["plugin"]} {m["plugin_version"]}'] for m in info["models"]]
+        click.echo(tabulate(rows, ["model", "tasks", "training", "hyperparameters (defaults)", "plugin"],
+                            tablefmt="github"))
+        click.echo()
+        click.echo(tabulate([[d["name"], "yes" if d["synthetic"] else "no", d["plugin"]] for d in info["datasets"]],
+                            ["data set", "synthetic", "plugin"], tablefmt="github"))
+        click.echo()
+        click.echo(tabulate([[t["name"], t["description"]] for t in info["tasks"]], ["task", "scoring"],
+                            tablefmt="github"))
+    for err in info["errors"]:
+        click.echo(f"error: {err}", err=True)
+    if info["errors"]:
+        raise SystemExit(1)

@@ -1,0 +1,44 @@
+"""The hooks a plugin can implement (pluggy project name ``animerec_bench``).
+
+Implement a hook with ``@animerec_bench.hookimpl``. Implementations may take fewer
+arguments than the spec, so new arguments can be added without breaking plugins.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    from .dataset import Dataset
+
+hookspec = pluggy.HookspecMarker("animerec_bench")
+
+
+@hookspec
+def register_models(register: Callable[[type], None]) -> None:
+    """Register model classes.
+
+    Call ``register(ModelClass)`` once per model. The class declares ``name`` (unique across
+    plugins), ``tasks`` (a subset of ``("rating", "interaction")``), ``joint`` (whether one fit
+    trains all its tasks), and takes its hyperparameters as keyword arguments of ``__init__``
+    with defaults. It implements ``fit(train, valid, *, tasks, seed) -> self`` and
+    ``predict(user, item) -> {task: scores}``; see :class:`animerec_bench.model.Model`.
+
+    :param register: callable taking one model class; a duplicate name or an invalid
+        declaration is reported as an error naming the plugin, and that model is skipped.
+    """
+
+
+@hookspec
+def register_datasets(register: Callable[["Dataset"], None]) -> None:
+    """Register data sets.
+
+    Call ``register(dataset)`` with an :class:`animerec_bench.dataset.Dataset` whose ``path``
+    is a Parquet file in the canonical schema (``user_id``, ``anime_id``, ``rating``,
+    ``status``). Names must be unique across plugins.
+
+    :param register: callable taking one :class:`~animerec_bench.dataset.Dataset`.
+    """

@@ -1,0 +1,118 @@
+"""The model contract: what a model plugin declares, what ``fit`` gets, what ``predict`` returns.
+
+Modelled on scikit-learn's estimator rules: ``__init__`` only stores hyperparameters (keyword
+arguments with defaults: the single source of truth, recorded in every result), ``fit``
+returns ``self`` and sets learned state in names ending in ``_``.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+#: Tasks a model can serve. ``rating``: predict the 1-10 score; ``interaction``: P(positive).
+TASKS: tuple[str, ...] = ("rating", "interaction")
+TASK_DESCRIPTIONS = {
+    "rating": "predict the 1-10 score of rated pairs; RMSE (primary), MAE, MSE",
+    "interaction": "predict P(positive interaction); AUC (primary), log loss, accuracy, precision, recall at 0.5",
+}
+
+
+@dataclass(frozen=True)
+class Interactions:
+    """One part of a split (train, validation or test) as dense index arrays.
+
+    ``user``/``item`` are indices into the training vocabulary (0..n_users-1, 0..n_items-1).
+    A pair may be an example of one task or both: ``rating`` is 0 where the pair is not a
+    rating example (else 1-10); ``label`` is -1 where it is not an interaction example
+    (else 1 positive, 0 negative).
+    """
+
+    user: np.ndarray  # int32
+    item: np.ndarray  # int32
+    rating: np.ndarray  # float32, 0 = no rating example
+    label: np.ndarray  # int8, -1 = no interaction example
+    n_users: int
+    n_items: int
+
+    def __len__(self) -> int:
+        return len(self.user)
+
+    def task_mask(self, task: str) -> np.ndarray:
+        """Which pairs are examples of ``task``."""
+        if task == "rating":
+            return self.rating > 0
+        if task == "interaction":
+            return self.label >= 0
+        raise ValueError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
+
+    def target(self, task: str) -> np.ndarray:
+        """The float32 target of ``task`` for every pair (meaningless where task_mask is False)."""
+        return self.rating if task == "rating" else self.label.astype(np.float32)
+
+    def subset(self, mask: np.ndarray) -> "Interactions":
+        return Interactions(self.user[mask], self.item[mask], self.rating[mask],
+                            self.label[mask], self.n_users, self.n_items)
+
+    def for_task(self, task: str) -> tuple["Interactions", np.ndarray]:
+        """The examples of ``task`` and their float32 targets."""
+        part = self.subset(self.task_mask(task))
+        return part, part.target(task)
+
+
+class Model:
+    """Base class for model plugins (subclassing is optional; the declarations are what count).
+
+    Declare ``name``, ``tasks`` and ``joint``; take hyperparameters as keyword arguments of
+    ``__init__`` with defaults, stored under the same attribute names.
+    """
+
+    #: Unique name, used on the command line and in leaderboards.
+    name: ClassVar[str]
+    #: Tasks the model serves, a subset of ``TASKS``.
+    tasks: ClassVar[tuple[str, ...]]
+    #: True when one fit trains all ``tasks`` together (scored on each); False: one fit per task.
+    joint: ClassVar[bool] = False
+    #: Bump when the model's behaviour changes, so old results are told apart.
+    version: ClassVar[str] = "1"
+    #: True for trivial/classic reference models; leaderboards mark them.
+    baseline: ClassVar[bool] = False
+
+    #: Set by the runner: called with a dict such as ``{"epoch": 3, "loss": 1.2, "val_loss": 1.3}``.
+    on_progress: Callable[[Mapping[str, Any]], None] | None = None
+
+    @classmethod
+    def param_defaults(cls) -> dict[str, Any]:
+        return param_defaults(cls)
+
+    def get_params(self) -> dict[str, Any]:
+        """The hyperparameters this instance was built with (read back from attributes)."""
+        return {k: getattr(self, k) for k in param_defaults(type(self))}
+
+    def report_progress(self, **info: Any) -> None:
+        if self.on_progress is not None:
+            self.on_progress(info)
+
+    def fit(self, train: Interactions, valid: Interactions | None, *,
+            tasks: tuple[str, ...], seed: int) -> "Model":
+        """Learn ``tasks`` from ``train``; ``valid`` is for early stopping only. Return ``self``."""
+        raise NotImplementedError
+
+    def predict(self, user: np.ndarray, item: np.ndarray) -> dict[str, np.ndarray]:
+        """For each fitted task, one float score per (user, item) index pair:
+        a 1-10 rating for ``rating``, a probability in [0, 1] for ``interaction``."""
+        raise NotImplementedError
+
+
+def param_defaults(cls: type) -> dict[str, Any]:
+    """Hyperparameters with their defaults, read from the signature of ``cls.__init__``."""
+    out: dict[str, Any] = {}
+    for p in inspect.signature(cls.__init__).parameters.values():
+        if p.name == "self" or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        out[p.name] = None if p.default is p.empty else p.default
+    return out

@@ -1,0 +1,239 @@
+"""Protocols: named, versioned rules that turn a data set into task examples and one split.
+
+One split of *pairs* (user, anime) is shared by every task, so a multi-task model never
+trains on a pair whose label is tested in another task. Id vocabularies come from train only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from . import paths
+from .atomic import atomic_path
+from .dataset import Dataset
+from .errors import UserError
+from .model import TASKS, Interactions
+
+PARTS = ("train", "valid", "test")
+
+
+@dataclass(frozen=True)
+class ProtocolV1:
+    """Protocol v1 (the README documents each rule and how it differs from the study).
+
+    - rating example: a pair with rating 1-10 (any status);
+    - interaction example: status completed (2) or dropped (4); label 1 = completed and
+      rating > 5, label 0 = dropped (any rating) or completed with rating 1-5; completed but
+      unscored pairs are left out;
+    - users with fewer than ``min_user_examples`` example pairs are removed;
+    - one seeded pair-level shuffle into train / valid / test by ``fractions``.
+    """
+
+    name: str = "v1"
+    min_user_examples: int = 5
+    fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    positive_above: int = 5
+    interaction_statuses: tuple[int, ...] = (2, 4)
+    dropped_status: int = 4
+    completed_status: int = 2
+
+    def params(self) -> dict:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
+
+    def summary(self) -> str:
+        """The rules in two lines, for leaderboards."""
+        a, b, c = (round(f * 100) for f in self.fractions)
+        return (f"Protocol {self.name}: rating = pairs rated 1-10; interaction = completed (1 if rating > "
+                f"{self.positive_above}, 0 if 1-{self.positive_above}) or dropped (0); unscored completed left out.\n"
+                f"Users with < {self.min_user_examples} example pairs removed; one seeded pair-level split "
+                f"{a}/{b}/{c} shared by all tasks; vocabularies from train, cold val/test pairs not scored.")
+
+    def examples(self, table: pa.Table) -> dict[str, np.ndarray]:
+        """Example pairs of either task, after the user filter: user_id, anime_id, rating, label."""
+        user = table.column("user_id").to_numpy()
+        anime = table.column("anime_id").to_numpy()
+        rating = table.column("rating").to_numpy()
+        status = table.column("status").to_numpy()
+        rated = rating > 0
+        label = np.full(len(rating), -1, dtype=np.int8)
+        completed = status == self.completed_status
+        dropped = status == self.dropped_status
+        label[completed & rated] = (rating[completed & rated] > self.positive_above)
+        label[dropped] = 0
+        keep = rated | (label >= 0)
+        user, anime, rating, label = user[keep], anime[keep], rating[keep], label[keep]
+        counts = _count_by(user)
+        keep = counts >= self.min_user_examples
+        return {"user_id": user[keep], "anime_id": anime[keep],
+                "rating": rating[keep].astype(np.float32), "label": label[keep]}
+
+    def split(self, dataset: Dataset, seed: int = 0, *, cache: bool = True) -> "Split":
+        """The split of ``dataset`` for ``seed``: read from the cache, else made and cached."""
+        key = _cache_key(dataset, self, seed)
+        path = paths.splits_dir() / f"{dataset.name}--{self.name}--seed{seed}--{key}.npz"
+        if cache and path.exists():
+            try:
+                return Split.load(path)
+            except Exception:  # a damaged cache file is rebuilt, never trusted
+                path.unlink(missing_ok=True)
+        result = self._make_split(dataset, seed)
+        if cache:
+            result.save(path)
+        return result
+
+    def _make_split(self, dataset: Dataset, seed: int) -> "Split":
+        ex = self.examples(dataset.table())
+        n = len(ex["user_id"])
+        if n == 0:
+            raise UserError(f"data set {dataset.name!r}: no example pairs left after protocol {self.name}'s "
+                            f"filters (users need >= {self.min_user_examples} rated or labelled pairs)")
+        order = np.random.default_rng(seed).permutation(n)
+        n_train = int(round(n * self.fractions[0]))
+        n_valid = int(round(n * self.fractions[1]))
+        bounds = {"train": order[:n_train], "valid": order[n_train:n_train + n_valid],
+                  "test": order[n_train + n_valid:]}
+        # Keep each part in data order (sorted index): better memory locality, same content.
+        bounds = {k: np.sort(v) for k, v in bounds.items()}
+        train_idx = bounds["train"]
+        user_ids = np.unique(ex["user_id"][train_idx])
+        anime_ids = np.unique(ex["anime_id"][train_idx])
+        parts: dict[str, Interactions] = {}
+        stats: dict[str, dict] = {}
+        for part, idx in bounds.items():
+            u_raw, a_raw = ex["user_id"][idx], ex["anime_id"][idx]
+            u, u_ok = _lookup(user_ids, u_raw)
+            a, a_ok = _lookup(anime_ids, a_raw)
+            warm = u_ok & a_ok
+            rating, label = ex["rating"][idx], ex["label"][idx]
+            stats[part] = {
+                "pairs": int(len(idx)),
+                "cold_pairs": int((~warm).sum()),
+                **{f"{t}_examples": int(_task_mask(t, rating, label)[warm].sum()) for t in TASKS},
+                **{f"{t}_cold": int(_task_mask(t, rating, label)[~warm].sum()) for t in TASKS},
+            }
+            parts[part] = Interactions(u[warm].astype(np.int32), a[warm].astype(np.int32),
+                                       rating[warm], label[warm], len(user_ids), len(anime_ids))
+        return Split(dataset=dataset.name, dataset_fingerprint=dataset.fingerprint, protocol=self.name,
+                     protocol_params=self.params(), seed=seed, train=parts["train"],
+                     valid=parts["valid"], test=parts["test"], user_ids=user_ids.astype(np.int64),
+                     anime_ids=anime_ids.astype(np.int64), stats=stats)
+
+
+PROTOCOLS = {"v1": ProtocolV1()}
+
+
+def get_protocol(name: str) -> ProtocolV1:
+    try:
+        return PROTOCOLS[name]
+    except KeyError:
+        raise UserError(f"unknown protocol {name!r}; known: {', '.join(PROTOCOLS)}") from None
+
+
+@dataclass
+class Split:
+    """Train / valid / test as :class:`Interactions`, the vocabularies, counts and a fingerprint."""
+
+    dataset: str
+    dataset_fingerprint: str
+    protocol: str
+    protocol_params: dict
+    seed: int
+    train: Interactions
+    valid: Interactions
+    test: Interactions
+    user_ids: np.ndarray  # index -> raw user_id
+    anime_ids: np.ndarray  # index -> raw anime_id
+    stats: dict = field(default_factory=dict)
+
+    def part(self, name: str) -> Interactions:
+        return {"train": self.train, "valid": self.valid, "test": self.test}[name]
+
+    @property
+    def n_users(self) -> int:
+        return len(self.user_ids)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.anime_ids)
+
+    @property
+    def fingerprint(self) -> str:
+        """sha256 over the protocol's parameters, the data set's fingerprint and every part's content."""
+        cached = self.__dict__.get("_fingerprint")
+        if cached:
+            return cached
+        h = hashlib.sha256(b"animerec-bench/split/v1")
+        h.update(json.dumps({"protocol": self.protocol, "params": self.protocol_params, "seed": self.seed,
+                             "dataset": self.dataset_fingerprint}, sort_keys=True).encode())
+        h.update(np.ascontiguousarray(self.user_ids, "<i8").tobytes())
+        h.update(np.ascontiguousarray(self.anime_ids, "<i8").tobytes())
+        for part in PARTS:
+            p = self.part(part)
+            h.update(part.encode())
+            for arr, dt in ((p.user, "<i4"), (p.item, "<i4"), (p.rating, "<f4"), (p.label, "i1")):
+                h.update(np.ascontiguousarray(arr, dt).tobytes())
+        self.__dict__["_fingerprint"] = h.hexdigest()
+        return self.__dict__["_fingerprint"]
+
+    def save(self, path: Path) -> None:
+        arrays = {"user_ids": self.user_ids, "anime_ids": self.anime_ids}
+        for part in PARTS:
+            p = self.part(part)
+            arrays.update({f"{part}_user": p.user, f"{part}_item": p.item,
+                           f"{part}_rating": p.rating, f"{part}_label": p.label})
+        meta = {"dataset": self.dataset, "dataset_fingerprint": self.dataset_fingerprint,
+                "protocol": self.protocol, "protocol_params": self.protocol_params, "seed": self.seed,
+                "stats": self.stats, "fingerprint": self.fingerprint}
+        arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, **arrays)
+
+    @classmethod
+    def load(cls, path: Path) -> "Split":
+        with np.load(path) as z:
+            meta = json.loads(bytes(z["meta"]).decode())
+            n_users, n_items = len(z["user_ids"]), len(z["anime_ids"])
+            parts = {p: Interactions(z[f"{p}_user"], z[f"{p}_item"], z[f"{p}_rating"], z[f"{p}_label"],
+                                     n_users, n_items) for p in PARTS}
+            split = cls(dataset=meta["dataset"], dataset_fingerprint=meta["dataset_fingerprint"],
+                        protocol=meta["protocol"], protocol_params=meta["protocol_params"], seed=meta["seed"],
+                        user_ids=z["user_ids"], anime_ids=z["anime_ids"], stats=meta["stats"], **parts)
+        if split.fingerprint != meta["fingerprint"]:
+            raise ValueError(f"{path}: content does not match its fingerprint")
+        return split
+
+
+def _task_mask(task: str, rating: np.ndarray, label: np.ndarray) -> np.ndarray:
+    return rating > 0 if task == "rating" else label >= 0
+
+
+def _count_by(ids: np.ndarray) -> np.ndarray:
+    """For each row, how many rows share its id (vectorised; bincount when ids are dense)."""
+    if len(ids) == 0:
+        return np.zeros(0, dtype=np.int64)
+    lo, hi = int(ids.min()), int(ids.max())
+    if lo >= 0 and hi < 4 * len(ids) + 1024:
+        return np.bincount(ids)[ids]
+    _, inverse, counts = np.unique(ids, return_inverse=True, return_counts=True)
+    return counts[inverse]
+
+
+def _lookup(vocab: np.ndarray, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Index of each raw id in the sorted ``vocab``, and whether it is there at all."""
+    idx = np.searchsorted(vocab, raw)
+    idx_clipped = np.minimum(idx, max(len(vocab) - 1, 0))
+    found = (idx < len(vocab)) & (vocab[idx_clipped] == raw) if len(vocab) else np.zeros(len(raw), bool)
+    return idx_clipped, found
+
+
+def _cache_key(dataset: Dataset, protocol: ProtocolV1, seed: int) -> str:
+    blob = json.dumps({"dataset": dataset.fingerprint, "protocol": protocol.params(), "seed": seed,
+                       "format": 1}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
