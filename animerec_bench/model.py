@@ -116,3 +116,44 @@ def param_defaults(cls: type) -> dict[str, Any]:
             continue
         out[p.name] = None if p.default is p.empty else p.default
     return out
+
+
+class PredictionError(ValueError):
+    """A model's predictions break the contract (missing task, wrong shape, NaN, out of range)."""
+
+
+#: Valid range of each task's scores (inclusive).
+TASK_RANGES = {"rating": (1.0, 10.0), "interaction": (0.0, 1.0)}
+
+
+def validate_predictions(model_name: str, predictions: object, n: int,
+                         tasks: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """Check ``predict``'s output for ``tasks`` on ``n`` pairs; return float64 arrays or raise.
+
+    Ratings may fall slightly outside 1-10 (a linear model does); they must be finite and are
+    clipped to the range when scored. Interaction scores must be probabilities.
+    """
+    if not isinstance(predictions, Mapping):
+        raise PredictionError(f"model {model_name!r}: predict returned {type(predictions).__name__}, "
+                              f"expected a dict {{task: scores}}")
+    out = {}
+    for task in tasks:
+        if task not in predictions:
+            raise PredictionError(f"model {model_name!r}: predict returned no scores for task {task!r} "
+                                  f"(got {sorted(map(str, predictions))})")
+        scores = np.asarray(predictions[task], dtype=np.float64).reshape(-1) \
+            if np.ndim(predictions[task]) == 2 and np.shape(predictions[task])[1] == 1 \
+            else np.asarray(predictions[task], dtype=np.float64)
+        if scores.shape != (n,):
+            raise PredictionError(f"model {model_name!r}: task {task!r} scores have shape {scores.shape}, "
+                                  f"expected ({n},)")
+        bad = ~np.isfinite(scores)
+        if bad.any():
+            raise PredictionError(f"model {model_name!r}: task {task!r} has {int(bad.sum())} NaN/inf "
+                                  f"score(s) of {n}")
+        lo, hi = TASK_RANGES[task]
+        if task == "interaction" and (scores.min() < lo or scores.max() > hi):
+            raise PredictionError(f"model {model_name!r}: task 'interaction' scores must be probabilities in "
+                                  f"[0, 1], got min {scores.min():.4g}, max {scores.max():.4g}")
+        out[task] = scores
+    return out

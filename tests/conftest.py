@@ -1,0 +1,39 @@
+"""Shared fixtures. Every test session gets its own cache home, never the user's."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+# Set before any test imports the package, so nothing touches ~/.cache.
+_SESSION_HOME = tempfile.mkdtemp(prefix="animerec-bench-test-home-")
+os.environ["ANIMEREC_BENCH_HOME"] = _SESSION_HOME
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+@pytest.fixture
+def fresh_home(tmp_path, monkeypatch) -> Path:
+    """An empty cache home for tests that import data sets or must not see others' caches."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("ANIMEREC_BENCH_HOME", str(home))
+    return home
+
+
+@pytest.fixture(scope="session")
+def embedded():
+    from animerec_bench.builtin.datasets import MAL2016_5K
+    return MAL2016_5K
+
+
+@pytest.fixture(scope="session")
+def embedded_split(embedded):
+    """The mal2016-5k / v1 / seed 0 split (cached in the session home)."""
+    from animerec_bench.protocol import get_protocol
+    return get_protocol("v1").split(embedded, 0)
