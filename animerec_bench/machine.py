@@ -1,0 +1,141 @@
+"""What machine a number was measured on: CPU, cores, memory, GPUs, OS, Python, frameworks.
+
+Nothing heavy is imported here: versions come from package metadata, and device lists from
+Keras/TensorFlow/JAX are read only when the job already imported them.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+#: Distributions whose versions are recorded (None when not installed).
+PACKAGES = ("numpy", "tensorflow", "tensorflow-cpu", "keras", "jax", "jaxlib", "torch")
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def memory_bytes() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def gpus() -> list[dict]:
+    """NVIDIA GPUs from ``nvidia-smi`` (empty when it is absent or fails)."""
+    exe = shutil.which("nvidia-smi")
+    if not exe:
+        return []
+    try:
+        out = subprocess.run([exe, "--query-gpu=name,memory.total,driver_version", "--format=csv,noheader,nounits"],
+                             capture_output=True, text=True, timeout=10, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    found = []
+    for line in out.strip().splitlines():
+        parts = [p.strip() for p in line.split(",")]
+        if len(parts) >= 3:
+            found.append({"name": parts[0], "memory_mib": int(parts[1]) if parts[1].isdigit() else None,
+                          "driver": parts[2]})
+    return found
+
+
+def versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for dist in PACKAGES:
+        try:
+            out[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            out[dist] = None
+    return out
+
+
+def keras_backend() -> str:
+    """The backend Keras uses or would use: the live one if imported, else env/config/default."""
+    if "keras" in sys.modules:
+        try:
+            return sys.modules["keras"].backend.backend()
+        except Exception:
+            pass
+    if os.environ.get("KERAS_BACKEND"):
+        return os.environ["KERAS_BACKEND"]
+    config = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "keras.json"
+    try:
+        return json.loads(config.read_text()).get("backend", "tensorflow")
+    except (OSError, ValueError):
+        return "tensorflow"
+
+
+def framework_devices() -> list[str] | None:
+    """Devices the already-imported framework sees; None when no framework was imported."""
+    try:
+        if "tensorflow" in sys.modules:
+            tf = sys.modules["tensorflow"]
+            return [f"{d.device_type}:{d.name}" for d in tf.config.list_physical_devices()]
+        if "jax" in sys.modules:
+            return [str(d) for d in sys.modules["jax"].devices()]
+        if "torch" in sys.modules:
+            torch = sys.modules["torch"]
+            return ["cpu"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    except Exception:
+        return None
+    return None
+
+
+def machine_info() -> dict:
+    """Everything a result records about the machine (plain JSON types)."""
+    uname = platform.uname()
+    return {
+        "node": uname.node,
+        "cpu": cpu_model(),
+        "arch": uname.machine,
+        "cores": os.cpu_count(),
+        "usable_cores": usable_cores(),
+        "memory_bytes": memory_bytes(),
+        "gpus": gpus(),
+        "os": f"{uname.system} {uname.release}",
+        "python": platform.python_version(),
+        "python_implementation": platform.python_implementation(),
+        "versions": versions(),
+        "keras_backend": keras_backend(),
+        "devices": framework_devices(),
+    }
+
+
+def short_label(machine: dict) -> str:
+    """One-line hardware label for tables: CPU, usable cores, memory, GPU or none."""
+    cpu = re.sub(r"\((R|TM|tm|r)\)|\bCPU\b|@.*$|\bProcessor\b", "", str(machine.get("cpu") or "unknown"))
+    cpu = re.sub(r"\s+", " ", cpu).strip() or "unknown CPU"
+    cores = machine.get("usable_cores") or machine.get("cores")
+    mem = machine.get("memory_bytes")
+    parts = [cpu]
+    if cores:
+        parts.append(f"{cores} cores")
+    if mem:
+        parts.append(f"{mem / 2**30:.0f} GiB")
+    g = machine.get("gpus") or []
+    parts.append(", ".join(sorted(x.get("name", "?") for x in g)) if g else "no GPU")
+    return ", ".join(parts)

@@ -1,0 +1,126 @@
+"""Task metrics, vectorised numpy: the numbers every leaderboard is sorted by.
+
+Rating: ``rmse`` (primary), ``mae``, ``mse`` on predictions clipped to 1-10.
+Interaction: ``auc`` (primary, rank-based, ties count one half), ``log_loss``, and
+``accuracy``/``precision``/``recall`` at threshold 0.5. ``val_loss`` is the task's training
+loss on the validation split (MSE or log loss), comparable with the study's tables.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: Metric names per task, in table order; the first is the primary one.
+TASK_METRICS = {
+    "rating": ("rmse", "mae", "mse"),
+    "interaction": ("auc", "log_loss", "accuracy", "precision", "recall"),
+}
+#: Primary metric of each task and whether higher is better.
+PRIMARY = {"rating": ("rmse", False), "interaction": ("auc", True)}
+RATING_RANGE = (1.0, 10.0)
+THRESHOLD = 0.5
+#: Probabilities are clipped to [EPS, 1 - EPS] before the log, so one 0 or 1 cannot give inf.
+EPS = 1e-7
+
+
+def _pair(y, p) -> tuple[np.ndarray, np.ndarray]:
+    y = np.asarray(y, dtype=np.float64).reshape(-1)
+    p = np.asarray(p, dtype=np.float64).reshape(-1)
+    if y.shape != p.shape:
+        raise ValueError(f"targets have shape {y.shape}, predictions {p.shape}")
+    return y, p
+
+
+def mse(y, p) -> float:
+    y, p = _pair(y, p)
+    return float(np.mean((y - p) ** 2)) if len(y) else float("nan")
+
+
+def rmse(y, p) -> float:
+    return float(np.sqrt(mse(y, p)))
+
+
+def mae(y, p) -> float:
+    y, p = _pair(y, p)
+    return float(np.mean(np.abs(y - p))) if len(y) else float("nan")
+
+
+def log_loss(y, p) -> float:
+    """Mean binary cross-entropy, probabilities clipped to [EPS, 1-EPS]."""
+    y, p = _pair(y, p)
+    if not len(y):
+        return float("nan")
+    p = np.clip(p, EPS, 1 - EPS)
+    return float(-np.mean(y * np.log(p) + (1 - y) * np.log1p(-p)))
+
+
+def auc(y, p) -> float:
+    """Area under the ROC curve via the Mann-Whitney U statistic; tied scores get mean ranks.
+
+    NaN when only one class is present (the AUC is undefined then).
+    """
+    y, p = _pair(y, p)
+    pos = y > 0.5
+    n_pos = int(pos.sum())
+    n_neg = len(y) - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    order = np.argsort(p, kind="mergesort")
+    sorted_p = p[order]
+    # Mean 1-based rank of each run of equal scores.
+    starts = np.flatnonzero(np.r_[True, sorted_p[1:] != sorted_p[:-1]])
+    counts = np.diff(np.r_[starts, len(p)])
+    mean_rank = starts + (counts + 1) / 2.0
+    ranks = np.empty(len(p), dtype=np.float64)
+    ranks[order] = np.repeat(mean_rank, counts)
+    u = ranks[pos].sum() - n_pos * (n_pos + 1) / 2.0
+    return float(u / (n_pos * n_neg))
+
+
+def _confusion(y, p, threshold: float) -> tuple[int, int, int, int]:
+    y, p = _pair(y, p)
+    truth = y > 0.5
+    guess = p >= threshold
+    tp = int((truth & guess).sum())
+    fp = int((~truth & guess).sum())
+    fn = int((truth & ~guess).sum())
+    tn = int((~truth & ~guess).sum())
+    return tp, fp, fn, tn
+
+
+def accuracy(y, p, threshold: float = THRESHOLD) -> float:
+    tp, fp, fn, tn = _confusion(y, p, threshold)
+    n = tp + fp + fn + tn
+    return (tp + tn) / n if n else float("nan")
+
+
+def precision(y, p, threshold: float = THRESHOLD) -> float:
+    """tp / (tp + fp); 0.0 when nothing is predicted positive (scikit-learn's default)."""
+    tp, fp, _, _ = _confusion(y, p, threshold)
+    return tp / (tp + fp) if tp + fp else 0.0
+
+
+def recall(y, p, threshold: float = THRESHOLD) -> float:
+    """tp / (tp + fn); 0.0 when there are no positives."""
+    tp, _, fn, _ = _confusion(y, p, threshold)
+    return tp / (tp + fn) if tp + fn else 0.0
+
+
+def clip_ratings(p) -> np.ndarray:
+    return np.clip(np.asarray(p, dtype=np.float64), *RATING_RANGE)
+
+
+def score(task: str, y, p) -> dict[str, float]:
+    """Every metric of ``task`` for targets ``y`` and predictions ``p`` (ratings clipped first)."""
+    if task == "rating":
+        p = clip_ratings(p)
+        return {"rmse": rmse(y, p), "mae": mae(y, p), "mse": mse(y, p)}
+    if task == "interaction":
+        return {"auc": auc(y, p), "log_loss": log_loss(y, p), "accuracy": accuracy(y, p),
+                "precision": precision(y, p), "recall": recall(y, p)}
+    raise ValueError(f"unknown task {task!r}")
+
+
+def val_loss(task: str, y, p) -> float:
+    """The task's loss on validation: MSE for ratings (clipped), log loss for interactions."""
+    return mse(y, clip_ratings(p)) if task == "rating" else log_loss(y, p)
