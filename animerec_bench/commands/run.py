@@ -1,9 +1,78 @@
-"""Placeholder: being written."""
+"""``animerec-bench run``: train and score models, one process per job, one result file per job."""
+
+from __future__ import annotations
 
 import click
 
+from .options import plugins_dir_option
+
 
 @click.command("run")
-def run() -> None:
-    """Not written yet."""
-    raise click.ClickException("not written yet")
+@click.option("--all", "run_all", is_flag=True, help="Run every registered model.")
+@click.option("-m", "--model", "models", multiple=True, metavar="NAME", help="Model to run (repeatable).")
+@click.option("--task", "tasks", multiple=True, type=click.Choice(["rating", "interaction"]),
+              help="Only this task (repeatable; default: every task a model serves).")
+@click.option("--dataset", default="mal2016-5k", show_default=True, help="Registered data set.")
+@click.option("--protocol", default="v1", show_default=True, help="Protocol (split and label rules).")
+@click.option("--seeds", type=click.IntRange(min=1), default=None, help="Run seeds 0..N-1.")
+@click.option("--seed", type=click.IntRange(min=0), default=None, help="Run this one seed (default 0).")
+@click.option("--param", "params", multiple=True, metavar="MODEL.KEY=VALUE",
+              help="Set a hyperparameter (Python literal, else string), e.g. mf.epochs=3. Repeatable.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=1800.0, show_default=True,
+              help="Seconds each job may take before it is killed and recorded as failed.")
+@click.option("--memory-limit", "memory_limit", type=click.IntRange(min=1), default=None, metavar="MB",
+              help="Cap each job's address space (RLIMIT_AS); exceeding it fails the job as out of memory.")
+@click.option("--results", "results_dir", type=click.Path(file_okay=False), default="results",
+              show_default=True, help="Folder the result files are written into.")
+@plugins_dir_option
+def run(run_all, models, tasks, dataset, protocol, seeds, seed, params, timeout, memory_limit,
+        results_dir, plugins_dir) -> None:
+    """Run models on a data set: each job (model x task(s) x seed) in its own process.
+
+    Ends with a summary table; the exit status is 1 when any job failed.
+    """
+    from pathlib import Path
+
+    from tabulate import tabulate
+
+    from .. import runner
+    from ..errors import UserError
+    from ..machine import machine_info
+    from ..plugins import load_registry
+    from ..progress import primary_summary, reporter_for
+    from ..protocol import get_protocol
+
+    if seeds is not None and seed is not None:
+        raise UserError("give either --seeds N or --seed S, not both")
+    seed_list = list(range(seeds)) if seeds is not None else [seed if seed is not None else 0]
+    registry = load_registry(plugins_dir)
+    for err in registry.errors:
+        click.echo(f"warning: {err}", err=True)
+    names = runner.select_models(registry, models, run_all)
+    overrides = runner.parse_params(params, registry, names)
+    jobs = runner.plan(registry, names, tuple(tasks) or None, seed_list, overrides)
+    ds = registry.dataset(dataset)
+    ctx = runner.RunContext(registry=registry, dataset=ds, protocol=get_protocol(protocol),
+                            results_dir=Path(results_dir), plugins_dir=plugins_dir, timeout=timeout,
+                            memory_limit_mb=memory_limit, commit=runner.git_commit(),
+                            parent_machine=machine_info())
+    click.echo(f"{len(jobs)} job(s) on {ds.label} / protocol {protocol}, seed(s) "
+               f"{', '.join(map(str, seed_list))}; results -> {results_dir}", err=True)
+    for s in seed_list:
+        ctx.split(s)
+    reporter = reporter_for(len(jobs))
+    rows, failed = [], 0
+    for job in jobs:
+        reporter.start(job)
+        result, path = runner.execute(job, ctx, reporter.event, reporter.tick)
+        reporter.finish(job, result)
+        failed += result["status"] != "ok"
+        t = result.get("timing") or {}
+        rows.append([job.model, "+".join(job.tasks), job.seed, result["status"], primary_summary(result),
+                     f"{t['fit_seconds']:.2f}" if isinstance(t.get("fit_seconds"), float) else "",
+                     f"{result['duration_seconds']:.1f}", (result.get("error") or "")[:80]])
+    click.echo(tabulate(rows, ["model", "tasks", "seed", "status", "primary metric", "fit s", "job s", "error"],
+                        tablefmt="github"))
+    click.echo(f"{len(jobs) - failed} ok, {failed} failed; results in {results_dir}")
+    if failed:
+        raise SystemExit(1)

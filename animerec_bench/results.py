@@ -1,0 +1,140 @@
+"""Result files: one schema-versioned JSON file per job, written atomically, never overwritten.
+
+Names carry the dataset, protocol, model, tasks, seed, start time and a random suffix, so
+several runs writing into one folder at once cannot collide. Keys are nested objects; the
+docs and checks name them with dots (``metrics.rating.rmse`` is ``r["metrics"]["rating"]["rmse"]``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import uuid
+from pathlib import Path
+from typing import Any
+
+from .atomic import write_text
+from .errors import UserError
+
+SCHEMA = 1
+STATUSES = ("ok", "failed")
+#: Keys every result has (dotted paths); loading checks them.
+REQUIRED = ("schema", "status", "error", "model.name", "model.params", "tasks", "dataset.name",
+            "dataset.fingerprint", "protocol", "split.seed", "split.fingerprint", "metrics",
+            "timing", "machine", "package.version", "package.commit", "started_at")
+
+
+class ResultFileError(UserError):
+    """A result file cannot be read or has the wrong schema; the message names the file."""
+
+
+def get(result: dict, dotted: str, default: Any = None) -> Any:
+    """``result["a"]["b"]`` for ``"a.b"``; ``default`` when any step is missing."""
+    cur: Any = result
+    for key in dotted.split("."):
+        if not isinstance(cur, dict) or key not in cur:
+            return default
+        cur = cur[key]
+    return cur
+
+
+def _has(result: dict, dotted: str) -> bool:
+    sentinel = object()
+    return get(result, dotted, sentinel) is not sentinel
+
+
+def json_safe(value: Any) -> Any:
+    """NaN/inf become null (strict JSON), numpy scalars become Python numbers, tuples lists."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if hasattr(value, "item") and callable(value.item) and not isinstance(value, (str, bytes)):
+        try:
+            value = value.item()
+        except (ValueError, TypeError):
+            return repr(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return repr(value)
+
+
+def dumps(result: dict) -> str:
+    return json.dumps(json_safe(result), indent=2, sort_keys=True, allow_nan=False) + "\n"
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "x"
+
+
+def file_name(result: dict) -> str:
+    """``<dataset>--<protocol>--<model>--<tasks>--seed<S>--<start>--<random>.json``."""
+    stamp = re.sub(r"[^0-9T]", "", str(result.get("started_at") or "").split(".")[0])[:15]
+    parts = [get(result, "dataset.name", "dataset"), str(result.get("protocol", "protocol")),
+             get(result, "model.name", "model"), "+".join(result.get("tasks") or ["none"]),
+             f"seed{get(result, 'split.seed', 'x')}", stamp or "nostamp", uuid.uuid4().hex[:12]]
+    return "--".join(_slug(str(p)) for p in parts) + ".json"
+
+
+def write(results_dir: Path | str, result: dict) -> Path:
+    """Write ``result`` atomically under a fresh unique name in ``results_dir``; return the path."""
+    check(result, "<new result>")
+    folder = Path(results_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    text = dumps(result)
+    for _ in range(5):  # a random suffix collision is next to impossible; never overwrite anyway
+        path = folder / file_name(result)
+        if not path.exists():
+            write_text(path, text)
+            return path
+    raise RuntimeError(f"could not find a free result file name in {folder}")
+
+
+def check(result: Any, where: str) -> dict:
+    """Raise :class:`ResultFileError` naming ``where`` unless ``result`` is a valid schema-1 result."""
+    if not isinstance(result, dict):
+        raise ResultFileError(f"{where}: not a result (expected a JSON object)")
+    schema = result.get("schema")
+    if schema != SCHEMA:
+        raise ResultFileError(f"{where}: result schema {schema!r} is not supported (this version reads "
+                              f"schema {SCHEMA})")
+    missing = [k for k in REQUIRED if not _has(result, k)]
+    if missing:
+        raise ResultFileError(f"{where}: result misses key(s) {', '.join(missing)}")
+    if result["status"] not in STATUSES:
+        raise ResultFileError(f"{where}: status {result['status']!r} is not one of {', '.join(STATUSES)}")
+    return result
+
+
+def load(path: Path | str) -> dict:
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ResultFileError(f"{path}: cannot read result file: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise ResultFileError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}") from None
+    return check(data, str(path))
+
+
+def result_files(results_dir: Path | str) -> list[Path]:
+    """Every ``*.json`` under ``results_dir`` (recursively), in a stable order; hidden temporaries skipped."""
+    root = Path(results_dir)
+    if not root.is_dir():
+        raise UserError(f"results folder {root} does not exist (run `animerec-bench run` first)")
+    return sorted((p for p in root.rglob("*.json") if not p.name.startswith(".")),
+                  key=lambda p: p.relative_to(root).as_posix())
+
+
+def load_all(results_dir: Path | str) -> list[dict]:
+    """Every result under ``results_dir``, each with ``_file`` (its path relative to the folder)."""
+    root = Path(results_dir)
+    out = []
+    for path in result_files(root):
+        r = load(path)
+        r["_file"] = path.relative_to(root).as_posix()
+        out.append(r)
+    return out

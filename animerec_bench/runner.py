@@ -1,0 +1,369 @@
+"""Plan jobs (model x task(s) x seed) and run each in its own process with a time limit.
+
+The parent prepares each seed's split once (cached on disk), starts
+``python -m animerec_bench.worker`` per job in a new process group, reads its progress
+lines from a pipe, kills the whole group when the time limit passes, and writes one result
+file per job whatever happened: a crash, a hang, NaN or running out of memory ends that
+job as ``failed`` with the reason, and the next job starts.
+"""
+
+from __future__ import annotations
+
+import ast
+import datetime as _dt
+import json
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import __version__, paths, results
+from .errors import UserError
+from .model import TASKS, param_defaults
+from .worker import SPAWNED_AT_ENV
+
+DEFAULT_TIMEOUT = 1800.0
+
+
+@dataclass(frozen=True)
+class Job:
+    """One model, the task(s) it trains in one fit, one seed, and the hyperparameters set."""
+
+    index: int
+    model: str
+    tasks: tuple[str, ...]
+    seed: int
+    params: dict = field(default_factory=dict, hash=False)
+
+    @property
+    def label(self) -> str:
+        return f"{self.model} [{'+'.join(self.tasks)}] seed {self.seed}"
+
+
+def parse_value(text: str) -> Any:
+    """A Python literal (``3``, ``0.1``, ``True``, ``None``, ``[1, 2]``), else the string itself."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return text
+
+
+def parse_params(values: list[str] | tuple[str, ...], registry, models: list[str]) -> dict[str, dict]:
+    """``["mf.epochs=3"]`` -> ``{"mf": {"epochs": 3}}``, checked against the models and their keys."""
+    out: dict[str, dict] = {}
+    for raw in values:
+        target, sep, value = raw.partition("=")
+        model, dot, key = target.rpartition(".")
+        if not sep or not dot or not model or not key:
+            raise UserError(f"--param {raw!r}: expected MODEL.KEY=VALUE, e.g. mf.epochs=3")
+        if model not in registry.models:
+            raise UserError(f"--param {raw!r}: unknown model {model!r}; registered: "
+                            f"{', '.join(sorted(registry.models))}")
+        if model not in models:
+            raise UserError(f"--param {raw!r}: model {model!r} is not among the models being run "
+                            f"({', '.join(models)})")
+        known = param_defaults(registry.models[model].cls)
+        if key not in known:
+            raise UserError(f"--param {raw!r}: model {model!r} has no hyperparameter {key!r}; "
+                            f"known: {', '.join(known) or '(none)'}")
+        out.setdefault(model, {})[key] = parse_value(value)
+    return out
+
+
+def select_models(registry, names: tuple[str, ...] | list[str], run_all: bool) -> list[str]:
+    if run_all and names:
+        raise UserError("give either --all or -m NAME, not both")
+    if run_all:
+        if not registry.models:
+            raise UserError("no models are registered (see `animerec-bench list`)")
+        return list(registry.models)
+    if not names:
+        raise UserError("nothing to run: give --all or -m NAME (see `animerec-bench list`)")
+    for name in names:
+        registry.model(name)  # raises a one-line PluginError for an unknown name
+    return list(dict.fromkeys(names))
+
+
+def plan(registry, models: list[str], tasks: tuple[str, ...] | None, seeds: list[int],
+         params: dict[str, dict]) -> list[Job]:
+    """One job per (model, task, seed) for per-task models; per (model, seed) for joint ones."""
+    for t in tasks or ():
+        if t not in TASKS:
+            raise UserError(f"unknown task {t!r}; known: {', '.join(TASKS)}")
+    units: list[tuple[str, tuple[str, ...]]] = []
+    for name in models:
+        cls = registry.models[name].cls
+        served = tuple(t for t in cls.tasks if not tasks or t in tasks)
+        if not served:
+            continue
+        if getattr(cls, "joint", False):
+            units.append((name, served))
+        else:
+            units.extend((name, (t,)) for t in served)
+    if not units:
+        raise UserError(f"none of the models {', '.join(models)} serves task(s) {', '.join(tasks or ())}")
+    jobs = []
+    for seed in seeds:
+        for name, job_tasks in units:
+            jobs.append(Job(len(jobs) + 1, name, job_tasks, seed, dict(params.get(name, {}))))
+    return jobs
+
+
+def split_file(dataset, protocol, seed: int) -> tuple[Path, Any]:
+    """Make (or read from the cache) the split for ``seed``; return the cache file and the split."""
+    from .protocol import _cache_key
+
+    split = protocol.split(dataset, seed)
+    path = paths.splits_dir() / f"{dataset.name}--{protocol.name}--seed{seed}--{_cache_key(dataset, protocol, seed)}.npz"
+    if not path.exists():  # the protocol's cache layout changed: keep our own copy
+        path = paths.splits_dir() / f"{dataset.name}--{protocol.name}--seed{seed}--fp{split.fingerprint[:16]}.npz"
+        if not path.exists():
+            split.save(path)
+    return path, split
+
+
+def git_commit() -> str | None:
+    """``git rev-parse HEAD`` of the checkout the package runs from, or None outside one."""
+    root = Path(__file__).resolve().parent.parent
+    if not (root / ".git").exists():
+        return None
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                             timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    commit = out.stdout.strip()
+    return commit if out.returncode == 0 and len(commit) == 40 else None
+
+
+def utc_now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass
+class RunContext:
+    """What every job of one ``run`` shares."""
+
+    registry: Any
+    dataset: Any
+    protocol: Any
+    results_dir: Path
+    plugins_dir: str | None = None
+    timeout: float = DEFAULT_TIMEOUT
+    memory_limit_mb: int | None = None
+    splits: dict[int, tuple[Path, Any]] = field(default_factory=dict)
+    commit: str | None = None
+    parent_machine: dict | None = None
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    #: Inference timing budget per job (kept small in tests).
+    predict_rounds: int = 5
+    latency_users: int = 50
+
+    def split(self, seed: int) -> tuple[Path, Any]:
+        if seed not in self.splits:
+            self.splits[seed] = split_file(self.dataset, self.protocol, seed)
+        return self.splits[seed]
+
+
+Listener = Callable[[str, dict], None]
+
+
+def execute(job: Job, ctx: RunContext, on_event: Listener | None = None,
+            on_tick: Callable[[], None] | None = None) -> tuple[dict, Path]:
+    """Run ``job`` in its own process; write and return its result (``ok`` or ``failed``)."""
+    on_event = on_event or (lambda kind, info: None)
+    split_path, split = ctx.split(job.seed)
+    started_at = utc_now()
+    t_start = time.perf_counter()
+    state: dict[str, Any] = {"phase": "start"}
+
+    def on_line(msg: dict) -> None:
+        if msg.get("event") == "phase":
+            state["phase"] = msg.get("phase")
+        on_event(msg.get("event", "?"), msg)
+
+    with tempfile.TemporaryDirectory(prefix="animerec-bench-job-") as tmp:
+        tmpdir = Path(tmp)
+        outcome_path, log_path, spec_path = tmpdir / "outcome.json", tmpdir / "worker.log", tmpdir / "spec.json"
+        read_fd, write_fd = os.pipe()
+        spec = {"model": job.model, "tasks": list(job.tasks), "seed": job.seed, "params": job.params,
+                "plugins_dir": ctx.plugins_dir, "split_path": str(split_path),
+                "split_fingerprint": split.fingerprint, "outcome_path": str(outcome_path),
+                "progress_fd": write_fd, "memory_limit_mb": ctx.memory_limit_mb,
+                "predict_rounds": ctx.predict_rounds, "latency_users": ctx.latency_users}
+        spec_path.write_text(json.dumps(spec), encoding="utf-8")
+        env = dict(os.environ)
+        env["PYTHONHASHSEED"] = str(job.seed)
+        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        env[SPAWNED_AT_ENV] = repr(time.time())
+        try:
+            with open(log_path, "wb") as log:
+                proc = subprocess.Popen([sys.executable, "-m", "animerec_bench.worker", str(spec_path)],
+                                        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                        pass_fds=(write_fd,), start_new_session=True, env=env)
+        finally:
+            os.close(write_fd)
+        try:
+            code, rusage, timed_out = _watch(proc, read_fd, time.monotonic() + ctx.timeout, on_line, on_tick)
+        except BaseException:  # Ctrl-C: the job's process group must not outlive us
+            _kill_group(proc)
+            raise
+        finally:
+            os.close(read_fd)
+        outcome = _read_json(outcome_path)
+        log_tail = _tail(log_path)
+
+    duration = time.perf_counter() - t_start
+    result = _assemble(job, ctx, split, outcome, code=code, timed_out=timed_out, phase=state["phase"],
+                       log_tail=log_tail, started_at=started_at, duration=duration, rusage=rusage)
+    return result, results.write(ctx.results_dir, result)
+
+
+def _watch(proc: subprocess.Popen, fd: int, deadline: float, on_line: Callable[[dict], None],
+           on_tick: Callable[[], None] | None) -> tuple[int | None, Any, bool]:
+    """Relay progress lines until the worker exits or the deadline passes (then kill its group)."""
+    sel = selectors.DefaultSelector()
+    sel.register(fd, selectors.EVENT_READ)
+    buf = b""
+    eof = False
+
+    def pump(wait: float) -> None:
+        nonlocal buf, eof
+        while not eof and sel.select(timeout=wait):
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                eof = True
+                sel.unregister(fd)
+                break
+            buf += chunk
+            *lines, buf = buf.split(b"\n")
+            for line in lines:
+                try:
+                    msg = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(msg, dict):
+                    on_line(msg)
+            wait = 0
+
+    try:
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                _kill_group(proc)
+                _, status, rusage = os.wait4(proc.pid, 0)
+                proc.returncode = os.waitstatus_to_exitcode(status)
+                return proc.returncode, rusage, True
+            if eof:
+                time.sleep(min(0.05, remaining))
+            else:
+                pump(min(0.25, remaining))
+            pid, status, rusage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                proc.returncode = os.waitstatus_to_exitcode(status)
+                pump(0)  # whatever it wrote last
+                _kill_group(proc)  # stray grandchildren
+                return proc.returncode, rusage, False
+            if on_tick is not None:
+                on_tick()
+    finally:
+        sel.close()
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _tail(path: Path, lines: int = 20, max_chars: int = 4000) -> str:
+    try:
+        text = path.read_bytes()[-64_000:].decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])[-max_chars:]
+
+
+def _death_reason(code: int | None, log_tail: str, peak_mib: float | None) -> tuple[str, str]:
+    if code is not None and code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        if -code == signal.SIGKILL:
+            mem = f"; peak memory {peak_mib:.0f} MiB" if peak_mib else ""
+            return "oom", f"worker killed by SIGKILL, most likely out of memory (the kernel's OOM killer){mem}"
+        return "crash", f"worker died from {name}"
+    last = next((ln.strip() for ln in reversed(log_tail.splitlines()) if ln.strip()), "")
+    return "crash", f"worker exited with status {code} without a result" + (f": {last[:300]}" if last else "")
+
+
+def _assemble(job: Job, ctx: RunContext, split, outcome: dict | None, *, code: int | None, timed_out: bool,
+              phase: str, log_tail: str, started_at: str, duration: float, rusage) -> dict:
+    entry = ctx.registry.models[job.model]
+    cls = entry.cls
+    outcome = outcome or {}
+    peak_mib = rusage.ru_maxrss / 1024.0 if rusage is not None else None  # KiB on Linux
+    if timed_out:
+        status, kind = "failed", "timeout"
+        error = f"timed out after {ctx.timeout:g} s (process group killed) during {phase}"
+    elif outcome.get("status") in ("ok", "failed"):
+        status, kind, error = outcome["status"], outcome.get("error_kind"), outcome.get("error")
+    else:
+        status = "failed"
+        kind, error = _death_reason(code, log_tail, peak_mib)
+    params = dict(param_defaults(cls))
+    params.update(job.params)
+    params = outcome.get("params", params)
+    timing = dict(outcome.get("timing") or {})
+    timing["job_seconds"] = duration
+    result = {
+        "schema": results.SCHEMA,
+        "status": status,
+        "error": error,
+        "error_kind": kind if status == "failed" else None,
+        "model": {
+            "name": job.model, "version": str(getattr(cls, "version", "1")), "params": params,
+            "params_set": job.params, "plugin": entry.plugin, "plugin_version": entry.plugin_version,
+            "tasks": list(cls.tasks), "joint": bool(getattr(cls, "joint", False)),
+            "baseline": bool(getattr(cls, "baseline", False)),
+        },
+        "tasks": list(job.tasks),
+        "dataset": {"name": ctx.dataset.name, "fingerprint": ctx.dataset.fingerprint,
+                    "synthetic": bool(ctx.dataset.synthetic), "label": ctx.dataset.label},
+        "protocol": ctx.protocol.name,
+        "protocol_params": ctx.protocol.params(),
+        "split": {"seed": job.seed, "fingerprint": split.fingerprint, "stats": split.stats},
+        "seeding": outcome.get("seeding"),
+        "metrics": outcome.get("metrics", {}) if status == "ok" else {},
+        "val_metrics": outcome.get("val_metrics", {}) if status == "ok" else {},
+        "timing": timing,
+        "resources": {"peak_rss_mib": peak_mib, "memory_limit_mb": ctx.memory_limit_mb,
+                      "timeout_seconds": ctx.timeout, "exit_code": code},
+        "machine": outcome.get("machine") or ctx.parent_machine or {},
+        "package": {"name": "animerec-bench", "version": __version__, "commit": ctx.commit},
+        "run_id": ctx.run_id,
+        "started_at": started_at,
+        "duration_seconds": duration,
+    }
+    if status == "failed":
+        result["traceback"] = outcome.get("traceback")
+        result["log_tail"] = log_tail
+    return result

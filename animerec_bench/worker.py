@@ -1,0 +1,287 @@
+"""One job in its own process: ``python -m animerec_bench.worker SPEC.json``.
+
+The parent (:mod:`animerec_bench.runner`) writes the job spec, starts this module with a
+time limit and reads two things back: progress lines (JSON, one per line) on the file
+descriptor ``progress_fd``, and the outcome (metrics, timings, machine, or the failure) as a
+JSON file at ``outcome_path``. The worker never writes result files: the parent does, so a
+job that dies without a word still gets one.
+"""
+
+from __future__ import annotations
+
+import time
+
+_STARTED = time.time()  # first thing: process start = this minus the parent's spawn time
+_STARTED_PERF = time.perf_counter()
+
+import json  # noqa: E402
+import math  # noqa: E402
+import os  # noqa: E402
+import random  # noqa: E402
+import sys  # noqa: E402
+import traceback  # noqa: E402
+from typing import Any  # noqa: E402
+
+SPAWNED_AT_ENV = "ANIMEREC_BENCH_SPAWNED_AT"
+
+
+class NonFiniteLoss(FloatingPointError):
+    """The model reported a NaN or infinite loss: training diverged."""
+
+
+class Progress:
+    """Sends progress lines to the parent; checks every reported loss is finite."""
+
+    def __init__(self, fd: int | None) -> None:
+        self.stream = os.fdopen(fd, "w", buffering=1) if fd is not None else None
+        self.last_epoch: int | None = None
+
+    def send(self, event: str, **info: Any) -> None:
+        if self.stream is None:
+            return
+        try:
+            self.stream.write(json.dumps({"event": event, **_plain(info)}, allow_nan=True) + "\n")
+        except (OSError, ValueError):  # the parent went away; the job result still matters
+            self.stream = None
+
+    def __call__(self, info) -> None:
+        info = dict(info)
+        if isinstance(info.get("epoch"), (int, float)):
+            self.last_epoch = int(info["epoch"])
+        self.send("progress", **info)
+        for key, value in info.items():
+            if "loss" in str(key) and isinstance(value, (int, float)) and not math.isfinite(value):
+                raise NonFiniteLoss(f"{key} is {value} at epoch {info.get('epoch', '?')}: training diverged")
+
+
+def _plain(info: dict) -> dict:
+    out = {}
+    for k, v in info.items():
+        if hasattr(v, "item") and callable(v.item):
+            try:
+                v = v.item()
+            except (TypeError, ValueError):
+                v = repr(v)
+        out[str(k)] = v if isinstance(v, (int, float, str, bool, type(None))) else repr(v)
+    return out
+
+
+def classify(exc: BaseException) -> str:
+    """A short kind for a failure: ``oom``, ``nan``, ``prediction`` or ``crash``."""
+    from .model import PredictionError
+
+    name = type(exc).__name__
+    if isinstance(exc, MemoryError) or "ResourceExhausted" in name or "out of memory" in str(exc).lower():
+        return "oom"
+    if isinstance(exc, NonFiniteLoss):
+        return "nan"
+    if isinstance(exc, PredictionError):
+        return "nan" if "NaN" in str(exc) else "prediction"
+    return "crash"
+
+
+def seed_everything(seed: int) -> bool:
+    """Seed Python and numpy, and Keras if it is already imported. Returns whether Keras was seeded."""
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    if "keras" in sys.modules:
+        sys.modules["keras"].utils.set_random_seed(seed)
+        return True
+    return False
+
+
+def _union_mask(part, tasks):
+    import numpy as np
+
+    mask = np.zeros(len(part), dtype=bool)
+    for task in tasks:
+        mask |= part.task_mask(task)
+    return mask
+
+
+def evaluate(model_name: str, model, part, tasks, *, predictions=None) -> tuple[dict, dict]:
+    """Score ``model`` on ``part`` for ``tasks``: (metrics per task, val_loss per task)."""
+    from . import metrics
+    from .model import validate_predictions
+
+    mask = _union_mask(part, tasks)
+    scored = part.subset(mask)
+    raw = predictions if predictions is not None else model.predict(scored.user, scored.item)
+    preds = validate_predictions(model_name, raw, len(scored), tuple(tasks))
+    out, losses = {}, {}
+    for task in tasks:
+        m = scored.task_mask(task)
+        y = scored.target(task)[m]
+        out[task] = metrics.score(task, y, preds[task][m])
+        losses[task] = metrics.val_loss(task, y, preds[task][m])
+    return out, losses
+
+
+def run(spec: dict, progress: Progress, outcome: dict) -> None:
+    """Do the job, filling ``outcome`` as it goes (so a failure keeps what was measured)."""
+    from . import timing
+
+    timing_out = outcome["timing"]
+    spawned = float(os.environ.get(SPAWNED_AT_ENV, "nan"))
+    timing_out["process_start_seconds"] = _STARTED - spawned if math.isfinite(spawned) else None
+
+    t0 = timing.clock()
+    import numpy as np
+
+    from .plugins import load_registry
+    from .protocol import Split
+
+    registry = load_registry(spec.get("plugins_dir"))
+    entry = registry.model(spec["model"])
+    timing_out["import_seconds"] = timing.clock() - t0
+
+    seed = int(spec["seed"])
+    tasks = tuple(spec["tasks"])
+    progress.send("phase", phase="load split")
+    t0 = timing.clock()
+    split = Split.load(spec["split_path"])
+    if spec.get("split_fingerprint") and split.fingerprint != spec["split_fingerprint"]:
+        raise RuntimeError(f"split file {spec['split_path']} changed since the run planned it")
+    timing_out["load_split_seconds"] = timing.clock() - t0
+
+    keras_seeded = seed_everything(seed)
+    model = entry.cls(**spec.get("params", {}))
+    if not keras_seeded and "keras" in sys.modules:  # the constructor pulled Keras in
+        keras_seeded = seed_everything(seed)
+    outcome["seeding"] = {"python": seed, "numpy": seed, "keras": seed if keras_seeded else None}
+    try:
+        model.on_progress = progress
+    except AttributeError:
+        pass
+    if hasattr(model, "get_params"):
+        outcome["params"] = model.get_params()
+
+    progress.send("phase", phase="fit")
+    t0 = timing.clock()
+    fitted = model.fit(split.train, split.valid, tasks=tasks, seed=seed)
+    fit_seconds = timing.clock() - t0
+    if fitted is not None:
+        model = fitted
+    epochs = getattr(model, "epochs_", None)
+    if not isinstance(epochs, (int, np.integer)):
+        epochs = progress.last_epoch
+    train_examples = int(_union_mask(split.train, tasks).sum())
+    passes = max(int(epochs), 1) if epochs is not None else 1
+    timing_out.update({
+        "fit_seconds": fit_seconds,
+        "epochs": int(epochs) if epochs is not None else None,
+        "seconds_per_epoch": fit_seconds / epochs if epochs else None,
+        "train_examples": train_examples,
+        "train_examples_per_second": train_examples * passes / fit_seconds if fit_seconds > 0 else None,
+    })
+    # A model that imports Keras only inside fit was not seeded through Keras: say so.
+    outcome["seeding"]["keras_imported_during_fit"] = "keras" in sys.modules and not keras_seeded
+
+    progress.send("phase", phase="validate")
+    val_metrics, val_losses = evaluate(entry.name, model, split.valid, tasks)
+
+    progress.send("phase", phase="test")
+    test = split.test.subset(_union_mask(split.test, tasks))
+    samples, first = timing.bench(lambda: model.predict(test.user, test.item),
+                                  rounds=int(spec.get("predict_rounds", 5)), warmup=1,
+                                  max_seconds=float(spec.get("predict_max_seconds", 10.0)))
+    test_metrics, test_losses = evaluate(entry.name, model, test, tasks, predictions=first)
+    pstats = timing.stats(samples)
+    timing_out["predict"] = {**pstats, "pairs": len(test)}
+    timing_out["predict_per_second"] = len(test) / pstats["median"] if pstats["median"] > 0 else None
+
+    progress.send("phase", phase="latency")
+    timing_out["user_latency"] = user_latency(model, split, seed, int(spec.get("latency_users", 50)),
+                                              float(spec.get("latency_max_seconds", 10.0)))
+
+    outcome["metrics"] = {t: {**test_metrics[t], "test_loss": test_losses[t], "val_loss": val_losses[t]}
+                          for t in tasks}
+    outcome["val_metrics"] = val_metrics
+    outcome["status"] = "ok"
+
+
+def user_latency(model, split, seed: int, n_users: int, max_seconds: float) -> dict | None:
+    """Time scoring every anime for one user, over up to ``n_users`` test users (ms, p50/p95)."""
+    import numpy as np
+
+    from . import timing
+
+    users = np.unique(split.test.user)
+    if not len(users) or n_users <= 0:
+        return None
+    users = np.random.default_rng(seed).choice(users, size=min(n_users, len(users)), replace=False)
+    items = np.arange(split.n_items, dtype=np.int32)
+    model.predict(np.full(len(items), users[0], dtype=np.int32), items)  # warm-up
+    samples: list[float] = []
+    spent = 0.0
+    for u in users:
+        t0 = timing.clock()
+        model.predict(np.full(len(items), u, dtype=np.int32), items)
+        dt = timing.clock() - t0
+        samples.append(dt * 1000.0)
+        spent += dt
+        if spent >= max_seconds:
+            break
+    return {**timing.stats(samples), "unit": "ms", "items": int(len(items)),
+            "p50": timing.percentile(samples, 50), "p95": timing.percentile(samples, 95)}
+
+
+def set_memory_limit(megabytes: int | None) -> None:
+    """Cap this process's address space, so a runaway allocation raises MemoryError."""
+    if not megabytes:
+        return
+    import resource
+
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    resource.setrlimit(resource.RLIMIT_AS, (int(megabytes) * 2**20, hard))
+
+
+def lift_memory_limit() -> None:
+    """Undo :func:`set_memory_limit` so the failure itself can still be written down."""
+    import resource
+
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    resource.setrlimit(resource.RLIMIT_AS, (hard, hard))
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        print("usage: python -m animerec_bench.worker SPEC.json", file=sys.stderr)
+        return 2
+    with open(argv[0], encoding="utf-8") as fh:
+        spec = json.load(fh)
+    progress = Progress(spec.get("progress_fd"))
+    outcome: dict[str, Any] = {"status": "failed", "error": None, "error_kind": None, "timing": {}}
+    code = 0
+    try:
+        set_memory_limit(spec.get("memory_limit_mb"))
+        run(spec, progress, outcome)
+    except BaseException as exc:  # noqa: BLE001 - every failure must end up in the result
+        if spec.get("memory_limit_mb"):
+            lift_memory_limit()
+        kind = classify(exc)
+        message = f"{type(exc).__name__}: {exc}".strip()
+        if kind == "oom":
+            message = f"out of memory: {message}"
+        outcome.update(status="failed", error=message.splitlines()[0][:500] if message else type(exc).__name__,
+                       error_kind=kind, traceback=traceback.format_exc()[-4000:])
+        code = 1
+    try:
+        from .machine import machine_info
+
+        outcome["machine"] = machine_info()
+    except BaseException:  # noqa: BLE001 - a memory cap can break even this; the parent fills it in
+        pass
+    outcome["worker_seconds"] = time.perf_counter() - _STARTED_PERF
+    from .atomic import write_text
+    from .results import dumps
+
+    write_text(spec["outcome_path"], dumps(outcome))
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
