@@ -1,0 +1,221 @@
+"""Conformance checks for model plugins: the same ones every built-in model passes.
+
+In a plugin's own tests::
+
+    from animerec_bench.testing import check_model
+
+    def test_my_model_conforms():
+        check_model(MyModel, epochs=2)   # keyword arguments: hyperparameters for a quick fit
+
+Each failed check raises ``AssertionError`` naming the model and the check. The data are a
+small seeded synthetic split with latent structure (a few hundred users and anime, both tasks,
+some pairs an example of only one task), built in memory, so the checks take seconds.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .model import TASKS, Interactions, PredictionError, param_defaults, validate_predictions
+from .plugins import validate_model_class
+
+
+def synthetic_split(seed: int = 0, n_users: int = 300, n_items: int = 200, pairs_per_user: int = 24,
+                    ) -> tuple[Interactions, Interactions, Interactions]:
+    """Train, valid, test of a small synthetic data set with latent taste (seeded, in memory).
+
+    Ratings follow ``5.5 + user bias + item bias + <taste, traits> + noise`` rounded to 1-10;
+    a pair is positive when its rating is above 5. About 10% of pairs are rating-only and 10%
+    interaction-only, so joint models meet the masking they must handle. Every user and item
+    appears in train, and test pairs never appear in train or valid.
+    """
+    rng = np.random.default_rng(seed)
+    taste = rng.normal(0, 1, (n_users, 3))
+    traits = rng.normal(0, 1, (n_items, 3))
+    user_bias = rng.normal(0, 1, n_users)
+    item_bias = rng.normal(0, 0.8, n_items)
+    popularity = rng.pareto(1.5, n_items) + 0.1
+    popularity /= popularity.sum()
+    users, items = [], []
+    for u in range(n_users):
+        chosen = rng.choice(n_items, size=pairs_per_user, replace=False, p=popularity)
+        users.append(np.full(pairs_per_user, u))
+        items.append(chosen)
+    user = np.concatenate(users).astype(np.int32)
+    item = np.concatenate(items).astype(np.int32)
+    # Make sure every item is seen at least once (first pairs of random users, replaced in place).
+    missing = np.setdiff1d(np.arange(n_items), item)
+    item[rng.choice(len(item), size=len(missing), replace=False)] = missing
+    key = user.astype(np.int64) * n_items + item
+    _, first = np.unique(key, return_index=True)
+    user, item = user[np.sort(first)], item[np.sort(first)]
+
+    score = (5.5 + user_bias[user] + item_bias[item] + (taste[user] * traits[item]).sum(1)
+             + rng.normal(0, 1.0, len(user)))
+    rating = np.clip(np.round(score), 1, 10).astype(np.float32)
+    label = (rating > 5).astype(np.int8)
+    kind = rng.random(len(user))
+    label[kind < 0.1] = -1            # rating-only pairs
+    rating[kind > 0.9] = 0.0          # interaction-only pairs
+
+    # Split: the first two pairs of each user (in shuffled order) go to train, so all are warm.
+    order = rng.permutation(len(user))
+    part = np.where(rng.random(len(user)) < 0.7, 0, np.where(rng.random(len(user)) < 0.5, 1, 2))
+    seen_u = np.zeros(n_users, bool)
+    seen_i = np.zeros(n_items, bool)
+    for j in order:
+        if not seen_u[user[j]] or not seen_i[item[j]]:
+            part[j] = 0
+        seen_u[user[j]] = seen_i[item[j]] = True
+
+    def take(p: int) -> Interactions:
+        m = part == p
+        return Interactions(user[m], item[m], rating[m], label[m], n_users, n_items)
+
+    return take(0), take(1), take(2)
+
+
+def _fail(name: str, check: str, detail: str) -> AssertionError:
+    return AssertionError(f"check_model({name}): {check}: {detail}")
+
+
+def _frozen(part: Interactions) -> Interactions:
+    """A copy whose arrays are read-only, so a fit that writes into its inputs fails loudly."""
+    arrays = []
+    for a in (part.user, part.item, part.rating, part.label):
+        a = a.copy()
+        a.setflags(write=False)
+        arrays.append(a)
+    return Interactions(*arrays, part.n_users, part.n_items)
+
+
+def _task_runs(cls) -> list[tuple[str, ...]]:
+    return [tuple(cls.tasks)] if getattr(cls, "joint", False) else [(t,) for t in cls.tasks]
+
+
+def check_model(model_cls: type, *, seed: int = 0, data_seed: int = 0, **params: Any) -> dict[str, Any]:
+    """Run the conformance checks on ``model_cls`` built with ``params``; return a short summary.
+
+    Checks, in order: a valid declaration; hyperparameters readable from ``__init__`` and
+    round-tripping through ``get_params()``; for each task run (all tasks at once for a joint
+    model, else one per task): ``fit`` returns the instance, leaves its inputs unchanged, and
+    ``predict`` gives every fitted task one finite score per pair in range; a second fit with
+    the same seed, made after the *test* targets were perturbed, gives the same predictions
+    (determinism, and proof that the test labels cannot reach ``fit``); ``fit`` also works
+    without a validation split.
+    """
+    name = getattr(model_cls, "name", getattr(model_cls, "__name__", repr(model_cls)))
+    problem = validate_model_class(model_cls)
+    if problem:
+        raise _fail(name, "declaration", problem)
+
+    defaults = param_defaults(model_cls)
+    unknown = sorted(set(params) - set(defaults))
+    if unknown:
+        raise _fail(name, "hyperparameters", f"{unknown} are not keyword arguments of __init__ "
+                                             f"(known: {sorted(defaults)})")
+    try:
+        model = model_cls(**params)
+    except Exception as exc:
+        raise _fail(name, "construction", f"{model_cls.__name__}(**{params!r}) raised "
+                                          f"{type(exc).__name__}: {exc}") from exc
+    got = _get_params(name, model)
+    expected = {**defaults, **params}
+    if set(got) != set(expected):
+        raise _fail(name, "get_params", f"returned keys {sorted(got)}, expected the __init__ arguments "
+                                        f"{sorted(expected)}")
+    for key, value in expected.items():
+        if not _same(got[key], value):
+            raise _fail(name, "get_params", f"{key!r} reads back as {got[key]!r}, was given {value!r} "
+                                            f"(store each argument under its own name, unchanged)")
+    clone = model_cls(**got)
+    if not _same(_get_params(name, clone), got):
+        raise _fail(name, "get_params", "building a model from get_params() does not round-trip")
+
+    train, valid, test = synthetic_split(data_seed)
+    test_pairs = set(zip(test.user.tolist(), test.item.tolist()))
+    fit_pairs = set(zip(train.user.tolist(), train.item.tolist())) | set(zip(valid.user.tolist(), valid.item.tolist()))
+    assert not test_pairs & fit_pairs, "check_model's own split leaks test pairs"
+
+    summary: dict[str, Any] = {"model": name, "runs": []}
+    for tasks in _task_runs(model_cls):
+        first = _fit_predict(name, model_cls, got, train, valid, test, tasks, seed)
+        # Perturb the test targets: nothing fit sees may depend on them.
+        perturbed = Interactions(test.user, test.item, np.where(test.rating > 0, 11 - test.rating, 0).astype(np.float32),
+                                 np.where(test.label >= 0, 1 - test.label, -1).astype(np.int8),
+                                 test.n_users, test.n_items)
+        second = _fit_predict(name, model_cls, got, train, valid, perturbed, tasks, seed)
+        for task in tasks:
+            diff = float(np.max(np.abs(first[task] - second[task]))) if len(first[task]) else 0.0
+            if diff > 1e-6:
+                raise _fail(name, "determinism", f"two fits with seed {seed} on task(s) {tasks} predict "
+                                                 f"differently for {task!r} (max difference {diff:.3g}); seed "
+                                                 f"every random source from fit's `seed`, and never read the test split")
+        summary["runs"].append({"tasks": tasks, "mean": {t: float(first[t].mean()) for t in tasks}})
+
+    tasks = _task_runs(model_cls)[0]
+    try:
+        model_cls(**got).fit(_frozen(train), None, tasks=tasks, seed=seed)
+    except Exception as exc:
+        raise _fail(name, "fit without validation", f"fit(train, None, ...) raised {type(exc).__name__}: {exc}") from exc
+    return summary
+
+
+def _get_params(name: str, model) -> dict[str, Any]:
+    getter = getattr(model, "get_params", None)
+    if getter is not None:
+        got = getter()
+    else:  # a plugin need not subclass Model: read the attributes as Model.get_params does
+        missing = [k for k in param_defaults(type(model)) if not hasattr(model, k)]
+        if missing:
+            raise _fail(name, "hyperparameters", f"__init__ arguments {missing} are not stored as attributes "
+                                                 f"of the same name")
+        got = {k: getattr(model, k) for k in param_defaults(type(model))}
+    if not isinstance(got, dict):
+        raise _fail(name, "get_params", f"returned {type(got).__name__}, expected a dict")
+    return got
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return bool(a == b) if not isinstance(a, np.ndarray) else bool(np.array_equal(a, b))
+    except Exception:
+        return a is b
+
+
+def _fit_predict(name, model_cls, params, train, valid, test, tasks, seed) -> dict[str, np.ndarray]:
+    model = model_cls(**params)
+    frozen_train, frozen_valid = _frozen(train), _frozen(valid)
+    try:
+        returned = model.fit(frozen_train, frozen_valid, tasks=tasks, seed=seed)
+    except ValueError as exc:
+        if "read-only" in str(exc):
+            raise _fail(name, "fit leaves its inputs alone", f"fit wrote into the training/validation "
+                                                             f"arrays: {exc}") from exc
+        raise _fail(name, "fit", f"fit(tasks={tasks}) raised ValueError: {exc}") from exc
+    except Exception as exc:
+        raise _fail(name, "fit", f"fit(tasks={tasks}) raised {type(exc).__name__}: {exc}") from exc
+    if returned is not model:
+        raise _fail(name, "fit returns self", f"fit returned {type(returned).__name__}, expected the model itself")
+    for split_name, original, given in (("train", train, frozen_train), ("valid", valid, frozen_valid)):
+        for field in ("user", "item", "rating", "label"):
+            if not np.array_equal(getattr(original, field), getattr(given, field)):
+                raise _fail(name, "fit leaves its inputs alone", f"fit changed {split_name}.{field}")
+    try:
+        raw = model.predict(test.user.copy(), test.item.copy())
+    except Exception as exc:
+        raise _fail(name, "predict", f"predict raised {type(exc).__name__}: {exc}") from exc
+    try:
+        scores = validate_predictions(name, raw, len(test), tuple(tasks))
+    except PredictionError as exc:
+        raise _fail(name, "predictions", str(exc)) from exc
+    for task in tasks:
+        if task not in TASKS:
+            raise _fail(name, "predictions", f"unknown task {task!r}")
+        if task == "rating":
+            lo, hi = float(scores[task].min()), float(scores[task].max())
+            if lo < -5 or hi > 20:  # a rating model far outside 1-10 has not learned the scale
+                raise _fail(name, "predictions", f"ratings span {lo:.3g}..{hi:.3g}, expected about 1-10")
+    return scores
