@@ -1,0 +1,108 @@
+"""The Keras models: conformance, numpy predict == the network, the study's setup, and quality on real data.
+
+Real Keras training on small data; the whole file runs in well under a minute on 2 cores.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from animerec_bench.builtin.baselines import Bias
+from animerec_bench.builtin.keras_models import KERAS_MODELS, MF, NN, BiasedMatrixFactorization, Hybrid
+from animerec_bench.metrics import rmse
+from animerec_bench.model import Interactions
+from animerec_bench.testing import check_model, synthetic_split
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def small():
+    return synthetic_split(seed=1, n_users=150, n_items=100, pairs_per_user=20)
+
+
+@pytest.mark.parametrize("cls", KERAS_MODELS, ids=lambda c: c.name)
+def test_keras_model_passes_check_model(cls):
+    check_model(cls, epochs=2)
+
+
+@pytest.mark.parametrize("cls,tasks", [(MF, ("rating",)), (MF, ("interaction",)), (NN, ("interaction",)),
+                                       (Hybrid, ("rating", "interaction")), (BiasedMatrixFactorization, ("rating",))],
+                         ids=lambda x: getattr(x, "name", "+".join(x) if isinstance(x, tuple) else x))
+def test_numpy_predict_matches_the_network(small, cls, tasks):
+    train, valid, test = small
+    model = cls(epochs=1).fit(train, valid, tasks=tasks, seed=0)
+    from animerec_bench.builtin.keras_backend import keras
+
+    ours = model.predict(test.user, test.item)
+    theirs = model.network_(np.stack([test.user, test.item], 1), training=False)
+    theirs = theirs if isinstance(theirs, dict) else {tasks[0]: theirs}
+    assert set(ours) == set(tasks)
+    for task in tasks:
+        np.testing.assert_allclose(ours[task], keras().ops.convert_to_numpy(theirs[task])[:, 0], atol=2e-5)
+
+
+def test_hybrid_masks_the_loss_of_the_task_a_pair_is_not_an_example_of(small):
+    train, valid, test = small
+    assert ((train.label < 0) & (train.rating > 0)).any() and ((train.rating == 0) & (train.label >= 0)).any()
+    model = Hybrid(epochs=3).fit(train, valid, tasks=("rating", "interaction"), seed=0)
+    predictions = model.predict(test.user, test.item)
+    assert set(predictions) == {"rating", "interaction"}
+    # An unmasked label of -1 would make the cross-entropy negative; an unmasked rating of 0 would
+    # drag ratings down. Neither may happen.
+    assert min(model.history_["interaction_loss"]) > 0
+    rated = test.rating > 0
+    assert abs(predictions["rating"][rated].mean() - train.rating[train.rating > 0].mean()) < 1.0
+
+
+@pytest.mark.filterwarnings("ignore:Your input ran out of data")
+def test_seed_compat_runs_the_studys_setup(small):
+    train, valid, _ = small
+    study = MF(seed_compat=True, epochs=1, steps_per_epoch=3).fit(train, valid, tasks=("interaction",), seed=0)
+    assert study.network_.run_eagerly is True
+    assert study.setup_["batch_size"] == 64 and study.setup_["steps_per_epoch"] == 3
+    assert study.setup_["monitor"] == "loss" and study.setup_["patience"] == 3
+    assert study.setup_["class_weight"] == {0: 2.5, 1: 1.0}
+    assert study.network_.optimizer.learning_rate.numpy() == pytest.approx(0.001)
+    assert study.global_bias_ == pytest.approx(0.0, abs=0.01)  # the study's zero start, 3 steps in
+    ours = MF(epochs=1).fit(train, valid, tasks=("rating",), seed=0)
+    assert ours.network_.run_eagerly is False
+    assert ours.setup_["batch_size"] == MF().batch_size > 64 and ours.setup_["monitor"] == "val_loss"
+    assert ours.setup_["restore_best_weights"] is True and ours.setup_["class_weight"] is None
+
+
+def test_each_model_fits_only_the_tasks_it_may(small):
+    train, valid, _ = small
+    with pytest.raises(ValueError, match="one task at a time"):
+        MF().fit(train, valid, tasks=("rating", "interaction"), seed=0)
+    with pytest.raises(ValueError, match="serves"):
+        BiasedMatrixFactorization().fit(train, valid, tasks=("interaction",), seed=0)
+
+
+def _users_below(part: Interactions, n: int) -> Interactions:
+    return part.subset(part.user < n)
+
+
+def test_mf_biased_beats_the_bias_baseline_on_real_data(embedded_split):
+    """A real slice: the first 2,000 users of mal2016-5k / v1 / seed 0 (about 160k training ratings)."""
+    train, valid, test = (_users_below(p, 2000) for p in (embedded_split.train, embedded_split.valid,
+                                                           embedded_split.test))
+    rated, y = test.for_task("rating")
+    bias = Bias().fit(train, valid, tasks=("rating",), seed=0).predict(rated.user, rated.item)["rating"]
+    model = BiasedMatrixFactorization().fit(train, valid, tasks=("rating",), seed=0)
+    ours = model.predict(rated.user, rated.item)["rating"]
+    assert rmse(y, ours) < rmse(y, bias) - 0.01, (rmse(y, ours), rmse(y, bias))
+    assert model.epochs_ < model.epochs  # early stopping on validation loss did stop it
+
+
+def test_listing_models_does_not_import_keras():
+    code = ("import sys; from animerec_bench.plugins import load_registry; r = load_registry()\n"
+            "assert {'mf', 'nn', 'hybrid', 'mf-biased'} <= set(r.models), r.models\n"
+            "heavy = [m for m in ('keras', 'tensorflow', 'jax', 'torch') if m in sys.modules]\n"
+            "assert not heavy, heavy")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
