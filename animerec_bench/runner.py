@@ -94,7 +94,11 @@ def select_models(registry, names: tuple[str, ...] | list[str], run_all: bool) -
 
 def plan(registry, models: list[str], tasks: tuple[str, ...] | None, seeds: list[int],
          params: dict[str, dict]) -> list[Job]:
-    """One job per (model, task, seed) for per-task models; per (model, seed) for joint ones."""
+    """One job per (model, task, seed) for per-task models; per (model, seed) for joint ones.
+
+    ``tasks`` filters which jobs run; a joint model that serves any of them still trains and
+    is scored on all its tasks, since that is what one joint fit does.
+    """
     for t in tasks or ():
         if t not in TASKS:
             raise UserError(f"unknown task {t!r}; known: {', '.join(TASKS)}")
@@ -104,8 +108,8 @@ def plan(registry, models: list[str], tasks: tuple[str, ...] | None, seeds: list
         served = tuple(t for t in cls.tasks if not tasks or t in tasks)
         if not served:
             continue
-        if getattr(cls, "joint", False):
-            units.append((name, served))
+        if getattr(cls, "joint", False):  # one fit trains (and is scored on) all its tasks
+            units.append((name, tuple(cls.tasks)))
         else:
             units.extend((name, (t,)) for t in served)
     if not units:

@@ -146,6 +146,11 @@ def run(spec: dict, progress: Progress, outcome: dict) -> None:
         raise RuntimeError(f"split file {spec['split_path']} changed since the run planned it")
     timing_out["load_split_seconds"] = timing.clock() - t0
 
+    if uses_keras(entry.cls) and "keras" not in sys.modules:
+        t0 = timing.clock()
+        import keras  # noqa: F401 - imported here so fit_seconds does not include it
+
+        timing_out["framework_import_seconds"] = timing.clock() - t0
     keras_seeded = seed_everything(seed)
     model = entry.cls(**spec.get("params", {}))
     if not keras_seeded and "keras" in sys.modules:  # the constructor pulled Keras in
@@ -226,6 +231,25 @@ def user_latency(model, split, seed: int, n_users: int, max_seconds: float) -> d
             break
     return {**timing.stats(samples), "unit": "ms", "items": int(len(items)),
             "p50": timing.percentile(samples, 50), "p95": timing.percentile(samples, 95)}
+
+
+def uses_keras(cls) -> bool:
+    """Whether the model needs Keras: its ``framework`` says so, or its module's source names keras.
+
+    The framework is imported before ``fit`` is timed (TensorFlow takes seconds), and never
+    for a numpy model, so a baseline's job stays light.
+    """
+    declared = getattr(cls, "framework", None)
+    if declared is not None:
+        return str(declared).lower() == "keras"
+    import inspect
+    import re
+
+    try:
+        source = inspect.getsource(sys.modules[cls.__module__])
+    except (OSError, TypeError, KeyError):
+        return False
+    return re.search(r"^\s*(from|import)\s+\S*keras", source, re.M) is not None
 
 
 def set_memory_limit(megabytes: int | None) -> None:
