@@ -1,0 +1,137 @@
+"""Leaderboards: content, order, N/A, failures, escaping, determinism and --check."""
+
+from __future__ import annotations
+
+import shutil
+
+from click.testing import CliRunner
+
+from animerec_bench import leaderboard as lb
+from animerec_bench import results
+from animerec_bench.cli import cli
+
+MACHINE = {"cpu": "Acme(R) X1 CPU @ 3.00GHz", "usable_cores": 2, "memory_bytes": 8 * 2**30, "gpus": [], "os": "Linux",
+           "python": "3.11", "versions": {"keras": "3.15", "tensorflow-cpu": "2.21"}, "keras_backend": "tensorflow"}
+
+
+def res(model, task, seed, metric_values, *, tasks_served=None, status="ok", error=None, baseline=False,
+        dataset="mal2016-5k", synthetic=False, params_set=None, started="2026-01-01T00:00:00Z", joint=False):
+    tasks = [task] if isinstance(task, str) else list(task)
+    return {"schema": 1, "status": status, "error": error, "error_kind": "crash" if error else None,
+            "model": {"name": model, "version": "1", "params": {}, "params_set": params_set or {},
+                      "tasks": tasks_served or tasks, "baseline": baseline, "joint": joint},
+            "tasks": tasks, "dataset": {"name": dataset, "fingerprint": "d" * 64, "synthetic": synthetic,
+                                         "label": dataset + (" (synthetic)" if synthetic else "")},
+            "protocol": "v1", "split": {"seed": seed, "fingerprint": f"{seed:x}" * 64},
+            "metrics": metric_values if status == "ok" else {},
+            "timing": {"fit_seconds": 2.0 + seed, "train_examples_per_second": 1000.0 * (seed + 1),
+                       "predict_per_second": 5e6},
+            "machine": MACHINE, "package": {"version": "0.1.0", "commit": "c" * 40}, "started_at": started}
+
+
+def rating(rmse, val=1.0):
+    return {"rating": {"rmse": rmse, "mae": rmse - 0.3, "mse": rmse ** 2, "val_loss": val}}
+
+
+def inter(auc):
+    return {"interaction": {"auc": auc, "log_loss": 0.3, "accuracy": 0.9, "precision": 0.9, "recall": 0.95,
+                            "val_loss": 0.31}}
+
+
+def populate(folder):
+    rs = [
+        res("bias", "rating", 0, rating(1.20), baseline=True),
+        res("bias", "rating", 1, rating(1.22), baseline=True),
+        res("mf", "rating", 0, rating(1.10), tasks_served=["rating", "interaction"]),
+        res("mf", "rating", 1, rating(1.30), tasks_served=["rating", "interaction"]),
+        res("mf", "interaction", 0, inter(0.80), tasks_served=["rating", "interaction"]),
+        res("popularity", "interaction", 0, inter(0.70), baseline=True),
+        res("evil|`<b>x</b>`\nname", "rating", 0, rating(1.5), params_set={"p": "a|b\n`c`"}),
+        res("crashy", "rating", 0, {}, status="failed", error="RuntimeError: boom | bad\nsecond line"),
+        res("syn", "rating", 0, rating(1.0), dataset="synth-1k", synthetic=True),
+    ]
+    for r in rs:
+        results.write(folder, r)
+    return rs
+
+
+def test_tables_sorted_with_na_failures_and_spread(tmp_path):
+    populate(tmp_path / "r")
+    files = lb.render(results.load_all(tmp_path / "r"))
+    assert set(files) == {"README.md", "mal2016-5k-v1.md", "synth-1k-v1.md"}
+    md = files["mal2016-5k-v1.md"]
+    rating_table = md.split("### rating")[1].split("### interaction")[0]
+    rows = [ln for ln in rating_table.splitlines() if ln.startswith("| ") and "---" not in ln][1:]
+    names = [r.split("|")[1].strip() for r in rows]
+    # mean RMSE: bias 1.21 < mf 1.20? no: mf mean 1.20 < bias 1.21; then evil, then crashy (no run), popularity N/A
+    assert names[:2] == ["mf", "bias"] and names[-1] == "popularity" and names[-2] == "crashy"
+    mf = rows[0]
+    cells = [c.strip() for c in mf.split("|")]
+    assert cells[4] == "1.2000 ± 0.1414" and cells[-3] == "2"  # RMSE mean ± sd over 2 seeds
+    assert "baseline" in rows[1] and "N/A" in rows[-1]
+    assert "Failed jobs:" in rating_table and "boom \\| bad second line" in rating_table
+    assert "Acme X1, 2 cores, 8 GiB, no GPU" in md
+    inter_table = md.split("### interaction")[1]
+    inames = [ln.split("|")[1].strip() for ln in inter_table.splitlines() if ln.startswith("| ") and "---" not in ln][1:]
+    assert inames[:2] == ["mf", "popularity"] and "bias" in inames  # bias: N/A
+    assert "`4444" not in md and "0: `000000000000`, 1: `111111111111`" in md
+    assert "synth-1k (synthetic)" in files["synth-1k-v1.md"] and "(synthetic)" in files["README.md"]
+
+
+def test_escaping_cannot_break_a_table(tmp_path):
+    populate(tmp_path / "r")
+    md = lb.render(results.load_all(tmp_path / "r"))["mal2016-5k-v1.md"]
+    table = md.split("### rating")[1].split("Failed jobs")[0]
+    lines = [ln for ln in table.splitlines() if ln.startswith("|")]
+    pipes = {ln.replace("\\|", "").count("|") for ln in lines}
+    assert len(pipes) == 1  # every row has the same number of cells
+    assert "<b>" not in md and "&lt;b&gt;" in md and "\\`" in md
+    assert "evil\\|\\`&lt;b&gt;x&lt;/b&gt;\\` name (p=\"a\\|b\\\\n\\`c\\`\")" in md
+
+
+def test_index_links_every_table_and_states_the_protocol():
+    from animerec_bench.protocol import ProtocolV1
+
+    files = lb.render([{**res("bias", "rating", 0, rating(1.2)), "_file": "a.json",
+                        "protocol_params": ProtocolV1().params()}])
+    index = files["README.md"]
+    assert "(mal2016-5k-v1.md)" in index
+    assert ProtocolV1().summary() in index and ProtocolV1().summary() in files["mal2016-5k-v1.md"]
+
+
+def test_rerun_of_a_seed_replaces_it():
+    rs = [res("bias", "rating", 0, rating(2.0), started="2026-01-01T00:00:00Z"),
+          res("bias", "rating", 0, rating(1.0), started="2026-02-01T00:00:00Z")]
+    md = lb.render([{**r, "_file": f"{i}.json"} for i, r in enumerate(rs)])["mal2016-5k-v1.md"]
+    row = next(ln for ln in md.splitlines() if ln.startswith("| bias"))
+    assert "1.0000" in row and "±" not in row.split("|")[3]
+
+
+def test_byte_for_byte_deterministic_and_check(tmp_path):
+    populate(tmp_path / "r")
+    runner = CliRunner()
+    out = tmp_path / "lb"
+    res1 = runner.invoke(cli, ["leaderboard", "--results", str(tmp_path / "r"), "--out", str(out)])
+    assert res1.exit_code == 0, res1.output
+    first = {p.name: p.read_bytes() for p in out.iterdir()}
+    # same results copied elsewhere (other file order on disk) render the same bytes
+    shutil.copytree(tmp_path / "r", tmp_path / "r2")
+    out2 = tmp_path / "lb2"
+    runner.invoke(cli, ["leaderboard", "--results", str(tmp_path / "r2"), "--out", str(out2)])
+    assert {p.name: p.read_bytes() for p in out2.iterdir()} == first
+    ok = runner.invoke(cli, ["leaderboard", "--results", str(tmp_path / "r"), "--out", str(out), "--check"])
+    assert ok.exit_code == 0, ok.output
+    (out / "mal2016-5k-v1.md").write_text((out / "mal2016-5k-v1.md").read_text().replace("mf", "mX", 1))
+    (out / "old-v1.md").write_text(lb.MARKER + "\nstale\n")
+    bad = runner.invoke(cli, ["leaderboard", "--results", str(tmp_path / "r"), "--out", str(out), "--check"])
+    assert bad.exit_code == 1
+    assert "--- " in bad.output and "+++ " in bad.output and "-" in bad.output and "old-v1.md" in bad.output
+    runner.invoke(cli, ["leaderboard", "--results", str(tmp_path / "r"), "--out", str(out)])
+    assert not (out / "old-v1.md").exists()
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == first
+
+
+def test_bad_result_file_is_one_line_error(tmp_path):
+    (tmp_path / "x.json").write_text('{"schema": 99}')
+    r = CliRunner().invoke(cli, ["leaderboard", "--results", str(tmp_path), "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2 and "x.json" in r.output and "schema 99" in r.output
