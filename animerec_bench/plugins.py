@@ -65,7 +65,11 @@ def get_plugin_manager(plugins_dir: str | os.PathLike | None = None) -> PluginMa
         pm.versions[short] = __version__
 
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name in blocked or pm.has_plugin(ep.name):
+        if ep.name in blocked:
+            continue
+        if pm.has_plugin(ep.name):
+            pm.load_errors.append(f"plugin {ep.name!r} (entry point {ep.value}) not loaded: a plugin of "
+                                  f"that name is already loaded")
             continue
         try:
             module = ep.load()
@@ -80,7 +84,11 @@ def get_plugin_manager(plugins_dir: str | os.PathLike | None = None) -> PluginMa
     if folder.is_dir():
         for path in sorted(folder.glob("*.py")):
             name = path.stem
-            if name.startswith("_") or name in blocked or pm.has_plugin(name):
+            if name.startswith("_") or name in blocked:
+                continue
+            if pm.has_plugin(name):
+                pm.load_errors.append(f"plugin {name!r} ({path}) not loaded: a plugin of that name is "
+                                      f"already loaded; rename the file")
                 continue
             try:
                 module = _import_file(path)
@@ -94,7 +102,7 @@ def get_plugin_manager(plugins_dir: str | os.PathLike | None = None) -> PluginMa
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
-        raise PluginError(f"plugin {exc.plugin!r}: {exc}") from None
+        raise PluginError(f"plugin {pm.get_name(exc.plugin) or exc.plugin!r}: {exc}") from None
     return pm
 
 
@@ -181,7 +189,9 @@ def _base_model():
 def collect(pm: PluginManager) -> Registry:
     """Call every plugin's register hooks one plugin at a time, so each error names its plugin."""
     reg = Registry(errors=list(pm.load_errors))
-    for impl in reversed(pm.hook.register_models.get_hookimpls()):  # registration order
+    # get_hookimpls() lists implementations in registration order (pluggy *calls* them in
+    # reverse), so built-ins come first and win a name clash, then entry points, then files.
+    for impl in pm.hook.register_models.get_hookimpls():
         plugin = impl.plugin_name
 
         def register(cls, _plugin=plugin):
@@ -198,7 +208,7 @@ def collect(pm: PluginManager) -> Registry:
 
         _call_hook(reg, plugin, impl, register)
 
-    for impl in reversed(pm.hook.register_datasets.get_hookimpls()):
+    for impl in pm.hook.register_datasets.get_hookimpls():
         plugin = impl.plugin_name
 
         def register_dataset(ds, _plugin=plugin):
