@@ -329,3 +329,38 @@ def test_validate_predictions_rejects(predictions, tasks, message):
         validate_predictions("bad-model", predictions, 3, tasks)
     assert str(info.value).startswith("model 'bad-model': ")
     assert message in str(info.value)
+
+
+# --- the loose-file example, plugins/user_mean.py ---------------------------------------------
+
+def test_example_loose_plugin_found_with_plugins_dir_and_conforms(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # not the repo root: only --plugins-dir can find it
+    result = CliRunner().invoke(cli, ["list", "--json", "--plugins-dir", str(REPO / "plugins")])
+    assert result.exit_code == 0, result.output
+    model = {m["name"]: m for m in json.loads(result.stdout)["models"]}["user-mean"]
+    assert (model["plugin"], model["plugin_version"], model["tasks"]) == ("user_mean", "0.1.0", ["rating"])
+    assert model["params"] == {"item_shrinkage": 2.0, "user_shrinkage": 1.0}
+
+    testing = pytest.importorskip("animerec_bench.testing")
+    cls = load_registry(REPO / "plugins").model("user-mean").cls
+    testing.check_model(cls)
+    testing.check_model(cls, item_shrinkage=0.0, user_shrinkage=0.0)
+
+
+def test_example_loose_plugin_is_fast_and_sensible_on_mal2016_5k(embedded_split):
+    import time
+
+    from animerec_bench.builtin.baselines import Bias, GlobalMean
+    from animerec_bench.metrics import rmse
+
+    cls = load_registry(REPO / "plugins").model("user-mean").cls
+    split = embedded_split
+    part, y = split.valid.for_task("rating")
+    start = time.perf_counter()
+    model = cls().fit(split.train, split.valid, tasks=("rating",), seed=0)
+    got = rmse(y, model.predict(part.user, part.item)["rating"])
+    assert time.perf_counter() - start < 2.0  # measured ~0.05 s
+    floor = rmse(y, GlobalMean().fit(split.train, None, tasks=("rating",)).predict(part.user, part.item)["rating"])
+    bias = rmse(y, Bias().fit(split.train, None, tasks=("rating",)).predict(part.user, part.item)["rating"])
+    assert got < floor - 0.2, (got, floor)  # measured: 1.216 vs 1.58
+    assert abs(got - bias) < 0.03, (got, bias)  # one pass of what `bias` iterates
