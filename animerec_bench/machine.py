@@ -109,7 +109,6 @@ def machine_info() -> dict:
     """Everything a result records about the machine (plain JSON types)."""
     uname = platform.uname()
     return {
-        "node": uname.node,
         "cpu": cpu_model(),
         "arch": uname.machine,
         "cores": os.cpu_count(),
