@@ -170,3 +170,37 @@ def test_beats_the_bias_baseline_on_mal2016_5k(itemknn, embedded_split):
     pop = Popularity().fit(split.train, split.valid, tasks=("interaction",), seed=0)
     assert auc(y, knn.predict(part.user, part.item)["interaction"]) > \
         auc(y, pop.predict(part.user, part.item)["interaction"]) + 0.02
+
+
+def test_a_package_that_fails_to_import_is_reported_and_others_load(itemknn, plain_env, tmp_path):
+    source = tmp_path / "animerec-broken-example"
+    (source / "animerec_broken_example").mkdir(parents=True)
+    (source / "animerec_broken_example" / "__init__.py").write_text("from animerec_bench import no_such_name\n")
+    (source / "pyproject.toml").write_text(textwrap.dedent('''
+        [build-system]
+        requires = ["setuptools>=61"]
+        build-backend = "setuptools.build_meta"
+
+        [project]
+        name = "animerec-broken-example"
+        version = "0.0.1"
+
+        [project.entry-points.animerec_bench]
+        broken_example = "animerec_broken_example"
+
+        [tool.setuptools]
+        packages = ["animerec_broken_example"]
+        '''))
+    proc = _pip("install", "--no-deps", "--no-build-isolation", "--no-index", str(source))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    try:
+        cli = subprocess.run([str(CLI), "list", "--json"], capture_output=True, text=True, timeout=60,
+                             cwd=tmp_path, env=plain_env)
+    finally:
+        assert _pip("uninstall", "--yes", "animerec-broken-example").returncode == 0
+    assert cli.returncode == 1
+    assert cli.stderr.strip() == ("error: plugin 'broken_example' (entry point animerec_broken_example) failed "
+                                  "to load: ImportError: cannot import name 'no_such_name' from 'animerec_bench' "
+                                  f"({Path(importlib.import_module('animerec_bench').__file__)})")
+    models = {m["name"]: m["plugin"] for m in json.loads(cli.stdout)["models"]}
+    assert models["itemknn"] == "itemknn" and models["bias"] == "baselines"
