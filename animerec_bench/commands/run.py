@@ -9,7 +9,9 @@ from .options import plugins_dir_option
 
 @click.command("run")
 @click.option("--all", "run_all", is_flag=True, help="Run every registered model.")
-@click.option("-m", "--model", "models", multiple=True, metavar="NAME", help="Model to run (repeatable).")
+@click.option("-m", "--model", "models", multiple=True, metavar="NAME",
+              help="Model to run (repeatable; names after it count too: -m mf nn bias).")
+@click.argument("more_models", nargs=-1, metavar="[NAME]...")
 @click.option("--task", "tasks", multiple=True, type=click.Choice(["rating", "interaction"]),
               help="Only this task (repeatable; default: every task a model serves).")
 @click.option("--dataset", default="mal2016-5k", show_default=True, help="Registered data set.")
@@ -25,7 +27,7 @@ from .options import plugins_dir_option
 @click.option("--results", "results_dir", type=click.Path(file_okay=False), default="results",
               show_default=True, help="Folder the result files are written into.")
 @plugins_dir_option
-def run(run_all, models, tasks, dataset, protocol, seeds, seed, params, timeout, memory_limit,
+def run(run_all, models, more_models, tasks, dataset, protocol, seeds, seed, params, timeout, memory_limit,
         results_dir, plugins_dir) -> None:
     """Run models on a data set: each job (model x task(s) x seed) in its own process.
 
@@ -45,6 +47,7 @@ def run(run_all, models, tasks, dataset, protocol, seeds, seed, params, timeout,
     if seeds is not None and seed is not None:
         raise UserError("give either --seeds N or --seed S, not both")
     seed_list = list(range(seeds)) if seeds is not None else [seed if seed is not None else 0]
+    models = tuple(models) + tuple(more_models)
     registry = load_registry(plugins_dir)
     for err in registry.errors:
         click.echo(f"warning: {err}", err=True)
