@@ -75,8 +75,7 @@ class ProtocolV1:
 
     def split(self, dataset: Dataset, seed: int = 0, *, cache: bool = True) -> "Split":
         """The split of ``dataset`` for ``seed``: read from the cache, else made and cached."""
-        key = _cache_key(dataset, self, seed)
-        path = paths.splits_dir() / f"{dataset.name}--{self.name}--seed{seed}--{key}.npz"
+        path = self.cache_path(dataset, seed)
         if cache and path.exists():
             try:
                 return Split.load(path)
@@ -86,6 +85,11 @@ class ProtocolV1:
         if cache:
             result.save(path)
         return result
+
+    def cache_path(self, dataset: Dataset, seed: int) -> Path:
+        """Where the split of ``dataset`` for ``seed`` is cached (keyed by content, not by name)."""
+        key = _cache_key(dataset, self, seed)
+        return paths.splits_dir() / f"{dataset.name}--{self.name}--seed{seed}--{key}.npz"
 
     def _make_split(self, dataset: Dataset, seed: int) -> "Split":
         ex = self.examples(dataset.table())

@@ -123,15 +123,8 @@ def plan(registry, models: list[str], tasks: tuple[str, ...] | None, seeds: list
 
 def split_file(dataset, protocol, seed: int) -> tuple[Path, Any]:
     """Make (or read from the cache) the split for ``seed``; return the cache file and the split."""
-    from .protocol import _cache_key
-
-    split = protocol.split(dataset, seed)
-    path = paths.splits_dir() / f"{dataset.name}--{protocol.name}--seed{seed}--{_cache_key(dataset, protocol, seed)}.npz"
-    if not path.exists():  # the protocol's cache layout changed: keep our own copy
-        path = paths.splits_dir() / f"{dataset.name}--{protocol.name}--seed{seed}--fp{split.fingerprint[:16]}.npz"
-        if not path.exists():
-            split.save(path)
-    return path, split
+    split = protocol.split(dataset, seed)  # writes the cache file the worker reads
+    return protocol.cache_path(dataset, seed), split
 
 
 def git_commit() -> str | None:
