@@ -1,9 +1,123 @@
-"""Placeholder: being written."""
+"""``animerec-bench data``: import the Kaggle 2020 files, generate synthetic data, describe a data set.
+
+Heavy modules (numpy, pyarrow) are imported inside the commands so ``--help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
 
 import click
 
+from .options import plugins_dir_option
 
-@click.command("data")
+
+@click.group("data")
 def data() -> None:
-    """Not written yet."""
-    raise click.ClickException("not written yet")
+    """Import, generate and describe data sets."""
+
+
+@data.command("import")
+@click.argument("source", metavar="DIR", type=click.Path(path_type=str))
+@click.option("--name", default="mal2020", show_default=True,
+              help="Name of the imported data set (a folder in the cache).")
+def import_(source: str, name: str) -> None:
+    """Import the Kaggle 'Anime Recommendation Database 2020' files from DIR.
+
+    DIR holds animelist.csv (or only rating_complete.csv: status 'completed' for every row)
+    and, optionally, anime.csv for titles. A folder written by 'data synth' imports the same
+    way and is labelled synthetic. Re-importing replaces the earlier import atomically.
+    """
+    from ..importer import import_folder
+
+    meta = import_folder(source, name, progress=sys.stderr.isatty())
+    kind = " (synthetic)" if meta["synthetic"] else ""
+    click.echo(f"imported {meta['name']}{kind}: {meta['rows']:,} rows, {meta['users']:,} users, "
+               f"{meta['anime']:,} anime; {meta['duplicates_dropped']:,} duplicated (user, anime) rows "
+               f"dropped (the last kept)")
+    click.echo(f"fingerprint {meta['fingerprint']}")
+    click.echo(f"stored in {meta['path']}")
+
+
+@data.command("synth")
+@click.option("--rows", type=click.IntRange(min=1), required=True, help="Number of (user, anime) rows.")
+@click.option("--users", type=click.IntRange(min=1), required=True, help="Number of users.")
+@click.option("--anime", type=click.IntRange(min=2), required=True, help="Number of anime.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed (same seed, same files).")
+@click.option("--out", type=click.Path(path_type=str), required=True,
+              help="Folder to write (Kaggle format: animelist.csv, anime.csv, SYNTHETIC.json).")
+def synth(rows: int, users: int, anime: int, seed: int, out: str) -> None:
+    """Write a seeded synthetic data set in the Kaggle 2020 format (then: data import OUT)."""
+    from ..synth import SynthParams, write
+
+    write(SynthParams(rows=rows, users=users, anime=anime, seed=seed), out)
+    click.echo(f"wrote {rows:,} synthetic rows to {out} (import it with: animerec-bench data import {out} "
+               f"--name NAME)")
+
+
+def describe_dataset(ds) -> dict:
+    """What ``data info`` shows, as plain data."""
+    import numpy as np
+
+    from ..dataset import STATUSES
+
+    table = ds.table()
+    user = table.column("user_id").to_numpy()
+    anime = table.column("anime_id").to_numpy()
+    rating = np.bincount(table.column("rating").to_numpy().astype(np.int64), minlength=11)
+    status = np.bincount(table.column("status").to_numpy().astype(np.int64), minlength=7)
+    return {
+        "name": ds.name, "label": ds.label, "synthetic": ds.synthetic, "source": ds.source,
+        "licence": ds.licence, "description": ds.description, "fingerprint": ds.fingerprint,
+        "rows": int(table.num_rows), "users": _distinct(user), "anime": _distinct(anime),
+        "rating_distribution": {str(r): int(rating[r]) for r in range(len(rating)) if rating[r] or r <= 10},
+        "status_distribution": {str(s): int(status[s]) for s in STATUSES},
+        "status_names": {str(s): n for s, n in STATUSES.items()},
+    }
+
+
+def _distinct(ids) -> int:
+    import numpy as np
+
+    if len(ids) == 0:
+        return 0
+    if ids.min() >= 0 and ids.max() < 1 << 26:
+        seen = np.zeros(int(ids.max()) + 1, dtype=bool)
+        seen[ids] = True
+        return int(seen.sum())
+    return int(len(np.unique(ids)))
+
+
+@data.command("info")
+@click.option("--dataset", "name", default="mal2016-5k", show_default=True, help="Registered data set name.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
+@plugins_dir_option
+def info(name: str, as_json: bool, plugins_dir: str | None) -> None:
+    """Rows, users, anime, rating and status distributions, fingerprint and provenance of a data set."""
+    from ..plugins import load_registry
+
+    d = describe_dataset(load_registry(plugins_dir).dataset(name))
+    if as_json:
+        click.echo(json.dumps(d, indent=2, sort_keys=True))
+        return
+    from tabulate import tabulate
+
+    click.echo(f"data set     {d['label']}")
+    click.echo(f"source       {d['source']}")
+    click.echo(f"licence      {d['licence']}")
+    if d["description"]:
+        click.echo(f"description  {d['description']}")
+    click.echo(f"fingerprint  {d['fingerprint']}")
+    click.echo(f"rows         {d['rows']:,}")
+    click.echo(f"users        {d['users']:,}")
+    click.echo(f"anime        {d['anime']:,}")
+    n = max(d["rows"], 1)
+    click.echo()
+    click.echo(tabulate([[r if r != "0" else "0 (not scored)", c, f"{100 * c / n:.1f}%"]
+                         for r, c in d["rating_distribution"].items()],
+                        ["rating", "rows", "share"], tablefmt="github"))
+    click.echo()
+    click.echo(tabulate([[f"{s} {d['status_names'][s]}", c, f"{100 * c / n:.1f}%"]
+                         for s, c in d["status_distribution"].items()],
+                        ["status", "rows", "share"], tablefmt="github"))
