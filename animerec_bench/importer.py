@@ -252,30 +252,49 @@ class ReadResult:
 class _PairCheck:
     """Proves pairs unique block by block when the file is grouped by user (as MAL's files are).
 
-    Each block is sorted on a (user, anime) key on its own (small, cache-friendly sorts that
-    run while pyarrow parses the next block); the user cut at a block boundary is carried over.
-    Anything else (users out of order, a duplicate) leaves the verdict to a global pass.
+    Within a block, users are taken a few hundred at a time so that (user, anime) maps to a
+    small dense slot; each row writes its index into its slot and reads it back: a duplicate
+    pair finds another row's index there (linear time, no sort, a 32 MB scratch table). The
+    user cut at a block boundary is carried over. Anything else (users out of order, a
+    duplicate) leaves the verdict to a global pass.
     """
+
+    SLOTS = 1 << 23
 
     def __init__(self) -> None:
         self.possible = False
         self.last_user = -1
         self.carry = np.zeros(0, dtype=np.int32)  # sorted anime ids of ``last_user`` so far
+        self.table: np.ndarray | None = None
+
+    def _unique_within(self, user: np.ndarray, anime: np.ndarray) -> bool:
+        a_max = int(anime.max()) + 1
+        span = self.SLOTS // a_max  # users per slice
+        u0, u1 = int(user[0]), int(user[-1])
+        if span < 1 or (u1 - u0) // span > len(user) // 64 + 1:  # huge anime ids or sparse users: sort
+            key = (user.astype(np.int64) << 32) | anime
+            key.sort()
+            return not bool(np.any(key[1:] == key[:-1]))
+        if self.table is None:
+            self.table = np.empty(self.SLOTS, dtype=np.int32)
+        cuts = np.searchsorted(user, np.arange(u0 + span, u1 + 1, span, dtype=np.int64))
+        starts = np.concatenate(([0], cuts))
+        ends = np.concatenate((cuts, [len(user)]))
+        index = np.arange(len(user), dtype=np.int32)
+        for s, e in zip(starts.tolist(), ends.tolist()):
+            if e - s < 2:
+                continue
+            slot = (user[s:e] - user[s]) * np.int32(a_max) + anime[s:e]
+            self.table[slot] = index[s:e]
+            if not np.array_equal(self.table[slot], index[s:e]):
+                return False
+        return True
 
     def add(self, user: np.ndarray, anime: np.ndarray) -> None:
         if self.possible or len(user) == 0:
             return
         u0, u1 = int(user[0]), int(user[-1])
-        if u0 < self.last_user or not bool(np.all(user[1:] >= user[:-1])):
-            self.possible = True
-            return
-        a_max = int(anime.max()) + 1
-        if (u1 - u0 + 1) * a_max < 2**31:
-            key = (user - np.int32(u0)) * np.int32(a_max) + anime
-        else:
-            key = (user.astype(np.int64) << 32) | anime
-        key.sort()
-        if bool(np.any(key[1:] == key[:-1])):
+        if u0 < self.last_user or not bool(np.all(user[1:] >= user[:-1])) or not self._unique_within(user, anime):
             self.possible = True
             return
         if u0 == self.last_user:
