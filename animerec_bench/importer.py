@@ -456,6 +456,7 @@ def read_interactions(path: Path, layout: Layout, *, progress: bool = False,
     pairs, users, anime = _PairCheck(), _Distinct(), _Distinct()
     rows = 0
     bar = _progress_bar(size, path.name) if progress else None
+    bytes_per_row = _bytes_per_row(path) if progress else 0.0
     source = pa.OSFile(str(path), "r")
     try:
         try:
@@ -483,8 +484,8 @@ def read_interactions(path: Path, layout: Layout, *, progress: bool = False,
                 anime.add(a)
                 batches.append(canonical)
                 rows += batch.num_rows
-                if bar is not None:
-                    pos = min(source.tell(), size)
+                if bar is not None:  # by rows: the reader's file position runs ahead of the parsing
+                    pos = min(int(rows * bytes_per_row), size)
                     bar.update(pos - done)
                     done = pos
         except pa.ArrowInvalid as exc:
@@ -507,10 +508,16 @@ def read_interactions(path: Path, layout: Layout, *, progress: bool = False,
     return result
 
 
+def _bytes_per_row(path: Path) -> float:
+    with open(path, "rb") as fh:
+        head = fh.read(1 << 20)
+    return len(head) / max(head.count(b"\n"), 1)
+
+
 def _progress_bar(size: int, label: str):
     import click
 
-    bar = click.progressbar(length=size, label=f"reading {label}", file=sys.stderr, show_eta=True)
+    bar = click.progressbar(length=size, label=f"reading {label}", file=sys.stderr, show_eta=False)
     bar.__enter__()
     return bar
 
