@@ -28,7 +28,7 @@ import numpy as np
 
 from .. import hookimpl
 from ..model import Interactions, Model
-from .keras_backend import keras, seed_everything, to_numpy
+from .keras_backend import gather_rows, keras, seed_everything, to_numpy
 
 #: Rows per numpy chunk in predict: small enough that the gathered rows stay in cache
 #: (measured for mf, 2 cores: 1M-row chunks 3M predictions/s, 16k-row chunks 20M/s).
@@ -36,7 +36,10 @@ PREDICT_CHUNK = 1 << 14
 #: The study's setup (SEED.md), used when ``seed_compat=True``.
 STUDY_SETUP = {"batch_size": 64, "learning_rate": 0.001, "run_eagerly": True, "jit_compile": False,
                "steps_per_epoch": 1000, "monitor": "loss", "patience": 3, "restore_best_weights": False,
-               "validation_steps": 10, "class_weight": {0: 2.5, 1: 1.0}}
+               "validation_steps": 10, "class_weight": {0: 2.5, 1: 1.0}, "optimizer": "adam",
+               "steps_per_execution": 1}
+#: Default setup: steps run per call into the compiled graph (fewer Python round trips).
+STEPS_PER_EXECUTION = 16
 
 
 @functools.cache
@@ -44,6 +47,14 @@ def _architectures():
     """The Keras classes, defined on first use so that Keras is imported only when training."""
     k = keras()
     ops = k.ops
+
+    class Embedding(k.layers.Embedding):
+        """``keras.layers.Embedding`` (same weights, same lookup) that reads only the looked-up
+        rows of its table, so that a sparse optimizer's step costs the batch, not the table
+        (see ``keras_backend.gather_rows``)."""
+
+        def call(self, inputs):
+            return gather_rows(self.embeddings, ops.cast(inputs, "int32"))
 
     class GlobalBias(k.layers.Layer):
         """One trainable scalar added to the output (the study's ``tf.Variable``, which Keras 3
@@ -66,10 +77,10 @@ def _architectures():
 
         def __init__(self, n_users, n_items, dim, dropout, sigmoid, global_bias=0.0, **kw):
             super().__init__(**kw)
-            self.user_embeddings = k.layers.Embedding(n_users, dim)
-            self.item_embeddings = k.layers.Embedding(n_items, dim)
-            self.user_biases = k.layers.Embedding(n_users, 1)
-            self.item_biases = k.layers.Embedding(n_items, 1)
+            self.user_embeddings = Embedding(n_users, dim)
+            self.item_embeddings = Embedding(n_items, dim)
+            self.user_biases = Embedding(n_users, 1)
+            self.item_biases = Embedding(n_items, 1)
             self.global_bias = GlobalBias(global_bias)
             self.dropout = k.layers.Dropout(dropout)
             self.sigmoid = sigmoid
@@ -89,8 +100,8 @@ def _architectures():
 
         def __init__(self, n_users, n_items, dim, dropout, hidden, tasks, rating_bias=0.0, **kw):
             super().__init__(**kw)
-            self.user_embeddings = k.layers.Embedding(n_users, dim)
-            self.item_embeddings = k.layers.Embedding(n_items, dim)
+            self.user_embeddings = Embedding(n_users, dim)
+            self.item_embeddings = Embedding(n_items, dim)
             self.dropout = k.layers.Dropout(dropout)
             self.concat = k.layers.Concatenate()
             self.dense1 = k.layers.Dense(hidden, activation="relu")
@@ -121,10 +132,10 @@ def _architectures():
         def __init__(self, n_users, n_items, dim, mean, reg_factors, reg_biases, init_std, **kw):
             super().__init__(**kw)
             init = k.initializers.RandomNormal(stddev=init_std)
-            self.user_factors = k.layers.Embedding(n_users, dim, embeddings_initializer=init)
-            self.item_factors = k.layers.Embedding(n_items, dim, embeddings_initializer=init)
-            self.user_bias = k.layers.Embedding(n_users, 1, embeddings_initializer="zeros")
-            self.item_bias = k.layers.Embedding(n_items, 1, embeddings_initializer="zeros")
+            self.user_factors = Embedding(n_users, dim, embeddings_initializer=init)
+            self.item_factors = Embedding(n_items, dim, embeddings_initializer=init)
+            self.user_bias = Embedding(n_users, 1, embeddings_initializer="zeros")
+            self.item_bias = Embedding(n_items, 1, embeddings_initializer="zeros")
             self.mean = float(mean)
             self.reg_factors = float(reg_factors)
             self.reg_biases = float(reg_biases)
@@ -182,6 +193,10 @@ class KerasModel(Model):
     """Shared training loop: data as (user, item) index pairs, one ``model.fit``, early stopping,
     progress, then numpy weights for predict. Subclasses build the network and fold weights."""
 
+    #: Extra Keras callbacks for ``fit`` (not a hyperparameter; benchmarks use it to watch
+    #: validation loss against the clock).
+    extra_callbacks: tuple = ()
+
     #: Tasks one fit can train (checked against the runner's ``tasks``).
     def _check_tasks(self, tasks: tuple[str, ...]) -> tuple[str, ...]:
         tasks = tuple(tasks)
@@ -204,7 +219,8 @@ class KerasModel(Model):
         return {"batch_size": self.batch_size, "learning_rate": self.learning_rate, "run_eagerly": False,
                 "jit_compile": self.jit_compile, "steps_per_epoch": self.steps_per_epoch,
                 "monitor": "val_loss", "patience": self.patience, "restore_best_weights": True,
-                "validation_steps": None, "class_weight": None}
+                "validation_steps": None, "class_weight": None, "optimizer": "lazy_adam",
+                "steps_per_execution": STEPS_PER_EXECUTION}
 
     def _examples(self, part: Interactions, tasks: tuple[str, ...]):
         """x, y, sample weights for ``tasks``: one task -> its examples only; joint -> every pair of
@@ -221,14 +237,22 @@ class KerasModel(Model):
         return _pairs(sub), y, weights
 
     def _optimizer(self, setup):
-        return keras().optimizers.Adam(learning_rate=setup["learning_rate"])
+        """The study's Keras Adam in ``seed_compat``; else Adam that updates only the embedding rows
+        a batch touched (``sparse_optim.LazyAdam``): Keras' Adam updates whole tables every
+        step, which at the real data's 325k users costs ~10x the batch's own work."""
+        if setup["optimizer"] == "adam":
+            return keras().optimizers.Adam(learning_rate=setup["learning_rate"])
+        from .sparse_optim import LazyAdam
+
+        return LazyAdam(learning_rate=setup["learning_rate"])
 
     def _train(self, net, train, valid, tasks, seed, losses, loss_weights=None):
         """Compile and fit ``net``; sets ``epochs_``, ``setup_``, ``history_``, ``fit_seconds_``."""
         k = keras()
         setup = self._setup()
         net.compile(optimizer=self._optimizer(setup), loss=losses, loss_weights=loss_weights,
-                    run_eagerly=setup["run_eagerly"], jit_compile=setup["jit_compile"])
+                    run_eagerly=setup["run_eagerly"], jit_compile=setup["jit_compile"],
+                    steps_per_execution=setup["steps_per_execution"])
         x, y, sw = self._examples(train, tasks)
         validation = None
         if valid is not None and len(valid):
@@ -239,7 +263,7 @@ class KerasModel(Model):
         started = time.perf_counter()
         callbacks = [k.callbacks.EarlyStopping(monitor=monitor, patience=setup["patience"],
                                                restore_best_weights=setup["restore_best_weights"]),
-                     _progress_callback(self, started)]
+                     _progress_callback(self, started), *self.extra_callbacks]
         class_weight = setup["class_weight"] if tasks == ("interaction",) else None
         history = net.fit(x, y, sample_weight=sw, batch_size=setup["batch_size"], epochs=self.epochs,
                           steps_per_epoch=setup["steps_per_epoch"], validation_data=validation,
