@@ -54,24 +54,19 @@ def _fmt_params(params: dict) -> str:
     return ", ".join(f"{k}={json.dumps(v, sort_keys=True, default=str)}" for k, v in sorted(params.items()))
 
 
-def _mean_sd(values: list[float], digits: int) -> str:
+def _mean_sd(values: list[float], fmt: str = ".4f") -> str:
+    """``mean ± sd`` of the finite values (just the mean for one), or MISSING when there are none."""
     values = [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
     if not values:
         return MISSING
     mean = statistics.fmean(values)
     if len(values) == 1:
-        return f"{mean:.{digits}f}"
-    return f"{mean:.{digits}f} ± {statistics.stdev(values):.{digits}f}"
+        return f"{mean:{fmt}}"
+    return f"{mean:{fmt}} ± {statistics.stdev(values):{fmt}}"
 
 
 def _rate(values: list[float]) -> str:
-    values = [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
-    if not values:
-        return MISSING
-    mean = statistics.fmean(values)
-    if len(values) == 1:
-        return f"{mean:,.0f}"
-    return f"{mean:,.0f} ± {statistics.stdev(values):,.0f}"
+    return _mean_sd(values, ",.0f")
 
 
 def _row_key(r: dict) -> tuple:
@@ -126,8 +121,8 @@ def render_task(task: str, group: list[dict]) -> str:
             rows.append(((2, 0.0, label), [label, notes] + [NA] * (len(COLUMNS[task]) + 4) + [escape(key[3])]))
             continue
         rs = _latest_per_seed(ok.get(key, []))
-        cells = [_mean_sd([results_mod.get(r, f"metrics.{task}.{m}") for r in rs], 4) for _, m in COLUMNS[task]]
-        cells += [_mean_sd([results_mod.get(r, "timing.fit_seconds") for r in rs], 2),
+        cells = [_mean_sd([results_mod.get(r, f"metrics.{task}.{m}") for r in rs]) for _, m in COLUMNS[task]]
+        cells += [_mean_sd([results_mod.get(r, "timing.fit_seconds") for r in rs], ".2f"),
                   _rate([results_mod.get(r, "timing.train_examples_per_second") for r in rs]),
                   _rate([results_mod.get(r, "timing.predict_per_second") for r in rs]),
                   str(len(rs)) if rs else "0"]
