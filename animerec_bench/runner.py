@@ -28,6 +28,7 @@ from typing import Any
 from . import __version__, paths, results
 from .errors import UserError
 from .model import TASKS, param_defaults
+from .timing import harness_seconds
 from .worker import SPAWNED_AT_ENV
 
 DEFAULT_TIMEOUT = 1800.0
@@ -331,6 +332,10 @@ def _assemble(job: Job, ctx: RunContext, split, outcome: dict | None, *, code: i
     params = outcome.get("params", params)
     timing = dict(outcome.get("timing") or {})
     timing["job_seconds"] = duration
+    harness = harness_seconds(timing) if status == "ok" else None
+    if harness is not None:
+        timing["harness_seconds"] = harness
+        timing["harness_share"] = harness / duration if duration > 0 else None
     result = {
         "schema": results.SCHEMA,
         "status": status,

@@ -60,3 +60,21 @@ def bench(fn: Callable[[], Any], *, rounds: int = 5, warmup: int = 1, min_time: 
         if len(samples) >= rounds and spent >= min_time:
             break
     return samples, result
+
+
+#: Parts of a job that are not the harness's own cost: starting the process, loading the
+#: split, importing the model's framework, fitting, and one ``predict`` over validation and test.
+MODEL_PARTS = ("process_start_seconds", "load_split_seconds", "framework_import_seconds", "fit_seconds",
+               "validate_predict_seconds")
+
+
+def harness_seconds(timing: dict) -> float | None:
+    """What a job spent on the harness itself: ``job_seconds`` less :data:`MODEL_PARTS` and one
+    test ``predict`` (its median round). The rest is plugin loading, the extra timed predict
+    rounds, the latency sample, metrics, and writing the outcome. ``None`` when a part is missing
+    (a failed job)."""
+    try:
+        own = sum(float(timing.get(k) or 0.0) for k in MODEL_PARTS) + float(timing["predict"]["median"])
+        return max(float(timing["job_seconds"]) - own, 0.0)
+    except (KeyError, TypeError, ValueError):
+        return None

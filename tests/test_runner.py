@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from animerec_bench import results
+from animerec_bench import results, timing
 from animerec_bench.errors import UserError
 
 BIN = Path(sys.executable).parent / "animerec-bench"
@@ -244,8 +244,13 @@ def test_mf_same_seed_same_metrics_on_cpu(tmp_path):
     assert a["metrics"] == b["metrics"]
     assert a["model"]["params"]["epochs"] == 1 and a["model"]["params_set"] == {"epochs": 1}
     # TensorFlow is imported before fit is timed, and recorded apart
-    assert a["timing"]["framework_import_seconds"] > 0.5
+    t = a["timing"]
+    assert t["framework_import_seconds"] > 0.5
     assert a["machine"]["devices"]
+    # the harness's share is what the job spent beside the model's own parts
+    own = sum(t[k] for k in timing.MODEL_PARTS) + t["predict"]["median"]
+    assert t["harness_seconds"] == pytest.approx(t["job_seconds"] - own)
+    assert 0 < t["harness_share"] < 1 and t["worker_seconds"] < t["job_seconds"]
 
 
 def test_user_errors_are_one_line(plugins, tmp_path):
@@ -270,6 +275,8 @@ def test_worker_records_timing_and_provenance(plugins, tmp_path):
                 "predict_per_second", "seconds_per_epoch"):
         assert isinstance(t[key], float) and t[key] > 0, key
     assert t["epochs"] == 1
+    for key in ("validate_predict_seconds", "test_seconds", "latency_seconds", "worker_seconds", "harness_seconds"):
+        assert isinstance(t[key], float) and t[key] >= 0, key
     assert t["predict"]["rounds"] >= 5 and set(t["predict"]) >= {"min", "max", "mean", "median", "stddev"}
     assert t["user_latency"]["p95"] >= t["user_latency"]["p50"] > 0
     assert "framework_import_seconds" not in t  # numpy model: no TensorFlow
