@@ -5,10 +5,8 @@ Target (issue): ``mf`` >= 20M training examples/s (stretch 50M) on the real data
 rules as ``benchmarks/bench_models.py``'s ``real_scale``). For each of mf, mf-biased, nn,
 hybrid: ``epochs`` (3) full passes (``steps_per_epoch=None``), no validation, patience large;
 examples/s from the epochs after the first (the first traces and compiles). Each model runs at
-``--batch`` (65536) and at its default batch, with ``jit_compile=True``; ``mf`` also runs with
-the package's default ``jit_compile=False``, which on JAX means no ``jax.jit`` at all (Keras'
-JAX trainer jits the train step only when ``jit_compile`` is true). Then ``mf``'s (numpy)
-predictions/s on 1M random pairs. One JSON object on stdout, also ``$OUT/gpu_jax.json``.
+``--batch`` (65536) and at its default batch (the models jit-compile their step on JAX: Keras'
+JAX trainer would otherwise run it op by op). Then ``mf``'s (numpy) predictions/s on 1M random pairs. One JSON object on stdout, also ``$OUT/gpu_jax.json``.
 
 Imports only numpy, keras, jax and animerec_bench.{model,synth,builtin.keras_models}
 (``animerec_bench/__init__`` imports pluggy; a stub stands in where pluggy is missing).
@@ -83,9 +81,9 @@ def real_scale(scale: float) -> Interactions:
     return Interactions(user, item, rating, label, users, anime)
 
 
-def train_run(cls, train: Interactions, batch: int, epochs: int, jit: bool):
+def train_run(cls, train: Interactions, batch: int, epochs: int):
     ends: list[float] = []
-    model = cls(batch_size=batch, epochs=epochs, patience=1000, jit_compile=jit, steps_per_epoch=None)
+    model = cls(batch_size=batch, epochs=epochs, patience=1000, steps_per_epoch=None)
     model.on_progress = lambda info: ends.append(info["seconds"])
     t0 = time.perf_counter()
     with warnings.catch_warnings():
@@ -93,8 +91,7 @@ def train_run(cls, train: Interactions, batch: int, epochs: int, jit: bool):
         model.fit(train, None, tasks=TASKS[cls.name], seed=0)
     examples = model.setup_["examples"]  # one epoch = one full pass
     timed = np.diff(ends).tolist()
-    return {"model": cls.name, "batch_size": batch, "jit_compile": jit,
-            "jit_resolved": bool(model.network_.jit_compile), "examples_per_epoch": examples,
+    return {"model": cls.name, "batch_size": batch, "jit_compile": bool(model.network_.jit_compile), "examples_per_epoch": examples,
             "epochs": len(ends), "steps_per_execution": model.setup_["steps_per_execution"],
             "examples_per_s": examples / float(np.mean(timed)) if timed else None,
             "best_examples_per_s": examples / min(timed) if timed else None,
@@ -109,7 +106,6 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--models", default="mf,mf-biased,nn,hybrid")
     ap.add_argument("--no-default-batch", action="store_true", help="skip each model's default batch")
-    ap.add_argument("--no-eager", action="store_true", help="skip mf with jit_compile=False")
     ap.add_argument("--quick", action="store_true", help="10x smaller data (a CPU smoke run)")
     args = ap.parse_args()
     assert keras.backend.backend() == "jax", f"KERAS_BACKEND is {keras.backend.backend()}, not jax"
@@ -126,18 +122,16 @@ def main() -> None:
     runs = []
     for name in args.models.split(","):
         default = classes[name]().batch_size
-        runs += [(name, args.batch, True)] + ([] if args.no_default_batch or default == args.batch
-                                              else [(name, default, True)])
-        if name == "mf" and not args.no_eager:
-            runs.append((name, args.batch, False))
+        runs += [(name, args.batch)] + ([] if args.no_default_batch or default == args.batch
+                                        else [(name, default)])
     fitted_mf = None
-    for name, batch, jit in runs:
+    for name, batch in runs:
         try:
-            row, model = train_run(classes[name], train, batch, args.epochs, jit)
-            if name == "mf" and jit and batch == args.batch:
+            row, model = train_run(classes[name], train, batch, args.epochs)
+            if name == "mf" and batch == args.batch:
                 fitted_mf = model
         except Exception as exc:  # record and go on: the device run is one shot
-            row = {"model": name, "batch_size": batch, "jit_compile": jit, "error": repr(exc),
+            row = {"model": name, "batch_size": batch, "error": repr(exc),
                    "traceback": traceback.format_exc()[-3000:]}
         result["train"].append(row)
         print(json.dumps({k: v for k, v in row.items() if k != "traceback"}), file=sys.stderr)

@@ -250,6 +250,10 @@ class KerasModel(Model):
         """Compile and fit ``net``; sets ``epochs_``, ``setup_``, ``history_``, ``fit_seconds_``."""
         k = keras()
         setup = self._setup()
+        if k.backend.backend() == "jax" and not setup["run_eagerly"]:
+            # Keras' JAX trainer jit-compiles the step only when asked: False there means op by op
+            # (on TensorFlow, False still builds a graph).
+            setup["jit_compile"] = True
         net.compile(optimizer=self._optimizer(setup), loss=losses, loss_weights=loss_weights,
                     run_eagerly=setup["run_eagerly"], jit_compile=setup["jit_compile"],
                     steps_per_execution=setup["steps_per_execution"])
