@@ -10,15 +10,18 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pyarrow as pa
 
 from . import paths
 from .atomic import atomic_path
 from .dataset import Dataset
 from .errors import UserError
 from .model import TASKS, Interactions
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 PARTS = ("train", "valid", "test")
 

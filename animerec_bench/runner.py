@@ -260,8 +260,8 @@ def _watch(proc: subprocess.Popen, fd: int, deadline: float, on_line: Callable[[
                 _, status, rusage = os.wait4(proc.pid, 0)
                 proc.returncode = os.waitstatus_to_exitcode(status)
                 return proc.returncode, rusage, True
-            if eof:
-                time.sleep(min(0.05, remaining))
+            if eof:  # the worker closed its end: it is exiting, so look again soon
+                time.sleep(min(0.005, remaining))
             else:
                 pump(min(0.25, remaining))
             pid, status, rusage = os.wait4(proc.pid, os.WNOHANG)
