@@ -26,9 +26,9 @@ import numpy as np
 import pytest
 
 from animerec_bench.model import Interactions
-from animerec_bench.synth import SynthParams, generate
+from real_scale import REAL_ANIME, REAL_USERS
+from real_scale import real_scale as synthetic_real_scale
 
-REAL_USERS, REAL_ANIME, REAL_ROWS = 325_000, 17_500, 5_000_000
 #: Default setup: 2 epochs of this many steps (the second is timed).
 DEFAULT_STEPS = 96
 #: seed_compat: 2 epochs of this many eager batch-64 steps (the second is timed).
@@ -49,25 +49,8 @@ def _model_class(name):
 
 @pytest.fixture(scope="module")
 def real_scale() -> tuple[Interactions, Interactions, Interactions]:
-    """Train / valid / test at the real tables' size, protocol v1's task rules, no user filter
-    (every one of the 325k users keeps a row in the tables)."""
-    c = generate(SynthParams(rows=REAL_ROWS, users=REAL_USERS, anime=REAL_ANIME, seed=0))
-    user = c["user_id"].astype(np.int32)
-    item = np.searchsorted(c["MAL_ID"], c["anime_id"]).astype(np.int32)
-    rating = c["rating"].astype(np.float32)
-    status = c["watching_status"]
-    label = np.full(len(user), -1, np.int8)
-    completed = (status == 2) & (rating > 0)
-    label[completed] = rating[completed] > 5
-    label[status == 4] = 0
-    keep = (rating > 0) | (label >= 0)
-    user, item, rating, label = user[keep], item[keep], rating[keep], label[keep]
-    draw = np.random.default_rng(0).random(len(user))
-
-    def part(mask):
-        return Interactions(user[mask], item[mask], rating[mask], label[mask], REAL_USERS, REAL_ANIME)
-
-    return part(draw < 0.8), part((draw >= 0.8) & (draw < 0.9)), part(draw >= 0.9)
+    """Train / valid / test at the real tables' size (``benchmarks/real_scale.py``)."""
+    return synthetic_real_scale()
 
 
 @pytest.fixture(scope="module")

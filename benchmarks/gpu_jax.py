@@ -2,7 +2,7 @@
 
 Target (issue): ``mf`` >= 20M training examples/s (stretch 50M) on the real data's size
 (325k users x 17.5k anime, ~2.3M training ratings; the same synthetic set and protocol v1 task
-rules as ``benchmarks/bench_models.py``'s ``real_scale``). For each of mf, mf-biased, nn,
+rules as the CPU benchmarks: ``benchmarks/real_scale.py``). For each of mf, mf-biased, nn,
 hybrid: ``epochs`` (3) full passes (``steps_per_epoch=None``), no validation, patience large;
 examples/s from the epochs after the first (the first traces and compiles). Each model runs at
 ``--batch`` (65536) and at its default batch (the models jit-compile their step on JAX: Keras'
@@ -58,27 +58,9 @@ import keras  # noqa: E402
 
 from animerec_bench.builtin.keras_models import KERAS_MODELS  # noqa: E402
 from animerec_bench.model import Interactions  # noqa: E402
-from animerec_bench.synth import SynthParams, generate  # noqa: E402
+from real_scale import real_scale  # noqa: E402  (benchmarks/, this script's folder)
 
 TASKS = {"mf": ("rating",), "mf-biased": ("rating",), "nn": ("rating",), "hybrid": ("rating", "interaction")}
-
-
-def real_scale(scale: float) -> Interactions:
-    """The training part of bench_models.py's ``real_scale`` (protocol v1's task rules)."""
-    users, anime = int(325_000 * scale), int(17_500 * scale)
-    c = generate(SynthParams(rows=int(5_000_000 * scale), users=users, anime=anime, seed=0))
-    user = c["user_id"].astype(np.int32)
-    item = np.searchsorted(c["MAL_ID"], c["anime_id"]).astype(np.int32)
-    rating = c["rating"].astype(np.float32)
-    status = c["watching_status"]
-    label = np.full(len(user), -1, np.int8)
-    completed = (status == 2) & (rating > 0)
-    label[completed] = rating[completed] > 5
-    label[status == 4] = 0
-    keep = (rating > 0) | (label >= 0)
-    train = np.random.default_rng(0).random(int(keep.sum())) < 0.8
-    user, item, rating, label = (a[keep][train] for a in (user, item, rating, label))
-    return Interactions(user, item, rating, label, users, anime)
 
 
 def train_run(cls, train: Interactions, batch: int, epochs: int):
@@ -111,7 +93,7 @@ def main() -> None:
     assert keras.backend.backend() == "jax", f"KERAS_BACKEND is {keras.backend.backend()}, not jax"
     t_start = time.perf_counter()
     scale = 0.1 if args.quick else 1.0
-    train = real_scale(scale)
+    train, _, _ = real_scale(scale)
     result = {"keras": keras.__version__, "backend": keras.backend.backend(), "jax": jax.__version__,
               "devices": [str(d) for d in jax.devices()], "quick": args.quick,
               "users": train.n_users, "anime": train.n_items, "train_pairs": len(train),
