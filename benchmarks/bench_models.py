@@ -47,6 +47,15 @@ def _model_class(name):
     return {cls.name: cls for cls in KERAS_MODELS}[name]
 
 
+def _case(name, setup):
+    """The model class and whether ``setup`` is the study's; mf-biased has no study setup (its
+    throughput is compared with mf's study setup: the same tables)."""
+    study = setup == "seed_compat"
+    if study and name == "mf-biased":
+        pytest.skip("mf-biased is not the study's model: it has no seed_compat setup")
+    return _model_class(name), study
+
+
 @pytest.fixture(scope="module")
 def real_scale() -> tuple[Interactions, Interactions, Interactions]:
     """Train / valid / test at the real tables' size (``benchmarks/real_scale.py``)."""
@@ -75,10 +84,7 @@ def real_ratings(real_scale):
 @pytest.mark.parametrize("name,tasks", TRAIN_CASES, ids=[c[0] for c in TRAIN_CASES])
 def test_train_throughput(benchmark, real_scale, name, tasks, setup):
     train, _, _ = real_scale
-    cls = _model_class(name)
-    study = setup == "seed_compat"
-    if study and name == "mf-biased":
-        pytest.skip("mf-biased has no seed_compat setup; its default is compared with mf's (same tables)")
+    cls, study = _case(name, setup)
     if study:
         kw = {"seed_compat": True, "steps_per_epoch": STUDY_STEPS, "epochs": 2}
     else:
@@ -239,10 +245,7 @@ _curves: dict[str, list[tuple[float, float]]] = {}
 @pytest.mark.parametrize("name,tasks", TRAIN_CASES, ids=[c[0] for c in TRAIN_CASES])
 def test_time_to_quality(benchmark, embedded, name, tasks, setup):
     train, valid, _ = embedded
-    cls = _model_class(name)
-    study = setup == "seed_compat"
-    if study and name == "mf-biased":
-        pytest.skip("mf-biased is not the study's model: it has no seed_compat setup")
+    cls, study = _case(name, setup)
     model = cls(seed_compat=True, epochs=100) if study else cls()
     xv, yv, swv = model._examples(valid, tasks)
     clock = _validation_clock(xv, yv, swv, STUDY_BUDGET_S if study else None)

@@ -419,8 +419,8 @@ class Hybrid(NN):
         self.interaction_loss_weight = interaction_loss_weight
 
     def fit(self, train, valid, *, tasks=("rating", "interaction"), seed):
-        tasks = self._check_tasks(tasks)
-        tasks = ("rating", "interaction")
+        self._check_tasks(tasks)
+        tasks = self.tasks  # both heads, in the order the losses are declared
         seed_everything(seed)
         net = self._network(train, tasks)
         self._train(net, train, valid, tasks, seed,
