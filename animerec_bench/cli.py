@@ -24,6 +24,11 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except UserError as exc:
             raise _UserFacingError(str(exc)) from None
+        except BrokenPipeError:  # output piped into `head`: not an error of ours or the user's
+            raise
+        except OSError as exc:  # a folder that cannot be made or written (--out, --results, home)
+            where = f"{exc.filename}: " if exc.filename else ""
+            raise _UserFacingError(f"{where}{exc.strerror or exc}") from None
 
 
 @click.group(cls=_Group)

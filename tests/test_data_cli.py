@@ -76,3 +76,15 @@ def test_data_commands_import_nothing_heavy():
     assert proc.stdout.strip() == "[]"
     proc = subprocess.run([str(CLI), "data", "--help"], capture_output=True, text=True)
     assert proc.returncode == 0 and "import" in proc.stdout and "synth" in proc.stdout and "info" in proc.stdout
+
+
+def test_an_output_folder_that_cannot_be_made_is_a_one_line_error(fresh_home, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    for args in (["data", "synth", "--rows", "1000", "--users", "50", "--anime", "100", "--out", str(blocker / "syn")],
+                 ["leaderboard", "--results", str(tmp_path), "--out", str(blocker / "boards")]):
+        proc = subprocess.run([str(CLI), *args], capture_output=True, text=True,
+                              env={**os.environ, "ANIMEREC_BENCH_HOME": str(fresh_home)})
+        assert proc.returncode == 2, (args, proc.stderr)
+        assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+        assert str(blocker) in proc.stderr, proc.stderr
