@@ -51,9 +51,6 @@ class Layout:
     rating_min: int
     description: str
 
-    def expected_header(self) -> str:
-        return ",".join(self.required)
-
 
 ANIMELIST = Layout("animelist.csv", ("user_id", "anime_id", "rating", "watching_status"), 0,
                    "every list entry (any watching status); rating 0 = not scored")
@@ -610,8 +607,8 @@ def import_folder(src: Path | str, name: str = DEFAULT_NAME, *, progress: bool =
                 pq.write_table(table, parquet, compression="zstd", row_group_size=1 << 20)
         users, anime = read.users, read.anime
         if dropped:  # a dropped row may have been some user's or anime's only one
-            users = _count_distinct(table.column("user_id").to_numpy())
-            anime = _count_distinct(table.column("anime_id").to_numpy())
+            users = count_distinct(table.column("user_id").to_numpy())
+            anime = count_distinct(table.column("anime_id").to_numpy())
         meta = {
             "name": name,
             "synthetic": marker is not None,
@@ -642,7 +639,8 @@ def import_folder(src: Path | str, name: str = DEFAULT_NAME, *, progress: bool =
     return meta
 
 
-def _count_distinct(ids: np.ndarray) -> int:
+def count_distinct(ids: np.ndarray) -> int:
+    """How many distinct non-negative ids: a bitmap when they are dense enough, else ``np.unique``."""
     if len(ids) == 0:
         return 0
     if ids.min() >= 0 and ids.max() < 1 << 26:  # dense enough for a bitmap

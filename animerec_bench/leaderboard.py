@@ -46,10 +46,6 @@ def escape(text: object) -> str:
     return _SPECIAL.sub(r"\\\1", s)
 
 
-def slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "x"
-
-
 def _fmt_params(params: dict) -> str:
     return ", ".join(f"{k}={json.dumps(v, sort_keys=True, default=str)}" for k, v in sorted(params.items()))
 
@@ -214,7 +210,7 @@ def render_group(dataset: str, protocol: str, group: list[dict]) -> str:
 
 
 def file_for(dataset: str, protocol: str) -> str:
-    return f"{slug(dataset)}-{slug(protocol)}.md"
+    return f"{results_mod.slug(dataset)}-{results_mod.slug(protocol)}.md"
 
 
 def render(results: list[dict]) -> dict[str, str]:

@@ -88,22 +88,27 @@ def _confusion(y, p, threshold: float) -> tuple[int, int, int, int]:
     return tp, fp, fn, tn
 
 
-def accuracy(y, p, threshold: float = THRESHOLD) -> float:
-    tp, fp, fn, tn = _confusion(y, p, threshold)
+def _thresholded(tp: int, fp: int, fn: int, tn: int) -> dict[str, float]:
+    """Accuracy; precision (0.0 when nothing is predicted positive, scikit-learn's default);
+    recall (0.0 when there are no positives)."""
     n = tp + fp + fn + tn
-    return (tp + tn) / n if n else float("nan")
+    return {"accuracy": (tp + tn) / n if n else float("nan"),
+            "precision": tp / (tp + fp) if tp + fp else 0.0,
+            "recall": tp / (tp + fn) if tp + fn else 0.0}
+
+
+def accuracy(y, p, threshold: float = THRESHOLD) -> float:
+    return _thresholded(*_confusion(y, p, threshold))["accuracy"]
 
 
 def precision(y, p, threshold: float = THRESHOLD) -> float:
     """tp / (tp + fp); 0.0 when nothing is predicted positive (scikit-learn's default)."""
-    tp, fp, _, _ = _confusion(y, p, threshold)
-    return tp / (tp + fp) if tp + fp else 0.0
+    return _thresholded(*_confusion(y, p, threshold))["precision"]
 
 
 def recall(y, p, threshold: float = THRESHOLD) -> float:
     """tp / (tp + fn); 0.0 when there are no positives."""
-    tp, _, fn, _ = _confusion(y, p, threshold)
-    return tp / (tp + fn) if tp + fn else 0.0
+    return _thresholded(*_confusion(y, p, threshold))["recall"]
 
 
 def clip_ratings(p) -> np.ndarray:
@@ -116,8 +121,7 @@ def score(task: str, y, p) -> dict[str, float]:
         p = clip_ratings(p)
         return {"rmse": rmse(y, p), "mae": mae(y, p), "mse": mse(y, p)}
     if task == "interaction":
-        return {"auc": auc(y, p), "log_loss": log_loss(y, p), "accuracy": accuracy(y, p),
-                "precision": precision(y, p), "recall": recall(y, p)}
+        return {"auc": auc(y, p), "log_loss": log_loss(y, p), **_thresholded(*_confusion(y, p, THRESHOLD))}
     raise ValueError(f"unknown task {task!r}")
 
 

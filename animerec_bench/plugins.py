@@ -15,7 +15,7 @@ import pluggy
 
 from . import hookspecs
 from .errors import PluginError
-from .model import TASKS, param_defaults
+from .model import TASKS, Model, param_defaults
 
 PROJECT = "animerec_bench"
 ENTRY_POINT_GROUP = "animerec_bench"
@@ -172,18 +172,13 @@ def validate_model_class(cls: Any) -> str | None:
     for method in ("fit", "predict"):
         if not callable(getattr(cls, method, None)):
             return f"model {name!r} misses the method `{method}`"
-        if getattr(cls, method) is getattr(_base_model(), method, None):
+        if getattr(cls, method) is getattr(Model, method, None):
             return f"model {name!r} does not implement `{method}`"
     try:
         param_defaults(cls)
     except (TypeError, ValueError) as exc:
         return f"model {name!r} has an unreadable __init__ signature: {exc}"
     return None
-
-
-def _base_model():
-    from .model import Model
-    return Model
 
 
 def collect(pm: PluginManager) -> Registry:

@@ -66,7 +66,8 @@ def dumps(result: dict) -> str:
     return json.dumps(json_safe(result), indent=2, sort_keys=True, allow_nan=False) + "\n"
 
 
-def _slug(text: str) -> str:
+def slug(text: str) -> str:
+    """``text`` as a safe file-name part (letters, digits, ``._-``; never empty)."""
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "x"
 
 
@@ -76,7 +77,7 @@ def file_name(result: dict) -> str:
     parts = [get(result, "dataset.name", "dataset"), str(result.get("protocol", "protocol")),
              get(result, "model.name", "model"), "+".join(result.get("tasks") or ["none"]),
              f"seed{get(result, 'split.seed', 'x')}", stamp or "nostamp", uuid.uuid4().hex[:12]]
-    return "--".join(_slug(str(p)) for p in parts) + ".json"
+    return "--".join(slug(str(p)) for p in parts) + ".json"
 
 
 def write(results_dir: Path | str, result: dict) -> Path:

@@ -122,12 +122,6 @@ def plan(registry, models: list[str], tasks: tuple[str, ...] | None, seeds: list
     return jobs
 
 
-def split_file(dataset, protocol, seed: int) -> tuple[Path, Any]:
-    """Make (or read from the cache) the split for ``seed``; return the cache file and the split."""
-    split = protocol.split(dataset, seed)  # writes the cache file the worker reads
-    return protocol.cache_path(dataset, seed), split
-
-
 def git_commit() -> str | None:
     """``git rev-parse HEAD`` of the checkout the package runs from, or None outside one."""
     root = Path(__file__).resolve().parent.parent
@@ -166,8 +160,11 @@ class RunContext:
     latency_users: int = 50
 
     def split(self, seed: int) -> tuple[Path, Any]:
+        """The split for ``seed`` (made, or read from the cache) and its cache file, which the
+        worker reads."""
         if seed not in self.splits:
-            self.splits[seed] = split_file(self.dataset, self.protocol, seed)
+            split = self.protocol.split(self.dataset, seed)
+            self.splits[seed] = (self.protocol.cache_path(self.dataset, seed), split)
         return self.splits[seed]
 
 

@@ -61,6 +61,7 @@ def describe_dataset(ds) -> dict:
     import numpy as np
 
     from ..dataset import STATUSES
+    from ..importer import count_distinct
 
     table = ds.table()
     user = table.column("user_id").to_numpy()
@@ -70,23 +71,11 @@ def describe_dataset(ds) -> dict:
     return {
         "name": ds.name, "label": ds.label, "synthetic": ds.synthetic, "source": ds.source,
         "licence": ds.licence, "description": ds.description, "fingerprint": ds.fingerprint,
-        "rows": int(table.num_rows), "users": _distinct(user), "anime": _distinct(anime),
+        "rows": int(table.num_rows), "users": count_distinct(user), "anime": count_distinct(anime),
         "rating_distribution": {str(r): int(rating[r]) for r in range(len(rating)) if rating[r] or r <= 10},
         "status_distribution": {str(s): int(status[s]) for s in STATUSES},
         "status_names": {str(s): n for s, n in STATUSES.items()},
     }
-
-
-def _distinct(ids) -> int:
-    import numpy as np
-
-    if len(ids) == 0:
-        return 0
-    if ids.min() >= 0 and ids.max() < 1 << 26:
-        seen = np.zeros(int(ids.max()) + 1, dtype=bool)
-        seen[ids] = True
-        return int(seen.sum())
-    return int(len(np.unique(ids)))
 
 
 @data.command("info")
