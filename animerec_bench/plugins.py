@@ -26,6 +26,7 @@ DEFAULT_PLUGINS = (
     "animerec_bench.builtin.datasets",
     "animerec_bench.builtin.baselines",
     "animerec_bench.builtin.keras_models",
+    "animerec_bench.builtin.biased_mf",
 )
 
 

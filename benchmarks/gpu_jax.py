@@ -8,7 +8,7 @@ examples/s from the epochs after the first (the first traces and compiles). Each
 ``--batch`` (65536) and at its default batch (the models jit-compile their step on JAX: Keras'
 JAX trainer would otherwise run it op by op). Then ``mf``'s (numpy) predictions/s on 1M random pairs. One JSON object on stdout, also ``$OUT/gpu_jax.json``.
 
-Imports only numpy, keras, jax and animerec_bench.{model,synth,builtin.keras_models}
+Imports only numpy, keras, jax and animerec_bench.{model,synth,builtin.*}
 (``animerec_bench/__init__`` imports pluggy; a stub stands in where pluggy is missing).
 
 CPU smoke run here (10x smaller data; no TensorFlow in that venv, jax as on the device)::
@@ -56,6 +56,7 @@ except ImportError:  # only HookimplMarker is used at import time
 import jax  # noqa: E402
 import keras  # noqa: E402
 
+from animerec_bench.builtin.biased_mf import BiasedMatrixFactorization  # noqa: E402
 from animerec_bench.builtin.keras_models import KERAS_MODELS  # noqa: E402
 from animerec_bench.model import Interactions  # noqa: E402
 from real_scale import real_scale  # noqa: E402  (benchmarks/, this script's folder)
@@ -73,8 +74,10 @@ def train_run(cls, train: Interactions, batch: int, epochs: int):
         model.fit(train, None, tasks=TASKS[cls.name], seed=0)
     examples = model.setup_["examples"]  # one epoch = one full pass
     timed = np.diff(ends).tolist()
-    return {"model": cls.name, "batch_size": batch, "jit_compile": bool(model.network_.jit_compile), "examples_per_epoch": examples,
-            "epochs": len(ends), "steps_per_execution": model.setup_["steps_per_execution"],
+    network = getattr(model, "network_", None)  # mf-biased has none: its epoch is one jitted loop
+    return {"model": cls.name, "batch_size": batch, "examples_per_epoch": examples,
+            "jit_compile": bool(network.jit_compile) if network is not None else True,
+            "epochs": len(ends), "steps_per_execution": model.setup_.get("steps_per_execution"),
             "examples_per_s": examples / float(np.mean(timed)) if timed else None,
             "best_examples_per_s": examples / min(timed) if timed else None,
             "first_epoch_s": ends[0], "timed_epochs_s": [round(t, 4) for t in timed],
@@ -100,7 +103,7 @@ def main() -> None:
               "data_s": round(time.perf_counter() - t_start, 2), "train": [], "predict": None}
     print(f"data: {len(train)} training pairs in {result['data_s']} s; devices {result['devices']}",
           file=sys.stderr)
-    classes = {cls.name: cls for cls in KERAS_MODELS}
+    classes = {cls.name: cls for cls in (*KERAS_MODELS, BiasedMatrixFactorization)}
     runs = []
     for name in args.models.split(","):
         default = classes[name]().batch_size

@@ -239,7 +239,7 @@ def test_disable_plugins_by_name(tmp_path, monkeypatch):
     folder = tmp_path / "plugins"
     write(folder, "syntax", BAD["syntax"][0])
     write(folder, "extra", GOOD.format(name="extra-model", tasks='("rating",)'))
-    monkeypatch.setenv("ANIMEREC_BENCH_DISABLE_PLUGINS", " syntax, keras_models ,")
+    monkeypatch.setenv("ANIMEREC_BENCH_DISABLE_PLUGINS", " syntax, keras_models , biased_mf")
     reg = load_registry(folder)
     assert not reg.errors  # the broken file is never imported
     assert "extra-model" in reg.models

@@ -1,4 +1,4 @@
-"""The study's three Keras models (``mf``, ``nn``, ``hybrid``) and a textbook ``mf-biased``.
+"""The study's three Keras models: ``mf``, ``nn``, ``hybrid`` (``mf-biased`` is in ``biased_mf``).
 
 Written with ``keras`` and ``keras.ops`` only, so they run on the TensorFlow, JAX and PyTorch
 backends. Keras is imported inside ``fit``/``predict`` (through ``keras_backend``), never at
@@ -123,34 +123,7 @@ def _architectures():
             out = {task: head(x) for task, head in self.heads.items()}
             return next(iter(out.values())) if self.single else out
 
-    class BiasedMF(k.Model):
-        """Textbook biased MF: mu + b_u + b_i + <p_u, q_i>, mu fixed at the training mean.
-
-        L2 is added per example on the rows the batch touches (as SGD-based MF does), so a
-        step never needs the whole table."""
-
-        def __init__(self, n_users, n_items, dim, mean, reg_factors, reg_biases, init_std, **kw):
-            super().__init__(**kw)
-            init = k.initializers.RandomNormal(stddev=init_std)
-            self.user_factors = Embedding(n_users, dim, embeddings_initializer=init)
-            self.item_factors = Embedding(n_items, dim, embeddings_initializer=init)
-            self.user_bias = Embedding(n_users, 1, embeddings_initializer="zeros")
-            self.item_bias = Embedding(n_items, 1, embeddings_initializer="zeros")
-            self.mean = float(mean)
-            self.reg_factors = float(reg_factors)
-            self.reg_biases = float(reg_biases)
-
-        def call(self, inputs, training=False):
-            user, item = inputs[:, 0], inputs[:, 1]
-            p, q = self.user_factors(user), self.item_factors(item)
-            bu, bi = self.user_bias(user), self.item_bias(item)
-            if training:
-                self.add_loss(self.reg_factors * ops.mean(ops.sum(p * p + q * q, axis=-1))
-                              + self.reg_biases * ops.mean(ops.sum(bu * bu + bi * bi, axis=-1)))
-            return self.mean + bu + bi + ops.sum(p * q, axis=-1, keepdims=True)
-
-    return {"MatrixFactorization": MatrixFactorization, "NeuralNetwork": NeuralNetwork,
-            "BiasedMF": BiasedMF}
+    return {"MatrixFactorization": MatrixFactorization, "NeuralNetwork": NeuralNetwork}
 
 
 def _progress_callback(model: Model, started: float):
@@ -182,7 +155,8 @@ def _relu(x: np.ndarray) -> np.ndarray:
     return np.maximum(x, 0.0, out=x)
 
 
-def _chunks(user: np.ndarray, item: np.ndarray):
+def predict_chunks(user: np.ndarray, item: np.ndarray):
+    """``(where, user rows, item rows)`` in ``PREDICT_CHUNK``-row pieces (shared with ``biased_mf``)."""
     user = np.asarray(user, dtype=np.int64)
     item = np.asarray(item, dtype=np.int64)
     for start in range(0, len(user), PREDICT_CHUNK):
@@ -332,7 +306,7 @@ class MF(KerasModel):
 
     def predict(self, user, item):
         out = np.empty(len(user), dtype=np.float32)
-        for where, u, i in _chunks(user, item):
+        for where, u, i in predict_chunks(user, item):
             out[where] = np.einsum("ij,ij->i", self.user_[u], self.item_[i]) + self.global_bias_
         task = self.tasks_[0]
         return {task: _sigmoid(out) if task == "interaction" else out}
@@ -389,7 +363,7 @@ class NN(KerasModel):
 
     def predict(self, user, item):
         out = {t: np.empty(len(user), dtype=np.float32) for t in self.heads_}
-        for where, u, i in _chunks(user, item):
+        for where, u, i in predict_chunks(user, item):
             hidden = _relu(self.user_[u] + self.item_[i])
             for task, (w, b) in self.heads_.items():
                 z = hidden @ w + b
@@ -431,66 +405,7 @@ class Hybrid(NN):
         return self
 
 
-class BiasedMatrixFactorization(KerasModel):
-    """Textbook biased MF: mean + user bias + item bias + <p_u, q_i>, L2, no dropout.
-
-    Shows what a well-set dot product does next to the study's MF. L2 is per example on the
-    rows a batch touches, so steps stay sparse. Defaults from a search on the validation split
-    of mal2016-5k / v1 / seed 0 (Adam, batch 4096, lr 0.005, early stopping on val loss):
-
-    - 32 factors, reg_factors 0.02 / 0.05 / 0.1: val RMSE 1.1588 / 1.1525 / 1.1474
-    - 64 factors, reg_factors 0.02 / 0.05 / 0.07 / 0.1: 1.1499 / 1.1452 / 1.1442 / 1.1442
-    - 128 factors, reg_factors 0.05: 1.1431 (fit ~1.6x as long as 64)
-
-    lr 0.0025 / 0.01 and batch 8192 (lr 0.01) were no better at 32 factors; reg_biases barely
-    matters. Chosen: 64 factors, reg 0.07 (within 0.001 of 128 factors at half the table size).
-    """
-
-    name = "mf-biased"
-    tasks = ("rating",)
-    joint = False
-    version = "1"
-
-    def __init__(self, factors: int = 64, reg_factors: float = 0.07, reg_biases: float = 0.005,
-                 init_std: float = 0.01, epochs: int = 40, batch_size: int = 4096,
-                 learning_rate: float = 0.005, patience: int = 3, jit_compile: bool = False,
-                 steps_per_epoch: int | None = None) -> None:
-        self.factors = factors
-        self.reg_factors = reg_factors
-        self.reg_biases = reg_biases
-        self.init_std = init_std
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.patience = patience
-        self.jit_compile = jit_compile
-        self.steps_per_epoch = steps_per_epoch
-
-    def fit(self, train, valid, *, tasks=("rating",), seed):
-        tasks = self._check_tasks(tasks)
-        seed_everything(seed)
-        _, y = train.for_task("rating")
-        mean = float(y.mean()) if len(y) else 5.5
-        net = _architectures()["BiasedMF"](train.n_users, train.n_items, self.factors, mean,
-                                           self.reg_factors, self.reg_biases, self.init_std)
-        self._train(net, train, valid, tasks, seed, "mse")
-        self.mean_ = mean
-        self.user_ = np.concatenate([to_numpy(net.user_factors.embeddings),
-                                     to_numpy(net.user_bias.embeddings)], axis=1)
-        self.item_ = np.concatenate([to_numpy(net.item_factors.embeddings),
-                                     np.ones((train.n_items, 1), np.float32)], axis=1)
-        self.item_bias_ = to_numpy(net.item_bias.embeddings)[:, 0]
-        self.network_ = net
-        return self
-
-    def predict(self, user, item):
-        out = np.empty(len(user), dtype=np.float32)
-        for where, u, i in _chunks(user, item):
-            out[where] = np.einsum("ij,ij->i", self.user_[u], self.item_[i]) + self.item_bias_[i] + self.mean_
-        return {"rating": out}
-
-
-KERAS_MODELS = (MF, NN, Hybrid, BiasedMatrixFactorization)
+KERAS_MODELS = (MF, NN, Hybrid)
 
 
 @hookimpl
