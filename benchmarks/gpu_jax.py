@@ -5,8 +5,10 @@ Target (issue): ``mf`` >= 20M training examples/s (stretch 50M) on the real data
 rules as the CPU benchmarks: ``benchmarks/real_scale.py``). For each of mf, mf-biased, nn,
 hybrid: ``epochs`` (3) full passes (``steps_per_epoch=None``), no validation, patience large;
 examples/s from the epochs after the first (the first traces and compiles). Each model runs at
-``--batch`` (65536) and at its default batch (the models jit-compile their step on JAX: Keras'
-JAX trainer would otherwise run it op by op). Then ``mf``'s (numpy) predictions/s on 1M random pairs. One JSON object on stdout, also ``$OUT/gpu_jax.json``.
+``--batch`` (65536) and at its default batch (the Keras models jit-compile their step on JAX:
+Keras' JAX trainer would otherwise run it op by op; ``mf-biased`` jits a whole epoch, its
+tables donated and updated in place). Then ``mf``'s (numpy) predictions/s on 1M random pairs.
+One JSON object on stdout, also ``$OUT/gpu_jax.json``.
 
 Imports only numpy, keras, jax and animerec_bench.{model,synth,builtin.*}
 (``animerec_bench/__init__`` imports pluggy; a stub stands in where pluggy is missing).
