@@ -58,6 +58,12 @@ def table(data: dict) -> str:
               f"| Surprise SVD (100 factors, 1 core, {train('surprise-svd', 'peer').get('epochs')} epochs) | {_fmt_rate(svd)} | |",
               f"| Cornac MF (k=10, {c.get('iterations')} iterations) | {_fmt_rate(c.get('examples_per_s'))} | "
               f"{_s(cornac_ttq)} ({cq.get('iterations_to_target')} iterations, val MSE {cq.get('target_val_loss', float('nan')):.3f}) |"]
+    paired = by.get(("paired", "mf-biased", "vs surprise-svd"))
+    if paired:
+        lines.append(f"| mf-biased / Surprise SVD, whole {paired['epochs']}-epoch fits (set-up and compile included), "
+                     f"{len(paired['rounds'])} alternating rounds | "
+                     f"median **{paired['ratio_median']:.2f}x** (range {paired['ratio_min']:.2f}-"
+                     f"{paired['ratio_max']:.2f}x) | |")
     if cq.get("mf_biased_seconds_to_cornac_target") is not None:
         lines.append(f"| mf-biased to Cornac's target (first epoch, graph tracing included: "
                      f"{cq['mf_biased_first_epoch_seconds']:.2f} s) | | "

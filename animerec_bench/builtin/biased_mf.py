@@ -7,7 +7,6 @@ the validation MSE with the best tables restored. Runs on Keras' TensorFlow or J
 
 from __future__ import annotations
 
-import concurrent.futures
 import time
 
 import numpy as np
@@ -95,34 +94,31 @@ class BiasedMatrixFactorization(Model):
         started = time.perf_counter()
         best_loss, waited, training = float("inf"), 0, 0.0
         per_epoch = n if self.steps_per_epoch is None else self.steps_per_epoch * self.batch_size
-        # The next epoch's order is drawn in a thread while this one trains (a compiled epoch
-        # releases the GIL): ~0.1 s per 2.4M examples that the loop no longer waits for.
-        with concurrent.futures.ThreadPoolExecutor(1) as pool:
-            draw = lambda: pool.submit(row_adagrad.batch_order, n, self.batch_size, rng, self.steps_per_epoch)  # noqa: E731
-            pending = draw()
-            for epoch in range(self.epochs):
-                order = pending.result()
-                pending = draw() if epoch + 1 < self.epochs else None
-                t0 = time.perf_counter()
-                loss = trainer.epoch(order) / per_epoch
-                training += time.perf_counter() - t0
-                self.history_["loss"].append(loss)
-                self.history_["train_seconds"].append(training)
-                val_loss = None
-                if len(vy):
-                    val_loss = trainer.squared_error(vrated.user, vrated.item, vy) / len(vy)
-                    self.history_["val_loss"].append(val_loss)
-                self.epochs_ = epoch + 1
-                self.report_progress(epoch=epoch + 1, loss=loss, val_loss=val_loss,
-                                     seconds=round(time.perf_counter() - started, 3))
-                watched = loss if val_loss is None else val_loss
-                if watched < best_loss:
-                    best_loss, waited = watched, 0
-                    trainer.keep()
-                else:
-                    waited += 1
-                    if waited >= self.patience:
-                        break
+        # Each epoch's order is drawn here, on the clock (~0.1 s per 2.4M examples). Drawn in a
+        # thread during the previous epoch instead, it took a core from XLA's loop and made
+        # epochs take 1.2 s instead of 0.6 about half the time (real scale, 2 cores).
+        for epoch in range(self.epochs):
+            t0 = time.perf_counter()
+            order = row_adagrad.batch_order(n, self.batch_size, rng, self.steps_per_epoch)
+            loss = trainer.epoch(order) / per_epoch
+            training += time.perf_counter() - t0
+            self.history_["loss"].append(loss)
+            self.history_["train_seconds"].append(training)
+            val_loss = None
+            if len(vy):
+                val_loss = trainer.squared_error(vrated.user, vrated.item, vy) / len(vy)
+                self.history_["val_loss"].append(val_loss)
+            self.epochs_ = epoch + 1
+            self.report_progress(epoch=epoch + 1, loss=loss, val_loss=val_loss,
+                                 seconds=round(time.perf_counter() - started, 3))
+            watched = loss if val_loss is None else val_loss
+            if watched < best_loss:
+                best_loss, waited = watched, 0
+                trainer.keep()
+            else:
+                waited += 1
+                if waited >= self.patience:
+                    break
         self._fold(*trainer.tables(kept=True))
         self.fit_seconds_ = time.perf_counter() - started
 
