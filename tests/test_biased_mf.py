@@ -66,7 +66,8 @@ def test_an_epoch_applies_the_documented_rule_and_touches_only_the_batches_rows(
     assert loss > 0
     # squared_error scores the current tables with the model's prediction
     k = factors
-    pred = rule.mean + want_users[user, k] + want_items[item, k] + np.sum(want_users[user, :k] * want_items[item, :k], 1)
+    pred = (rule.mean + want_users[user, k] + want_items[item, k]
+            + np.sum(want_users[user, :k] * want_items[item, :k], 1))
     assert trainer.squared_error(user, item, rating) == pytest.approx(np.sum((pred - rating) ** 2), rel=1e-4)
 
 
