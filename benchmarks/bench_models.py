@@ -79,6 +79,17 @@ def real_ratings(real_scale):
     return rated.user, rated.item, y
 
 
+@pytest.fixture(scope="module")
+def surprise_trainset(real_ratings):
+    """The real-scale ratings as Surprise's trainset (built once: it takes seconds)."""
+    import pandas as pd
+    from surprise import Dataset, Reader
+
+    user, item, y = real_ratings
+    return Dataset.load_from_df(pd.DataFrame({"u": user, "i": item, "r": y}),
+                                Reader(rating_scale=(1, 10))).build_full_trainset()
+
+
 # ---------------------------------------------------------------- training throughput, real scale
 
 @pytest.mark.parametrize("setup", ["seed_compat", "default"])
@@ -136,15 +147,12 @@ class _quiet:
 
 # ---------------------------------------------------------------- peers, real scale
 
-def test_peer_surprise_svd(benchmark, real_ratings):
-    import pandas as pd
-    from surprise import SVD, Dataset, Reader
+def test_peer_surprise_svd(benchmark, real_ratings, surprise_trainset):
+    from surprise import SVD
 
-    user, item, y = real_ratings
-    trainset = Dataset.load_from_df(pd.DataFrame({"u": user, "i": item, "r": y}),
-                                    Reader(rating_scale=(1, 10))).build_full_trainset()
+    _, _, y = real_ratings
     epochs = 5
-    benchmark.pedantic(lambda: SVD(n_epochs=epochs, random_state=0).fit(trainset), rounds=1, iterations=1)
+    benchmark.pedantic(lambda: SVD(n_epochs=epochs, random_state=0).fit(surprise_trainset), rounds=1, iterations=1)
     seconds = benchmark.stats.stats.min
     rate = len(y) * epochs / seconds
     _rates[("surprise-svd", "peer")] = rate
@@ -159,25 +167,22 @@ def test_peer_surprise_svd(benchmark, real_ratings):
 PAIRED_ROUNDS, PAIRED_EPOCHS = 3, 5
 
 
-def test_peer_surprise_svd_paired_with_mf_biased(benchmark, real_scale, real_ratings):
+def test_peer_surprise_svd_paired_with_mf_biased(benchmark, real_scale, real_ratings, surprise_trainset):
     """Whole fits of ``PAIRED_EPOCHS`` epochs, mf-biased and Surprise SVD in alternating rounds:
     set-up, compile and first epoch included on both sides. On this shared machine a
     neighbour's load can take mf-biased's second core for seconds (one core: ~2.5M examples/s,
     two: ~4M) and halve a single ratio; ratios side by side in time, and their median, say more."""
-    import pandas as pd
-    from surprise import SVD, Dataset, Reader
+    from surprise import SVD
 
     train, _, _ = real_scale
-    user, item, y = real_ratings
-    trainset = Dataset.load_from_df(pd.DataFrame({"u": user, "i": item, "r": y}),
-                                    Reader(rating_scale=(1, 10))).build_full_trainset()
+    _, _, y = real_ratings
     cls = _model_class("mf-biased")
     rounds = []
 
     def paired():
         for _ in range(PAIRED_ROUNDS):
             t0 = time.perf_counter()
-            SVD(n_epochs=PAIRED_EPOCHS, random_state=0).fit(trainset)
+            SVD(n_epochs=PAIRED_EPOCHS, random_state=0).fit(surprise_trainset)
             t1 = time.perf_counter()
             cls(epochs=PAIRED_EPOCHS, patience=10).fit(train, None, tasks=("rating",), seed=0)
             t2 = time.perf_counter()

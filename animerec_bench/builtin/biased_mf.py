@@ -14,6 +14,7 @@ import numpy as np
 from .. import hookimpl
 from ..model import Interactions, Model
 from . import row_adagrad
+from .keras_backend import backend_name
 from .keras_models import predict_chunks
 
 #: Rating predicted when there is nothing to learn from.
@@ -80,7 +81,7 @@ class BiasedMatrixFactorization(Model):
                        "learning_rate": self.learning_rate, "steps_per_epoch": self.steps_per_epoch,
                        "monitor": "val_loss" if "val_loss" in self.history_ else "loss",
                        "patience": self.patience, "restore_best_weights": True,
-                       "backend": row_adagrad.backend_name(), "examples": int(len(y))}
+                       "backend": backend_name(), "examples": int(len(y))}
         return self
 
     def _train(self, users, items, user, item, y, valid, rng):
@@ -89,6 +90,8 @@ class BiasedMatrixFactorization(Model):
                                     reg_biases=self.reg_biases, batch_size=self.batch_size)
         trainer = row_adagrad.trainer(users, items, user, item, y, rule)
         vrated, vy = valid.for_task("rating") if valid is not None else (None, np.empty(0))
+        if len(vy):  # the dtypes the trainer takes, once rather than every epoch
+            vuser, vitem, vy = vrated.user.astype(np.int32), vrated.item.astype(np.int32), vy.astype(np.float32)
         if len(vy):
             self.history_["val_loss"] = []
         n = len(y)
@@ -107,7 +110,7 @@ class BiasedMatrixFactorization(Model):
             self.history_["train_seconds"].append(training)
             val_loss = None
             if len(vy):
-                val_loss = trainer.squared_error(vrated.user, vrated.item, vy) / len(vy)
+                val_loss = trainer.squared_error(vuser, vitem, vy) / len(vy)
                 self.history_["val_loss"].append(val_loss)
             self.epochs_ = epoch + 1
             self.report_progress(epoch=epoch + 1, loss=loss, val_loss=val_loss,

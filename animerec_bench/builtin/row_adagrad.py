@@ -117,22 +117,56 @@ def _padded(user, item, rating):
             np.append(rating, 0.0).astype(np.float32), weight)
 
 
-class _TensorFlowTrainer:
-    """The same loop as ``_JaxTrainer``, in TensorFlow: one XLA program per epoch whose
-    scatter-adds update the tables in place. (``tf.Variable.scatter_add`` in a graph loop,
-    each op run by TensorFlow's own kernels, measured ~2M examples/s; this ~3.5-4M.)"""
+class _Trainer:
+    """The loop's state and what the model asks of it; subclasses compile the epoch and the
+    scoring for their framework and say how to make and copy its arrays."""
 
     def __init__(self, users, items, examples, rule: StepRule):
+        self._users, self._items = self._array(users), self._array(items)
+        self._data = tuple(self._array(a) for a in examples)
+        self._kept = None
+        self._epoch, self._squared_error = self._compile(rule)
+
+    def epoch(self, order: np.ndarray) -> float:
+        self._users, self._items, total = self._epoch(self._users, self._items, self._data, self._array(order))
+        return float(total)
+
+    def squared_error(self, user: np.ndarray, item: np.ndarray, rating: np.ndarray) -> float:
+        return float(self._squared_error(self._users, self._items, self._array(np.asarray(user, np.int32)),
+                                         self._array(np.asarray(item, np.int32)),
+                                         self._array(np.asarray(rating, np.float32))))
+
+    def keep(self) -> None:
+        self._kept = (self._copy(self._users), self._copy(self._items))
+
+    def tables(self, kept: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        users, items = self._kept if kept and self._kept else (self._users, self._items)
+        return np.asarray(users), np.asarray(items)
+
+
+class _TensorFlowTrainer(_Trainer):
+    """One XLA program per epoch whose scatter-adds update the tables in place. (Each op run by
+    TensorFlow's own kernels in a graph loop, ``Variable.scatter_add`` and all, measured ~2M
+    examples/s; this ~3.5-4M.) An epoch returns new tensors, so keeping needs no copy."""
+
+    @staticmethod
+    def _array(a):
         import tensorflow as tf
 
-        self._tf = tf
-        self._users, self._items = tf.constant(users), tf.constant(items)
-        self._kept = None
-        data = tuple(tf.constant(a) for a in examples)
+        return tf.constant(a)
+
+    @staticmethod
+    def _copy(a):
+        return a
+
+    @staticmethod
+    def _compile(rule: StepRule):
+        import tensorflow as tf
+
         size = rule.batch_size
 
         @tf.function(jit_compile=True)
-        def epoch(users, items, order):
+        def epoch(users, items, data, order):
             def step(s, users, items, total):
                 index = tf.slice(order, [s * size], [size])
                 u, i, r, w = (tf.gather(a, index) for a in data)
@@ -149,34 +183,29 @@ class _TensorFlowTrainer:
         def squared_error(users, items, user, item, rating):
             return _squared_error(tf.gather(users, user), tf.gather(items, item), rating, rule.mean, rule.factors)
 
-        self._epoch, self._squared_error = epoch, squared_error
-
-    def epoch(self, order: np.ndarray) -> float:
-        self._users, self._items, total = self._epoch(self._users, self._items, self._tf.constant(order))
-        return float(total)
-
-    def squared_error(self, user: np.ndarray, item: np.ndarray, rating: np.ndarray) -> float:
-        return float(self._squared_error(self._users, self._items, user.astype(np.int32),
-                                         item.astype(np.int32), rating.astype(np.float32)))
-
-    def keep(self) -> None:
-        """Set the tables aside (an epoch makes new tensors: no copy needed)."""
-        self._kept = (self._users, self._items)
-
-    def tables(self, kept: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        users, items = self._kept if kept and self._kept else (self._users, self._items)
-        return users.numpy(), items.numpy()
+        return epoch, squared_error
 
 
-class _JaxTrainer:
-    def __init__(self, users, items, examples, rule: StepRule):
+class _JaxTrainer(_Trainer):
+    """The same loop in JAX. The epoch donates the tables (updated in place), so keeping copies."""
+
+    @staticmethod
+    def _array(a):
+        import jax.numpy as jnp
+
+        return jnp.asarray(a)
+
+    @staticmethod
+    def _copy(a):
+        import jax.numpy as jnp
+
+        return jnp.copy(a)
+
+    @staticmethod
+    def _compile(rule: StepRule):
         import jax
         import jax.numpy as jnp
 
-        self._jnp = jnp
-        self._users, self._items = jnp.asarray(users), jnp.asarray(items)
-        self._kept = None
-        self._data = tuple(jnp.asarray(a) for a in examples)
         size = rule.batch_size
 
         def epoch(users, items, data, order):
@@ -192,25 +221,7 @@ class _JaxTrainer:
         def squared_error(users, items, user, item, rating):
             return _squared_error(users[user], items[item], rating, rule.mean, rule.factors)
 
-        self._epoch = jax.jit(epoch, donate_argnums=(0, 1))  # the tables are updated in place
-        self._squared_error = jax.jit(squared_error)
-
-    def epoch(self, order: np.ndarray) -> float:
-        self._users, self._items, total = self._epoch(self._users, self._items, self._data,
-                                                      self._jnp.asarray(order))
-        return float(total)
-
-    def squared_error(self, user: np.ndarray, item: np.ndarray, rating: np.ndarray) -> float:
-        return float(self._squared_error(self._users, self._items, user.astype(np.int32),
-                                         item.astype(np.int32), rating.astype(np.float32)))
-
-    def keep(self) -> None:
-        """Copy the tables aside (the epoch donates, and so overwrites, the current ones)."""
-        self._kept = (self._jnp.copy(self._users), self._jnp.copy(self._items))
-
-    def tables(self, kept: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        users, items = self._kept if kept and self._kept else (self._users, self._items)
-        return np.array(users), np.array(items)
+        return jax.jit(epoch, donate_argnums=(0, 1)), jax.jit(squared_error)
 
 
 _TRAINERS = {"tensorflow": _TensorFlowTrainer, "jax": _JaxTrainer}
