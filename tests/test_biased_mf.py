@@ -83,6 +83,12 @@ def test_batch_order_covers_every_example_once_in_sorted_batches():
     assert len(longer) == 28 and longer.max() == 9 and np.bincount(longer).min() >= 2
 
 
+def test_the_int32_shuffle_draws_the_same_permutation_as_numpy():
+    # results made before the faster shuffle stay reproducible
+    np.testing.assert_array_equal(row_adagrad._permutation(1001, np.random.default_rng(3)),
+                                  np.random.default_rng(3).permutation(1001))
+
+
 def test_mf_biased_passes_check_model():
     check_model(BiasedMatrixFactorization, epochs=2)
 

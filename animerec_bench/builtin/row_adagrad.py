@@ -6,7 +6,7 @@ scale (325k users x 64 factors) on 2 CPU cores that ran ~1M examples/s at any ba
 a step is a gather of the batch's user rows and item rows, the arithmetic of their updates, and
 one scatter-add per table; a whole epoch of steps is one XLA program (a ``while`` loop over the
 batches) in which the scatter-adds update the tables in place. Measured on the same machine:
-~3.7M examples/s. (The same steps as TensorFlow ops in a graph loop, ``Variable.scatter_add``
+~4.5-4.9M examples/s. (The same steps as TensorFlow ops in a graph loop, ``Variable.scatter_add``
 and all, ran ~2M.)
 
 Each table row holds all that its updates need, so one gather and one scatter serve a side:
@@ -65,16 +65,23 @@ def init_table(rows: int, factors: int, init_std: float, initial_accumulator: fl
     return table
 
 
+def _permutation(n: int, rng: np.random.Generator) -> np.ndarray:
+    """``rng.permutation(n)`` as int32: the same draw, shuffled in place in int32 rather than
+    int64 (~30% faster: 45 vs 62 ms for 2.4M)."""
+    order = np.arange(n, dtype=np.int32)
+    rng.shuffle(order)
+    return order
+
+
 def batch_order(n: int, batch_size: int, rng: np.random.Generator, steps: int | None = None) -> np.ndarray:
     """Example indices for one epoch's batches, each batch sorted: one permutation of
     ``range(n)`` padded with ``n`` (the example of weight 0) to whole batches; or, given
     ``steps``, permutations back to back cut at ``steps`` batches."""
     if steps is None:
-        order = rng.permutation(n).astype(np.int32)
-        order = np.concatenate([order, np.full(-n % batch_size, n, np.int32)])
+        order = np.concatenate([_permutation(n, rng), np.full(-n % batch_size, n, np.int32)])
     else:
         total = steps * batch_size
-        order = np.concatenate([rng.permutation(n).astype(np.int32) for _ in range(-(-total // n))])[:total]
+        order = np.concatenate([_permutation(n, rng) for _ in range(-(-total // n))])[:total]
     return np.sort(order.reshape(-1, batch_size), axis=1).reshape(-1)
 
 
@@ -109,12 +116,15 @@ def _squared_error(user_rows, item_rows, rating, mean: float, factors: int):
     return ops.sum(e * e)
 
 
-def _padded(user, item, rating):
-    """The examples plus one of weight 0 at index ``n`` (what ``batch_order`` pads with)."""
-    weight = np.ones(len(rating) + 1, np.float32)
-    weight[-1] = 0.0
-    return (np.append(user, 0).astype(np.int32), np.append(item, 0).astype(np.int32),
-            np.append(rating, 0.0).astype(np.float32), weight)
+def _packed(user, item, rating) -> np.ndarray:
+    """The examples as one int32 row each, ``[user, item, rating bits, weight bits]``, plus one
+    of weight 0 at index ``n`` (what ``batch_order`` pads with). A step then gathers one 16-byte
+    row per example, not four scattered values: epochs measured ~20% faster at real scale."""
+    packed = np.zeros((len(rating) + 1, 4), np.int32)
+    packed[:-1, 0], packed[:-1, 1] = user, item
+    packed[:-1, 2] = np.asarray(rating, np.float32).view(np.int32)
+    packed[:-1, 3] = np.float32(1.0).view(np.int32)
+    return packed
 
 
 class _Trainer:
@@ -123,7 +133,7 @@ class _Trainer:
 
     def __init__(self, users, items, examples, rule: StepRule):
         self._users, self._items = self._array(users), self._array(items)
-        self._data = tuple(self._array(a) for a in examples)
+        self._data = self._array(examples)
         self._kept = None
         self._epoch, self._squared_error = self._compile(rule)
 
@@ -147,7 +157,7 @@ class _Trainer:
 class _TensorFlowTrainer(_Trainer):
     """One XLA program per epoch whose scatter-adds update the tables in place. (Each op run by
     TensorFlow's own kernels in a graph loop, ``Variable.scatter_add`` and all, measured ~2M
-    examples/s; this ~3.5-4M.) An epoch returns new tensors, so keeping needs no copy."""
+    examples/s; this ~4.5-4.9M.) An epoch returns new tensors, so keeping needs no copy."""
 
     @staticmethod
     def _array(a):
@@ -165,11 +175,14 @@ class _TensorFlowTrainer(_Trainer):
 
         size = rule.batch_size
 
-        @tf.function(jit_compile=True)
+        # autograph=False: the loop is written with tf.while_loop already, and autograph's
+        # conversion cost ~0.15 s of the first fit in a process.
+        @tf.function(jit_compile=True, autograph=False)
         def epoch(users, items, data, order):
             def step(s, users, items, total):
-                index = tf.slice(order, [s * size], [size])
-                u, i, r, w = (tf.gather(a, index) for a in data)
+                rows = tf.gather(data, tf.slice(order, [s * size], [size]))
+                u, i = rows[:, 0], rows[:, 1]
+                r, w = tf.bitcast(rows[:, 2], tf.float32), tf.bitcast(rows[:, 3], tf.float32)
                 du, di, loss = _updates(tf.gather(users, u), tf.gather(items, i), r, w, rule)
                 return (s + 1, tf.tensor_scatter_nd_add(users, u[:, None], du),
                         tf.tensor_scatter_nd_add(items, i[:, None], di), total + loss)
@@ -179,7 +192,7 @@ class _TensorFlowTrainer(_Trainer):
                                                    (tf.constant(0), users, items, tf.constant(0.0)))
             return users, items, total
 
-        @tf.function(jit_compile=True)
+        @tf.function(jit_compile=True, autograph=False)
         def squared_error(users, items, user, item, rating):
             return _squared_error(tf.gather(users, user), tf.gather(items, item), rating, rule.mean, rule.factors)
 
@@ -211,8 +224,9 @@ class _JaxTrainer(_Trainer):
         def epoch(users, items, data, order):
             def step(s, carry):
                 users, items, total = carry
-                index = jax.lax.dynamic_slice_in_dim(order, s * size, size)
-                u, i, r, w = (a[index] for a in data)
+                rows = data[jax.lax.dynamic_slice_in_dim(order, s * size, size)]
+                u, i = rows[:, 0], rows[:, 1]
+                r, w = (jax.lax.bitcast_convert_type(rows[:, c], jnp.float32) for c in (2, 3))
                 du, di, loss = _updates(users[u], items[i], r, w, rule)
                 return users.at[u].add(du), items.at[i].add(di), total + loss
 
@@ -236,4 +250,4 @@ def trainer(users: np.ndarray, items: np.ndarray, user: np.ndarray, item: np.nda
     backend = backend_name()
     if backend not in _TRAINERS:
         raise ValueError(f"row-wise Adagrad runs on the tensorflow or jax Keras backend, not {backend!r}")
-    return _TRAINERS[backend](users, items, _padded(user, item, rating), rule)
+    return _TRAINERS[backend](users, items, _packed(user, item, rating), rule)
