@@ -192,7 +192,8 @@ def render_group(dataset: str, protocol: str, group: list[dict]) -> str:
     splits = sorted({(str(results_mod.get(r, "split.seed")), str(results_mod.get(r, "split.fingerprint")))
                      for r in group}, key=lambda x: (int(x[0]) if x[0].isdigit() else x[0], x[1]))
     fps = sorted({str(results_mod.get(r, "dataset.fingerprint")) for r in group})
-    commits = sorted({str(results_mod.get(r, "package.commit") or "unknown")[:12] for r in group})
+    commits = sorted({str(results_mod.get(r, "package.commit") or "unknown")[:12]
+                      + (" (edited tree)" if results_mod.get(r, "package.dirty") else "") for r in group})
     dates = sorted(str(r.get("started_at")) for r in group)
     n_ok = sum(r["status"] == "ok" for r in group)
     out = [MARKER, "", f"# {escape(label)} — protocol {escape(protocol)}", "",

@@ -122,18 +122,27 @@ def plan(registry, models: list[str], tasks: tuple[str, ...] | None, seeds: list
     return jobs
 
 
-def git_commit() -> str | None:
-    """``git rev-parse HEAD`` of the checkout the package runs from, or None outside one."""
-    root = Path(__file__).resolve().parent.parent
-    if not (root / ".git").exists():
-        return None
+def _git(root: Path, *args: str) -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
-                             timeout=10)
+        out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
         return None
-    commit = out.stdout.strip()
-    return commit if out.returncode == 0 and len(commit) == 40 else None
+    return out.stdout if out.returncode == 0 else None
+
+
+def git_revision(root: Path | None = None) -> tuple[str | None, bool | None]:
+    """The checkout the package runs from: ``git rev-parse HEAD``, and whether the code that
+    makes results (``animerec_bench/``, ``plugins/``) differs from it (edited or new files);
+    (None, None) outside a checkout. A result from a dirty tree is not reproducible from its
+    commit, so its file says so."""
+    root = root or Path(__file__).resolve().parent.parent
+    if not (root / ".git").exists():
+        return None, None
+    commit = (_git(root, "rev-parse", "HEAD") or "").strip()
+    if len(commit) != 40:
+        return None, None
+    status = _git(root, "status", "--porcelain", "--", "animerec_bench", "plugins")
+    return commit, None if status is None else bool(status.strip())
 
 
 def utc_now() -> str:
@@ -153,6 +162,8 @@ class RunContext:
     memory_limit_mb: int | None = None
     splits: dict[int, tuple[Path, Any]] = field(default_factory=dict)
     commit: str | None = None
+    #: Whether the package's code differed from ``commit`` (None: not known).
+    dirty: bool | None = None
     parent_machine: dict | None = None
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     #: Inference timing budget per job (kept small in tests).
@@ -357,7 +368,8 @@ def _assemble(job: Job, ctx: RunContext, split, outcome: dict | None, *, code: i
         "resources": {"peak_rss_mib": peak_mib, "memory_limit_mb": ctx.memory_limit_mb,
                       "timeout_seconds": ctx.timeout, "exit_code": code},
         "machine": outcome.get("machine") or ctx.parent_machine or {},
-        "package": {"name": "animerec-bench", "version": __version__, "commit": ctx.commit},
+        "package": {"name": "animerec-bench", "version": __version__, "commit": ctx.commit,
+                    "dirty": ctx.dirty},
         "run_id": ctx.run_id,
         "started_at": started_at,
         "duration_seconds": duration,

@@ -107,6 +107,14 @@ def test_rerun_of_a_seed_replaces_it():
     assert "1.0000" in row and "±" not in row.split("|")[3]
 
 
+def test_results_from_an_edited_tree_are_marked_beside_their_commit():
+    clean = res("bias", "rating", 0, rating(1.0))
+    edited = res("mf", "rating", 0, rating(1.1))
+    edited["package"] = {**edited["package"], "commit": "e" * 40, "dirty": True}
+    md = lb.render([{**r, "_file": f"{i}.json"} for i, r in enumerate([clean, edited])])["mal2016-5k-v1.md"]
+    assert f"package commit(s) {'c' * 12}, {'e' * 12} (edited tree)." in md
+
+
 def test_byte_for_byte_deterministic_and_check(tmp_path):
     populate(tmp_path / "r")
     runner = CliRunner()

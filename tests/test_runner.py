@@ -282,5 +282,28 @@ def test_worker_records_timing_and_provenance(plugins, tmp_path):
     assert "framework_import_seconds" not in t  # numpy model: no TensorFlow
     assert r["model"]["plugin"] == "good_models" and r["dataset"]["synthetic"] is False
     assert r["package"]["commit"] is None or len(r["package"]["commit"]) == 40
+    assert r["package"]["dirty"] in (None, True, False)
     assert r["started_at"].endswith("Z") and r["machine"]["cores"] >= 1
     assert json.loads(json.dumps(r))  # plain JSON
+
+
+def test_git_revision_says_whether_the_package_code_differs_from_the_commit(tmp_path):
+    from animerec_bench.runner import git_revision
+
+    assert git_revision(tmp_path) == (None, None)  # not a checkout
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(tmp_path)]
+    (tmp_path / "animerec_bench").mkdir()
+    (tmp_path / "animerec_bench" / "m.py").write_text("x = 1\n")
+    (tmp_path / "README.md").write_text("hi\n")
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "c"]):
+        subprocess.run(git + args, check=True)
+    head = subprocess.run(git + ["rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    assert git_revision(tmp_path) == (head, False)
+    (tmp_path / "README.md").write_text("edited\n")  # not code: still clean
+    assert git_revision(tmp_path) == (head, False)
+    (tmp_path / "animerec_bench" / "m.py").write_text("x = 2\n")
+    assert git_revision(tmp_path) == (head, True)
+    subprocess.run(git + ["checkout", "-q", "--", "animerec_bench"], check=True)
+    (tmp_path / "plugins").mkdir()
+    (tmp_path / "plugins" / "new.py").write_text("y = 1\n")  # a new plugin file changes results too
+    assert git_revision(tmp_path) == (head, True)

@@ -55,9 +55,10 @@ def run(run_all, models, more_models, tasks, dataset, protocol, seeds, seed, par
     overrides = runner.parse_params(params, registry, names)
     jobs = runner.plan(registry, names, tuple(tasks) or None, seed_list, overrides)
     ds = registry.dataset(dataset)
+    commit, dirty = runner.git_revision()
     ctx = runner.RunContext(registry=registry, dataset=ds, protocol=get_protocol(protocol),
                             results_dir=Path(results_dir), plugins_dir=plugins_dir, timeout=timeout,
-                            memory_limit_mb=memory_limit, commit=runner.git_commit(),
+                            memory_limit_mb=memory_limit, commit=commit, dirty=dirty,
                             parent_machine=machine_info())
     click.echo(f"{len(jobs)} job(s) on {ds.label} / protocol {protocol}, seed(s) "
                f"{', '.join(map(str, seed_list))}; results -> {results_dir}", err=True)
