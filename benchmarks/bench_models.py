@@ -172,8 +172,8 @@ PAIRED_ROUNDS, PAIRED_EPOCHS = 3, 20
 def test_peer_surprise_svd_paired_with_mf_biased(benchmark, real_scale, real_ratings, surprise_trainset):
     """Whole fits of ``PAIRED_EPOCHS`` epochs, mf-biased and Surprise SVD in alternating rounds:
     set-up, compile and first epoch included on both sides. On this shared machine a
-    neighbour's load can take mf-biased's second core for seconds (one core: ~2.5M examples/s,
-    two: ~4M) and halve a single ratio; ratios side by side in time, and their median, say more."""
+    neighbour's load can take mf-biased's second core for seconds (one core: ~2.6M examples/s,
+    two: ~4.5M) and halve a single ratio; ratios side by side in time, and their median, say more."""
     from surprise import SVD
 
     train, _, _ = real_scale

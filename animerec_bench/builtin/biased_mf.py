@@ -92,7 +92,6 @@ class BiasedMatrixFactorization(Model):
         vrated, vy = valid.for_task("rating") if valid is not None else (None, np.empty(0))
         if len(vy):  # the dtypes the trainer takes, once rather than every epoch
             vuser, vitem, vy = vrated.user.astype(np.int32), vrated.item.astype(np.int32), vy.astype(np.float32)
-        if len(vy):
             self.history_["val_loss"] = []
         n = len(y)
         started = time.perf_counter()
