@@ -13,3 +13,7 @@ class DataError(UserError):
 
 class PluginError(UserError):
     """A plugin failed to load or declares something invalid; the message names the plugin."""
+
+
+class PredictionError(ValueError):
+    """A model's predictions break the contract (missing task, wrong shape, NaN, out of range)."""

@@ -22,7 +22,7 @@ def register_models(register: Callable[[type], None]) -> None:
     """Register model classes.
 
     Call ``register(ModelClass)`` once per model. The class declares ``name`` (unique across
-    plugins), ``tasks`` (a subset of ``("rating", "interaction")``), ``joint`` (whether one fit
+    plugins), ``tasks`` (a subset of the task names in :mod:`animerec_bench.tasks`), ``joint`` (whether one fit
     trains all its tasks), and takes its hyperparameters as keyword arguments of ``__init__``
     with defaults. It implements ``fit(train, valid, *, tasks, seed) -> self`` and
     ``predict(user, item) -> {task: scores}``; see :class:`animerec_bench.model.Model`.

@@ -1,23 +1,14 @@
-"""Task metrics, vectorised numpy: the numbers every leaderboard is sorted by.
+"""Metrics, vectorised numpy: the numbers every leaderboard is sorted by.
 
-Rating: ``rmse`` (primary), ``mae``, ``mse`` on predictions clipped to 1-10.
-Interaction: ``auc`` (primary, rank-based, ties count one half), ``log_loss``, and
-``accuracy``/``precision``/``recall`` at threshold 0.5. ``val_loss`` is the task's training
-loss on the validation split (MSE or log loss), comparable with the study's tables.
+Plain functions of targets and predictions; which task uses which (and which is primary) is
+the business of :mod:`animerec_bench.tasks`. ``auc`` is rank-based (ties count one half);
+``accuracy``/``precision``/``recall`` are taken at a threshold (0.5 by default).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-#: Metric names per task, in table order; the first is the primary one.
-TASK_METRICS = {
-    "rating": ("rmse", "mae", "mse"),
-    "interaction": ("auc", "log_loss", "accuracy", "precision", "recall"),
-}
-#: Primary metric of each task and whether higher is better.
-PRIMARY = {"rating": ("rmse", False), "interaction": ("auc", True)}
-RATING_RANGE = (1.0, 10.0)
 THRESHOLD = 0.5
 #: Probabilities are clipped to [EPS, 1 - EPS] before the log, so one 0 or 1 cannot give inf.
 EPS = 1e-7
@@ -97,6 +88,11 @@ def _thresholded(tp: int, fp: int, fn: int, tn: int) -> dict[str, float]:
             "recall": tp / (tp + fn) if tp + fn else 0.0}
 
 
+def thresholded(y, p, threshold: float = THRESHOLD) -> dict[str, float]:
+    """``accuracy``, ``precision`` and ``recall`` at ``threshold``, from one confusion count."""
+    return _thresholded(*_confusion(y, p, threshold))
+
+
 def accuracy(y, p, threshold: float = THRESHOLD) -> float:
     return _thresholded(*_confusion(y, p, threshold))["accuracy"]
 
@@ -109,22 +105,3 @@ def precision(y, p, threshold: float = THRESHOLD) -> float:
 def recall(y, p, threshold: float = THRESHOLD) -> float:
     """tp / (tp + fn); 0.0 when there are no positives."""
     return _thresholded(*_confusion(y, p, threshold))["recall"]
-
-
-def clip_ratings(p) -> np.ndarray:
-    return np.clip(np.asarray(p, dtype=np.float64), *RATING_RANGE)
-
-
-def score(task: str, y, p) -> dict[str, float]:
-    """Every metric of ``task`` for targets ``y`` and predictions ``p`` (ratings clipped first)."""
-    if task == "rating":
-        p = clip_ratings(p)
-        return {"rmse": rmse(y, p), "mae": mae(y, p), "mse": mse(y, p)}
-    if task == "interaction":
-        return {"auc": auc(y, p), "log_loss": log_loss(y, p), **_thresholded(*_confusion(y, p, THRESHOLD))}
-    raise ValueError(f"unknown task {task!r}")
-
-
-def val_loss(task: str, y, p) -> float:
-    """The task's loss on validation: MSE for ratings (clipped), log loss for interactions."""
-    return mse(y, clip_ratings(p)) if task == "rating" else log_loss(y, p)

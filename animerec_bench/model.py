@@ -14,12 +14,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-#: Tasks a model can serve. ``rating``: predict the 1-10 score; ``interaction``: P(positive).
-TASKS: tuple[str, ...] = ("rating", "interaction")
-TASK_DESCRIPTIONS = {
-    "rating": "predict the 1-10 score of rated pairs; RMSE (primary), MAE, MSE",
-    "interaction": "predict P(positive interaction); AUC (primary), log loss, accuracy, precision, recall at 0.5",
-}
+from . import tasks as _tasks
+from .errors import PredictionError  # noqa: F401 - re-exported: plugins import it from here
+
+#: Names of the tasks a model can serve (each one's rules are in :mod:`animerec_bench.tasks`).
+TASKS: tuple[str, ...] = _tasks.NAMES
 
 
 @dataclass(frozen=True)
@@ -44,15 +43,11 @@ class Interactions:
 
     def task_mask(self, task: str) -> np.ndarray:
         """Which pairs are examples of ``task``."""
-        if task == "rating":
-            return self.rating > 0
-        if task == "interaction":
-            return self.label >= 0
-        raise ValueError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
+        return _tasks.get(task).mask(self.rating, self.label)
 
     def target(self, task: str) -> np.ndarray:
         """The float32 target of ``task`` for every pair (meaningless where task_mask is False)."""
-        return self.rating if task == "rating" else self.label.astype(np.float32)
+        return _tasks.get(task).target(self.rating, self.label)
 
     def subset(self, mask: np.ndarray) -> "Interactions":
         return Interactions(self.user[mask], self.item[mask], self.rating[mask],
@@ -121,20 +116,12 @@ def param_defaults(cls: type) -> dict[str, Any]:
     return out
 
 
-class PredictionError(ValueError):
-    """A model's predictions break the contract (missing task, wrong shape, NaN, out of range)."""
-
-
-#: Valid range of each task's scores (inclusive).
-TASK_RANGES = {"rating": (1.0, 10.0), "interaction": (0.0, 1.0)}
-
-
 def validate_predictions(model_name: str, predictions: object, n: int,
                          tasks: tuple[str, ...]) -> dict[str, np.ndarray]:
     """Check ``predict``'s output for ``tasks`` on ``n`` pairs; return float64 arrays or raise.
 
-    Ratings may fall slightly outside 1-10 (a linear model does); they must be finite and are
-    clipped to the range when scored. Interaction scores must be probabilities.
+    Scores must be finite; each task checks the rest (interaction scores must be probabilities;
+    ratings may fall slightly outside 1-10, as a linear model's do, and are clipped when scored).
     """
     if not isinstance(predictions, Mapping):
         raise PredictionError(f"model {model_name!r}: predict returned {type(predictions).__name__}, "
@@ -154,9 +141,6 @@ def validate_predictions(model_name: str, predictions: object, n: int,
         if bad.any():
             raise PredictionError(f"model {model_name!r}: task {task!r} has {int(bad.sum())} NaN/inf "
                                   f"score(s) of {n}")
-        lo, hi = TASK_RANGES[task]
-        if task == "interaction" and (scores.min() < lo or scores.max() > hi):
-            raise PredictionError(f"model {model_name!r}: task 'interaction' scores must be probabilities in "
-                                  f"[0, 1], got min {scores.min():.4g}, max {scores.max():.4g}")
+        _tasks.get(task).check_scores(model_name, scores)
         out[task] = scores
     return out

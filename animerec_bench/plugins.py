@@ -15,7 +15,8 @@ import pluggy
 
 from . import hookspecs
 from .errors import PluginError
-from .model import TASKS, Model, param_defaults
+from .model import Model, param_defaults
+from .tasks import NAMES as TASKS
 
 PROJECT = "animerec_bench"
 ENTRY_POINT_GROUP = "animerec_bench"

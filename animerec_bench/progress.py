@@ -6,13 +6,13 @@ import sys
 import time
 from typing import IO
 
-from .metrics import PRIMARY
+from . import tasks
 
 
 def primary_summary(result: dict) -> str:
     parts = []
     for task, values in sorted((result.get("metrics") or {}).items()):
-        name = PRIMARY.get(task, (None,))[0]
+        name = tasks.TASKS[task].primary if task in tasks.TASKS else None
         if name and isinstance(values.get(name), (int, float)):
             parts.append(f"{task} {name} {values[name]:.4f}")
     return ", ".join(parts)

@@ -18,7 +18,8 @@ from . import paths
 from .atomic import atomic_path
 from .dataset import Dataset
 from .errors import UserError
-from .model import TASKS, Interactions
+from .model import Interactions
+from .tasks import TASKS
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -121,8 +122,8 @@ class ProtocolV1:
             stats[part] = {
                 "pairs": int(len(idx)),
                 "cold_pairs": int((~warm).sum()),
-                **{f"{t}_examples": int(_task_mask(t, rating, label)[warm].sum()) for t in TASKS},
-                **{f"{t}_cold": int(_task_mask(t, rating, label)[~warm].sum()) for t in TASKS},
+                **{f"{t}_examples": int(task.mask(rating, label)[warm].sum()) for t, task in TASKS.items()},
+                **{f"{t}_cold": int(task.mask(rating, label)[~warm].sum()) for t, task in TASKS.items()},
             }
             parts[part] = Interactions(u[warm].astype(np.int32), a[warm].astype(np.int32),
                                        rating[warm], label[warm], len(user_ids), len(anime_ids))
@@ -215,10 +216,6 @@ class Split:
         if split.fingerprint != meta["fingerprint"]:
             raise ValueError(f"{path}: content does not match its fingerprint")
         return split
-
-
-def _task_mask(task: str, rating: np.ndarray, label: np.ndarray) -> np.ndarray:
-    return rating > 0 if task == "rating" else label >= 0
 
 
 def _count_by(ids: np.ndarray) -> np.ndarray:

@@ -27,7 +27,8 @@ from typing import Any
 
 from . import __version__, paths, results
 from .errors import UserError
-from .model import TASKS, param_defaults
+from .model import param_defaults
+from .tasks import NAMES as TASK_NAMES
 from .timing import harness_seconds
 from .worker import SPAWNED_AT_ENV
 
@@ -101,8 +102,8 @@ def plan(registry, models: list[str], tasks: tuple[str, ...] | None, seeds: list
     is scored on all its tasks, since that is what one joint fit does.
     """
     for t in tasks or ():
-        if t not in TASKS:
-            raise UserError(f"unknown task {t!r}; known: {', '.join(TASKS)}")
+        if t not in TASK_NAMES:
+            raise UserError(f"unknown task {t!r}; known: {', '.join(TASK_NAMES)}")
     units: list[tuple[str, tuple[str, ...]]] = []
     for name in models:
         cls = registry.models[name].cls

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from . import tasks as tasks_mod
 from .model import Interactions, PredictionError, param_defaults, validate_predictions
 from .plugins import validate_model_class
 
@@ -212,8 +213,11 @@ def _fit_predict(name, model_cls, params, train, valid, test, tasks, seed) -> di
     except PredictionError as exc:
         raise _fail(name, "predictions", str(exc)) from exc
     for task in tasks:
-        if task == "rating":
+        plausible = tasks_mod.get(task).plausible_range()
+        if plausible is not None and len(scores[task]):
             lo, hi = float(scores[task].min()), float(scores[task].max())
-            if lo < -5 or hi > 20:  # a rating model far outside 1-10 has not learned the scale
-                raise _fail(name, "predictions", f"ratings span {lo:.3g}..{hi:.3g}, expected about 1-10")
+            if lo < plausible[0] or hi > plausible[1]:  # e.g. ratings far outside 1-10: the scale is not learned
+                lo_ok, hi_ok = tasks_mod.get(task).prediction_range
+                raise _fail(name, "predictions", f"{task} scores span {lo:.3g}..{hi:.3g}, expected about "
+                                                 f"{lo_ok:g}-{hi_ok:g}")
     return scores

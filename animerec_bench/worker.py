@@ -111,7 +111,8 @@ def evaluate(model_name: str, model, part, tasks, *, predictions=None,
 
     With ``timing_out``, the seconds its ``predict`` took go to ``timing_out["predict_seconds"]``
     (the model's own work; the rest of a job's time beside fit is the harness's)."""
-    from . import metrics, timing
+    from . import tasks as tasks_mod
+    from . import timing
     from .model import validate_predictions
 
     mask = _union_mask(part, tasks)
@@ -123,10 +124,11 @@ def evaluate(model_name: str, model, part, tasks, *, predictions=None,
     preds = validate_predictions(model_name, raw, len(scored), tuple(tasks))
     out, losses = {}, {}
     for task in tasks:
+        spec = tasks_mod.get(task)
         m = scored.task_mask(task)
         y = scored.target(task)[m]
-        out[task] = metrics.score(task, y, preds[task][m])
-        losses[task] = metrics.val_loss(task, y, preds[task][m])
+        out[task] = spec.score(y, preds[task][m])
+        losses[task] = spec.val_loss(y, preds[task][m])
     return out, losses
 
 

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from animerec_bench import metrics, timing
+from animerec_bench import metrics, tasks, timing
 
 
 def test_rating_metrics_by_hand():
@@ -17,15 +17,15 @@ def test_rating_metrics_by_hand():
     assert metrics.rmse(y, p) == pytest.approx(math.sqrt(5 / 4))
     assert metrics.mae(y, p) == pytest.approx(3 / 4)
     # scored ratings are clipped to 1-10: 0 -> 1 and 12 -> 10
-    got = metrics.score("rating", [1, 10], [0, 12])
+    got = tasks.RATING.score([1, 10], [0, 12])
     assert got == {"rmse": 0.0, "mae": 0.0, "mse": 0.0}
-    assert metrics.val_loss("rating", [1, 10], [0, 11]) == 0.0
+    assert tasks.RATING.val_loss([1, 10], [0, 11]) == 0.0
 
 
 def test_log_loss_by_hand_and_clipped():
     assert metrics.log_loss([1, 0], [0.8, 0.4]) == pytest.approx(-(math.log(0.8) + math.log(0.6)) / 2)
     assert math.isfinite(metrics.log_loss([1, 0], [0.0, 1.0]))  # clipped, not inf
-    assert metrics.val_loss("interaction", [1], [0.5]) == pytest.approx(math.log(2))
+    assert tasks.INTERACTION.val_loss([1], [0.5]) == pytest.approx(math.log(2))
 
 
 def test_auc_by_hand_with_ties():
@@ -52,7 +52,7 @@ def test_threshold_metrics_by_hand():
     assert metrics.precision(y, p) == pytest.approx(2 / 3)
     assert metrics.recall(y, p) == pytest.approx(2 / 3)
     assert metrics.precision([1, 0], [0.1, 0.2]) == 0.0  # nothing predicted positive
-    assert set(metrics.score("interaction", y, p)) == set(metrics.TASK_METRICS["interaction"])
+    assert set(tasks.INTERACTION.score(y, p)) == set(tasks.INTERACTION.metrics)
 
 
 def test_timing_stats_use_pytest_benchmark_names():

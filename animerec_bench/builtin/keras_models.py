@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from .. import hookimpl
+from .. import tasks as tasks_mod
 from ..model import Interactions, Model
 from .keras_backend import gather_rows, keras, seed_everything, to_numpy
 
@@ -295,7 +296,7 @@ class MF(KerasModel):
         net = _architectures()["MatrixFactorization"](train.n_users, train.n_items, self.embedding_dim,
                                                       self.dropout, sigmoid=task == "interaction",
                                                       global_bias=start)
-        loss = "mse" if task == "rating" else "binary_crossentropy"
+        loss = tasks_mod.get(task).loss
         self._train(net, train, valid, tasks, seed, loss)
         # Fold the broadcast biases into the factors once: predict is one gather + dot per side.
         self.user_ = to_numpy(net.user_embeddings.embeddings) + to_numpy(net.user_biases.embeddings)
@@ -347,7 +348,7 @@ class NN(KerasModel):
         (task,) = tasks = self._check_tasks(tasks)
         seed_everything(seed)
         net = self._network(train, tasks)
-        self._train(net, train, valid, tasks, seed, "mse" if task == "rating" else "binary_crossentropy")
+        self._train(net, train, valid, tasks, seed, tasks_mod.get(task).loss)
         self._fold(net, tasks)
         return self
 
@@ -398,7 +399,7 @@ class Hybrid(NN):
         seed_everything(seed)
         net = self._network(train, tasks)
         self._train(net, train, valid, tasks, seed,
-                    losses={"rating": "mse", "interaction": "binary_crossentropy"},
+                    losses={t: tasks_mod.get(t).loss for t in tasks},
                     loss_weights={"rating": self.rating_loss_weight,
                                   "interaction": self.interaction_loss_weight})
         self._fold(net, tasks)

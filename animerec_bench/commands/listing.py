@@ -11,8 +11,9 @@ from .options import plugins_dir_option
 
 def describe(plugins_dir: str | None = None) -> dict:
     """Everything ``list`` shows, as plain data."""
-    from ..model import TASK_DESCRIPTIONS, param_defaults
+    from ..model import param_defaults
     from ..plugins import load_registry
+    from ..tasks import TASKS
 
     reg = load_registry(plugins_dir)
     models = [{
@@ -23,7 +24,7 @@ def describe(plugins_dir: str | None = None) -> dict:
     } for name, e in reg.models.items()]
     datasets = [{"name": ds.name, "synthetic": ds.synthetic, "source": ds.source, "licence": ds.licence,
                  "plugin": reg.dataset_plugins[ds.name]} for ds in reg.datasets.values()]
-    tasks = [{"name": t, "description": d} for t, d in TASK_DESCRIPTIONS.items()]
+    tasks = [{"name": t.name, "description": t.description} for t in TASKS.values()]
     return {"models": models, "datasets": datasets, "tasks": tasks, "errors": reg.errors}
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from ..tasks import NAMES as TASK_NAMES
 from .options import plugins_dir_option
 
 
@@ -12,7 +13,7 @@ from .options import plugins_dir_option
 @click.option("-m", "--model", "models", multiple=True, metavar="NAME",
               help="Model to run (repeatable; names after it count too: -m mf nn bias).")
 @click.argument("more_models", nargs=-1, metavar="[NAME]...")
-@click.option("--task", "tasks", multiple=True, type=click.Choice(["rating", "interaction"]),
+@click.option("--task", "tasks", multiple=True, type=click.Choice(TASK_NAMES),
               help="Only this task (repeatable; default: every task a model serves).")
 @click.option("--dataset", default="mal2016-5k", show_default=True, help="Registered data set.")
 @click.option("--protocol", default="v1", show_default=True, help="Protocol (split and label rules).")

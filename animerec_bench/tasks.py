@@ -1,0 +1,157 @@
+"""Tasks as objects: what is predicted, which pairs are its examples, how it is scored and shown.
+
+One :class:`Task` per task owns everything task-specific (its examples' mask and target, the
+valid range of predictions, its loss, its metrics with the primary one and its direction, and
+its leaderboard columns), the way TensorFlow Recommenders' tasks own their loss and metrics.
+Every other module asks the task: adding a task means adding one here and the metrics it names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import metrics
+from .errors import PredictionError
+
+
+@dataclass(frozen=True)
+class Task:
+    """What every task declares. Subclasses implement how examples are picked and scored."""
+
+    name: str
+    #: One line for ``list``: what is predicted and how it is scored.
+    description: str
+    #: Metric names in the order results and tables use; the first is the primary one.
+    metrics: tuple[str, ...]
+    #: Whether a higher primary metric is better (the leaderboard's sort order).
+    higher_is_better: bool
+    #: Leaderboard columns: (header, metric key).
+    columns: tuple[tuple[str, str], ...]
+    #: The sentence under the table's title after the sort order.
+    table_note: str
+    #: Keras loss name a model trains this task with; the runner reports it on validation as val_loss.
+    loss: str
+    #: Valid range of a model's scores (inclusive).
+    prediction_range: tuple[float, float]
+
+    @property
+    def primary(self) -> str:
+        return self.metrics[0]
+
+    @property
+    def primary_header(self) -> str:
+        """The primary metric as the leaderboard's column names it (``RMSE``, ``AUC``)."""
+        return next((h for h, m in self.columns if m == self.primary), self.primary)
+
+    def serves(self, model_tasks) -> bool:
+        """Whether a model declaring ``model_tasks`` gets a row in this task's table."""
+        return self.name in (model_tasks or ())
+
+    def mask(self, rating: np.ndarray, label: np.ndarray) -> np.ndarray:
+        """Which pairs (given their rating and label arrays) are examples of this task."""
+        raise NotImplementedError
+
+    def target(self, rating: np.ndarray, label: np.ndarray) -> np.ndarray:
+        """The float32 target of every pair (meaningless where :meth:`mask` is False)."""
+        raise NotImplementedError
+
+    def check_scores(self, model_name: str, scores: np.ndarray) -> None:
+        """Raise :class:`PredictionError` when finite scores break this task's contract."""
+
+    def plausible_range(self) -> tuple[float, float] | None:
+        """Scores outside this range mean a model has not learned the task (``check_model``)."""
+        return None
+
+    def score(self, y, p) -> dict[str, float]:
+        """Every metric of this task for targets ``y`` and predictions ``p``."""
+        raise NotImplementedError
+
+    def val_loss(self, y, p) -> float:
+        """The task's training loss on the validation part, comparable with the study's tables."""
+        raise NotImplementedError
+
+
+class RatingTask(Task):
+    """Predict the 1-10 score of rated pairs; predictions are clipped to 1-10 before scoring."""
+
+    def mask(self, rating, label):
+        return rating > 0
+
+    def target(self, rating, label):
+        return rating
+
+    def plausible_range(self):
+        return (-5.0, 20.0)
+
+    def clip(self, p) -> np.ndarray:
+        return np.clip(np.asarray(p, dtype=np.float64), *self.prediction_range)
+
+    def score(self, y, p):
+        p = self.clip(p)
+        return {"rmse": metrics.rmse(y, p), "mae": metrics.mae(y, p), "mse": metrics.mse(y, p)}
+
+    def val_loss(self, y, p):
+        return metrics.mse(y, self.clip(p))
+
+
+class InteractionTask(Task):
+    """Predict P(positive interaction) of labelled pairs; scores must be probabilities."""
+
+    def mask(self, rating, label):
+        return label >= 0
+
+    def target(self, rating, label):
+        return label.astype(np.float32)
+
+    def check_scores(self, model_name, scores):
+        lo, hi = self.prediction_range
+        if len(scores) and (scores.min() < lo or scores.max() > hi):
+            raise PredictionError(f"model {model_name!r}: task {self.name!r} scores must be probabilities in "
+                                  f"[{lo:g}, {hi:g}], got min {scores.min():.4g}, max {scores.max():.4g}")
+
+    def score(self, y, p):
+        return {"auc": metrics.auc(y, p), "log_loss": metrics.log_loss(y, p),
+                **metrics.thresholded(y, p, metrics.THRESHOLD)}
+
+    def val_loss(self, y, p):
+        return metrics.log_loss(y, p)
+
+
+_POINTWISE_NOTE = "mean ± standard deviation over seeds (test split; val_loss on the validation split)."
+
+RATING = RatingTask(
+    name="rating",
+    description="predict the 1-10 score of rated pairs; RMSE (primary), MAE, MSE",
+    metrics=("rmse", "mae", "mse"),
+    higher_is_better=False,
+    columns=(("val_loss", "val_loss"), ("RMSE", "rmse"), ("MAE", "mae")),
+    table_note=_POINTWISE_NOTE,
+    loss="mse",
+    prediction_range=(1.0, 10.0),
+)
+INTERACTION = InteractionTask(
+    name="interaction",
+    description="predict P(positive interaction); AUC (primary), log loss, accuracy, precision, recall at 0.5",
+    metrics=("auc", "log_loss", "accuracy", "precision", "recall"),
+    higher_is_better=True,
+    columns=(("val_loss", "val_loss"), ("AUC", "auc"), ("Acc", "accuracy"), ("Precision", "precision"),
+             ("Recall", "recall")),
+    table_note=_POINTWISE_NOTE,
+    loss="binary_crossentropy",
+    prediction_range=(0.0, 1.0),
+)
+
+#: Every task, in the order tables and listings show them.
+TASKS: dict[str, Task] = {t.name: t for t in (RATING, INTERACTION)}
+#: Their names, in order.
+NAMES: tuple[str, ...] = tuple(TASKS)
+
+
+def get(name: str) -> Task:
+    """The task called ``name``; ``ValueError`` naming the known ones otherwise."""
+    try:
+        return TASKS[name]
+    except KeyError:
+        raise ValueError(f"unknown task {name!r}; known: {', '.join(NAMES)}") from None
