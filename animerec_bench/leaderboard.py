@@ -54,6 +54,10 @@ def _mean_sd(values: list[float], fmt: str = ".4f") -> str:
     return f"{mean:{fmt}} ± {statistics.stdev(values):{fmt}}"
 
 
+def _finite(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _rate(values: list[float]) -> str:
     return _mean_sd(values, ",.0f")
 
@@ -112,13 +116,15 @@ def render_task(task: str, group: list[dict]) -> str:
             rows.append(((2, 0.0, label), [label, notes] + [NA] * (len(columns) + 4) + [escape(key[3])]))
             continue
         rs = _latest_per_seed(ok.get(key, []))
+        # Only seeds with a primary value are ranked and counted (result files are validated on
+        # load, so this is every ok seed; the count must never include a value not averaged).
+        rs = [r for r in rs if _finite(results_mod.get(r, f"metrics.{task}.{primary}"))]
+        values = [results_mod.get(r, f"metrics.{task}.{primary}") for r in rs]
         cells = [_mean_sd([results_mod.get(r, f"metrics.{task}.{m}") for r in rs]) for _, m in columns]
         cells += [_mean_sd([results_mod.get(r, "timing.fit_seconds") for r in rs], ".2f"),
                   _rate([results_mod.get(r, "timing.train_examples_per_second") for r in rs]),
                   _rate([results_mod.get(r, "timing.predict_per_second") for r in rs]),
-                  str(len(rs)) if rs else "0"]
-        values = [v for v in (results_mod.get(r, f"metrics.{task}.{primary}") for r in rs)
-                  if isinstance(v, (int, float)) and math.isfinite(v)]
+                  str(len(rs))]
         if values:
             mean = statistics.fmean(values)
             order = (0, -mean if higher_better else mean, label)

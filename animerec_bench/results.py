@@ -82,7 +82,7 @@ def file_name(result: dict) -> str:
 
 def write(results_dir: Path | str, result: dict) -> Path:
     """Write ``result`` atomically under a fresh unique name in ``results_dir``; return the path."""
-    check(result, "<new result>")
+    check(json_safe(result), "<new result>")
     folder = Path(results_dir)
     folder.mkdir(parents=True, exist_ok=True)
     text = dumps(result)
@@ -107,7 +107,32 @@ def check(result: Any, where: str) -> dict:
         raise ResultFileError(f"{where}: result misses key(s) {', '.join(missing)}")
     if result["status"] not in STATUSES:
         raise ResultFileError(f"{where}: status {result['status']!r} is not one of {', '.join(STATUSES)}")
+    problem = metrics_problem(result)
+    if problem:
+        raise ResultFileError(f"{where}: {problem}")
     return result
+
+
+def metrics_problem(result: dict) -> str | None:
+    """Why the result's ``metrics`` cannot be trusted (types and ranges from the tasks), or None."""
+    from . import tasks
+
+    found = result["metrics"]
+    if not isinstance(found, dict):
+        return f"metrics is {type(found).__name__}, expected an object {{task: {{metric: value}}}}"
+    for task_name, values in found.items():
+        if task_name not in tasks.TASKS:
+            return f"metrics.{task_name}: unknown task; known: {', '.join(tasks.NAMES)}"
+        if not isinstance(values, dict):
+            return f"metrics.{task_name} is {type(values).__name__}, expected an object {{metric: value}}"
+        task = tasks.TASKS[task_name]
+        if result["status"] == "ok" and task.primary not in values:
+            return f"metrics.{task_name} has no {task.primary} (the task's primary metric)"
+        for metric, value in values.items():
+            why = task.metric_problem(metric, value)
+            if why:
+                return f"metrics.{task_name}.{metric} {why}"
+    return None
 
 
 def load(path: Path | str) -> dict:
@@ -130,12 +155,22 @@ def result_files(results_dir: Path | str) -> list[Path]:
                   key=lambda p: p.relative_to(root).as_posix())
 
 
-def load_all(results_dir: Path | str) -> list[dict]:
-    """Every result under ``results_dir``, each with ``_file`` (its path relative to the folder)."""
+def load_all(results_dir: Path | str, problems: list[str] | None = None) -> list[dict]:
+    """Every result under ``results_dir``, each with ``_file`` (its path relative to the folder).
+
+    A bad file raises :class:`ResultFileError`; with a ``problems`` list, its one-line reason is
+    appended there instead and the file is skipped, so one bad file cannot hide a whole board.
+    """
     root = Path(results_dir)
     out = []
     for path in result_files(root):
-        r = load(path)
+        try:
+            r = load(path)
+        except ResultFileError as exc:
+            if problems is None:
+                raise
+            problems.append(str(exc))
+            continue
         r["_file"] = path.relative_to(root).as_posix()
         out.append(r)
     return out

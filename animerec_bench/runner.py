@@ -375,6 +375,12 @@ def _assemble(job: Job, ctx: RunContext, split, outcome: dict | None, *, code: i
         "started_at": started_at,
         "duration_seconds": duration,
     }
+    problem = results.metrics_problem(results.json_safe(result)) if status == "ok" else None
+    if problem:  # e.g. a NaN primary metric: the job failed, its numbers must not reach a board
+        result.update(status="failed", error=f"invalid metric: {problem}", metrics={},
+                      error_kind="nan" if ("nan" in problem or "null" in problem) else "prediction",
+                      val_metrics={})
+        status = "failed"
     if status == "failed":
         result["traceback"] = outcome.get("traceback")
         result["log_tail"] = log_tail

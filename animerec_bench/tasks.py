@@ -8,7 +8,8 @@ Every other module asks the task: adding a task means adding one here and the me
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -35,6 +36,9 @@ class Task:
     loss: str
     #: Valid range of a model's scores (inclusive).
     prediction_range: tuple[float, float]
+    #: Valid range (inclusive) of each metric a result may hold for this task; result files are
+    #: checked against it, so a hand-edited ``rmse: -5`` cannot top a leaderboard.
+    bounds: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     @property
     def primary(self) -> str:
@@ -44,6 +48,23 @@ class Task:
     def primary_header(self) -> str:
         """The primary metric as the leaderboard's column names it (``RMSE``, ``AUC``)."""
         return next((h for h, m in self.columns if m == self.primary), self.primary)
+
+    def metric_problem(self, metric: str, value: object) -> str | None:
+        """Why ``value`` cannot be this task's ``metric`` in a result file, or None when it can.
+
+        Every value is a finite number (not a bool) within the metric's bounds; only the primary
+        metric must be present and non-null (others are null where undefined, e.g. an AUC of one class).
+        """
+        if value is None:
+            return f"is null (the primary metric must be a number)" if metric == self.primary else None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return f"is {type(value).__name__} {value!r}, expected a number"
+        if not math.isfinite(value):
+            return f"is {value}, expected a finite number"
+        lo, hi = self.bounds.get(metric, (-math.inf, math.inf))
+        if not lo <= value <= hi:
+            return f"is {value!r}, outside its range [{lo:g}, {hi:g}]"
+        return None
 
     def serves(self, model_tasks) -> bool:
         """Whether a model declaring ``model_tasks`` gets a row in this task's table."""
@@ -119,6 +140,8 @@ class InteractionTask(Task):
         return metrics.log_loss(y, p)
 
 
+_INF = math.inf
+_LOSSES = {"val_loss": (0.0, _INF), "test_loss": (0.0, _INF)}
 _POINTWISE_NOTE = "mean ± standard deviation over seeds (test split; val_loss on the validation split)."
 
 RATING = RatingTask(
@@ -130,6 +153,7 @@ RATING = RatingTask(
     table_note=_POINTWISE_NOTE,
     loss="mse",
     prediction_range=(1.0, 10.0),
+    bounds={"rmse": (0.0, 9.0), "mae": (0.0, 9.0), "mse": (0.0, 81.0), **_LOSSES},
 )
 INTERACTION = InteractionTask(
     name="interaction",
@@ -141,6 +165,8 @@ INTERACTION = InteractionTask(
     table_note=_POINTWISE_NOTE,
     loss="binary_crossentropy",
     prediction_range=(0.0, 1.0),
+    bounds={"auc": (0.0, 1.0), "log_loss": (0.0, _INF), "accuracy": (0.0, 1.0), "precision": (0.0, 1.0),
+            "recall": (0.0, 1.0), **_LOSSES},
 )
 
 #: Every task, in the order tables and listings show them.

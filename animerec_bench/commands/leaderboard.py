@@ -15,9 +15,20 @@ import click
 def leaderboard(results_dir: str, out_dir: str, check: bool) -> None:
     """Render one Markdown leaderboard per data set x protocol, plus an index README.md."""
     from .. import leaderboard as lb
+    from ..errors import UserError
     from ..results import load_all
 
-    rendered = lb.render(load_all(results_dir))
+    problems: list[str] = []
+    loaded = load_all(results_dir, problems)
+    if problems and not loaded:  # nothing valid: refuse rather than render (and clear) empty boards
+        more = f" (and {len(problems) - 1} more invalid file(s))" if len(problems) > 1 else ""
+        raise UserError(problems[0] + more)
+    rendered = lb.render(loaded)
+    for problem in problems:
+        click.echo(f"warning: skipped {problem}", err=True)
+    if check and problems:
+        click.echo(f"{len(problems)} result file(s) in {results_dir} are invalid (see above)", err=True)
+        raise SystemExit(1)
     if check:
         delta = lb.diff(out_dir, rendered)
         if delta:

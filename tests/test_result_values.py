@@ -1,0 +1,75 @@
+"""Result values are validated against the tasks: a hand-edited file can never top a board."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from animerec_bench import leaderboard as lb
+from animerec_bench import results
+from animerec_bench.cli import cli
+from tests.test_leaderboard import rating, res
+
+
+def _write(folder, result, name):
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text(json.dumps(result))
+    return path
+
+
+@pytest.mark.parametrize("value, words", [
+    (-5, "metrics.rating.rmse is -5, outside its range [0, 9]"),
+    (True, "metrics.rating.rmse is bool True, expected a number"),
+    ("0.1", "metrics.rating.rmse is str '0.1', expected a number"),
+    (None, "metrics.rating.rmse is null"),
+    (float("nan"), "metrics.rating.rmse is nan, expected a finite number"),
+])
+def test_edited_primary_metric_is_reported_by_name_and_skipped(tmp_path, value, words):
+    good = res("bias", "rating", 0, rating(1.20), baseline=True)
+    bad = res("cheat", "rating", 0, {"rating": {**rating(1.0)["rating"], "rmse": value}})
+    results.write(tmp_path / "r", good)
+    bad_path = _write(tmp_path / "r", bad, "edited.json")  # json.dumps writes NaN as a bare NaN
+
+    with pytest.raises(results.ResultFileError, match=words.replace("[", r"\[").replace("]", r"\]")):
+        results.load(bad_path)
+    problems: list[str] = []
+    loaded = results.load_all(tmp_path / "r", problems)
+    assert [r["model"]["name"] for r in loaded] == ["bias"]
+    assert len(problems) == 1 and str(bad_path) in problems[0] and words in problems[0]
+
+    out = tmp_path / "boards"
+    runner = CliRunner()
+    made = runner.invoke(cli, ["leaderboard", "--results", str(tmp_path / "r"), "--out", str(out)])
+    assert made.exit_code == 0, made.output
+    assert "warning: skipped" in made.output and "edited.json" in made.output
+    board = (out / "mal2016-5k-v1.md").read_text()
+    assert "cheat" not in board and "| bias" in board
+    checked = runner.invoke(cli, ["leaderboard", "--check", "--results", str(tmp_path / "r"), "--out", str(out)])
+    assert checked.exit_code == 1 and "invalid" in checked.output
+
+
+def test_other_metrics_may_be_null_but_not_out_of_range(tmp_path):
+    ok = res("m", "interaction", 0, {"interaction": {"auc": 0.7, "log_loss": None, "accuracy": 0.9}})
+    results.check(ok, "ok.json")
+    bad = res("m", "interaction", 0, {"interaction": {"auc": 1.7}})
+    with pytest.raises(results.ResultFileError, match=r"bad.json: metrics.interaction.auc is 1.7, outside"):
+        results.check(bad, "bad.json")
+    unknown = res("m", "rating", 0, {"ratings": {"rmse": 1.0}})
+    with pytest.raises(results.ResultFileError, match="metrics.ratings: unknown task"):
+        results.check(unknown, "u.json")
+
+
+def test_seeds_column_counts_only_the_values_averaged():
+    # Rendered straight from dicts (no load-time check): a seed without a primary value is not counted.
+    group = [res("m", "rating", 0, rating(1.10)), res("m", "rating", 1, {"rating": {"mae": 0.9}}),
+             res("m", "rating", 2, rating(1.30))]
+    for r in group:
+        r["_file"] = f"{r['split']['seed']}.json"
+    table = lb.render_task("rating", group)
+    row = next(line for line in table.splitlines() if line.startswith("| m "))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[3] == "1.2000 ± 0.1414"  # RMSE over seeds 0 and 2
+    assert cells[-2] == "2"  # Seeds
