@@ -590,7 +590,8 @@ def import_folder(src: Path | str, name: str = DEFAULT_NAME, *, progress: bool =
     with atomic_path(final) as tmp:
         tmp.mkdir()
         parquet = tmp / "interactions.parquet"
-        writer = pq.ParquetWriter(parquet, CANONICAL_SCHEMA, compression="zstd")
+        # Page checksums: a reader (Dataset.table) then refuses a damaged page outright.
+        writer = pq.ParquetWriter(parquet, CANONICAL_SCHEMA, compression="zstd", write_page_checksum=True)
         sink = ThreadedSink(writer.write_batch)
         try:
             read = read_interactions(path, layout, progress=progress, on_batch=sink)
@@ -604,7 +605,8 @@ def import_folder(src: Path | str, name: str = DEFAULT_NAME, *, progress: bool =
         if read.duplicates_possible:
             table, dropped = drop_duplicates(table)
             if dropped:
-                pq.write_table(table, parquet, compression="zstd", row_group_size=1 << 20)
+                pq.write_table(table, parquet, compression="zstd", row_group_size=1 << 20,
+                               write_page_checksum=True)
         users, anime = read.users, read.anime
         if dropped:  # a dropped row may have been some user's or anime's only one
             users = count_distinct(table.column("user_id").to_numpy())
@@ -633,7 +635,7 @@ def import_folder(src: Path | str, name: str = DEFAULT_NAME, *, progress: bool =
             meta["licence"] = LICENCE_2020
             meta["description"] = layout.description
         if titles is not None:
-            pq.write_table(titles, tmp / "titles.parquet", compression="zstd")
+            pq.write_table(titles, tmp / "titles.parquet", compression="zstd", write_page_checksum=True)
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     meta["path"] = str(final)
     return meta

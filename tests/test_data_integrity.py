@@ -1,0 +1,112 @@
+"""Data and caches never give silently wrong numbers: a changed data file, a cached split under the
+wrong name, a broken data-set folder, an interrupted import, a synthetic import's name, blank lines."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+from animerec_bench.cli import cli
+from animerec_bench.dataset import CANONICAL_SCHEMA, Dataset, fingerprint_table
+from animerec_bench.errors import DataError
+from animerec_bench.importer import import_folder
+from animerec_bench.protocol import ProtocolV1, Split, get_protocol
+from animerec_bench.synth import SynthParams
+from animerec_bench.synth import write as write_synth
+
+from .conftest import FIXTURES
+
+SAMPLES = FIXTURES / "mal2020-samples"
+CLI = Path(sys.executable).parent / "animerec-bench"
+HEADER = "user_id,anime_id,rating,watching_status,watched_episodes\n"
+GOOD = "0,67,9,1,1\n0,6702,7,2,4\n"
+
+
+def _env(home: Path) -> dict:
+    return {**os.environ, "ANIMEREC_BENCH_HOME": str(home)}
+
+
+def _imported(name: str) -> Dataset:
+    from animerec_bench.plugins import load_registry
+
+    return load_registry().dataset(name)
+
+
+def _import_synthetic(tmp_path: Path, name: str = "syn") -> Dataset:
+    """A small synthetic data set (enough users for protocol v1), imported as ``name``."""
+    src = tmp_path / f"src-{name}"
+    write_synth(SynthParams(rows=20_000, users=300, anime=500, seed=4), src)
+    import_folder(src, name)
+    return _imported(name)
+
+
+# ----------------------------------------------------------------------------- item 5: data content
+
+def test_a_changed_value_in_an_imported_file_is_refused_when_a_split_is_made(fresh_home, tmp_path):
+    ds = _import_synthetic(tmp_path)
+    table = pq.read_table(ds.path)
+    rating = table.column("rating").to_numpy().copy()
+    rating[123] = 10 if rating[123] != 10 else 9  # one value: still a valid, readable Parquet file
+    pq.write_table(table.set_column(2, "rating", pa.array(rating)), ds.path)  # no page checksums either
+    with pytest.raises(DataError) as caught:
+        get_protocol("v1").split(ds, 0)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith(f"{ds.path}: content does not match its fingerprint in "
+                              f"{fresh_home / 'datasets' / 'syn' / 'meta.json'}; re-import it with "
+                              f"`animerec-bench data import "), message
+    assert "--name syn`" in message
+    assert not list((fresh_home / "splits").glob("*.npz"))  # nothing cached from the bad content
+
+
+def test_a_flipped_bit_in_an_imported_file_is_one_line_naming_it(fresh_home, tmp_path):
+    """The bit flip of the issue: inside the anime_id column's compressed page, which zstd decodes
+    without complaint (no page checksum, the values change silently)."""
+    ds = _import_synthetic(tmp_path)
+    column = pq.ParquetFile(ds.path).metadata.row_group(0).column(1)
+    raw = bytearray(ds.path.read_bytes())
+    raw[column.data_page_offset + column.total_compressed_size // 2] ^= 0x10
+    ds.path.write_bytes(bytes(raw))
+    with pytest.raises(DataError) as caught:
+        get_protocol("v1").split(ds, 0)
+    assert str(caught.value).startswith(f"{ds.path}: ") and "animerec-bench data import" in str(caught.value)
+    for args in (["run", "-m", "global-mean", "--dataset", "syn", "--results", str(tmp_path / "results")],
+                 ["data", "info", "--dataset", "syn"]):
+        proc = subprocess.run([str(CLI), *args], capture_output=True, text=True, env=_env(fresh_home))
+        assert proc.returncode == 2, (args, proc.stdout, proc.stderr)
+        last = proc.stderr.strip().splitlines()[-1]
+        assert "Traceback" not in proc.stderr and last.startswith(f"Error: {ds.path}: "), proc.stderr
+    assert not (tmp_path / "results").exists() or not list((tmp_path / "results").iterdir())
+
+
+def test_a_cached_split_is_not_re_verified(fresh_home, tmp_path):
+    """The fingerprint is checked when a split is made; loading a cached split reads no Parquet."""
+    ds = _import_synthetic(tmp_path)
+    made = get_protocol("v1").split(ds, 0)
+    ds.path.write_bytes(b"not parquet any more")
+    assert get_protocol("v1").split(ds, 0).fingerprint == made.fingerprint
+
+
+def test_the_embedded_data_set_is_checked_against_its_pinned_fingerprint(tmp_path, embedded):
+    assert embedded.known_fingerprint == fingerprint_table(embedded.table())
+    table = embedded.table()
+    rating = table.column("rating").to_numpy().copy()
+    rating[0] = 10 if rating[0] != 10 else 9
+    path = tmp_path / "mal2016-5k.parquet"
+    pq.write_table(table.set_column(2, "rating", pa.array(rating)), path)
+    damaged = Dataset(name=embedded.name, source="", licence="", path=path,
+                      known_fingerprint=embedded.known_fingerprint)
+    with pytest.raises(DataError, match="content does not match its recorded fingerprint"):
+        damaged.table()
