@@ -110,3 +110,48 @@ def test_the_embedded_data_set_is_checked_against_its_pinned_fingerprint(tmp_pat
                       known_fingerprint=embedded.known_fingerprint)
     with pytest.raises(DataError, match="content does not match its recorded fingerprint"):
         damaged.table()
+
+
+# ----------------------------------------------------------------------------- item 6: cached splits
+
+def test_seed_1_cached_under_seed_0_name_is_rebuilt_as_seed_0(fresh_home, embedded):
+    v1 = get_protocol("v1")
+    v1.split(embedded, 1)
+    path0, path1 = v1.cache_path(embedded, 0), v1.cache_path(embedded, 1)
+    assert not path0.exists()
+    shutil.copy(path1, path0)
+    got = v1.split(embedded, 0)
+    fresh = v1.split(embedded, 0, cache=False)
+    assert got.seed == 0 and got.fingerprint == fresh.fingerprint
+    assert np.array_equal(got.test.user, fresh.test.user) and np.array_equal(got.test.item, fresh.test.item)
+    assert Split.load(path0).fingerprint == fresh.fingerprint  # the cache now holds seed 0
+
+
+def _tiny(tmp_path: Path, name: str, seed: int, file: str | None = None) -> Dataset:
+    """A random data set of 60 users x 40 anime, all rated: enough for distinct splits."""
+    rng = np.random.default_rng(seed)
+    user = np.repeat(np.arange(60), 20)
+    anime = np.concatenate([rng.choice(40, 20, replace=False) for _ in range(60)])
+    table = pa.table({"user_id": user, "anime_id": anime, "rating": rng.integers(1, 11, len(user)),
+                      "status": np.full(len(user), 2)}).cast(CANONICAL_SCHEMA)
+    path = tmp_path / f"{file or name}-{seed}.parquet"
+    pq.write_table(table, path)
+    return Dataset(name=name, source="test", licence="test", path=path)
+
+
+@pytest.mark.parametrize("mismatch", ["dataset name", "dataset content", "protocol parameters"])
+def test_a_cached_split_of_something_else_is_rebuilt(mismatch, fresh_home, tmp_path):
+    wanted, protocol = _tiny(tmp_path, "tiny", 0), ProtocolV1()
+    if mismatch == "dataset name":  # same file, other name: same fingerprint, other name
+        other, other_protocol = Dataset(name="other", source="t", licence="t", path=wanted.path), protocol
+    elif mismatch == "dataset content":
+        other, other_protocol = _tiny(tmp_path, "tiny", 1), protocol
+    else:
+        other, other_protocol = wanted, ProtocolV1(min_user_examples=3, fractions=(0.6, 0.2, 0.2))
+    other_protocol.split(other, 0)
+    shutil.copy(other_protocol.cache_path(other, 0), protocol.cache_path(wanted, 0))
+    got = protocol.split(wanted, 0)
+    fresh = protocol.split(wanted, 0, cache=False)
+    assert (got.dataset, got.dataset_fingerprint, got.protocol_params) == \
+        (wanted.name, wanted.fingerprint, protocol.params())
+    assert got.fingerprint == fresh.fingerprint
