@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 
 from . import paths
-from .atomic import atomic_path
+from .atomic import atomic_path, sweep_stale_temporaries
 from .dataset import CANONICAL_SCHEMA, fingerprint_table
 from .errors import DataError, UserError
 
@@ -586,6 +586,7 @@ def import_folder(src: Path | str, name: str = DEFAULT_NAME, *, progress: bool =
             marker = json.loads(marker_path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise DataError(f"{marker_path}: expected the JSON written by 'data synth', found: {exc}") from None
+    sweep_stale_temporaries(paths.datasets_dir())  # what a killed import left behind
     final = paths.datasets_dir() / name
     with atomic_path(final) as tmp:
         tmp.mkdir()

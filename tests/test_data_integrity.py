@@ -155,3 +155,91 @@ def test_a_cached_split_of_something_else_is_rebuilt(mismatch, fresh_home, tmp_p
     assert (got.dataset, got.dataset_fingerprint, got.protocol_params) == \
         (wanted.name, wanted.fingerprint, protocol.params())
     assert got.fingerprint == fresh.fingerprint
+
+
+# ----------------------------------------------------------------------------- item 7: folders, names, lines
+
+def test_one_malformed_meta_json_warns_once_naming_it_and_the_others_load(fresh_home, tmp_path):
+    from animerec_bench.plugins import load_registry
+
+    import_folder(SAMPLES, "good-a")
+    import_folder(SAMPLES, "good-b")
+    root = fresh_home / "datasets"
+    shutil.copytree(root / "good-a", root / "broken")
+    (root / "broken" / "meta.json").write_text('{"name": "broken", "source": ')
+    shutil.copytree(root / "good-a", root / "no-fingerprint")
+    meta = json.loads((root / "good-a" / "meta.json").read_text())
+    del meta["fingerprint"]
+    meta["name"] = "no-fingerprint"
+    (root / "no-fingerprint" / "meta.json").write_text(json.dumps(meta))
+    reg = load_registry()
+    assert {"good-a", "good-b", "mal2016-5k"} <= set(reg.datasets)
+    assert "broken" not in reg.datasets and "no-fingerprint" not in reg.datasets
+    assert not reg.errors, reg.errors
+    assert len(reg.warnings) == 2, reg.warnings
+    broken, missing = sorted(reg.warnings)
+    assert f"{root / 'broken' / 'meta.json'}: not valid JSON" in broken
+    assert f"{root / 'no-fingerprint' / 'meta.json'}: missing 'fingerprint'" in missing
+    assert all("\n" not in w and "data set skipped" in w for w in reg.warnings)
+    proc = subprocess.run([str(CLI), "list"], capture_output=True, text=True, env=_env(fresh_home))
+    assert proc.returncode == 0, proc.stderr
+    assert "good-a" in proc.stdout and "good-b" in proc.stdout
+    warnings = proc.stderr.strip().splitlines()
+    assert len(warnings) == 2 and all(w.startswith("warning: ") for w in warnings), proc.stderr
+
+
+def _big_csv(folder: Path, n: int = 3_000_000) -> None:
+    import pyarrow.csv as pacsv
+
+    folder.mkdir()
+    t = pa.table({"user_id": np.repeat(np.arange(n // 100), 100), "anime_id": np.tile(np.arange(100), n // 100),
+                  "rating": np.full(n, 7), "watching_status": np.full(n, 2), "watched_episodes": np.full(n, 12)})
+    with open(folder / "animelist.csv", "wb") as fh:
+        fh.write(HEADER.encode())
+        pacsv.write_csv(t, fh, pacsv.WriteOptions(include_header=False))
+
+
+def _hidden(root: Path) -> list[Path]:
+    return sorted(p for p in root.glob(".*") if p.name.endswith(".tmp")) if root.is_dir() else []
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_a_killed_import_leaves_a_temp_folder_that_the_next_list_sweeps(sig, fresh_home, tmp_path):
+    src = tmp_path / "big"
+    _big_csv(src)
+    root = fresh_home / "datasets"
+    proc = subprocess.Popen([str(CLI), "data", "import", str(src)], env=_env(fresh_home),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not _hidden(root):
+        time.sleep(0.01)
+    proc.send_signal(sig)
+    proc.communicate(timeout=60)
+    if proc.returncode == 0:
+        pytest.skip("the import finished before the signal arrived")
+    assert _hidden(root), "the killed import left no temporary folder: nothing to sweep"
+    listed = subprocess.run([str(CLI), "list"], capture_output=True, text=True, env=_env(fresh_home))
+    assert listed.returncode == 0, listed.stderr
+    assert _hidden(root) == [] and not (root / "mal2020").exists()
+
+
+def test_sweep_keeps_a_live_owner_s_temporary_until_it_is_stale(tmp_path):
+    from animerec_bench.atomic import sweep_stale_temporaries, temporary_sibling
+
+    final = tmp_path / "mal2020"
+    live = temporary_sibling(final)  # this process's pid: alive
+    live.mkdir()
+    (live / "interactions.parquet").write_bytes(b"x" * 10)
+    dead_pid = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+    dead = tmp_path / live.name.replace(f"-{os.getpid()}.", f"-{dead_pid}.")
+    dead.mkdir()
+    unrelated = tmp_path / ".hidden-but-not-ours"
+    unrelated.mkdir()
+    assert sweep_stale_temporaries(tmp_path) == [dead]
+    assert live.exists() and unrelated.exists()
+    old = time.time() - 25 * 3600
+    for p in (live, live / "interactions.parquet"):
+        os.utime(p, (old, old))
+    assert sweep_stale_temporaries(tmp_path, max_age_hours=24) == [live]
+    assert unrelated.exists()

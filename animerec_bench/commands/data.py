@@ -86,7 +86,10 @@ def info(name: str, as_json: bool, plugins_dir: str | None) -> None:
     """Rows, users, anime, rating and status distributions, fingerprint and provenance of a data set."""
     from ..plugins import load_registry
 
-    d = describe_dataset(load_registry(plugins_dir).dataset(name))
+    registry = load_registry(plugins_dir)
+    for warning in registry.warnings:  # e.g. a broken meta.json: that folder is skipped, the rest load
+        click.echo(f"warning: {warning}", err=True)
+    d = describe_dataset(registry.dataset(name))
     if as_json:
         click.echo(json.dumps(d, indent=2, sort_keys=True))
         return
