@@ -573,12 +573,31 @@ def check_name(name: str) -> str:
     return name
 
 
-def import_folder(src: Path | str, name: str = DEFAULT_NAME, *, progress: bool = False) -> dict:
-    """Import ``src`` as data set ``name`` into the cache (replacing an older import); returns its meta."""
+def synthetic_name(folder: Path) -> str:
+    """The name a synthetic folder imports under when no ``--name`` is given: the folder's own.
+
+    Never ``mal2020``: that name means the real Kaggle data, and a synthetic data set under it
+    would be mistaken for it (and would replace a real import)."""
+    name = folder.resolve().name
+    if not NAME_RE.fullmatch(name) or name in RESERVED_NAMES or name == DEFAULT_NAME:
+        why = "the real data set's name" if name in RESERVED_NAMES | {DEFAULT_NAME} else \
+            "not a valid name (letters, digits, '.', '_' or '-', at most 64)"
+        raise UserError(f"{folder}: a synthetic data set is named after its folder, and {name!r} is {why}; "
+                        "give it a name with --name NAME")
+    return name
+
+
+def import_folder(src: Path | str, name: str | None = None, *, progress: bool = False) -> dict:
+    """Import ``src`` as data set ``name`` into the cache (replacing an older import); returns its meta.
+
+    Without ``name``, the real files import as ``mal2020`` and a synthetic folder (one that
+    ``data synth`` wrote) under the folder's own name.
+    """
     import pyarrow.parquet as pq
 
     src = Path(src)
-    check_name(name)
+    if name is not None:
+        check_name(name)
     path, layout, titles_path, marker_path = find_files(src)
     marker = None
     if marker_path is not None:
@@ -586,6 +605,8 @@ def import_folder(src: Path | str, name: str = DEFAULT_NAME, *, progress: bool =
             marker = json.loads(marker_path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise DataError(f"{marker_path}: expected the JSON written by 'data synth', found: {exc}") from None
+    if name is None:
+        name = synthetic_name(path.parent) if marker is not None else DEFAULT_NAME
     sweep_stale_temporaries(paths.datasets_dir())  # what a killed import left behind
     final = paths.datasets_dir() / name
     with atomic_path(final) as tmp:

@@ -243,3 +243,22 @@ def test_sweep_keeps_a_live_owner_s_temporary_until_it_is_stale(tmp_path):
         os.utime(p, (old, old))
     assert sweep_stale_temporaries(tmp_path, max_age_hours=24) == [live]
     assert unrelated.exists()
+
+
+def test_a_synthetic_import_is_named_after_its_folder(fresh_home, tmp_path):
+    src = tmp_path / "synth-small"
+    write_synth(SynthParams(rows=2_000, users=50, anime=100, seed=1), src)
+    result = CliRunner().invoke(cli, ["data", "import", str(src)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "imported synth-small (synthetic)" in result.output
+    assert sorted(p.name for p in (fresh_home / "datasets").iterdir()) == ["synth-small"]
+    bad = tmp_path / "my synth"
+    shutil.copytree(src, bad)
+    result = CliRunner().invoke(cli, ["data", "import", str(bad)], catch_exceptions=False)
+    assert result.exit_code == 2
+    message = result.output.strip()
+    assert "\n" not in message and str(bad) in message and "--name" in message, message
+    named = CliRunner().invoke(cli, ["data", "import", str(bad), "--name", "syn2"], catch_exceptions=False)
+    assert named.exit_code == 0 and "imported syn2 (synthetic)" in named.output
+    real = CliRunner().invoke(cli, ["data", "import", str(SAMPLES)], catch_exceptions=False)
+    assert real.exit_code == 0 and "imported mal2020:" in real.output  # the real files keep their name

@@ -20,14 +20,16 @@ def data() -> None:
 
 @data.command("import")
 @click.argument("source", metavar="DIR", type=click.Path(path_type=str))
-@click.option("--name", default="mal2020", show_default=True,
-              help="Name of the imported data set (a folder in the cache).")
-def import_(source: str, name: str) -> None:
+@click.option("--name", default=None,
+              help="Name of the imported data set (a folder in the cache). Default: mal2020 for the "
+                   "real files, the folder's own name for a folder written by 'data synth'.")
+def import_(source: str, name: str | None) -> None:
     """Import the Kaggle 'Anime Recommendation Database 2020' files from DIR.
 
     DIR holds animelist.csv (or only rating_complete.csv: status 'completed' for every row)
     and, optionally, anime.csv for titles. A folder written by 'data synth' imports the same
-    way and is labelled synthetic. Re-importing replaces the earlier import atomically.
+    way, is labelled synthetic and is named after its folder (never mal2020) unless --name
+    says otherwise. Re-importing replaces the earlier import atomically.
     """
     from ..importer import import_folder
 
@@ -52,8 +54,8 @@ def synth(rows: int, users: int, anime: int, seed: int, out: str) -> None:
     from ..synth import SynthParams, write
 
     write(SynthParams(rows=rows, users=users, anime=anime, seed=seed), out)
-    click.echo(f"wrote {rows:,} synthetic rows to {out} (import it with: animerec-bench data import {out} "
-               f"--name NAME)")
+    click.echo(f"wrote {rows:,} synthetic rows to {out} (import it with: animerec-bench data import {out}; "
+               f"it is named after the folder unless you give --name NAME)")
 
 
 def describe_dataset(ds) -> dict:
