@@ -195,7 +195,8 @@ def diagnose(path: Path, names: list[str], layout: Layout, first_row: int, *, li
             truncated = "" if ended else (" - the last line has no newline: the file looks truncated "
                                           "(was the download cut short?)")
             if not body.strip():
-                return f"{where}: expected {expected_fields} comma-separated fields, found an empty line"
+                return (f"{where}: expected {expected_fields} comma-separated fields, found an empty line "
+                        "(blank lines are accepted only at the end of the file)")
             fields = body.split(b",")
             if len(fields) != expected_fields:
                 shown = body[:80].decode("utf-8", "replace")
@@ -213,6 +214,27 @@ def diagnose(path: Path, names: list[str], layout: Layout, first_row: int, *, li
                 col, exp, found = problem
                 return f"{where}, column '{col}': expected {exp}, found {found}{truncated}"
     return None
+
+
+def data_end(path: Path) -> int:
+    """Where the data ends: the byte after the last line that is not blank. Blank lines at the
+    end of a file (an editor's or a concatenation's trailing newlines) are accepted and not
+    read; a blank line between data rows is still an error."""
+    blank = b" \t\r\n"
+    with open(path, "rb") as fh:
+        size = end = fh.seek(0, 2)
+        while end > 0:
+            start = max(0, end - (1 << 16))
+            fh.seek(start)
+            chunk = fh.read(end - start)
+            kept = chunk.rstrip(blank)
+            if kept:
+                last = start + len(kept)  # just after the last non-blank byte
+                fh.seek(last)
+                newline = fh.read(size - last).find(b"\n")
+                return size if newline < 0 else last + newline + 1
+            end = start
+    return size
 
 
 def check_last_line(path: Path, names: list[str], layout: Layout, rows: int) -> None:
@@ -449,6 +471,7 @@ def read_interactions(path: Path, layout: Layout, *, progress: bool = False,
     convert_opts = pacsv.ConvertOptions(column_types=types, include_columns=list(layout.required),
                                         null_values=[], quoted_strings_can_be_null=False)
     size = path.stat().st_size
+    end = data_end(path)
     batches: list[pa.RecordBatch] = []
     pairs, users, anime = _PairCheck(), _Distinct(), _Distinct()
     rows = 0
@@ -457,7 +480,8 @@ def read_interactions(path: Path, layout: Layout, *, progress: bool = False,
     source = pa.OSFile(str(path), "r")
     try:
         try:
-            reader = pacsv.open_csv(source, read_options=read_opts, parse_options=parse_opts,
+            stream = source if end == size else source.get_stream(0, end)  # without the trailing blank lines
+            reader = pacsv.open_csv(stream, read_options=read_opts, parse_options=parse_opts,
                                     convert_options=convert_opts)
             done = 0
             for batch in _in_background(reader):
@@ -497,7 +521,8 @@ def read_interactions(path: Path, layout: Layout, *, progress: bool = False,
             bar.render_finish()
     if rows == 0:
         raise DataError(f"{path}: no data rows after the header line")
-    check_last_line(path, names, layout, rows)
+    if end == size:  # else the data ends with a newline, before the blank lines
+        check_last_line(path, names, layout, rows)
     result = ReadResult(batches, rows, pairs.possible, 0, 0)
     table = result.table()
     result.users = users.count(table.column("user_id"))

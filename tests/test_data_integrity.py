@@ -262,3 +262,27 @@ def test_a_synthetic_import_is_named_after_its_folder(fresh_home, tmp_path):
     assert named.exit_code == 0 and "imported syn2 (synthetic)" in named.output
     real = CliRunner().invoke(cli, ["data", "import", str(SAMPLES)], catch_exceptions=False)
     assert real.exit_code == 0 and "imported mal2020:" in real.output  # the real files keep their name
+
+
+@pytest.mark.parametrize("tail", ["\n", "\n\n\n", "\r\n", "  \n\t\n"])
+def test_blank_lines_at_the_end_of_the_csv_are_accepted(tail, fresh_home, tmp_path):
+    src = tmp_path / "dl"
+    src.mkdir()
+    (src / "animelist.csv").write_bytes((HEADER + GOOD).encode() + tail.encode())
+    meta = import_folder(src)
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    (clean / "animelist.csv").write_text(HEADER + GOOD)
+    assert meta["rows"] == 2 and meta["fingerprint"] == import_folder(clean, "clean")["fingerprint"]
+
+
+def test_a_blank_line_in_the_middle_is_still_refused(fresh_home, tmp_path):
+    src = tmp_path / "dl"
+    src.mkdir()
+    (src / "animelist.csv").write_text(HEADER + GOOD + "\n" + GOOD)
+    result = CliRunner().invoke(cli, ["data", "import", str(src)], catch_exceptions=False)
+    assert result.exit_code == 2
+    message = result.output.strip()
+    assert "row 3 (line 4)" in message and "found an empty line" in message
+    assert "blank lines are accepted only at the end of the file" in message
+    assert not (fresh_home / "datasets").exists() or not list((fresh_home / "datasets").iterdir())
