@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import DataError
+
 #: Column -> numpy dtype of the canonical interactions table every data set is stored in.
 CANONICAL_DTYPES: dict[str, str] = {
     "user_id": "int32",
@@ -47,6 +49,11 @@ def fingerprint_table(table) -> str:
     return digest.hexdigest()
 
 
+class DatasetWarning(UserWarning):
+    """A data set that could not be registered (e.g. a broken ``meta.json``): warned with
+    :func:`warnings.warn` from ``register_datasets``, shown as one line, the others still load."""
+
+
 @dataclass(frozen=True)
 class Dataset:
     """One registered data set; its rows live in a canonical Parquet file at ``path``."""
@@ -60,12 +67,37 @@ class Dataset:
     description: str = ""
     #: Known fingerprint (stored at import time); computed from the file when None.
     known_fingerprint: str | None = field(default=None, compare=False)
+    #: Where ``known_fingerprint`` was recorded (a ``meta.json``), for error messages.
+    fingerprint_source: str | None = field(default=None, compare=False)
+    #: How a user restores the file when it is damaged (e.g. the ``data import`` line that made it).
+    repair: str | None = field(default=None, compare=False)
 
     def table(self):
-        """The interactions as an Arrow table with the canonical schema."""
+        """The interactions as an Arrow table with the canonical schema, verified against
+        ``known_fingerprint``: a damaged file (one flipped bit can decode to other values) is a
+        :class:`DataError` naming it, never other numbers under the old fingerprint."""
+        table = self._read()
+        if self.known_fingerprint is not None and fingerprint_table(table) != self.known_fingerprint:
+            where = (f"its fingerprint in {self.fingerprint_source}" if self.fingerprint_source else
+                     f"its recorded fingerprint ({self.known_fingerprint[:12]}...)")
+            raise DataError(f"{self.path}: content does not match {where}{self._repair_hint()}")
+        return table
+
+    def _read(self):
+        """The file as read (Parquet page checksums verified where it has them), unverified."""
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        return pq.read_table(self.path, columns=list(CANONICAL_DTYPES)).cast(canonical_schema())
+        try:
+            table = pq.read_table(self.path, columns=list(CANONICAL_DTYPES), page_checksum_verification=True)
+            return table.cast(canonical_schema())
+        except (pa.ArrowException, OSError, ValueError, KeyError) as exc:
+            first = (str(exc).splitlines() or [type(exc).__name__])[0]
+            raise DataError(f"{self.path}: cannot read it as data set {self.name!r}: {first}"
+                            f"{self._repair_hint()}") from None
+
+    def _repair_hint(self) -> str:
+        return f"; {self.repair}" if self.repair else ""
 
     def frame(self):
         """The interactions as a pandas DataFrame (numeric columns, no Python objects)."""
@@ -73,7 +105,7 @@ class Dataset:
 
     @functools.cached_property
     def fingerprint(self) -> str:
-        return self.known_fingerprint or fingerprint_table(self.table())
+        return self.known_fingerprint or fingerprint_table(self._read())
 
     def titles(self) -> dict[int, str]:
         """anime_id -> title, for display; empty when the data set has no titles."""

@@ -38,7 +38,10 @@ def register_datasets(register: Callable[["Dataset"], None]) -> None:
 
     Call ``register(dataset)`` with an :class:`animerec_bench.dataset.Dataset` whose ``path``
     is a Parquet file in the canonical schema (``user_id``, ``anime_id``, ``rating``,
-    ``status``). Names must be unique across plugins.
+    ``status``). Names must be unique across plugins. To skip a data set that cannot be
+    used (its files are damaged), warn instead of raising:
+    ``warnings.warn(animerec_bench.dataset.DatasetWarning("<file>: <what is wrong>"))`` is shown
+    as one warning line and the plugin's other data sets still load.
 
     :param register: callable taking one :class:`~animerec_bench.dataset.Dataset`.
     """

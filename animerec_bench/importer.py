@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 
 from . import paths
-from .atomic import atomic_path
+from .atomic import atomic_path, sweep_stale_temporaries
 from .dataset import CANONICAL_SCHEMA, fingerprint_table
 from .errors import DataError, UserError
 
@@ -195,7 +195,8 @@ def diagnose(path: Path, names: list[str], layout: Layout, first_row: int, *, li
             truncated = "" if ended else (" - the last line has no newline: the file looks truncated "
                                           "(was the download cut short?)")
             if not body.strip():
-                return f"{where}: expected {expected_fields} comma-separated fields, found an empty line"
+                return (f"{where}: expected {expected_fields} comma-separated fields, found an empty line "
+                        "(blank lines are accepted only at the end of the file)")
             fields = body.split(b",")
             if len(fields) != expected_fields:
                 shown = body[:80].decode("utf-8", "replace")
@@ -213,6 +214,27 @@ def diagnose(path: Path, names: list[str], layout: Layout, first_row: int, *, li
                 col, exp, found = problem
                 return f"{where}, column '{col}': expected {exp}, found {found}{truncated}"
     return None
+
+
+def data_end(path: Path) -> int:
+    """Where the data ends: the byte after the last line that is not blank. Blank lines at the
+    end of a file (an editor's or a concatenation's trailing newlines) are accepted and not
+    read; a blank line between data rows is still an error."""
+    blank = b" \t\r\n"
+    with open(path, "rb") as fh:
+        size = end = fh.seek(0, 2)
+        while end > 0:
+            start = max(0, end - (1 << 16))
+            fh.seek(start)
+            chunk = fh.read(end - start)
+            kept = chunk.rstrip(blank)
+            if kept:
+                last = start + len(kept)  # just after the last non-blank byte
+                fh.seek(last)
+                newline = fh.read(size - last).find(b"\n")
+                return size if newline < 0 else last + newline + 1
+            end = start
+    return size
 
 
 def check_last_line(path: Path, names: list[str], layout: Layout, rows: int) -> None:
@@ -449,6 +471,7 @@ def read_interactions(path: Path, layout: Layout, *, progress: bool = False,
     convert_opts = pacsv.ConvertOptions(column_types=types, include_columns=list(layout.required),
                                         null_values=[], quoted_strings_can_be_null=False)
     size = path.stat().st_size
+    end = data_end(path)
     batches: list[pa.RecordBatch] = []
     pairs, users, anime = _PairCheck(), _Distinct(), _Distinct()
     rows = 0
@@ -457,7 +480,8 @@ def read_interactions(path: Path, layout: Layout, *, progress: bool = False,
     source = pa.OSFile(str(path), "r")
     try:
         try:
-            reader = pacsv.open_csv(source, read_options=read_opts, parse_options=parse_opts,
+            stream = source if end == size else source.get_stream(0, end)  # without the trailing blank lines
+            reader = pacsv.open_csv(stream, read_options=read_opts, parse_options=parse_opts,
                                     convert_options=convert_opts)
             done = 0
             for batch in _in_background(reader):
@@ -497,7 +521,8 @@ def read_interactions(path: Path, layout: Layout, *, progress: bool = False,
             bar.render_finish()
     if rows == 0:
         raise DataError(f"{path}: no data rows after the header line")
-    check_last_line(path, names, layout, rows)
+    if end == size:  # else the data ends with a newline, before the blank lines
+        check_last_line(path, names, layout, rows)
     result = ReadResult(batches, rows, pairs.possible, 0, 0)
     table = result.table()
     result.users = users.count(table.column("user_id"))
@@ -573,12 +598,31 @@ def check_name(name: str) -> str:
     return name
 
 
-def import_folder(src: Path | str, name: str = DEFAULT_NAME, *, progress: bool = False) -> dict:
-    """Import ``src`` as data set ``name`` into the cache (replacing an older import); returns its meta."""
+def synthetic_name(folder: Path) -> str:
+    """The name a synthetic folder imports under when no ``--name`` is given: the folder's own.
+
+    Never ``mal2020``: that name means the real Kaggle data, and a synthetic data set under it
+    would be mistaken for it (and would replace a real import)."""
+    name = folder.resolve().name
+    if not NAME_RE.fullmatch(name) or name in RESERVED_NAMES or name == DEFAULT_NAME:
+        why = "the real data set's name" if name in RESERVED_NAMES | {DEFAULT_NAME} else \
+            "not a valid name (letters, digits, '.', '_' or '-', at most 64)"
+        raise UserError(f"{folder}: a synthetic data set is named after its folder, and {name!r} is {why}; "
+                        "give it a name with --name NAME")
+    return name
+
+
+def import_folder(src: Path | str, name: str | None = None, *, progress: bool = False) -> dict:
+    """Import ``src`` as data set ``name`` into the cache (replacing an older import); returns its meta.
+
+    Without ``name``, the real files import as ``mal2020`` and a synthetic folder (one that
+    ``data synth`` wrote) under the folder's own name.
+    """
     import pyarrow.parquet as pq
 
     src = Path(src)
-    check_name(name)
+    if name is not None:
+        check_name(name)
     path, layout, titles_path, marker_path = find_files(src)
     marker = None
     if marker_path is not None:
@@ -586,11 +630,15 @@ def import_folder(src: Path | str, name: str = DEFAULT_NAME, *, progress: bool =
             marker = json.loads(marker_path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise DataError(f"{marker_path}: expected the JSON written by 'data synth', found: {exc}") from None
+    if name is None:
+        name = synthetic_name(path.parent) if marker is not None else DEFAULT_NAME
+    sweep_stale_temporaries(paths.datasets_dir())  # what a killed import left behind
     final = paths.datasets_dir() / name
     with atomic_path(final) as tmp:
         tmp.mkdir()
         parquet = tmp / "interactions.parquet"
-        writer = pq.ParquetWriter(parquet, CANONICAL_SCHEMA, compression="zstd")
+        # Page checksums: a reader (Dataset.table) then refuses a damaged page outright.
+        writer = pq.ParquetWriter(parquet, CANONICAL_SCHEMA, compression="zstd", write_page_checksum=True)
         sink = ThreadedSink(writer.write_batch)
         try:
             read = read_interactions(path, layout, progress=progress, on_batch=sink)
@@ -604,7 +652,8 @@ def import_folder(src: Path | str, name: str = DEFAULT_NAME, *, progress: bool =
         if read.duplicates_possible:
             table, dropped = drop_duplicates(table)
             if dropped:
-                pq.write_table(table, parquet, compression="zstd", row_group_size=1 << 20)
+                pq.write_table(table, parquet, compression="zstd", row_group_size=1 << 20,
+                               write_page_checksum=True)
         users, anime = read.users, read.anime
         if dropped:  # a dropped row may have been some user's or anime's only one
             users = count_distinct(table.column("user_id").to_numpy())
@@ -633,7 +682,7 @@ def import_folder(src: Path | str, name: str = DEFAULT_NAME, *, progress: bool =
             meta["licence"] = LICENCE_2020
             meta["description"] = layout.description
         if titles is not None:
-            pq.write_table(titles, tmp / "titles.parquet", compression="zstd")
+            pq.write_table(titles, tmp / "titles.parquet", compression="zstd", write_page_checksum=True)
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     meta["path"] = str(final)
     return meta

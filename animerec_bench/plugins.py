@@ -7,6 +7,7 @@ import importlib.metadata
 import importlib.util
 import os
 import sys
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
+from .dataset import DatasetWarning
 from .errors import PluginError
 from .model import Model, param_defaults
 from .tasks import NAMES as TASKS
@@ -143,6 +145,8 @@ class Registry:
     datasets: dict[str, Any] = field(default_factory=dict)
     dataset_plugins: dict[str, str] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    #: One line per data set a plugin skipped (a :class:`DatasetWarning`); the rest still load.
+    warnings: list[str] = field(default_factory=list)
 
     def model(self, name: str) -> ModelEntry:
         try:
@@ -226,10 +230,17 @@ def collect(pm: PluginManager) -> Registry:
 
 def _call_hook(reg: Registry, plugin: str, impl, register) -> None:
     kwargs = {"register": register} if "register" in impl.argnames else {}
-    try:
-        impl.function(**kwargs)
-    except Exception as exc:
-        reg.errors.append(f"plugin {plugin!r}: {impl.function.__name__} raised {type(exc).__name__}: {exc}")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DatasetWarning)
+        try:
+            impl.function(**kwargs)
+        except Exception as exc:
+            reg.errors.append(f"plugin {plugin!r}: {impl.function.__name__} raised {type(exc).__name__}: {exc}")
+    for w in caught:
+        if issubclass(w.category, DatasetWarning):
+            reg.warnings.append(f"plugin {plugin!r}: {w.message}")
+        else:  # not ours to report: back to Python's usual handling
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
 
 
 def load_registry(plugins_dir: str | os.PathLike | None = None) -> Registry:

@@ -78,12 +78,20 @@ class ProtocolV1:
                 "rating": rating[keep].astype(np.float32), "label": label[keep]}
 
     def split(self, dataset: Dataset, seed: int = 0, *, cache: bool = True) -> "Split":
-        """The split of ``dataset`` for ``seed``: read from the cache, else made and cached."""
+        """The split of ``dataset`` for ``seed``: read from the cache, else made and cached.
+
+        A cached file must be the split asked for (seed, data set name and fingerprint, protocol
+        name and parameters), not only carry its name: a damaged or mismatched file is rebuilt,
+        never trusted. Making a split reads ``dataset.table()``, which verifies the data's content
+        against its recorded fingerprint; loading a cached split reads no data file.
+        """
         path = self.cache_path(dataset, seed)
         if cache and path.exists():
+            expected = {"seed": seed, "dataset": dataset.name, "dataset_fingerprint": dataset.fingerprint,
+                        "protocol": self.name, "protocol_params": self.params()}
             try:
-                return Split.load(path)
-            except Exception:  # a damaged cache file is rebuilt, never trusted
+                return Split.load(path, expected=expected)
+            except Exception:  # damaged, or another split under this name: rebuilt, never trusted
                 path.unlink(missing_ok=True)
         result = self._make_split(dataset, seed)
         if cache:
@@ -204,9 +212,14 @@ class Split:
                 np.savez(fh, **arrays)
 
     @classmethod
-    def load(cls, path: Path) -> "Split":
+    def load(cls, path: Path, expected: dict | None = None) -> "Split":
+        """The split saved at ``path``; ValueError when its content does not match its stored
+        fingerprint, or when a field of its metadata differs from ``expected`` (e.g. ``seed``)."""
         with np.load(path) as z:
             meta = json.loads(bytes(z["meta"]).decode())
+            for key, want in (expected or {}).items():
+                if meta.get(key) != want:
+                    raise ValueError(f"{path}: a split with {key} {meta.get(key)!r}, expected {want!r}")
             n_users, n_items = len(z["user_ids"]), len(z["anime_ids"])
             parts = {p: Interactions(z[f"{p}_user"], z[f"{p}_item"], z[f"{p}_rating"], z[f"{p}_label"],
                                      n_users, n_items) for p in PARTS}

@@ -20,14 +20,16 @@ def data() -> None:
 
 @data.command("import")
 @click.argument("source", metavar="DIR", type=click.Path(path_type=str))
-@click.option("--name", default="mal2020", show_default=True,
-              help="Name of the imported data set (a folder in the cache).")
-def import_(source: str, name: str) -> None:
+@click.option("--name", default=None,
+              help="Name of the imported data set (a folder in the cache). Default: mal2020 for the "
+                   "real files, the folder's own name for a folder written by 'data synth'.")
+def import_(source: str, name: str | None) -> None:
     """Import the Kaggle 'Anime Recommendation Database 2020' files from DIR.
 
     DIR holds animelist.csv (or only rating_complete.csv: status 'completed' for every row)
     and, optionally, anime.csv for titles. A folder written by 'data synth' imports the same
-    way and is labelled synthetic. Re-importing replaces the earlier import atomically.
+    way, is labelled synthetic and is named after its folder (never mal2020) unless --name
+    says otherwise. Re-importing replaces the earlier import atomically.
     """
     from ..importer import import_folder
 
@@ -52,8 +54,8 @@ def synth(rows: int, users: int, anime: int, seed: int, out: str) -> None:
     from ..synth import SynthParams, write
 
     write(SynthParams(rows=rows, users=users, anime=anime, seed=seed), out)
-    click.echo(f"wrote {rows:,} synthetic rows to {out} (import it with: animerec-bench data import {out} "
-               f"--name NAME)")
+    click.echo(f"wrote {rows:,} synthetic rows to {out} (import it with: animerec-bench data import {out}; "
+               f"it is named after the folder unless you give --name NAME)")
 
 
 def describe_dataset(ds) -> dict:
@@ -86,7 +88,10 @@ def info(name: str, as_json: bool, plugins_dir: str | None) -> None:
     """Rows, users, anime, rating and status distributions, fingerprint and provenance of a data set."""
     from ..plugins import load_registry
 
-    d = describe_dataset(load_registry(plugins_dir).dataset(name))
+    registry = load_registry(plugins_dir)
+    for warning in registry.warnings:  # e.g. a broken meta.json: that folder is skipped, the rest load
+        click.echo(f"warning: {warning}", err=True)
+    d = describe_dataset(registry.dataset(name))
     if as_json:
         click.echo(json.dumps(d, indent=2, sort_keys=True))
         return

@@ -25,7 +25,8 @@ def describe(plugins_dir: str | None = None) -> dict:
     datasets = [{"name": ds.name, "synthetic": ds.synthetic, "source": ds.source, "licence": ds.licence,
                  "plugin": reg.dataset_plugins[ds.name]} for ds in reg.datasets.values()]
     tasks = [{"name": t.name, "description": t.description} for t in TASKS.values()]
-    return {"models": models, "datasets": datasets, "tasks": tasks, "errors": reg.errors}
+    return {"models": models, "datasets": datasets, "tasks": tasks, "errors": reg.errors,
+            "warnings": reg.warnings}
 
 
 @click.command("list")
@@ -50,6 +51,8 @@ def list_(as_json: bool, plugins_dir: str | None) -> None:
         click.echo()
         click.echo(tabulate([[t["name"], t["description"]] for t in info["tasks"]], ["task", "scoring"],
                             tablefmt="github"))
+    for warning in info["warnings"]:  # a skipped data set: the rest is listed, the exit status stays 0
+        click.echo(f"warning: {warning}", err=True)
     for err in info["errors"]:
         click.echo(f"error: {err}", err=True)
     if info["errors"]:

@@ -50,7 +50,7 @@ def run(run_all, models, more_models, tasks, dataset, protocol, seeds, seed, par
     seed_list = list(range(seeds)) if seeds is not None else [seed if seed is not None else 0]
     models = tuple(models) + tuple(more_models)
     registry = load_registry(plugins_dir)
-    for err in registry.errors:
+    for err in registry.errors + registry.warnings:
         click.echo(f"warning: {err}", err=True)
     names = runner.select_models(registry, models, run_all)
     overrides = runner.parse_params(params, registry, names)
