@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from .options import plugins_dir_option
+from .options import load_plugins, plugins_dir_option
 
 
 @click.group("data")
@@ -84,9 +84,7 @@ def describe_dataset(ds) -> dict:
 @plugins_dir_option
 def info(name: str, as_json: bool, plugins_dir: str | None) -> None:
     """Rows, users, anime, rating and status distributions, fingerprint and provenance of a data set."""
-    from ..plugins import load_registry
-
-    d = describe_dataset(load_registry(plugins_dir).dataset(name))
+    d = describe_dataset(load_plugins(plugins_dir)[0].dataset(name))
     if as_json:
         click.echo(json.dumps(d, indent=2, sort_keys=True))
         return

@@ -6,15 +6,13 @@ import json
 
 import click
 
-from .options import plugins_dir_option
+from .options import load_plugins, plugins_dir_option
 
 
-def describe(plugins_dir: str | None = None) -> dict:
-    """Everything ``list`` shows, as plain data."""
+def describe(reg) -> dict:
+    """Everything ``list`` shows about a registry, as plain data."""
     from ..model import TASK_DESCRIPTIONS, param_defaults
-    from ..plugins import load_registry
 
-    reg = load_registry(plugins_dir)
     models = [{
         "name": name, "tasks": list(e.cls.tasks), "joint": bool(getattr(e.cls, "joint", False)),
         "baseline": bool(getattr(e.cls, "baseline", False)),
@@ -24,7 +22,8 @@ def describe(plugins_dir: str | None = None) -> dict:
     datasets = [{"name": ds.name, "synthetic": ds.synthetic, "source": ds.source, "licence": ds.licence,
                  "plugin": reg.dataset_plugins[ds.name]} for ds in reg.datasets.values()]
     tasks = [{"name": t, "description": d} for t, d in TASK_DESCRIPTIONS.items()]
-    return {"models": models, "datasets": datasets, "tasks": tasks, "errors": reg.errors}
+    return {"models": models, "datasets": datasets, "tasks": tasks, "errors": reg.errors,
+            "warnings": reg.warnings}
 
 
 @click.command("list")
@@ -34,7 +33,7 @@ def list_(as_json: bool, plugins_dir: str | None) -> None:
     """List registered models (tasks, hyperparameters, plugin), data sets and tasks."""
     from tabulate import tabulate
 
-    info = describe(plugins_dir)
+    info = describe(load_plugins(plugins_dir)[0])
     if as_json:
         click.echo(json.dumps(info, indent=2, sort_keys=True, default=str))
     else:
@@ -49,6 +48,8 @@ def list_(as_json: bool, plugins_dir: str | None) -> None:
         click.echo()
         click.echo(tabulate([[t["name"], t["description"]] for t in info["tasks"]], ["task", "scoring"],
                             tablefmt="github"))
+    for warning in info["warnings"]:
+        click.echo(f"warning: {warning}", err=True)
     for err in info["errors"]:
         click.echo(f"error: {err}", err=True)
     if info["errors"]:
