@@ -18,6 +18,7 @@ from pathlib import Path
 
 from . import results as results_mod
 from .atomic import write_text
+from .errors import UserError
 from .machine import short_label
 from . import tasks as tasks_mod
 
@@ -28,8 +29,10 @@ TIMING_HEADERS = ("fit s", "train examples/s", "predictions/s")
 NA = "N/A"
 MISSING = "—"
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+#: Control characters, C1 controls and Unicode line/paragraph separators: all end or garble a line.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 _SPECIAL = re.compile(r"([\\`*_\[\]|~])")
+_CODE_SAFE = re.compile(r"[0-9A-Za-z._:+-]*")
 
 
 def escape(text: object) -> str:
@@ -37,6 +40,12 @@ def escape(text: object) -> str:
     s = _CONTROL.sub(" ", str(text)).strip()
     s = s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     return _SPECIAL.sub(r"\\\1", s)
+
+
+def code(text: object) -> str:
+    """``text`` as an inline code span when it is plain (hex digests, commits), else escaped text."""
+    s = str(text)
+    return f"`{s}`" if _CODE_SAFE.fullmatch(s) else escape(s)
 
 
 def _fmt_params(params: dict) -> str:
@@ -178,7 +187,8 @@ def _protocol_summary(name: str, params: dict | None) -> str:
     proto = PROTOCOLS.get(name)
     if proto is not None and (params is None or proto.params() == params):
         return proto.summary()
-    return f"Protocol {name}: parameters {json.dumps(params, sort_keys=True)}\n(not known to this version)"
+    return (f"Protocol {escape(name)}: parameters {escape(json.dumps(params, sort_keys=True, default=str))}\n"
+            f"(not known to this version)")
 
 
 def render_group(dataset: str, protocol: str, group: list[dict]) -> str:
@@ -199,8 +209,8 @@ def render_group(dataset: str, protocol: str, group: list[dict]) -> str:
     n_ok = sum(r["status"] == "ok" for r in group)
     out = [MARKER, "", f"# {escape(label)} — protocol {escape(protocol)}", "",
            *_protocol_summary(protocol, results_mod.get(group[0], "protocol_params")).splitlines(), "",
-           f"Data set fingerprint: {', '.join(f'`{f[:16]}`' for f in fps)}. "
-           f"Splits (seed: fingerprint): {', '.join(f'{escape(s)}: `{f[:12]}`' for s, f in splits)}.", "",
+           f"Data set fingerprint: {', '.join(code(f[:16]) for f in fps)}. "
+           f"Splits (seed: fingerprint): {', '.join(f'{escape(s)}: {code(f[:12])}' for s, f in splits)}.", "",
            f"{len(group)} result file(s), {n_ok} ok, {len(group) - n_ok} failed; runs from "
            f"{escape(dates[0][:10])} to {escape(dates[-1][:10])}; package commit(s) {escape(', '.join(commits))}.",
            "N/A: the model does not serve the task. — : no successful run. Notes: baseline = trivial/classic "
@@ -221,14 +231,18 @@ def render(results: list[dict]) -> dict[str, str]:
     for r in sorted(results, key=lambda r: r.get("_file", "")):
         groups[(str(results_mod.get(r, "dataset.name")), str(r.get("protocol")))].append(r)
     files: dict[str, str] = {}
+    owners: dict[str, tuple[str, str]] = {}
     index = [MARKER, "", "# Leaderboards", "",
              "Rendered only from the result files by `animerec-bench leaderboard`; never edited by hand.", ""]
     protocols: dict[str, dict | None] = {}
     for (dataset, protocol) in sorted(groups):
         group = groups[(dataset, protocol)]
         name = file_for(dataset, protocol)
-        if name in files:
-            raise results_mod.ResultFileError(f"data sets {dataset!r} and another map to the same file {name}")
+        if name in owners:
+            (d, p) = owners[name]
+            raise results_mod.ResultFileError(f"data set {d!r} / protocol {p!r} and data set {dataset!r} / protocol "
+                                              f"{protocol!r} map to the same leaderboard file {name}; rename one")
+        owners[name] = (dataset, protocol)
         files[name] = render_group(dataset, protocol, group)
         synthetic = " (synthetic)" if any(results_mod.get(r, "dataset.synthetic") for r in group) else ""
         n_models = len({results_mod.get(r, "model.name") for r in group})
@@ -251,9 +265,23 @@ def _stale(out_dir: Path, rendered: dict[str, str]) -> list[Path]:
             and p.read_text(encoding="utf-8", errors="replace").startswith(MARKER)]
 
 
+def is_generated(path: Path) -> bool:
+    """Whether the file at ``path`` starts with :data:`MARKER` (this command wrote it)."""
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        return fh.read(len(MARKER)) == MARKER
+
+
 def write(out_dir: Path | str, rendered: dict[str, str]) -> list[Path]:
-    """Write every file atomically (unchanged files are left alone); remove stale generated ones."""
+    """Write every file atomically (unchanged files are left alone); remove stale generated ones.
+
+    Never overwrites a file this command did not write (one without :data:`MARKER`, such as
+    a hand-written README): checked for every file before any is written."""
     out_dir = Path(out_dir)
+    for name in sorted(rendered):
+        path = out_dir / name
+        if path.exists() and not is_generated(path):
+            raise UserError(f"{path} was not written by `animerec-bench leaderboard` (its first line is not the "
+                            f"generated marker); not overwriting it: choose another --out or move the file")
     written = []
     for name, text in sorted(rendered.items()):
         path = out_dir / name

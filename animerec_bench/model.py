@@ -87,6 +87,12 @@ class Model:
     def param_defaults(cls) -> dict[str, Any]:
         return param_defaults(cls)
 
+    @classmethod
+    def validate_params(cls, params: Mapping[str, Any]) -> None:
+        """Raise ValueError (one line naming the hyperparameter) when ``params`` (every
+        hyperparameter, defaults filled in) makes no sense, e.g. ``epochs=-1``. The runner calls
+        it before any job starts; the default accepts anything. See :func:`check_param`."""
+
     def get_params(self) -> dict[str, Any]:
         """The hyperparameters this instance was built with (read back from attributes)."""
         return {k: getattr(self, k) for k in param_defaults(type(self))}
@@ -114,6 +120,33 @@ def param_defaults(cls: type) -> dict[str, Any]:
             continue
         out[p.name] = None if p.default is p.empty else p.default
     return out
+
+
+def validate_params(cls: type, params: Mapping[str, Any]) -> None:
+    """Call the model's optional ``validate_params(params)`` classmethod (ValueError: nonsense)."""
+    hook = getattr(cls, "validate_params", None)
+    if callable(hook):
+        hook(dict(params))
+
+
+def check_param(params: Mapping[str, Any], name: str, *, at_least: float | None = None,
+                above: float | None = None, below: float | None = None, none_ok: bool = False) -> None:
+    """Raise ValueError unless ``params[name]`` is a number within the bounds (absent: no check).
+
+    For ``validate_params``: ``check_param(params, "epochs", at_least=1)``,
+    ``check_param(params, "dropout", at_least=0, below=1)``."""
+    if name not in params:
+        return
+    value = params[name]
+    if value is None and none_ok:
+        return
+    rules = [f"{op} {bound:g}" for op, bound in ((">=", at_least), (">", above), ("<", below)) if bound is not None]
+    wanted = " and ".join(rules) + (" (or None)" if none_ok else "")
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or value != value:
+        raise ValueError(f"{name} must be a number{' ' * bool(wanted)}{wanted}, got {value!r}")
+    if ((at_least is not None and value < at_least) or (above is not None and value <= above)
+            or (below is not None and value >= below)):
+        raise ValueError(f"{name} must be {wanted}, got {value!r}")
 
 
 def validate_predictions(model_name: str, predictions: object, n: int,

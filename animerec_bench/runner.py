@@ -27,7 +27,7 @@ from typing import Any
 
 from . import __version__, paths, results
 from .errors import UserError
-from .model import param_defaults
+from .model import param_defaults, validate_params
 from .tasks import NAMES as TASK_NAMES
 from .timing import harness_seconds
 from .worker import SPAWNED_AT_ENV
@@ -50,16 +50,58 @@ class Job:
         return f"{self.model} [{'+'.join(self.tasks)}] seed {self.seed}"
 
 
-def parse_value(text: str) -> Any:
-    """A Python literal (``3``, ``0.1``, ``True``, ``None``, ``[1, 2]``), else the string itself."""
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+_TRUE = ("true", "yes", "1")
+_FALSE = ("false", "no", "0")
+_NO_DEFAULT: Any = object()
+
+
+def parse_value(text: str, default: Any = _NO_DEFAULT) -> Any:
+    """``--param``'s text as a value of the type of the hyperparameter's ``default``.
+
+    bool: true/false, yes/no, 1/0 (any case); int; float; str: the text as is; None or no
+    default: a Python literal (``3``, ``0.1``, ``None``, ``[1, 2]``), else the text. A default
+    of another type takes a literal of that type. Raises ValueError saying what was expected.
+    """
+    word = text.strip()
+    if isinstance(default, bool):
+        if word.lower() in _TRUE + _FALSE:
+            return word.lower() in _TRUE
+        raise ValueError("expected true or false (also yes/no, 1/0)")
+    if isinstance(default, int):
+        try:
+            return int(word)
+        except ValueError:
+            raise ValueError("expected a whole number") from None
+    if isinstance(default, float):
+        try:
+            value = float(word)
+        except ValueError:
+            raise ValueError("expected a number") from None
+        if value != value:
+            raise ValueError("expected a number, not NaN")
+        return value
+    if isinstance(default, str):
         return text
+    try:
+        value = ast.literal_eval(word)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        if default is None or default is _NO_DEFAULT:
+            return text
+        raise ValueError(f"expected a Python literal like the default {default!r}") from None
+    if default is None or default is _NO_DEFAULT or isinstance(value, type(default)):
+        return value
+    if isinstance(default, (list, tuple)) and isinstance(value, (list, tuple)):
+        return type(default)(value)
+    raise ValueError(f"expected a {type(default).__name__} like the default {default!r}")
 
 
 def parse_params(values: list[str] | tuple[str, ...], registry, models: list[str]) -> dict[str, dict]:
-    """``["mf.epochs=3"]`` -> ``{"mf": {"epochs": 3}}``, checked against the models and their keys."""
+    """``["mf.epochs=3"]`` -> ``{"mf": {"epochs": 3}}``, checked against the models and their keys.
+
+    Each value is converted to its default's type (:func:`parse_value`), then each model
+    being run checks its whole set of hyperparameters (``validate_params``), so nonsense
+    such as ``epochs=-1`` stops the run before any job starts.
+    """
     out: dict[str, dict] = {}
     for raw in values:
         target, sep, value = raw.partition("=")
@@ -76,7 +118,22 @@ def parse_params(values: list[str] | tuple[str, ...], registry, models: list[str
         if key not in known:
             raise UserError(f"--param {raw!r}: model {model!r} has no hyperparameter {key!r}; "
                             f"known: {', '.join(known) or '(none)'}")
-        out.setdefault(model, {})[key] = parse_value(value)
+        try:
+            out.setdefault(model, {})[key] = parse_value(value, known[key])
+        except ValueError as exc:
+            raise UserError(f"--param {raw!r}: {exc} (the default is {known[key]!r})") from None
+    for model in models:
+        cls = registry.models[model].cls
+        params = {**param_defaults(cls), **out.get(model, {})}
+        try:
+            validate_params(cls, params)
+        except ValueError as exc:
+            given = ", ".join(f"{model}.{k}={v!r}" for k, v in out.get(model, {}).items())
+            raise UserError(f"model {model!r}: {' '.join(str(exc).split())}"
+                            + (f" (--param {given})" if given else "")) from None
+        except Exception as exc:  # a plugin's validate_params with a bug: still one line, naming it
+            raise UserError(f"model {model!r}: validate_params raised {type(exc).__name__}: "
+                            f"{' '.join(str(exc).split())}") from None
     return out
 
 
@@ -158,6 +215,7 @@ class RunContext:
     dataset: Any
     protocol: Any
     results_dir: Path
+    #: The loose plugin folder the parent resolved (absolute); None: none. Every worker loads exactly it.
     plugins_dir: str | None = None
     timeout: float = DEFAULT_TIMEOUT
     memory_limit_mb: int | None = None

@@ -56,7 +56,7 @@ class Task:
         metric must be present and non-null (others are null where undefined, e.g. an AUC of one class).
         """
         if value is None:
-            return f"is null (the primary metric must be a number)" if metric == self.primary else None
+            return "is null (the primary metric must be a number)" if metric == self.primary else None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return f"is {type(value).__name__} {value!r}, expected a number"
         if not math.isfinite(value):

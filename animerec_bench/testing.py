@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from . import tasks as tasks_mod
-from .model import Interactions, PredictionError, param_defaults, validate_predictions
+from .model import Interactions, PredictionError, param_defaults, validate_params, validate_predictions
 from .plugins import validate_model_class
 
 
@@ -99,8 +99,8 @@ def _task_runs(cls) -> list[tuple[str, ...]]:
 def check_model(model_cls: type, *, seed: int = 0, data_seed: int = 0, **params: Any) -> dict[str, Any]:
     """Run the conformance checks on ``model_cls`` built with ``params``; return a short summary.
 
-    Checks, in order: a valid declaration; hyperparameters readable from ``__init__`` and
-    round-tripping through ``get_params()``; for each task run (all tasks at once for a joint
+    Checks, in order: a valid declaration; hyperparameters readable from ``__init__``,
+    accepted by the model's ``validate_params`` and round-tripping through ``get_params()``; for each task run (all tasks at once for a joint
     model, else one per task): ``fit`` returns the instance, leaves its inputs unchanged, and
     ``predict`` gives every fitted task one finite score per pair in range; a second fit with
     the same seed, made after the *test* targets were perturbed, gives the same predictions
@@ -117,6 +117,11 @@ def check_model(model_cls: type, *, seed: int = 0, data_seed: int = 0, **params:
     if unknown:
         raise _fail(name, "hyperparameters", f"{unknown} are not keyword arguments of __init__ "
                                              f"(known: {sorted(defaults)})")
+    try:
+        validate_params(model_cls, {**defaults, **params})
+    except Exception as exc:  # the runner would refuse to run these settings
+        raise _fail(name, "validate_params", f"rejects {params or 'the defaults'}: {type(exc).__name__}: "
+                                             f"{exc}") from exc
     try:
         model = model_cls(**params)
     except Exception as exc:

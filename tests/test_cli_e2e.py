@@ -40,7 +40,7 @@ def test_run_leaderboard_check(tmp_path):
     md = (out / "mal2016-5k-v1.md").read_text()
     for m in models:
         assert f"| {m} " in md
-    assert "itemmean (shrink=2)" in md and "RuntimeError: boom in fit" in md
+    assert "itemmean (shrink=2.0)" in md and "RuntimeError: boom in fit" in md  # a float default takes 2 as 2.0
     assert "[mal2016-5k — protocol v1](mal2016-5k-v1.md)" in (out / "README.md").read_text()
     check = cli("leaderboard", "--results", res, "--out", out, "--check")
     assert check.returncode == 0, check.stdout + check.stderr

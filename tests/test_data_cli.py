@@ -51,18 +51,18 @@ def test_synth_import_info_says_synthetic(fresh_home, tmp_path):
 
 def test_info_default_is_the_embedded_data_set(fresh_home):
     result = invoke("data", "info", "--json")
-    info = json.loads(result.output)
+    info = json.loads(result.stdout)  # stderr may say which loose plugin files were loaded
     assert info["name"] == "mal2016-5k" and info["synthetic"] is False
     assert info["rows"] == 520_609 and info["users"] == 5_000 and info["anime"] == 7_390
     assert info["rating_distribution"]["0"] == 100_666 and info["status_distribution"]["2"] == 520_609
     assert "CC0" in info["licence"] and len(info["fingerprint"]) == 64
-    text = invoke("data", "info").output
+    text = invoke("data", "info").stdout
     assert "mal2016-5k" in text and "520,609" in text and "0 (not scored)" in text
 
 
 def test_info_on_an_imported_sample_and_unknown_names(fresh_home):
     assert invoke("data", "import", str(FIXTURES / "mal2020-samples")).exit_code == 0
-    info = json.loads(invoke("data", "info", "--dataset", "mal2020", "--json").output)
+    info = json.loads(invoke("data", "info", "--dataset", "mal2020", "--json").stdout)
     assert info["rows"] == 499 and info["synthetic"] is False and "Kaggle" in info["source"]
     result = CliRunner().invoke(cli, ["data", "info", "--dataset", "nope"])
     assert result.exit_code == 2 and "unknown data set 'nope'" in result.output

@@ -127,7 +127,8 @@ def test_load_order_builtins_entry_points_loose_files(itemknn, plain_env, tmp_pa
     assert reg.models["itemknn"].plugin == "itemknn"
     assert reg.models["itemknn"].cls.__module__ == "animerec_itemknn"
     assert sorted(reg.errors) == [
-        "plugin 'aaa_clash': model name 'itemknn' is already registered by plugin 'itemknn'; kept 'itemknn''s",
+        "plugin 'aaa_clash': model 'itemknn' not registered: plugin 'itemknn', loaded earlier, already registered "
+        "that name",
         f"plugin 'itemknn' ({folder / 'itemknn.py'}) not loaded: a plugin of that name is already loaded; "
         "rename the file",
     ]

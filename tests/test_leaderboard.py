@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import shutil
 
+import pytest
+
 from click.testing import CliRunner
 
 from animerec_bench import leaderboard as lb
@@ -143,3 +145,56 @@ def test_bad_result_file_is_one_line_error(tmp_path):
     (tmp_path / "x.json").write_text('{"schema": 99}')
     r = CliRunner().invoke(cli, ["leaderboard", "--results", str(tmp_path), "--out", str(tmp_path / "o")])
     assert r.exit_code == 2 and "x.json" in r.output and "schema 99" in r.output
+
+
+def test_never_overwrites_a_file_it_did_not_write(tmp_path):
+    """`leaderboard --out .` in a project used to replace its hand-written README.md."""
+    populate(tmp_path / "r")
+    out = tmp_path / "project"
+    out.mkdir()
+    readme = out / "README.md"
+    readme.write_text("# My project\n\nHand-written.\n")
+    r = CliRunner().invoke(cli, ["leaderboard", "--results", str(tmp_path / "r"), "--out", str(out)])
+    assert r.exit_code == 2, r.output
+    assert r.output == (f"Error: {readme} was not written by `animerec-bench leaderboard` (its first line is not the "
+                        f"generated marker); not overwriting it: choose another --out or move the file\n")
+    assert readme.read_text() == "# My project\n\nHand-written.\n"
+    assert sorted(p.name for p in out.iterdir()) == ["README.md"]  # nothing else was written either
+    # A file it wrote itself is replaced as before.
+    readme.write_text(lb.MARKER + "\nold\n")
+    r = CliRunner().invoke(cli, ["leaderboard", "--results", str(tmp_path / "r"), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "mal2016-5k-v1.md" in readme.read_text()
+
+
+def test_every_rendered_string_is_escaped():
+    """Protocol names and parameters, fingerprints, labels, commits and hardware come from result
+    files; none may open a code span, inject HTML, or start a line of its own."""
+    evil = "x`|<b>y</b>\u2028# injected\x85z"
+    r = res("bias", "rating", 0, rating(1.2))
+    r.update(protocol=evil, protocol_params={"rule": evil}, _file="a.json")
+    r["dataset"] = {**r["dataset"], "label": evil, "fingerprint": "ab`" + evil}
+    r["split"] = {**r["split"], "fingerprint": "cd`" + evil}
+    r["package"] = {**r["package"], "commit": evil}
+    r["machine"] = {**MACHINE, "cpu": evil, "gpus": [{"name": evil, "memory_mib": 1}], "os": evil}
+    files = lb.render([r])
+    assert len(files) == 2
+    for name, md in files.items():
+        assert "<b>" not in md and "</b>" not in md, name
+        assert not [ln for ln in md.splitlines() if ln.startswith("# injected")], name
+        assert "\u2028" not in md and "\x85" not in md, name
+        # Every backtick that is left opens or closes a code span of plain characters (or the command's name).
+        for span in md.replace("\\`", "").split("`")[1::2]:
+            assert lb._CODE_SAFE.fullmatch(span) or span == "animerec-bench leaderboard", (name, span)
+    page = files[next(n for n in files if n != "README.md")]
+    assert "# x\\`\\|&lt;b&gt;y&lt;/b&gt; # injected z — protocol x\\`\\|&lt;b&gt;y&lt;/b&gt; # injected z" in page
+    assert "Protocol x\\`\\|&lt;b&gt;y&lt;/b&gt; # injected z: parameters {\"rule\": " in files["README.md"]
+
+
+def test_two_data_sets_with_one_file_name_are_both_named():
+    a = {**res("bias", "rating", 0, rating(1.2), dataset="my data"), "_file": "a.json"}
+    b = {**res("bias", "rating", 0, rating(1.2), dataset="my_data"), "_file": "b.json"}
+    with pytest.raises(results.ResultFileError) as info:
+        lb.render([a, b])
+    assert str(info.value) == ("data set 'my data' / protocol 'v1' and data set 'my_data' / protocol 'v1' map to "
+                               "the same leaderboard file my_data-v1.md; rename one")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import hookimpl
-from ..model import Interactions, Model
+from ..model import Interactions, Model, check_param
 
 
 def _check_tasks(model: Model, tasks: tuple[str, ...]) -> None:
@@ -69,6 +69,12 @@ class Bias(Model):
         self.item_reg = item_reg
         self.sweeps = sweeps
 
+    @classmethod
+    def validate_params(cls, params):
+        check_param(params, "user_reg", at_least=0)
+        check_param(params, "item_reg", at_least=0)
+        check_param(params, "sweeps", at_least=1)
+
     def fit(self, train: Interactions, valid: Interactions | None, *, tasks=("rating",), seed: int = 0):
         _check_tasks(self, tasks)
         part, y = train.for_task("rating")
@@ -108,6 +114,10 @@ class Popularity(Model):
 
     def __init__(self, shrinkage: float = 10.0) -> None:
         self.shrinkage = shrinkage
+
+    @classmethod
+    def validate_params(cls, params):
+        check_param(params, "shrinkage", at_least=0)
 
     def fit(self, train: Interactions, valid: Interactions | None, *, tasks=("interaction",), seed: int = 0):
         _check_tasks(self, tasks)

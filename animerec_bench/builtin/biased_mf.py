@@ -12,7 +12,7 @@ import time
 import numpy as np
 
 from .. import hookimpl
-from ..model import Interactions, Model
+from ..model import Interactions, Model, check_param
 from . import row_adagrad
 from .keras_backend import backend_name
 from .keras_models import predict_chunks
@@ -60,6 +60,18 @@ class BiasedMatrixFactorization(Model):
         self.initial_accumulator = initial_accumulator
         self.patience = patience
         self.steps_per_epoch = steps_per_epoch
+
+    @classmethod
+    def validate_params(cls, params):
+        """Sizes and budgets >= 1, learning rates and Adagrad's starting accumulator > 0,
+        regularisation and the random start's spread >= 0."""
+        for key in ("factors", "epochs", "batch_size"):
+            check_param(params, key, at_least=1)
+        check_param(params, "steps_per_epoch", at_least=1, none_ok=True)
+        for key in ("learning_rate", "initial_accumulator"):
+            check_param(params, key, above=0)
+        for key in ("bias_learning_rate", "reg_factors", "reg_biases", "init_std", "patience"):
+            check_param(params, key, at_least=0)
 
     def fit(self, train: Interactions, valid: Interactions | None, *, tasks=("rating",), seed: int = 0):
         if tuple(tasks) != self.tasks:

@@ -28,7 +28,7 @@ import numpy as np
 
 from .. import hookimpl
 from .. import tasks as tasks_mod
-from ..model import Interactions, Model
+from ..model import Interactions, Model, check_param
 from .keras_backend import gather_rows, keras, seed_everything, to_numpy
 
 #: Rows per numpy chunk in predict: small enough that the gathered rows stay in cache
@@ -171,6 +171,21 @@ class KerasModel(Model):
     #: Extra Keras callbacks for ``fit`` (not a hyperparameter; benchmarks use it to watch
     #: validation loss against the clock).
     extra_callbacks: tuple = ()
+
+    @classmethod
+    def validate_params(cls, params):
+        """Sizes and budgets >= 1, learning rate > 0, dropout in [0, 1), loss weights >= 0."""
+        for key in ("embedding_dim", "hidden", "epochs", "batch_size"):
+            check_param(params, key, at_least=1)
+        check_param(params, "steps_per_epoch", at_least=1, none_ok=True)
+        check_param(params, "learning_rate", above=0)
+        check_param(params, "dropout", at_least=0, below=1)
+        check_param(params, "patience", at_least=0)
+        weights = ("rating_loss_weight", "interaction_loss_weight")
+        for key in weights:
+            check_param(params, key, at_least=0)
+        if all(key in params for key in weights) and not any(params[key] for key in weights):
+            raise ValueError("rating_loss_weight and interaction_loss_weight are both 0: nothing to train")
 
     #: Tasks one fit can train (checked against the runner's ``tasks``).
     def _check_tasks(self, tasks: tuple[str, ...]) -> tuple[str, ...]:

@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from .options import plugins_dir_option
+from .options import load_plugins, plugins_dir_option
 
 
 @click.group("data")
@@ -86,9 +86,7 @@ def describe_dataset(ds) -> dict:
 @plugins_dir_option
 def info(name: str, as_json: bool, plugins_dir: str | None) -> None:
     """Rows, users, anime, rating and status distributions, fingerprint and provenance of a data set."""
-    from ..plugins import load_registry
-
-    registry = load_registry(plugins_dir)
+    registry = load_plugins(plugins_dir)[0]
     for warning in registry.warnings:  # e.g. a broken meta.json: that folder is skipped, the rest load
         click.echo(f"warning: {warning}", err=True)
     d = describe_dataset(registry.dataset(name))

@@ -6,16 +6,14 @@ import json
 
 import click
 
-from .options import plugins_dir_option
+from .options import load_plugins, plugins_dir_option
 
 
-def describe(plugins_dir: str | None = None) -> dict:
-    """Everything ``list`` shows, as plain data."""
+def describe(reg) -> dict:
+    """Everything ``list`` shows about a registry, as plain data."""
     from ..model import param_defaults
-    from ..plugins import load_registry
     from ..tasks import TASKS
 
-    reg = load_registry(plugins_dir)
     models = [{
         "name": name, "tasks": list(e.cls.tasks), "joint": bool(getattr(e.cls, "joint", False)),
         "baseline": bool(getattr(e.cls, "baseline", False)),
@@ -36,7 +34,7 @@ def list_(as_json: bool, plugins_dir: str | None) -> None:
     """List registered models (tasks, hyperparameters, plugin), data sets and tasks."""
     from tabulate import tabulate
 
-    info = describe(plugins_dir)
+    info = describe(load_plugins(plugins_dir)[0])
     if as_json:
         click.echo(json.dumps(info, indent=2, sort_keys=True, default=str))
     else:

@@ -2,10 +2,30 @@
 
 from __future__ import annotations
 
+import functools
+
 import click
 
+from ..errors import UserError
 from ..tasks import NAMES as TASK_NAMES
-from .options import plugins_dir_option
+from .options import load_plugins, plugins_dir_option
+
+
+def _no_early_exit_zero(command):
+    """A run exits 0 only after its summary: plugin code that raises ``SystemExit(0)`` (or
+    calls ``sys.exit()``) on the way cut the run short, so it is an error, not success."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except SystemExit as exc:
+            if exc.code in (0, None):
+                raise UserError(f"the run was cut short by SystemExit({exc.code!r}) from plugin code; "
+                                f"it did not finish its jobs") from None
+            raise
+
+    return wrapper
 
 
 @click.command("run")
@@ -20,7 +40,8 @@ from .options import plugins_dir_option
 @click.option("--seeds", type=click.IntRange(min=1), default=None, help="Run seeds 0..N-1.")
 @click.option("--seed", type=click.IntRange(min=0), default=None, help="Run this one seed (default 0).")
 @click.option("--param", "params", multiple=True, metavar="MODEL.KEY=VALUE",
-              help="Set a hyperparameter (Python literal, else string), e.g. mf.epochs=3. Repeatable.")
+              help="Set a hyperparameter, e.g. mf.epochs=3, read as its default's type (bool: true/false, "
+                   "yes/no, 1/0); each model checks its values before any job starts. Repeatable.")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=1800.0, show_default=True,
               help="Seconds each job may take before it is killed and recorded as failed.")
 @click.option("--memory-limit", "memory_limit", type=click.IntRange(min=1), default=None, metavar="MB",
@@ -28,6 +49,7 @@ from .options import plugins_dir_option
 @click.option("--results", "results_dir", type=click.Path(file_okay=False), default="results",
               show_default=True, help="Folder the result files are written into.")
 @plugins_dir_option
+@_no_early_exit_zero
 def run(run_all, models, more_models, tasks, dataset, protocol, seeds, seed, params, timeout, memory_limit,
         results_dir, plugins_dir) -> None:
     """Run models on a data set: each job (model x task(s) x seed) in its own process.
@@ -39,9 +61,7 @@ def run(run_all, models, more_models, tasks, dataset, protocol, seeds, seed, par
     from tabulate import tabulate
 
     from .. import runner
-    from ..errors import UserError
     from ..machine import machine_info
-    from ..plugins import load_registry
     from ..progress import primary_summary, reporter_for
     from ..protocol import get_protocol
 
@@ -49,8 +69,8 @@ def run(run_all, models, more_models, tasks, dataset, protocol, seeds, seed, par
         raise UserError("give either --seeds N or --seed S, not both")
     seed_list = list(range(seeds)) if seeds is not None else [seed if seed is not None else 0]
     models = tuple(models) + tuple(more_models)
-    registry = load_registry(plugins_dir)
-    for err in registry.errors + registry.warnings:
+    registry, plugins_path = load_plugins(plugins_dir, deadline=timeout)
+    for err in registry.warnings + registry.errors:
         click.echo(f"warning: {err}", err=True)
     names = runner.select_models(registry, models, run_all)
     overrides = runner.parse_params(params, registry, names)
@@ -58,8 +78,8 @@ def run(run_all, models, more_models, tasks, dataset, protocol, seeds, seed, par
     ds = registry.dataset(dataset)
     commit, dirty = runner.git_revision()
     ctx = runner.RunContext(registry=registry, dataset=ds, protocol=get_protocol(protocol),
-                            results_dir=Path(results_dir), plugins_dir=plugins_dir, timeout=timeout,
-                            memory_limit_mb=memory_limit, commit=commit, dirty=dirty,
+                            results_dir=Path(results_dir), plugins_dir=plugins_path and str(plugins_path),
+                            timeout=timeout, memory_limit_mb=memory_limit, commit=commit, dirty=dirty,
                             parent_machine=machine_info())
     click.echo(f"{len(jobs)} job(s) on {ds.label} / protocol {protocol}, seed(s) "
                f"{', '.join(map(str, seed_list))}; results -> {results_dir}", err=True)
@@ -76,6 +96,8 @@ def run(run_all, models, more_models, tasks, dataset, protocol, seeds, seed, par
         rows.append([job.model, "+".join(job.tasks), job.seed, result["status"], primary_summary(result),
                      f"{t['fit_seconds']:.2f}" if isinstance(t.get("fit_seconds"), float) else "",
                      f"{result['duration_seconds']:.1f}", (result.get("error") or "")[:80]])
+    if not rows:  # a run that ran nothing never reports success
+        raise UserError("no job ran")
     click.echo(tabulate(rows, ["model", "tasks", "seed", "status", "primary metric", "fit s", "job s", "error"],
                         tablefmt="github"))
     click.echo(f"{len(jobs) - failed} ok, {failed} failed; results in {results_dir}")
