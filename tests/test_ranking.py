@@ -323,3 +323,23 @@ def test_user_auc_is_the_mean_of_per_user_auc():
     p = rng.integers(0, 6, 4000) / 5  # many ties
     per_user = [metrics.auc(y[user == u], p[user == u]) for u in np.unique(user)]
     assert metrics.user_auc(y, p, user) == pytest.approx(np.nanmean(per_user), rel=1e-12)
+
+
+# ----------------------------------------------------------------- mf-biased's fast path
+
+@pytest.mark.slow
+def test_mf_biased_score_equals_predict_on_every_anime():
+    from animerec_bench.builtin.biased_mf import BiasedMatrixFactorization
+
+    train, valid, test = synthetic_split(seed=1, n_users=120, n_items=90, pairs_per_user=20)
+    model = BiasedMatrixFactorization(factors=8, epochs=2).fit(train, valid, tasks=("rating",), seed=0)
+    users = np.array([5, 0, 119, 5], dtype=np.int32)
+    got = model.score(users)
+    want = model.predict(np.repeat(users, train.n_items), np.tile(np.arange(train.n_items), len(users)))["rating"]
+    assert got.shape == (4, train.n_items) and got.dtype == np.float32
+    np.testing.assert_allclose(got, want.reshape(4, train.n_items), rtol=1e-6, atol=1e-6)
+    assert np.ptp(got) > 0.1  # the biases and factors were learned: a constant would prove nothing
+    # Ranked either way, the same metrics (up to a swap of two anime within a float32 rounding).
+    data = RankingData.from_parts(train, test, (valid,))
+    assert evaluate(data, model.score) == pytest.approx(
+        evaluate(data, scores_from_predictions(model, "rating", train.n_items)), abs=0.01)
