@@ -33,8 +33,10 @@ class EASE(Model):
 
     The grid: validation NDCG@10 on mal2016-5k / v1, seed 0: λ 30 / 100 / 300 / 1000 / 3000 gave
     0.2869 / 0.2951 / 0.2890 / 0.2649 / 0.2282; seed 1: λ 50 / 100 / 200 gave 0.2934 / 0.2953 /
-    0.2930. Three points around the best, because each costs one inversion of a 6,635² matrix
-    (~3 s on 2 idle cores in float32 Cholesky; float64 LU took ~2.5x as long).
+    0.2930; seed 2: 0.2904 / 0.2925 / 0.2891. Three points around the best, because each costs
+    one inversion of a 6,635² matrix: float32 Cholesky, ~3 s in a quiet moment of the 2 shared
+    cores (a float64 LU inverse took ~2.5x as long). The whole fit with the search took 24.6 s
+    (17.4 CPU s) at load average 6 (``benchmarks/bench_ranking.py``); test NDCG@10 0.3629.
     """
 
     name = "ease"
