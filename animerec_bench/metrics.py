@@ -68,6 +68,38 @@ def auc(y, p) -> float:
     return float(u / (n_pos * n_neg))
 
 
+def user_auc(y, p, user) -> float:
+    """Per-user AUC ("GAUC"): the mean, over users with both classes among their pairs, of each
+    user's AUC (Mann-Whitney, tied scores count one half, as in :func:`auc`).
+
+    Vectorised: one sort by (user, score); mean ranks of tied runs within each user. NaN when
+    no user has both classes.
+    """
+    y, p = _pair(y, p)
+    user = np.asarray(user).reshape(-1)
+    if user.shape != y.shape:
+        raise ValueError(f"targets have shape {y.shape}, users {user.shape}")
+    if not len(y):
+        return float("nan")
+    order = np.lexsort((p, user))
+    u, s, pos = user[order], p[order], y[order] > 0.5
+    new_user = np.r_[True, u[1:] != u[:-1]]
+    group = np.cumsum(new_user) - 1
+    user_start = np.flatnonzero(new_user)
+    run_start = np.flatnonzero(new_user | np.r_[True, s[1:] != s[:-1]])
+    run_len = np.diff(np.r_[run_start, len(s)])
+    # 1-based mean rank of each run of equal scores within its user.
+    mean_rank = run_start - user_start[group[run_start]] + (run_len + 1) / 2.0
+    ranks = np.repeat(mean_rank, run_len)
+    n_pos = np.bincount(group, weights=pos)
+    n_neg = np.bincount(group) - n_pos
+    u_stat = np.bincount(group, weights=np.where(pos, ranks, 0.0)) - n_pos * (n_pos + 1) / 2.0
+    both = (n_pos > 0) & (n_neg > 0)
+    if not both.any():
+        return float("nan")
+    return float(np.mean(u_stat[both] / (n_pos[both] * n_neg[both])))
+
+
 def _confusion(y, p, threshold: float) -> tuple[int, int, int, int]:
     y, p = _pair(y, p)
     truth = y > 0.5

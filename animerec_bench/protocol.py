@@ -60,6 +60,14 @@ class ProtocolV1:
 
     def examples(self, table: pa.Table) -> dict[str, np.ndarray]:
         """Example pairs of either task, after the user filter: user_id, anime_id, rating, label."""
+        return self._examples_and_unknown(table)[0]
+
+    def _examples_and_unknown(self, table: pa.Table) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """:meth:`examples`, and the kept users' pairs that are examples of neither task.
+
+        The latter ("unknown relevance": unscored watching, on-hold, plan-to-watch or completed
+        entries) are no task's example, but the ranking task must not offer them as candidates.
+        """
         user = table.column("user_id").to_numpy()
         anime = table.column("anime_id").to_numpy()
         rating = table.column("rating").to_numpy()
@@ -71,11 +79,15 @@ class ProtocolV1:
         label[completed & rated] = (rating[completed & rated] > self.positive_above)
         label[dropped] = 0
         keep = rated | (label >= 0)
+        unknown_user, unknown_anime = user[~keep], anime[~keep]
         user, anime, rating, label = user[keep], anime[keep], rating[keep], label[keep]
         counts = _count_by(user)
         keep = counts >= self.min_user_examples
-        return {"user_id": user[keep], "anime_id": anime[keep],
-                "rating": rating[keep].astype(np.float32), "label": label[keep]}
+        kept_users = np.unique(user[keep])
+        _, kept = _lookup(kept_users, unknown_user)
+        return ({"user_id": user[keep], "anime_id": anime[keep],
+                 "rating": rating[keep].astype(np.float32), "label": label[keep]},
+                {"user_id": unknown_user[kept], "anime_id": unknown_anime[kept]})
 
     def split(self, dataset: Dataset, seed: int = 0, *, cache: bool = True) -> "Split":
         """The split of ``dataset`` for ``seed``: read from the cache, else made and cached.
@@ -104,7 +116,7 @@ class ProtocolV1:
         return paths.splits_dir() / f"{dataset.name}--{self.name}--seed{seed}--{key}.npz"
 
     def _make_split(self, dataset: Dataset, seed: int) -> "Split":
-        ex = self.examples(dataset.table())
+        ex, unknown = self._examples_and_unknown(dataset.table())
         n = len(ex["user_id"])
         if n == 0:
             raise UserError(f"data set {dataset.name!r}: no example pairs left after protocol {self.name}'s "
@@ -135,10 +147,17 @@ class ProtocolV1:
             }
             parts[part] = Interactions(u[warm].astype(np.int32), a[warm].astype(np.int32),
                                        rating[warm], label[warm], len(user_ids), len(anime_ids))
+        u, u_ok = _lookup(user_ids, unknown["user_id"])
+        a, a_ok = _lookup(anime_ids, unknown["anime_id"])
+        warm = u_ok & a_ok
+        stats["other"] = {"pairs": int(len(warm)), "cold_pairs": int((~warm).sum())}
+        other = Interactions(u[warm].astype(np.int32), a[warm].astype(np.int32),
+                             np.zeros(int(warm.sum()), np.float32), np.full(int(warm.sum()), -1, np.int8),
+                             len(user_ids), len(anime_ids))
         return Split(dataset=dataset.name, dataset_fingerprint=dataset.fingerprint, protocol=self.name,
                      protocol_params=self.params(), seed=seed, train=parts["train"],
                      valid=parts["valid"], test=parts["test"], user_ids=user_ids.astype(np.int64),
-                     anime_ids=anime_ids.astype(np.int64), stats=stats)
+                     anime_ids=anime_ids.astype(np.int64), stats=stats, other=other)
 
 
 PROTOCOLS = {"v1": ProtocolV1()}
@@ -153,7 +172,12 @@ def get_protocol(name: str) -> ProtocolV1:
 
 @dataclass
 class Split:
-    """Train / valid / test as :class:`Interactions`, the vocabularies, counts and a fingerprint."""
+    """Train / valid / test as :class:`Interactions`, the vocabularies, counts and a fingerprint.
+
+    ``other``: the kept users' warm pairs that are examples of neither task (rating 0, label
+    -1), which the ranking task excludes from candidates. Not in the fingerprint: they are a
+    function of the data set and the protocol's parameters, which it already covers.
+    """
 
     dataset: str
     dataset_fingerprint: str
@@ -166,6 +190,7 @@ class Split:
     user_ids: np.ndarray  # index -> raw user_id
     anime_ids: np.ndarray  # index -> raw anime_id
     stats: dict = field(default_factory=dict)
+    other: Interactions | None = None
 
     def part(self, name: str) -> Interactions:
         return {"train": self.train, "valid": self.valid, "test": self.test}[name]
@@ -203,6 +228,8 @@ class Split:
             p = self.part(part)
             arrays.update({f"{part}_user": p.user, f"{part}_item": p.item,
                            f"{part}_rating": p.rating, f"{part}_label": p.label})
+        if self.other is not None:
+            arrays.update({"other_user": self.other.user, "other_item": self.other.item})
         meta = {"dataset": self.dataset, "dataset_fingerprint": self.dataset_fingerprint,
                 "protocol": self.protocol, "protocol_params": self.protocol_params, "seed": self.seed,
                 "stats": self.stats, "fingerprint": self.fingerprint}
@@ -223,6 +250,9 @@ class Split:
             n_users, n_items = len(z["user_ids"]), len(z["anime_ids"])
             parts = {p: Interactions(z[f"{p}_user"], z[f"{p}_item"], z[f"{p}_rating"], z[f"{p}_label"],
                                      n_users, n_items) for p in PARTS}
+            n_other = len(z["other_user"])  # no such part: an older format, rebuilt by split()
+            parts["other"] = Interactions(z["other_user"], z["other_item"], np.zeros(n_other, np.float32),
+                                          np.full(n_other, -1, np.int8), n_users, n_items)
             split = cls(dataset=meta["dataset"], dataset_fingerprint=meta["dataset_fingerprint"],
                         protocol=meta["protocol"], protocol_params=meta["protocol_params"], seed=meta["seed"],
                         user_ids=z["user_ids"], anime_ids=z["anime_ids"], stats=meta["stats"], **parts)
@@ -252,5 +282,5 @@ def _lookup(vocab: np.ndarray, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]
 
 def _cache_key(dataset: Dataset, protocol: ProtocolV1, seed: int) -> str:
     blob = json.dumps({"dataset": dataset.fingerprint, "protocol": protocol.params(), "seed": seed,
-                       "format": 1}, sort_keys=True)
+                       "format": 2}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -150,6 +150,14 @@ class BiasedMatrixFactorization(Model):
             out[where] = np.einsum("ij,ij->i", self.user_[u], self.item_[i]) + self.item_bias_[i] + self.mean_
         return {"rating": out}
 
+    def score(self, user) -> np.ndarray:
+        """The predicted rating of each user for every anime, float32 ``[len(user), n_items]``:
+        ``mean + b_u + b_i + <p_u, q_i>`` as one matmul of the folded tables (ranking's fast path)."""
+        out = self.user_[np.asarray(user, dtype=np.int64)] @ self.item_.T
+        out += self.item_bias_
+        out += np.float32(self.mean_)
+        return out
+
 
 @hookimpl
 def register_models(register):
