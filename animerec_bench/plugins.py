@@ -28,6 +28,7 @@ DEFAULT_PLUGINS = (
     "animerec_bench.builtin.keras_models",
     "animerec_bench.builtin.biased_mf",
     "animerec_bench.builtin.knn_baseline",
+    "animerec_bench.builtin.logistic",
 )
 
 
