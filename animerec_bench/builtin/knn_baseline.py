@@ -13,6 +13,13 @@ the same harness on the same split:
 - ``r_ui = b_ui + sum_j s_ij d_uj / sum_j s_ij`` over the ``k`` items the user rated most
   similar to i, positive similarities only (none, or fewer than ``min_k``: the baseline),
   clipped to 1-10 as Surprise clips to the rating scale.
+
+On mal2016-5k / v1 / seeds 0-2 every test prediction equals Surprise's within 1e-6 (test RMSE
+1.1506 / 1.1395 / 1.1402, as Surprise's; ``benchmarks/peers_check.py``). Where they may differ:
+similarities are stored as float32, and a tie for the k-th neighbour is broken arbitrarily
+(Surprise keeps the first rated). Cost: the similarity matrix is dense float32, n_items^2 x 4
+bytes (191 MB on mal2016-5k, 1.2 GB for 17,500 anime); on mal2016-5k fit takes 2-3 s (Surprise
+6-14 s) and scoring every anime for every test user (26M pairs) ~8 s, on a loaded 2-core machine.
 """
 
 from __future__ import annotations
