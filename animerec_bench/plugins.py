@@ -35,6 +35,8 @@ DEFAULT_PLUGINS = (
     "animerec_bench.builtin.baselines",
     "animerec_bench.builtin.keras_models",
     "animerec_bench.builtin.biased_mf",
+    "animerec_bench.builtin.knn_baseline",
+    "animerec_bench.builtin.logistic",
 )
 
 

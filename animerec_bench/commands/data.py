@@ -113,3 +113,30 @@ def info(name: str, as_json: bool, plugins_dir: str | None) -> None:
     click.echo(tabulate([[f"{s} {d['status_names'][s]}", c, f"{100 * c / n:.1f}%"]
                          for s, c in d["status_distribution"].items()],
                         ["status", "rows", "share"], tablefmt="github"))
+
+
+@data.command("export-split")
+@click.option("--dataset", "name", default="mal2016-5k", show_default=True, help="Registered data set name.")
+@click.option("--protocol", default="v1", show_default=True, help="Protocol (split and label rules).")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the split.")
+@click.option("--format", "fmt", default="parquet", show_default=True, metavar="parquet|csv",
+              help="File format of train, validation and test.")
+@click.option("--out", type=click.Path(path_type=str), required=True, help="Folder to create.")
+@click.option("--force", is_flag=True, help="Replace --out when it is a non-empty folder.")
+@plugins_dir_option
+def export_split_(name: str, protocol: str, seed: int, fmt: str, out: str, force: bool,
+                  plugins_dir: str | None) -> None:
+    """Write one split (train, validation, test with the original ids) and split.json to OUT.
+
+    To score any other library on exactly the pairs the leaderboards are scored on.
+    """
+    from ..export import check_target, export_split
+    from ..plugins import load_registry
+    from ..protocol import get_protocol
+
+    check_target(out, fmt, force=force)  # before the split is made: that can take a while
+    ds = load_registry(plugins_dir).dataset(name)
+    meta = export_split(get_protocol(protocol).split(ds, seed), out, fmt, force=force, dataset_label=ds.label)
+    counts = ", ".join(f"{part} {p['pairs']:,}" for part, p in meta["parts"].items())
+    click.echo(f"wrote {ds.label} / {meta['protocol']} / seed {seed} to {out} ({fmt}): {counts} pairs")
+    click.echo(f"split fingerprint {meta['split_fingerprint']}")

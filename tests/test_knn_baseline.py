@@ -1,0 +1,142 @@
+"""``item-knn-baseline``: conformance, Surprise's ``KNNBaseline`` arithmetic written out as plain
+loops, Surprise itself where installed, the user-grouped fast paths, and the real split's figure."""
+
+from __future__ import annotations
+
+import heapq
+import math
+
+import numpy as np
+import pytest
+
+from animerec_bench.builtin.knn_baseline import ItemKNNBaseline, _weighted_mean
+from animerec_bench.metrics import rmse
+from animerec_bench.testing import check_model, synthetic_split
+
+
+@pytest.fixture(scope="module")
+def small():
+    return synthetic_split(seed=3, n_users=120, n_items=80, pairs_per_user=18)
+
+
+def test_item_knn_baseline_passes_check_model():
+    assert ItemKNNBaseline.baseline is False and ItemKNNBaseline.tasks == ("rating",)
+    check_model(ItemKNNBaseline)
+    check_model(ItemKNNBaseline, k=3, min_k=2, shrinkage=0.0)
+
+
+def _loops(train, pairs, *, k=40, min_k=1, shrinkage=100.0, reg_u=15.0, reg_i=10.0, epochs=10):
+    """KNNBaseline (item-based, pearson_baseline) from its definitions, one rating at a time."""
+    ur: dict[int, list] = {}
+    ir: dict[int, list] = {}
+    ratings = [(int(u), int(i), float(r)) for u, i, r in zip(train.user, train.item, train.rating) if r > 0]
+    for u, i, r in ratings:
+        ur.setdefault(u, []).append((i, r))
+        ir.setdefault(i, []).append((u, r))
+    mu = sum(r for _, _, r in ratings) / len(ratings)
+    bu, bi = dict.fromkeys(ur, 0.0), dict.fromkeys(ir, 0.0)
+    for _ in range(epochs):
+        for i, rs in ir.items():
+            bi[i] = sum(r - mu - bu[u] for u, r in rs) / (reg_i + len(rs))
+        for u, rs in ur.items():
+            bu[u] = sum(r - mu - bi[i] for i, r in rs) / (reg_u + len(rs))
+    prods: dict = {}
+    for u, rs in ur.items():
+        for i, ri in rs:
+            for j, rj in rs:
+                di, dj = ri - mu - bu[u] - bi[i], rj - mu - bu[u] - bi[j]
+                n, p, si, sj = prods.get((i, j), (0, 0.0, 0.0, 0.0))
+                prods[i, j] = (n + 1, p + di * dj, si + di * di, sj + dj * dj)
+
+    def sim(i, j):
+        if i == j:
+            return 1.0
+        n, p, si, sj = prods.get((i, j), (0, 0.0, 0.0, 0.0))
+        return 0.0 if n < 2 else p / math.sqrt(si * sj) * (n - 1) / (n - 1 + shrinkage)
+
+    out = []
+    for u, i in pairs:
+        est = mu + bu.get(u, 0.0) + bi.get(i, 0.0)
+        if u in bu and i in bi:
+            neighbours = heapq.nlargest(k, [(sim(i, j), r - mu - bu[u] - bi[j]) for j, r in ur[u]],
+                                        key=lambda t: t[0])
+            used = [(s, d) for s, d in neighbours if s > 0]
+            if len(used) >= min_k and used:
+                est += sum(s * d for s, d in used) / sum(s for s, _ in used)
+        out.append(min(10.0, max(1.0, est)))
+    return np.array(out)
+
+
+@pytest.mark.parametrize("params", [{}, {"k": 3}, {"k": 4, "min_k": 3, "shrinkage": 5.0, "reg_u": 2.0,
+                                                   "reg_i": 1.0, "bsl_epochs": 3}], ids=["defaults", "k3", "other"])
+def test_predictions_equal_the_definition_written_as_loops(small, params):
+    train, valid, test = small
+    model = ItemKNNBaseline(**params).fit(train, valid, tasks=("rating",), seed=0)
+    rng = np.random.default_rng(0)
+    # Test pairs, plus pairs the user rated in train (an item is its own neighbour, similarity 1).
+    seen = rng.choice(len(train), 40, replace=False)
+    user = np.concatenate([test.user, train.user[seen]])
+    item = np.concatenate([test.item, train.item[seen]])
+    names = {"k": "k", "min_k": "min_k", "shrinkage": "shrinkage", "reg_u": "reg_u", "reg_i": "reg_i",
+             "bsl_epochs": "epochs"}
+    expected = _loops(train, list(zip(user.tolist(), item.tolist())), **{names[k]: v for k, v in params.items()})
+    got = model.predict(user, item)["rating"]
+    np.testing.assert_allclose(got, expected, atol=2e-6)
+
+
+def test_predictions_equal_surprises_own(small):
+    surprise = pytest.importorskip("surprise")  # installed by the [bench] extra
+    import pandas as pd
+
+    train, valid, test = small
+    rated = train.rating > 0
+    frame = pd.DataFrame({"u": train.user[rated], "i": train.item[rated], "r": train.rating[rated].astype(float)})
+    trainset = surprise.Dataset.load_from_df(frame, surprise.Reader(rating_scale=(1, 10))).build_full_trainset()
+    algo = surprise.KNNBaseline(sim_options={"name": "pearson_baseline", "user_based": False}, verbose=False)
+    algo.fit(trainset)
+    expected = [algo.predict(int(u), int(i)).est for u, i in zip(test.user, test.item)]
+    got = ItemKNNBaseline().fit(train, valid, tasks=("rating",), seed=0).predict(test.user, test.item)["rating"]
+    np.testing.assert_allclose(got, expected, atol=2e-6)
+
+
+def test_every_anime_for_each_user_equals_the_same_pairs_in_any_order(small):
+    """The fast paths (pairs already grouped by user, whole runs of anime read as row slices)
+    give what scattered pairs give; unknown indices get the baseline's known parts."""
+    train, valid, _ = small
+    model = ItemKNNBaseline(k=5).fit(train, valid, tasks=("rating",), seed=0)
+    users = np.array([0, 7, 33, 119])
+    grid_user = np.repeat(users, train.n_items)
+    grid_item = np.tile(np.arange(train.n_items), len(users))
+    grid = model.predict(grid_user, grid_item)["rating"]
+    order = np.random.default_rng(1).permutation(len(grid_user))
+    shuffled = model.predict(grid_user[order], grid_item[order])["rating"]
+    np.testing.assert_allclose(shuffled, grid[order], atol=1e-6)
+    one = model.predict(np.full(train.n_items, 7), np.arange(train.n_items))["rating"]
+    np.testing.assert_allclose(one, grid[train.n_items:2 * train.n_items], atol=1e-6)
+    cold = model.predict(np.array([train.n_users, 0, -1]), np.array([0, train.n_items, 3]))["rating"]
+    np.testing.assert_allclose(cold, [model.mean_ + model.item_bias_[0], model.mean_ + model.user_bias_[0],
+                                      model.mean_ + model.item_bias_[3]])
+
+
+def test_weighted_mean_keeps_exactly_k_positive_neighbours_even_on_ties():
+    # Columns: a three-way tie for the top 2; more positives than k; one positive neighbour.
+    sims = np.array([[0.5, 0.9, 0.0],
+                     [0.5, 0.8, 0.3],
+                     [0.5, 0.1, 0.0],
+                     [0.2, 0.7, 0.0]], dtype=np.float32)
+    resid = np.array([0.0, 1.0, 5.0, 100.0], dtype=np.float32)
+    got = _weighted_mean(sims, resid, k=2, min_k=1)
+    # Any two of the tied three (0.5, 2.5 or 3.0), never all three (2.0) nor the fourth.
+    assert min(abs(got[0] - v) for v in (0.5, 2.5, 3.0)) < 1e-6
+    assert got[1] == pytest.approx((0.9 * 0.0 + 0.8 * 1.0) / 1.7)
+    assert got[2] == pytest.approx(1.0)
+    assert _weighted_mean(sims, resid, k=2, min_k=2)[2] == 0.0  # 1 neighbour < min_k: baseline alone
+    assert _weighted_mean(sims, resid, k=5, min_k=1)[0] == pytest.approx((0 + 0.5 + 2.5 + 20) / 1.7)
+
+
+def test_on_the_embedded_split_it_scores_what_surprise_scores(embedded_split):
+    """mal2016-5k / v1 / seed 0: Surprise's KNNBaseline (item-based, pearson_baseline, defaults,
+    rating scale 1-10), run on the same train ratings with raw ids, scores test RMSE 1.150563."""
+    model = ItemKNNBaseline().fit(embedded_split.train, embedded_split.valid, tasks=("rating",), seed=0)
+    rated, y = embedded_split.test.for_task("rating")
+    assert rmse(y, model.predict(rated.user, rated.item)["rating"]) == pytest.approx(1.150563, abs=2e-6)
