@@ -9,6 +9,7 @@ from .commands.data import data
 from .commands.leaderboard import leaderboard
 from .commands.listing import list_
 from .commands.run import run
+from .commands.tune import tune
 from .errors import UserError
 
 
@@ -41,6 +42,7 @@ cli.add_command(run)
 cli.add_command(list_)
 cli.add_command(leaderboard)
 cli.add_command(data)
+cli.add_command(tune)
 
 
 def main() -> None:

@@ -44,6 +44,11 @@ class Job:
     tasks: tuple[str, ...]
     seed: int
     params: dict = field(default_factory=dict, hash=False)
+    #: A tuning trial: the worker gets the split with its test part emptied and is scored on
+    #: validation only (``tuning``), so no test pair can reach the choice of hyperparameters.
+    validation_only: bool = False
+    #: Top-level keys added to the result as they are (e.g. ``tuning``); never replaces a key.
+    extra: dict = field(default_factory=dict, hash=False, compare=False)
 
     @property
     def label(self) -> str:
@@ -258,10 +263,14 @@ def execute(job: Job, ctx: RunContext, on_event: Listener | None = None,
     with tempfile.TemporaryDirectory(prefix="animerec-bench-job-") as tmp:
         tmpdir = Path(tmp)
         outcome_path, log_path, spec_path = tmpdir / "outcome.json", tmpdir / "worker.log", tmpdir / "spec.json"
+        worker_split, worker_fingerprint = split_path, split.fingerprint
+        if job.validation_only:
+            worker_split, worker_fingerprint = _without_test(split, tmpdir / "split-without-test.npz")
         read_fd, write_fd = os.pipe()
         spec = {"model": job.model, "tasks": list(job.tasks), "seed": job.seed, "params": job.params,
-                "plugins_dir": ctx.plugins_dir, "split_path": str(split_path),
-                "split_fingerprint": split.fingerprint, "outcome_path": str(outcome_path),
+                "plugins_dir": ctx.plugins_dir, "split_path": str(worker_split),
+                "split_fingerprint": worker_fingerprint, "validation_only": job.validation_only,
+                "outcome_path": str(outcome_path),
                 "progress_fd": write_fd, "memory_limit_mb": ctx.memory_limit_mb,
                 "predict_rounds": ctx.predict_rounds, "latency_users": ctx.latency_users}
         spec_path.write_text(json.dumps(spec), encoding="utf-8")
@@ -290,6 +299,23 @@ def execute(job: Job, ctx: RunContext, on_event: Listener | None = None,
     result = _assemble(job, ctx, split, outcome, code=code, timed_out=timed_out, phase=state["phase"],
                        log_tail=log_tail, started_at=started_at, duration=duration, rusage=rusage)
     return result, results.write(ctx.results_dir, result)
+
+
+def _without_test(split, path: Path) -> tuple[Path, str]:
+    """Save ``split`` with its test part emptied at ``path``: what a validation-only job's worker
+    reads, so not even a bug in it can see a test pair. Returns the path and its fingerprint."""
+    import dataclasses
+
+    import numpy as np
+
+    from .model import Interactions
+
+    test = split.test
+    empty = Interactions(np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0, np.float32),
+                         np.zeros(0, np.int8), test.n_users, test.n_items)
+    trimmed = dataclasses.replace(split, test=empty)
+    trimmed.save(path)
+    return path, trimmed.fingerprint
 
 
 def _watch(proc: subprocess.Popen, fd: int, deadline: float, on_line: Callable[[dict], None],
@@ -433,6 +459,12 @@ def _assemble(job: Job, ctx: RunContext, split, outcome: dict | None, *, code: i
         "started_at": started_at,
         "duration_seconds": duration,
     }
+    if job.validation_only:
+        result["validation_only"] = True
+    clash = sorted(set(job.extra) & set(result))
+    if clash:
+        raise ValueError(f"Job.extra would replace result key(s) {clash}")
+    result.update(job.extra)
     problem = results.metrics_problem(results.json_safe(result)) if status == "ok" else None
     if problem:  # e.g. a NaN primary metric: the job failed, its numbers must not reach a board
         result.update(status="failed", error=f"invalid metric: {problem}", metrics={},

@@ -21,6 +21,7 @@ import numpy as np
 from . import tasks as tasks_mod
 from .model import Interactions, PredictionError, param_defaults, validate_params, validate_predictions
 from .plugins import validate_model_class
+from .tuning import space_problem
 
 
 def synthetic_split(seed: int = 0, n_users: int = 300, n_items: int = 200, pairs_per_user: int = 24,
@@ -99,8 +100,9 @@ def _task_runs(cls) -> list[tuple[str, ...]]:
 def check_model(model_cls: type, *, seed: int = 0, data_seed: int = 0, **params: Any) -> dict[str, Any]:
     """Run the conformance checks on ``model_cls`` built with ``params``; return a short summary.
 
-    Checks, in order: a valid declaration; hyperparameters readable from ``__init__``,
-    accepted by the model's ``validate_params`` and round-tripping through ``get_params()``; for each task run (all tasks at once for a joint
+    Checks, in order: a valid declaration and search space (``tuning.space_problem``);
+    hyperparameters readable from ``__init__``, accepted by the model's ``validate_params`` and
+    round-tripping through ``get_params()``; for each task run (all tasks at once for a joint
     model, else one per task): ``fit`` returns the instance, leaves its inputs unchanged, and
     ``predict`` gives every fitted task one finite score per pair in range; a second fit with
     the same seed, made after the *test* targets were perturbed, gives the same predictions
@@ -111,6 +113,9 @@ def check_model(model_cls: type, *, seed: int = 0, data_seed: int = 0, **params:
     problem = validate_model_class(model_cls)
     if problem:
         raise _fail(name, "declaration", problem)
+    problem = space_problem(model_cls)
+    if problem:
+        raise _fail(name, "search space", problem)
 
     defaults = param_defaults(model_cls)
     unknown = sorted(set(params) - set(defaults))

@@ -157,6 +157,9 @@ def run(spec: dict, progress: Progress, outcome: dict) -> None:
     split = Split.load(spec["split_path"])
     if spec.get("split_fingerprint") and split.fingerprint != spec["split_fingerprint"]:
         raise RuntimeError(f"split file {spec['split_path']} changed since the run planned it")
+    validation_only = bool(spec.get("validation_only"))
+    if validation_only and len(split.test):
+        raise RuntimeError(f"a validation-only job got a split with {len(split.test)} test pairs")
     timing_out["load_split_seconds"] = timing.clock() - t0
 
     if uses_keras(entry.cls) and "keras" not in sys.modules:
@@ -201,6 +204,11 @@ def run(spec: dict, progress: Progress, outcome: dict) -> None:
     phase = {}
     val_metrics, val_losses = evaluate(entry.name, model, split.valid, tasks, timing_out=phase)
     timing_out["validate_predict_seconds"] = phase["predict_seconds"]
+    if validation_only:  # a tuning trial: scored on validation alone; there is no test part
+        outcome["metrics"] = {}
+        outcome["val_metrics"] = {t: {**val_metrics[t], "val_loss": val_losses[t]} for t in tasks}
+        outcome["status"] = "ok"
+        return
 
     progress.send("phase", phase="test")
     t0 = timing.clock()

@@ -63,6 +63,8 @@ class Bias(Model):
     tasks = ("rating",)
     baseline = True
     version = "1"
+    #: ``tune``: both regularisers (the sweeps are the fixed budget).
+    search_space = {"user_reg": ("float", 0.1, 100.0, "log"), "item_reg": ("float", 0.1, 100.0, "log")}
 
     def __init__(self, user_reg: float = 1.0, item_reg: float = 3.0, sweeps: int = 8) -> None:
         self.user_reg = user_reg
@@ -111,6 +113,7 @@ class Popularity(Model):
     tasks = ("interaction",)
     baseline = True
     version = "1"
+    search_space = {"shrinkage": ("float", 0.1, 1000.0, "log")}
 
     def __init__(self, shrinkage: float = 10.0) -> None:
         self.shrinkage = shrinkage

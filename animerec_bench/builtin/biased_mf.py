@@ -43,6 +43,11 @@ class BiasedMatrixFactorization(Model):
     joint = False
     version = "2"
     framework = "keras"
+    #: ``tune``: rates, regularisation, size and batch; ``epochs`` and ``patience`` stay the fixed budget.
+    search_space = {"factors": ("int", 16, 256, "log"), "reg_factors": ("float", 0.005, 0.5, "log"),
+                    "reg_biases": ("float", 1e-4, 0.1, "log"), "learning_rate": ("float", 0.005, 0.2, "log"),
+                    "bias_learning_rate": ("float", 0.005, 0.2, "log"),
+                    "batch_size": ("categorical", [1024, 2048, 4096, 8192, 16384])}
 
     def __init__(self, factors: int = 64, reg_factors: float = 0.07, reg_biases: float = 0.005,
                  init_std: float = 0.01, epochs: int = 40, batch_size: int = 4096,

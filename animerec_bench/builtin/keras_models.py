@@ -286,6 +286,10 @@ class MF(KerasModel):
     tasks = ("rating", "interaction")
     joint = False
     version = "1"
+    #: ``tune``: size, dropout, rate and batch; ``epochs`` and ``patience`` stay the fixed budget.
+    search_space = {"embedding_dim": ("int", 8, 128, "log"), "dropout": ("float", 0.0, 0.7),
+                    "learning_rate": ("float", 1e-3, 5e-2, "log"),
+                    "batch_size": ("categorical", [2048, 4096, 8192, 16384])}
 
     def __init__(self, embedding_dim: int = 64, dropout: float = 0.5, epochs: int = 30,
                  batch_size: int = 8192, learning_rate: float = 0.01, patience: int = 2,
@@ -335,6 +339,10 @@ class NN(KerasModel):
     tasks = ("rating", "interaction")
     joint = False
     version = "1"
+    #: ``tune``: sizes, dropout, rate and batch; ``epochs`` and ``patience`` stay the fixed budget.
+    search_space = {"embedding_dim": ("int", 8, 128, "log"), "hidden": ("int", 16, 256, "log"),
+                    "dropout": ("float", 0.0, 0.7), "learning_rate": ("float", 3e-4, 3e-2, "log"),
+                    "batch_size": ("categorical", [2048, 4096, 8192, 16384])}
 
     def __init__(self, embedding_dim: int = 64, hidden: int = 64, dropout: float = 0.5, epochs: int = 30,
                  batch_size: int = 8192, learning_rate: float = 0.003, patience: int = 2,
@@ -396,6 +404,10 @@ class Hybrid(NN):
     tasks = ("rating", "interaction")
     joint = True
     version = "1"
+    #: ``tune``: the NN's space plus the interaction loss's weight (the rating loss's stays 1).
+    search_space = {**NN.search_space, "interaction_loss_weight": ("float", 0.5, 20.0, "log")}
+    #: Its claim is the interaction task (AUC), so its one joint study optimises that.
+    tuning_objective = "interaction"
 
     def __init__(self, embedding_dim: int = 64, hidden: int = 64, dropout: float = 0.5, epochs: int = 30,
                  batch_size: int = 8192, learning_rate: float = 0.003, patience: int = 2,
