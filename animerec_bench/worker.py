@@ -307,7 +307,9 @@ def guard_job(spec: dict) -> None:
       (:mod:`.job_processes`), removes the job folder, and kills its own process group;
     - past the spec's ``deadline`` (epoch seconds) plus :data:`DEADLINE_GRACE_SECONDS` it
       writes a ``timeout`` outcome and does the same but leaves the folder to the parent;
-    - a SIGTERM from anyone else fails the job as ``killed``, likewise.
+    - a SIGTERM from anyone else fails the job as ``killed``, likewise. (So the runner must
+      start a worker from a thread that outlives it, as :func:`.runner.execute` does: the
+      parent-death signal fires when that thread ends.)
 
     The watchdog needs the GIL: a plugin stuck in C code that holds it delays it (the
     parent, while it lives, still kills the job at the deadline). As a last resort against a
@@ -356,15 +358,30 @@ def _cap_cpu_seconds(seconds: float) -> None:
         pass
 
 
+def _parent_gone(parent: int) -> bool:
+    """Whether the runner died: we were re-parented (it died, maybe before our prctl), or it is
+    a zombie. The second matters: the kernel sends the parent-death signal when the thread
+    that forked us exits, and hands us to another thread of the dying runner first, so for a
+    moment our parent pid has not changed yet."""
+    from .job_processes import pid_alive
+
+    return os.getppid() != parent or not pid_alive(parent)
+
+
 def _watchdog(spec: dict, parent: int, stop_at: float | None, wake_fd: int) -> None:
     import select
     import signal
 
     signals = b""
     while True:
-        if parent and os.getppid() != parent:  # re-parented: the parent is gone (or died before prctl)
+        if parent and _parent_gone(parent):
             _stop_job(spec, None, remove_folder=True)
         if signal.SIGTERM in signals:
+            # the parent-death signal while the runner's last threads exit: give them a moment
+            for _ in range(20):
+                time.sleep(0.01)
+                if parent and _parent_gone(parent):
+                    _stop_job(spec, None, remove_folder=True)
             _stop_job(spec, ("killed", "worker received SIGTERM from outside the run; the job was stopped"))
         if stop_at is not None and time.monotonic() >= stop_at:
             timeout = spec.get("timeout_seconds")
