@@ -125,6 +125,29 @@ def job_processes(job_id: str | None, root: int | None = None) -> set[int]:
     return found
 
 
+def has_children(pid: int | None = None) -> bool | None:
+    """Whether any thread of ``pid`` (default: this process) has a child, from
+    ``/proc/PID/task/*/children``: a few reads instead of a look at every process. None
+    when it cannot tell (not Linux, or a kernel without that file)."""
+    pid = os.getpid() if pid is None else pid
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return None
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children", "rb") as fh:
+                if fh.read().strip():
+                    return True
+        except FileNotFoundError:
+            if tid == str(pid):  # the main thread has no such file: this kernel lacks it
+                return None
+            # else that thread just ended
+        except OSError:
+            return None
+    return False
+
+
 def kill_job(job_id: str | None, *, group: int | None = None, root: int | None = None,
              spare: frozenset[int] | set[int] = frozenset(), max_seconds: float = 1.0) -> int:
     """SIGKILL the job's process group and every process of :func:`job_processes`, and look

@@ -32,6 +32,9 @@ SPAWNED_AT_ENV = "ANIMEREC_BENCH_SPAWNED_AT"
 DEADLINE_GRACE_SECONDS = 2.0
 #: How often the watchdog looks at the parent and the clock (it also wakes on SIGTERM).
 WATCH_SECONDS = 0.5
+#: Set once the watchdog has made the worker a subreaper (see :func:`guard_job`); the job's
+#: plugin code waits for it.
+_guard_ready = None
 #: Timed test-split predicts run at least this long (and at least ``predict_rounds`` times):
 #: 5+ rounds keep the median steady, and a short floor keeps the harness small next to a
 #: ~4 s job (0.05 s made ``mf-biased``'s harness share 5.2%).
@@ -153,6 +156,8 @@ def run(spec: dict, progress: Progress, outcome: dict) -> None:
     from .plugins import load_registry
     from .protocol import Split
 
+    if _guard_ready is not None:  # no plugin code before the worker adopts its orphans
+        _guard_ready.wait(5.0)
     registry = load_registry(spec.get("plugins_dir"))
     entry = registry.model(spec["model"])
     timing_out["import_seconds"] = timing.clock() - t0
@@ -319,13 +324,11 @@ def guard_job(spec: dict) -> None:
     import signal
     import threading
 
-    from .job_processes import become_subreaper, set_parent_death_signal
-
+    global _guard_ready
     parent = spec.get("parent_pid")
     deadline = spec.get("deadline")
     if not parent and deadline is None:
         return
-    become_subreaper()
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
     try:  # SIGTERM wakes the watchdog at once, even while the main thread is busy in C code
@@ -333,13 +336,13 @@ def guard_job(spec: dict) -> None:
         signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
     except ValueError:  # not the main thread: the watchdog polls
         pass
-    set_parent_death_signal(signal.SIGTERM)
-    stop_at = None
+    stop_at = cpu_seconds = None
     if deadline is not None:
         left = float(deadline) - time.time() + DEADLINE_GRACE_SECONDS
         stop_at = time.monotonic() + left
-        _cap_cpu_seconds(max(left, 0.0) * (os.cpu_count() or 1) + 10)
-    threading.Thread(target=_watchdog, args=(spec, int(parent or 0), stop_at, wake_r),
+        cpu_seconds = max(left, 0.0) * (os.cpu_count() or 1) + 10
+    _guard_ready = threading.Event()
+    threading.Thread(target=_watchdog, args=(spec, int(parent or 0), stop_at, cpu_seconds, wake_r, _guard_ready),
                      name="animerec-bench-watchdog", daemon=True).start()
 
 
@@ -368,10 +371,22 @@ def _parent_gone(parent: int) -> bool:
     return os.getppid() != parent or not pid_alive(parent)
 
 
-def _watchdog(spec: dict, parent: int, stop_at: float | None, wake_fd: int) -> None:
+def _watchdog(spec: dict, parent: int, stop_at: float | None, cpu_seconds: float | None, wake_fd: int,
+              ready) -> None:
     import select
     import signal
 
+    from .job_processes import become_subreaper, set_parent_death_signal
+
+    # Set up here, beside the job's imports rather than before them: the kernel applies each
+    # to the whole process (the parent-death signal while this thread lives: all along).
+    try:
+        become_subreaper()
+        set_parent_death_signal(signal.SIGTERM)
+        if cpu_seconds is not None:
+            _cap_cpu_seconds(cpu_seconds)
+    finally:
+        ready.set()
     signals = b""
     while True:
         if parent and _parent_gone(parent):
@@ -456,9 +471,10 @@ def main(argv: list[str] | None = None) -> int:
     outcome["timing"]["worker_seconds"] = time.perf_counter() - _STARTED_PERF
     write_text(spec["outcome_path"], dumps(outcome))
     if spec.get("parent_pid"):  # a plugin's processes end with its job, detached or not
-        from .job_processes import kill_job
+        from .job_processes import has_children, kill_job
 
-        kill_job(None, root=os.getpid())  # a subreaper: every process of the job is below it
+        if has_children() is not False:  # a subreaper: every process of the job is below it
+            kill_job(None, root=os.getpid())
     return code
 
 

@@ -17,7 +17,7 @@ SEED_LIMIT = 2**32
 MAX_SEEDS = 1000
 #: The signals that stop a run like Ctrl-C: ``timeout``, CI cancellation and ``docker stop``
 #: send SIGTERM, a closed terminal SIGHUP.
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
 class Stopped(KeyboardInterrupt):
