@@ -274,7 +274,7 @@ def test_detached_children_of_a_plugin_die_with_their_job(run, model, args):
     assert not r.job_dirs()
 
 
-def test_an_unwritable_results_folder_fails_before_any_job(run, tmp_path):
+def test_an_unwritable_results_folder_fails_before_any_job(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
     folder = blocker / "results"
