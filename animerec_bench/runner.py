@@ -2,18 +2,26 @@
 
 The parent prepares each seed's split once (cached on disk), starts
 ``python -m animerec_bench.worker`` per job in a new process group, reads its progress
-lines from a pipe, kills the whole group when the time limit passes, and writes one result
-file per job whatever happened: a crash, a hang, NaN or running out of memory ends that
-job as ``failed`` with the reason, and the next job starts.
+lines from a pipe, kills the whole job (its group and every process it started, see
+:mod:`.job_processes`) when the time limit passes, and writes one result file per job
+whatever happened: a crash, a hang, NaN or running out of memory ends that job as
+``failed`` with the reason, and the next job starts.
+
+A job's scratch folder is ``<tmp>/animerec-bench-job-<runner pid>-XXXX``: if a run is
+killed so hard that neither it nor its worker could remove it, the next run does
+(:func:`sweep_stale_job_dirs`).
 """
 
 from __future__ import annotations
 
 import ast
+import contextlib
 import datetime as _dt
 import json
 import os
+import re
 import selectors
+import shutil
 import signal
 import subprocess
 import sys
@@ -27,12 +35,18 @@ from typing import Any
 
 from . import __version__, paths, results
 from .errors import UserError
+from .job_processes import JOB_ENV, KernelLog, kernel_pid, kill_job, pid_alive
 from .model import param_defaults, validate_params
 from .tasks import NAMES as TASK_NAMES
 from .timing import harness_seconds
 from .worker import SPAWNED_AT_ENV
 
 DEFAULT_TIMEOUT = 1800.0
+#: A job's scratch folder: this, the runner's pid, ``-``, a random part.
+JOB_DIR_PREFIX = "animerec-bench-job-"
+#: A worker killed by SIGKILL counts as out of memory when its peak RSS reached this share
+#: of ``--memory-limit``.
+OOM_RSS_SHARE = 0.9
 
 
 @dataclass(frozen=True)
@@ -225,6 +239,9 @@ class RunContext:
     timeout: float = DEFAULT_TIMEOUT
     memory_limit_mb: int | None = None
     splits: dict[int, tuple[Path, Any]] = field(default_factory=dict)
+    #: (where the result was kept, why not in ``results_dir``), one per result that could
+    #: not be written there.
+    unsaved: list[tuple[Path | None, str]] = field(default_factory=list)
     commit: str | None = None
     #: Whether the package's code differed from ``commit`` (None: not known).
     dirty: bool | None = None
@@ -246,59 +263,105 @@ class RunContext:
 Listener = Callable[[str, dict], None]
 
 
+def sweep_stale_job_dirs(tmp: Path | str | None = None) -> list[Path]:
+    """Remove the job folders whose runner is gone (killed before it could); return them.
+
+    Only this user's folders, named ``animerec-bench-job-<pid>-XXXX`` with ``pid`` not alive."""
+    root = Path(tmp or tempfile.gettempdir())
+    removed = []
+    try:
+        entries = list(os.scandir(root))
+    except OSError:
+        return removed
+    pattern = re.compile(rf"{re.escape(JOB_DIR_PREFIX)}(\d+)-[^-]+")
+    for entry in entries:
+        m = pattern.fullmatch(entry.name)
+        if not m or int(m.group(1)) == os.getpid():
+            continue
+        try:
+            if not entry.is_dir(follow_symlinks=False) or entry.stat(follow_symlinks=False).st_uid != os.getuid():
+                continue
+        except OSError:
+            continue
+        if not pid_alive(int(m.group(1))):
+            shutil.rmtree(entry.path, ignore_errors=True)
+            removed.append(Path(entry.path))
+    return removed
+
+
 def execute(job: Job, ctx: RunContext, on_event: Listener | None = None,
-            on_tick: Callable[[], None] | None = None) -> tuple[dict, Path]:
-    """Run ``job`` in its own process; write and return its result (``ok`` or ``failed``)."""
+            on_tick: Callable[[], None] | None = None) -> tuple[dict, Path | None]:
+    """Run ``job`` in its own process; write and return its result (``ok`` or ``failed``) and
+    where it was written (see :func:`save_result`).
+
+    Interrupted (Ctrl-C, or the run's SIGTERM/SIGHUP handler raising), it kills the job's
+    processes and removes its folder before the exception goes on."""
     on_event = on_event or (lambda kind, info: None)
     split_path, split = ctx.split(job.seed)
     started_at = utc_now()
     t_start = time.perf_counter()
     state: dict[str, Any] = {"phase": "start"}
+    job_id = f"{ctx.run_id}-{job.index}-{uuid.uuid4().hex[:8]}"
 
     def on_line(msg: dict) -> None:
         if msg.get("event") == "phase":
             state["phase"] = msg.get("phase")
         on_event(msg.get("event", "?"), msg)
 
-    with tempfile.TemporaryDirectory(prefix="animerec-bench-job-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=f"{JOB_DIR_PREFIX}{os.getpid()}-", ignore_cleanup_errors=True) as tmp:
         tmpdir = Path(tmp)
         outcome_path, log_path, spec_path = tmpdir / "outcome.json", tmpdir / "worker.log", tmpdir / "spec.json"
         worker_split, worker_fingerprint = split_path, split.fingerprint
         if job.validation_only:
             worker_split, worker_fingerprint = _without_test(split, tmpdir / "split-without-test.npz")
         read_fd, write_fd = os.pipe()
+        deadline = time.monotonic() + ctx.timeout
         spec = {"model": job.model, "tasks": list(job.tasks), "seed": job.seed, "params": job.params,
                 "plugins_dir": ctx.plugins_dir, "split_path": str(worker_split),
                 "split_fingerprint": worker_fingerprint, "validation_only": job.validation_only,
                 "outcome_path": str(outcome_path),
                 "progress_fd": write_fd, "memory_limit_mb": ctx.memory_limit_mb,
-                "predict_rounds": ctx.predict_rounds, "latency_users": ctx.latency_users}
+                "predict_rounds": ctx.predict_rounds, "latency_users": ctx.latency_users,
+                "parent_pid": os.getpid(), "job_dir": str(tmpdir), "timeout_seconds": ctx.timeout,
+                "deadline": time.time() + ctx.timeout}
         spec_path.write_text(json.dumps(spec), encoding="utf-8")
         env = dict(os.environ)
         env["PYTHONHASHSEED"] = str(job.seed)
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         env[SPAWNED_AT_ENV] = repr(time.time())
+        env[JOB_ENV] = job_id
+        kernel_log = KernelLog()
         try:
-            with open(log_path, "wb") as log:
-                proc = subprocess.Popen([sys.executable, "-m", "animerec_bench.worker", str(spec_path)],
-                                        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                        pass_fds=(write_fd,), start_new_session=True, env=env)
+            try:
+                with open(log_path, "wb") as log:
+                    # -P: the current folder is not put on sys.path, so a numpy.py (or any
+                    # module) in an untrusted folder cannot shadow the real one in the worker.
+                    proc = subprocess.Popen([sys.executable, "-P", "-m", "animerec_bench.worker", str(spec_path)],
+                                            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                            pass_fds=(write_fd,), start_new_session=True, env=env)
+            finally:
+                os.close(write_fd)
+            worker_kernel_pid = kernel_pid(proc.pid)
+            try:
+                code, rusage, timed_out = _watch(proc, read_fd, deadline, job_id, on_line, on_tick)
+            except BaseException:  # Ctrl-C, SIGTERM, SIGHUP: nothing of the job may outlive us
+                _kill_job(proc, job_id, alive=True)
+                with contextlib.suppress(BaseException):
+                    proc.wait(timeout=5)
+                raise
+            finally:
+                os.close(read_fd)
+            outcome = _read_json(outcome_path)
+            log_tail = _tail(log_path)
+            kernel_oom = kernel_log.oom_kill(worker_kernel_pid) if code == -signal.SIGKILL and not timed_out else None
         finally:
-            os.close(write_fd)
-        try:
-            code, rusage, timed_out = _watch(proc, read_fd, time.monotonic() + ctx.timeout, on_line, on_tick)
-        except BaseException:  # Ctrl-C: the job's process group must not outlive us
-            _kill_group(proc)
-            raise
-        finally:
-            os.close(read_fd)
-        outcome = _read_json(outcome_path)
-        log_tail = _tail(log_path)
+            kernel_log.close()
 
     duration = time.perf_counter() - t_start
     result = _assemble(job, ctx, split, outcome, code=code, timed_out=timed_out, phase=state["phase"],
-                       log_tail=log_tail, started_at=started_at, duration=duration, rusage=rusage)
-    return result, results.write(ctx.results_dir, result)
+                       log_tail=log_tail, started_at=started_at, duration=duration, rusage=rusage,
+                       kernel_oom=kernel_oom, kernel_log_readable=kernel_log.readable)
+    return result, save_result(ctx, result)
 
 
 def _without_test(split, path: Path) -> tuple[Path, str]:
@@ -318,9 +381,29 @@ def _without_test(split, path: Path) -> tuple[Path, str]:
     return path, trimmed.fingerprint
 
 
-def _watch(proc: subprocess.Popen, fd: int, deadline: float, on_line: Callable[[dict], None],
+def save_result(ctx: RunContext, result: dict) -> Path | None:
+    """Write ``result`` into ``ctx.results_dir``; if that fails (a full disk, a folder gone),
+    keep it under the data home's ``unsaved-results/`` or the system temp folder instead and
+    note where in ``ctx.unsaved``. Returns the path (None if it could not be kept anywhere)."""
+    try:
+        return results.write(ctx.results_dir, result)
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename and Path(exc.filename) != Path(ctx.results_dir) else ""
+        problem = f"cannot write a result into {ctx.results_dir}: {where}{exc.strerror or exc}"
+    for folder in (paths.home() / "unsaved-results", Path(tempfile.gettempdir()) / "animerec-bench-unsaved-results"):
+        try:
+            kept = results.write(folder, result)
+        except OSError:
+            continue
+        ctx.unsaved.append((kept, problem))
+        return kept
+    ctx.unsaved.append((None, problem))
+    return None
+
+
+def _watch(proc: subprocess.Popen, fd: int, deadline: float, job_id: str, on_line: Callable[[dict], None],
            on_tick: Callable[[], None] | None) -> tuple[int | None, Any, bool]:
-    """Relay progress lines until the worker exits or the deadline passes (then kill its group)."""
+    """Relay progress lines until the worker exits or the deadline passes (then kill the job)."""
     sel = selectors.DefaultSelector()
     sel.register(fd, selectors.EVENT_READ)
     buf = b""
@@ -349,7 +432,7 @@ def _watch(proc: subprocess.Popen, fd: int, deadline: float, on_line: Callable[[
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                _kill_group(proc)
+                _kill_job(proc, job_id, alive=True)
                 _, status, rusage = os.wait4(proc.pid, 0)
                 proc.returncode = os.waitstatus_to_exitcode(status)
                 return proc.returncode, rusage, True
@@ -361,7 +444,7 @@ def _watch(proc: subprocess.Popen, fd: int, deadline: float, on_line: Callable[[
             if pid:
                 proc.returncode = os.waitstatus_to_exitcode(status)
                 pump(0)  # whatever it wrote last
-                _kill_group(proc)  # stray grandchildren
+                _kill_job(proc, job_id, alive=False)  # stray processes it left
                 return proc.returncode, rusage, False
             if on_tick is not None:
                 on_tick()
@@ -369,11 +452,11 @@ def _watch(proc: subprocess.Popen, fd: int, deadline: float, on_line: Callable[[
         sel.close()
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
+def _kill_job(proc: subprocess.Popen, job_id: str, alive: bool) -> None:
+    """SIGKILL the worker's process group and every process of the job (see
+    :mod:`.job_processes`); while the worker is ``alive`` (not yet reaped), its descendants
+    too, orphans of a detached child included."""
+    kill_job(job_id, group=proc.pid, root=proc.pid if alive else None)
 
 
 def _read_json(path: Path) -> dict | None:
@@ -392,22 +475,47 @@ def _tail(path: Path, lines: int = 20, max_chars: int = 4000) -> str:
     return "\n".join(text.splitlines()[-lines:])[-max_chars:]
 
 
-def _death_reason(code: int | None, log_tail: str, peak_mib: float | None) -> tuple[str, str]:
+def _death_reason(code: int | None, log_tail: str, peak_mib: float | None, *,
+                  memory_limit_mb: int | None = None, kernel_oom: str | None = None,
+                  kernel_log_readable: bool = False) -> tuple[str, str]:
+    """(error kind, message) for a worker that died without an outcome, and not by our timeout.
+
+    SIGKILL is called out of memory only on evidence; the rule:
+
+    1. the kernel log records an OOM kill of the worker -> ``oom``, quoting the record;
+    2. ``--memory-limit`` was set and the peak RSS reached :data:`OOM_RSS_SHARE` of it ->
+       ``oom`` ("likely");
+    3. the kernel log is readable and records no OOM kill -> ``killed``: someone outside the
+       run sent it;
+    4. otherwise (the log is not readable: most containers, unprivileged users) -> ``killed``,
+       "possibly out of memory".
+
+    (A SIGKILL the runner sent for the time limit is ``timeout``, decided before this.)
+    """
+    mem = f"; peak memory {peak_mib:.0f} MiB" if peak_mib else ""
     if code is not None and code < 0:
         try:
             name = signal.Signals(-code).name
         except ValueError:
             name = f"signal {-code}"
-        if -code == signal.SIGKILL:
-            mem = f"; peak memory {peak_mib:.0f} MiB" if peak_mib else ""
-            return "oom", f"worker killed by SIGKILL, most likely out of memory (the kernel's OOM killer){mem}"
-        return "crash", f"worker died from {name}"
+        if -code != signal.SIGKILL:
+            return "crash", f"worker died from {name}"
+        if kernel_oom:
+            return "oom", f"out of memory: worker killed by the kernel's OOM killer ({kernel_oom}){mem}"
+        if memory_limit_mb and peak_mib and peak_mib >= OOM_RSS_SHARE * memory_limit_mb:
+            return "oom", (f"out of memory (likely): worker killed by SIGKILL at peak memory {peak_mib:.0f} MiB "
+                           f"of the {memory_limit_mb} MB memory limit")
+        if kernel_log_readable:
+            return "killed", (f"worker killed by SIGKILL from outside the run (the kernel log records no "
+                              f"out-of-memory kill of it){mem}")
+        return "killed", f"worker killed by SIGKILL (possibly out of memory; the kernel log is not readable to tell){mem}"
     last = next((ln.strip() for ln in reversed(log_tail.splitlines()) if ln.strip()), "")
     return "crash", f"worker exited with status {code} without a result" + (f": {last[:300]}" if last else "")
 
 
 def _assemble(job: Job, ctx: RunContext, split, outcome: dict | None, *, code: int | None, timed_out: bool,
-              phase: str, log_tail: str, started_at: str, duration: float, rusage) -> dict:
+              phase: str, log_tail: str, started_at: str, duration: float, rusage,
+              kernel_oom: str | None = None, kernel_log_readable: bool = False) -> dict:
     entry = ctx.registry.models[job.model]
     cls = entry.cls
     outcome = outcome or {}
@@ -419,7 +527,8 @@ def _assemble(job: Job, ctx: RunContext, split, outcome: dict | None, *, code: i
         status, kind, error = outcome["status"], outcome.get("error_kind"), outcome.get("error")
     else:
         status = "failed"
-        kind, error = _death_reason(code, log_tail, peak_mib)
+        kind, error = _death_reason(code, log_tail, peak_mib, memory_limit_mb=ctx.memory_limit_mb,
+                                    kernel_oom=kernel_oom, kernel_log_readable=kernel_log_readable)
     params = dict(param_defaults(cls))
     params.update(job.params)
     params = outcome.get("params", params)

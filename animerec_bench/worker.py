@@ -5,6 +5,10 @@ time limit and reads two things back: progress lines (JSON, one per line) on the
 descriptor ``progress_fd``, and the outcome (metrics, timings, machine, or the failure) as a
 JSON file at ``outcome_path``. The worker never writes result files: the parent does, so a
 job that dies without a word still gets one.
+
+The worker does not outlive its job: :func:`guard_job` ties it to its parent (it stops, with
+everything it started, when the parent dies, however it died) and to the job's deadline
+(should the parent not stop it in time), and on its way out it kills whatever it started.
 """
 
 from __future__ import annotations
@@ -23,6 +27,14 @@ import traceback  # noqa: E402
 from typing import Any  # noqa: E402
 
 SPAWNED_AT_ENV = "ANIMEREC_BENCH_SPAWNED_AT"
+#: How long after the job's deadline the worker stops itself, should its parent not have
+#: (a stopped or stuck parent); the parent, which stops it at the deadline, normally wins.
+DEADLINE_GRACE_SECONDS = 2.0
+#: How often the watchdog looks at the parent and the clock (it also wakes on SIGTERM).
+WATCH_SECONDS = 0.5
+#: Set once the watchdog has made the worker a subreaper (see :func:`guard_job`); the job's
+#: plugin code waits for it.
+_guard_ready = None
 #: Timed test-split predicts run at least this long (and at least ``predict_rounds`` times):
 #: 5+ rounds keep the median steady, and a short floor keeps the harness small next to a
 #: ~4 s job (0.05 s made ``mf-biased``'s harness share 5.2%).
@@ -146,6 +158,8 @@ def run(spec: dict, progress: Progress, outcome: dict) -> None:
     from .plugins import load_registry
     from .protocol import Split
 
+    if _guard_ready is not None:  # no plugin code before the worker adopts its orphans
+        _guard_ready.wait(5.0)
     registry = load_registry(spec.get("plugins_dir"))
     entry = registry.model(spec["model"])
     timing_out["import_seconds"] = timing.clock() - t0
@@ -298,6 +312,139 @@ def lift_memory_limit() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (hard, hard))
 
 
+def guard_job(spec: dict) -> None:
+    """Tie this worker to its parent and to the job's deadline (first thing in :func:`main`).
+
+    - the worker becomes a child subreaper, so its children's orphans stay below it;
+    - the kernel sends it SIGTERM when the parent dies (``PR_SET_PDEATHSIG``, Linux), and a
+      watchdog thread, woken by that signal or every :data:`WATCH_SECONDS`, sees the parent
+      gone (its parent pid changed: portable) and then kills every process of the job
+      (:mod:`.job_processes`), removes the job folder, and kills its own process group;
+    - past the spec's ``deadline`` (epoch seconds) plus :data:`DEADLINE_GRACE_SECONDS` it
+      writes a ``timeout`` outcome and does the same but leaves the folder to the parent;
+    - a SIGTERM from anyone else fails the job as ``killed``, likewise. (So the runner must
+      start a worker from a thread that outlives it, as :func:`.runner.execute` does: the
+      parent-death signal fires when that thread ends.)
+
+    The watchdog needs the GIL: a plugin stuck in C code that holds it delays it (the
+    parent, while it lives, still kills the job at the deadline). As a last resort against a
+    worker that spins in such code after its parent died, its CPU time is capped
+    (``RLIMIT_CPU``) at what all cores could spend by the deadline, so it cannot run forever.
+    """
+    import signal
+    import threading
+
+    global _guard_ready
+    parent = spec.get("parent_pid")
+    deadline = spec.get("deadline")
+    if not parent and deadline is None:
+        return
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
+    try:  # SIGTERM wakes the watchdog at once, even while the main thread is busy in C code
+        signal.signal(signal.SIGTERM, lambda signum, frame: None)
+        signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
+    except ValueError:  # not the main thread: the watchdog polls
+        pass
+    stop_at = cpu_seconds = None
+    if deadline is not None:
+        left = float(deadline) - time.time() + DEADLINE_GRACE_SECONDS
+        stop_at = time.monotonic() + left
+        cpu_seconds = max(left, 0.0) * (os.cpu_count() or 1) + 10
+    _guard_ready = threading.Event()
+    threading.Thread(target=_watchdog, args=(spec, int(parent or 0), stop_at, cpu_seconds, wake_r, _guard_ready),
+                     name="animerec-bench-watchdog", daemon=True).start()
+
+
+def _cap_cpu_seconds(seconds: float) -> None:
+    """Lower ``RLIMIT_CPU`` to ``seconds`` (SIGXCPU, then SIGKILL 5 s later); never raise it."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_CPU)
+        cap = int(seconds)
+        if soft != resource.RLIM_INFINITY:
+            cap = min(cap, soft)
+        new_hard = cap + 5 if hard == resource.RLIM_INFINITY else min(cap + 5, hard)
+        resource.setrlimit(resource.RLIMIT_CPU, (min(cap, new_hard), new_hard))
+    except (ImportError, ValueError, OSError):
+        pass
+
+
+def _parent_gone(parent: int) -> bool:
+    """Whether the runner died: we were re-parented (it died, maybe before our prctl), or it is
+    a zombie. The second matters: the kernel sends the parent-death signal when the thread
+    that forked us exits, and hands us to another thread of the dying runner first, so for a
+    moment our parent pid has not changed yet."""
+    from .job_processes import pid_alive
+
+    return os.getppid() != parent or not pid_alive(parent)
+
+
+def _watchdog(spec: dict, parent: int, stop_at: float | None, cpu_seconds: float | None, wake_fd: int,
+              ready) -> None:
+    import select
+    import signal
+
+    from .job_processes import become_subreaper, set_parent_death_signal
+
+    # Set up here, beside the job's imports rather than before them: the kernel applies each
+    # to the whole process (the parent-death signal while this thread lives: all along).
+    try:
+        become_subreaper()
+        set_parent_death_signal(signal.SIGTERM)
+        if cpu_seconds is not None:
+            _cap_cpu_seconds(cpu_seconds)
+    finally:
+        ready.set()
+    signals = b""
+    while True:
+        if parent and _parent_gone(parent):
+            _stop_job(spec, None, remove_folder=True)
+        if signal.SIGTERM in signals:
+            # the parent-death signal while the runner's last threads exit: give them a moment
+            for _ in range(20):
+                time.sleep(0.01)
+                if parent and _parent_gone(parent):
+                    _stop_job(spec, None, remove_folder=True)
+            _stop_job(spec, ("killed", "worker received SIGTERM from outside the run; the job was stopped"))
+        if stop_at is not None and time.monotonic() >= stop_at:
+            timeout = spec.get("timeout_seconds")
+            _stop_job(spec, ("timeout", f"timed out after {timeout:g} s (the worker stopped itself: "
+                                        "its parent did not)" if timeout else "timed out"))
+        try:
+            ready = select.select([wake_fd], [], [], WATCH_SECONDS)[0]
+            signals = os.read(wake_fd, 512) if ready else b""
+        except OSError:
+            signals = b""
+            time.sleep(WATCH_SECONDS)
+
+
+def _stop_job(spec: dict, failure: tuple[str, str] | None, remove_folder: bool = False) -> None:
+    """Kill every process of the job, then this whole process group (this one included)."""
+    import shutil
+    import signal
+
+    from .job_processes import kill_job
+
+    if failure is not None:
+        try:
+            from .atomic import write_text
+            from .results import dumps
+
+            kind, error = failure
+            write_text(spec["outcome_path"], dumps({"status": "failed", "error_kind": kind, "error": error,
+                                                    "timing": {}}))
+        except BaseException:  # noqa: BLE001 - the parent records a SIGKILL then
+            pass
+    kill_job(None, root=os.getpid())  # a subreaper: every process of the job is below it
+    if remove_folder and spec.get("job_dir"):
+        shutil.rmtree(spec["job_dir"], ignore_errors=True)
+    if os.getpgrp() == os.getpid():  # our own group (the runner starts a new session)
+        os.killpg(os.getpid(), signal.SIGKILL)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
@@ -305,6 +452,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     with open(argv[0], encoding="utf-8") as fh:
         spec = json.load(fh)
+    guard_job(spec)
     progress = Progress(spec.get("progress_fd"))
     outcome: dict[str, Any] = {"status": "failed", "error": None, "error_kind": None, "timing": {}}
     code = 0
@@ -332,6 +480,11 @@ def main(argv: list[str] | None = None) -> int:
 
     outcome["timing"]["worker_seconds"] = time.perf_counter() - _STARTED_PERF
     write_text(spec["outcome_path"], dumps(outcome))
+    if spec.get("parent_pid"):  # a plugin's processes end with its job, detached or not
+        from .job_processes import has_children, kill_job
+
+        if has_children() is not False:  # a subreaper: every process of the job is below it
+            kill_job(None, root=os.getpid())
     return code
 
 

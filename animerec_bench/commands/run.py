@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import math
+import signal
+import sys
 
 import click
 
@@ -26,6 +30,62 @@ def _no_early_exit_zero(command):
             raise
 
     return wrapper
+
+#: numpy's seeds (``np.random.seed``, which Keras' seeding calls) must be below this.
+SEED_LIMIT = 2**32
+#: ``--seeds`` above this is a typo, not a study (each seed is a full set of jobs).
+MAX_SEEDS = 1000
+#: The signals that stop a run like Ctrl-C: ``timeout``, CI cancellation and ``docker stop``
+#: send SIGTERM, a closed terminal SIGHUP.
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+class Stopped(KeyboardInterrupt):
+    """A stop signal, raised where the run is, so it unwinds (and cleans up) like Ctrl-C."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def _stop_signals_raise():
+    """While the block runs, SIGTERM and SIGHUP raise :class:`Stopped` (once: a second one
+    arriving during the clean-up is ignored, so the clean-up finishes)."""
+    stopping = []
+
+    def handler(signum, frame):
+        if not stopping:
+            stopping.append(signum)
+            raise Stopped(signum)
+
+    try:
+        previous = {s: signal.signal(s, handler) for s in STOP_SIGNALS}
+    except ValueError:  # not the main thread (an embedding application): leave signals alone
+        previous = {}
+    try:
+        yield
+    finally:
+        for s, old in previous.items():
+            signal.signal(s, old)
+
+
+def _probe_results_folder(folder) -> None:
+    """Make ``folder`` and write and remove a file in it, so a folder that cannot take results
+    fails the run before any job, not after the first."""
+    import os
+    import uuid
+    from pathlib import Path
+
+    from ..errors import UserError
+
+    probe = Path(folder) / f".probe-{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp"
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"probe")
+        probe.unlink()
+    except OSError as exc:
+        raise UserError(f"results folder {folder}: cannot write there ({exc.strerror or exc})") from None
 
 
 @click.command("run")
@@ -67,6 +127,12 @@ def run(run_all, models, more_models, tasks, dataset, protocol, seeds, seed, par
 
     if seeds is not None and seed is not None:
         raise UserError("give either --seeds N or --seed S, not both")
+    if not math.isfinite(timeout):
+        raise UserError(f"--timeout {timeout}: expected a finite number of seconds greater than 0")
+    if seed is not None and seed >= SEED_LIMIT:
+        raise UserError(f"--seed {seed}: seeds must be below 2**32 = {SEED_LIMIT} (numpy's limit)")
+    if seeds is not None and seeds > MAX_SEEDS:
+        raise UserError(f"--seeds {seeds}: at most {MAX_SEEDS} seeds (each seed is a full set of jobs)")
     seed_list = list(range(seeds)) if seeds is not None else [seed if seed is not None else 0]
     models = tuple(models) + tuple(more_models)
     registry, plugins_path = load_plugins(plugins_dir, deadline=timeout)
@@ -81,25 +147,49 @@ def run(run_all, models, more_models, tasks, dataset, protocol, seeds, seed, par
                             results_dir=Path(results_dir), plugins_dir=plugins_path and str(plugins_path),
                             timeout=timeout, memory_limit_mb=memory_limit, commit=commit, dirty=dirty,
                             parent_machine=machine_info())
+    _probe_results_folder(results_dir)
     click.echo(f"{len(jobs)} job(s) on {ds.label} / protocol {protocol}, seed(s) "
                f"{', '.join(map(str, seed_list))}; results -> {results_dir}", err=True)
-    for s in seed_list:
-        ctx.split(s)
+    for stale in runner.sweep_stale_job_dirs():
+        click.echo(f"removed {stale}: the job folder of a run that was killed", err=True)
     reporter = reporter_for(len(jobs))
-    rows, failed = [], 0
-    for job in jobs:
-        reporter.start(job)
-        result, path = runner.execute(job, ctx, reporter.event, reporter.tick)
-        reporter.finish(job, result)
-        failed += result["status"] != "ok"
-        t = result.get("timing") or {}
-        rows.append([job.model, "+".join(job.tasks), job.seed, result["status"], primary_summary(result),
-                     f"{t['fit_seconds']:.2f}" if isinstance(t.get("fit_seconds"), float) else "",
-                     f"{result['duration_seconds']:.1f}", (result.get("error") or "")[:80]])
+    rows, failed, written = [], 0, 0
+    running = None
+    try:
+        with _stop_signals_raise():
+            for s in seed_list:
+                ctx.split(s)
+            for job in jobs:
+                reporter.start(job)
+                unsaved, running = len(ctx.unsaved), job
+                result, path = runner.execute(job, ctx, reporter.event, reporter.tick)
+                running = None
+                reporter.finish(job, result)
+                written += len(ctx.unsaved) == unsaved
+                for kept, problem in ctx.unsaved[unsaved:]:
+                    click.echo(f"error: {problem}; " + (f"kept it in {kept}" if kept else "could not keep it anywhere"),
+                               err=True)
+                failed += result["status"] != "ok"
+                t = result.get("timing") or {}
+                rows.append([job.model, "+".join(job.tasks), job.seed, result["status"], primary_summary(result),
+                             f"{t['fit_seconds']:.2f}" if isinstance(t.get("fit_seconds"), float) else "",
+                             f"{result['duration_seconds']:.1f}", (result.get("error") or "")[:80]])
+    except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM, SIGHUP: the job's processes are already gone
+        signum = getattr(exc, "signum", signal.SIGINT)
+        where = (f"during job {running.index}/{len(jobs)} ({running.label}), which was killed and has no result"
+                 if running else "between jobs" if rows else "before the first job")
+        with contextlib.suppress(OSError):  # SIGHUP: the terminal may be gone
+            click.echo(("\n" if sys.stderr.isatty() else "") + f"run stopped by {signal.Signals(signum).name} "
+                       f"{where}; {written} result(s) written to {results_dir}", err=True)
+        raise SystemExit(128 + signum) from None
     if not rows:  # a run that ran nothing never reports success
         raise UserError("no job ran")
     click.echo(tabulate(rows, ["model", "tasks", "seed", "status", "primary metric", "fit s", "job s", "error"],
                         tablefmt="github"))
     click.echo(f"{len(jobs) - failed} ok, {failed} failed; results in {results_dir}")
-    if failed:
+    if ctx.unsaved:
+        kept = sorted({str(p.parent) for p, _ in ctx.unsaved if p is not None})
+        click.echo(f"error: {len(ctx.unsaved)} result(s) could not be written to {results_dir}"
+                   + (f"; kept in {', '.join(kept)}" if kept else ""), err=True)
+    if failed or ctx.unsaved:
         raise SystemExit(1)
