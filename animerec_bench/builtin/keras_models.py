@@ -390,7 +390,10 @@ class NN(KerasModel):
         for where, u, i in predict_chunks(user, item):
             hidden = _relu(self.user_[u] + self.item_[i])
             for task, (w, b) in self.heads_.items():
-                z = hidden @ w + b
+                # einsum, not ``hidden @ w``: a BLAS matrix-vector call per 16k-row chunk wakes its
+                # threads every time, ~9x slower on a busy 2-core machine (scoring every anime for
+                # every test user is ~1,600 chunks); single-threaded einsum does not.
+                z = np.einsum("ij,j->i", hidden, w) + b
                 out[task][where] = _sigmoid(z) if task == "interaction" else np.maximum(z, 0.0)
         return out
 
