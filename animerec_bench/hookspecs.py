@@ -25,7 +25,10 @@ def register_models(register: Callable[[type], None]) -> None:
     plugins), ``tasks`` (a subset of the task names in :mod:`animerec_bench.tasks`), ``joint`` (whether one fit
     trains all its tasks), and takes its hyperparameters as keyword arguments of ``__init__``
     with defaults. It implements ``fit(train, valid, *, tasks, seed) -> self`` and
-    ``predict(user, item) -> {task: scores}``; see :class:`animerec_bench.model.Model`.
+    ``predict(user, item) -> {task: scores}`` for the pointwise tasks (``rating``,
+    ``interaction``), and ``score(user) -> [len(user), n_anime]`` if it lists ``ranking`` (optional
+    otherwise: without it a model is ranked from its predictions); see
+    :class:`animerec_bench.model.Model`.
 
     :param register: callable taking one model class; a duplicate name or an invalid
         declaration is reported as an error naming the plugin, and that model is skipped.

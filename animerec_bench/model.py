@@ -68,7 +68,7 @@ class Model:
 
     #: Unique name, used on the command line and in leaderboards.
     name: ClassVar[str]
-    #: Tasks the model serves, a subset of ``TASKS``.
+    #: Tasks the model trains for, a subset of ``TASKS`` (every model is also ranked; see ``score``).
     tasks: ClassVar[tuple[str, ...]]
     #: True when one fit trains all ``tasks`` together (scored on each); False: one fit per task.
     joint: ClassVar[bool] = False
@@ -110,6 +110,12 @@ class Model:
         """For each fitted task, one float score per (user, item) index pair:
         a 1-10 rating for ``rating``, a probability in [0, 1] for ``interaction``."""
         raise NotImplementedError
+
+    # Optional: ``score(self, user) -> np.ndarray`` of shape [len(user), n_items], one finite float
+    # per (user, anime of the training vocabulary), higher = recommend first. Required of a model
+    # that lists ``ranking`` in ``tasks`` (such a model needs no ``predict``); any other model is
+    # ranked by it when it has it, else from its interaction, else its rating predictions.
+    # Not defined here, so that ``hasattr(model, "score")`` says whether a model has one.
 
 
 def param_defaults(cls: type) -> dict[str, Any]:

@@ -35,6 +35,7 @@ DEFAULT_PLUGINS = (
     "animerec_bench.builtin.baselines",
     "animerec_bench.builtin.keras_models",
     "animerec_bench.builtin.biased_mf",
+    "animerec_bench.builtin.ease",
     "animerec_bench.builtin.knn_baseline",
     "animerec_bench.builtin.logistic",
 )
@@ -336,11 +337,20 @@ def validate_model_class(cls: Any) -> str | None:
     unknown = [t for t in tasks if t not in TASKS]
     if unknown:
         return f"model {name!r} declares unknown task(s) {unknown}; known tasks: {', '.join(TASKS)}"
-    for method in ("fit", "predict"):
+    needs = ["fit"]
+    if any(t != "ranking" for t in tasks):
+        needs.append("predict")  # pointwise tasks are scored per pair
+    if "ranking" in tasks:
+        needs.append("score")  # a model that trains for ranking ranks by its own scores
+    for method in needs:
         if not callable(getattr(cls, method, None)):
-            return f"model {name!r} misses the method `{method}`"
+            return f"model {name!r} misses the method `{method}`" + (
+                " (a model that lists 'ranking' in its tasks must implement score(user) -> [users, anime])"
+                if method == "score" else "")
         if getattr(cls, method) is getattr(Model, method, None):
             return f"model {name!r} does not implement `{method}`"
+    if getattr(cls, "score", None) is not None and not callable(cls.score):
+        return f"model {name!r}: `score` must be a method score(user) -> [len(user), n_anime] array"
     try:
         param_defaults(cls)
     except (TypeError, ValueError) as exc:

@@ -19,7 +19,7 @@ from .atomic import atomic_path
 from .dataset import Dataset
 from .errors import UserError
 from .model import Interactions
-from .tasks import TASKS
+from .tasks import POINTWISE
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -142,8 +142,8 @@ class ProtocolV1:
             stats[part] = {
                 "pairs": int(len(idx)),
                 "cold_pairs": int((~warm).sum()),
-                **{f"{t}_examples": int(task.mask(rating, label)[warm].sum()) for t, task in TASKS.items()},
-                **{f"{t}_cold": int(task.mask(rating, label)[~warm].sum()) for t, task in TASKS.items()},
+                **{f"{t}_examples": int(task.mask(rating, label)[warm].sum()) for t, task in POINTWISE.items()},
+                **{f"{t}_cold": int(task.mask(rating, label)[~warm].sum()) for t, task in POINTWISE.items()},
             }
             parts[part] = Interactions(u[warm].astype(np.int32), a[warm].astype(np.int32),
                                        rating[warm], label[warm], len(user_ids), len(anime_ids))

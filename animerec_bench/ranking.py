@@ -117,12 +117,13 @@ class RankingData:
     @classmethod
     def from_split(cls, split: "Split", part: str = "test") -> "RankingData":
         """The test ranking (excluding train, validation and ``split.other``), or with
-        ``part="valid"`` the validation ranking (excluding train only, as a model sees it)."""
+        ``part="valid"`` the validation ranking the harness scores tuning trials by (excluding train
+        and ``split.other``; test pairs stay candidates, as they are unknown at that point)."""
+        other = () if split.other is None else (split.other,)
         if part == "test":
-            other = () if split.other is None else (split.other,)
             return cls.from_parts(split.train, split.test, (split.valid, *other))
         if part == "valid":
-            return cls.from_parts(split.train, split.valid)
+            return cls.from_parts(split.train, split.valid, other)
         raise ValueError(f"ranking is evaluated on 'test' or 'valid', not {part!r}")
 
     def _keys(self, indptr: np.ndarray, items: np.ndarray) -> np.ndarray:

@@ -38,6 +38,7 @@ from .errors import UserError
 from .job_processes import JOB_ENV, KernelLog, kernel_pid, kill_job, pid_alive
 from .model import param_defaults, validate_params
 from .tasks import NAMES as TASK_NAMES
+from .tasks import RANKING
 from .timing import harness_seconds
 from .worker import SPAWNED_AT_ENV
 
@@ -51,13 +52,18 @@ OOM_RSS_SHARE = 0.9
 
 @dataclass(frozen=True)
 class Job:
-    """One model, the task(s) it trains in one fit, one seed, and the hyperparameters set."""
+    """One model, the task(s) it trains in one fit, one seed, and the hyperparameters set.
+
+    ``rank``: where this job's ranking evaluation takes the model's lists from (``score``,
+    ``interaction`` or ``rating``); None when another job of the model ranks it.
+    """
 
     index: int
     model: str
     tasks: tuple[str, ...]
     seed: int
     params: dict = field(default_factory=dict, hash=False)
+    rank: str | None = None
     #: A tuning trial: the worker gets the split with its test part emptied and is scored on
     #: validation only (``tuning``), so no test pair can reach the choice of hyperparameters.
     validation_only: bool = False
@@ -66,7 +72,8 @@ class Job:
 
     @property
     def label(self) -> str:
-        return f"{self.model} [{'+'.join(self.tasks)}] seed {self.seed}"
+        ranked = " → ranking" if self.rank and "ranking" not in self.tasks else ""
+        return f"{self.model} [{'+'.join(self.tasks)}{ranked}] seed {self.seed}"
 
 
 _TRUE = ("true", "yes", "1")
@@ -175,27 +182,32 @@ def plan(registry, models: list[str], tasks: tuple[str, ...] | None, seeds: list
     """One job per (model, task, seed) for per-task models; per (model, seed) for joint ones.
 
     ``tasks`` filters which jobs run; a joint model that serves any of them still trains and
-    is scored on all its tasks, since that is what one joint fit does.
+    is scored on all its tasks, since that is what one joint fit does. Every model is ranked
+    once per seed: by the fit that trains ``ranking`` when it declares it, else by the fit of the
+    task its lists come from (:meth:`RankingTask.ranking_source`; a model with ``score`` but no
+    ranking fit: its interaction fit, else its rating fit).
     """
     for t in tasks or ():
         if t not in TASK_NAMES:
             raise UserError(f"unknown task {t!r}; known: {', '.join(TASK_NAMES)}")
-    units: list[tuple[str, tuple[str, ...]]] = []
+    units: list[tuple[str, tuple[str, ...], str | None]] = []
     for name in models:
         cls = registry.models[name].cls
-        served = tuple(t for t in cls.tasks if not tasks or t in tasks)
-        if not served:
-            continue
-        if getattr(cls, "joint", False):  # one fit trains (and is scored on) all its tasks
-            units.append((name, tuple(cls.tasks)))
-        else:
-            units.extend((name, (t,)) for t in served)
+        declared = tuple(cls.tasks)
+        source = RANKING.ranking_source(cls)
+        ranked_by = "ranking" if "ranking" in declared else next(
+            (t for t in (source, "interaction", "rating") if t in declared), None)
+        fits = [declared] if getattr(cls, "joint", False) else [(t,) for t in declared]
+        for fit in fits:
+            rank = source if ranked_by in fit else None
+            if not tasks or any(t in tasks for t in fit) or (rank and "ranking" in tasks):
+                units.append((name, fit, rank))
     if not units:
         raise UserError(f"none of the models {', '.join(models)} serves task(s) {', '.join(tasks or ())}")
     jobs = []
     for seed in seeds:
-        for name, job_tasks in units:
-            jobs.append(Job(len(jobs) + 1, name, job_tasks, seed, dict(params.get(name, {}))))
+        for name, job_tasks, rank in units:
+            jobs.append(Job(len(jobs) + 1, name, job_tasks, seed, dict(params.get(name, {})), rank))
     return jobs
 
 
@@ -319,7 +331,7 @@ def execute(job: Job, ctx: RunContext, on_event: Listener | None = None,
         spec = {"model": job.model, "tasks": list(job.tasks), "seed": job.seed, "params": job.params,
                 "plugins_dir": ctx.plugins_dir, "split_path": str(worker_split),
                 "split_fingerprint": worker_fingerprint, "validation_only": job.validation_only,
-                "outcome_path": str(outcome_path),
+                "outcome_path": str(outcome_path), "ranking_source": job.rank,
                 "progress_fd": write_fd, "memory_limit_mb": ctx.memory_limit_mb,
                 "predict_rounds": ctx.predict_rounds, "latency_users": ctx.latency_users,
                 "parent_pid": os.getpid(), "job_dir": str(tmpdir), "timeout_seconds": ctx.timeout,
@@ -550,6 +562,7 @@ def _assemble(job: Job, ctx: RunContext, split, outcome: dict | None, *, code: i
             "baseline": bool(getattr(cls, "baseline", False)),
         },
         "tasks": list(job.tasks),
+        **({"ranking": {**(outcome.get("ranking") or {}), "source": job.rank}} if job.rank else {}),
         "dataset": {"name": ctx.dataset.name, "fingerprint": ctx.dataset.fingerprint,
                     "synthetic": bool(ctx.dataset.synthetic), "label": ctx.dataset.label},
         "protocol": ctx.protocol.name,

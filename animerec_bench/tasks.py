@@ -33,12 +33,19 @@ class Task:
     #: The sentence under the table's title after the sort order.
     table_note: str
     #: Keras loss name a model trains this task with; the runner reports it on validation as val_loss.
-    loss: str
-    #: Valid range of a model's scores (inclusive).
-    prediction_range: tuple[float, float]
+    loss: str | None
+    #: Valid range of a model's scores (inclusive); None: any finite score.
+    prediction_range: tuple[float, float] | None
     #: Valid range (inclusive) of each metric a result may hold for this task; result files are
     #: checked against it, so a hand-edited ``rmse: -5`` cannot top a leaderboard.
     bounds: dict[str, tuple[float, float]] = field(default_factory=dict)
+    #: True: scored per (user, anime) pair through ``predict``; False: over whole lists (ranking).
+    pointwise: bool = True
+    #: Timing columns of the leaderboard: (header, dotted result key, "seconds" or "rate").
+    timing_columns: tuple[tuple[str, str, str], ...] = (
+        ("fit s", "timing.fit_seconds", "seconds"),
+        ("train examples/s", "timing.train_examples_per_second", "rate"),
+        ("predictions/s", "timing.predict_per_second", "rate"))
 
     @property
     def primary(self) -> str:
@@ -70,6 +77,10 @@ class Task:
         """Whether a model declaring ``model_tasks`` gets a row in this task's table."""
         return self.name in (model_tasks or ())
 
+    def ranking_source(self, model_cls) -> str | None:
+        """Unused by pointwise tasks (see :meth:`RankingTask.ranking_source`)."""
+        return None
+
     def mask(self, rating: np.ndarray, label: np.ndarray) -> np.ndarray:
         """Which pairs (given their rating and label arrays) are examples of this task."""
         raise NotImplementedError
@@ -85,8 +96,9 @@ class Task:
         """Scores outside this range mean a model has not learned the task (``check_model``)."""
         return None
 
-    def score(self, y, p) -> dict[str, float]:
-        """Every metric of this task for targets ``y`` and predictions ``p``."""
+    def score(self, y, p, user=None) -> dict[str, float]:
+        """Every metric of this task for targets ``y`` and predictions ``p`` (of pairs whose users
+        are ``user``, for per-user metrics)."""
         raise NotImplementedError
 
     def val_loss(self, y, p) -> float:
@@ -109,7 +121,7 @@ class RatingTask(Task):
     def clip(self, p) -> np.ndarray:
         return np.clip(np.asarray(p, dtype=np.float64), *self.prediction_range)
 
-    def score(self, y, p):
+    def score(self, y, p, user=None):
         p = self.clip(p)
         return {"rmse": metrics.rmse(y, p), "mae": metrics.mae(y, p), "mse": metrics.mse(y, p)}
 
@@ -132,12 +144,47 @@ class InteractionTask(Task):
             raise PredictionError(f"model {model_name!r}: task {self.name!r} scores must be probabilities in "
                                   f"[{lo:g}, {hi:g}], got min {scores.min():.4g}, max {scores.max():.4g}")
 
-    def score(self, y, p):
-        return {"auc": metrics.auc(y, p), "log_loss": metrics.log_loss(y, p),
-                **metrics.thresholded(y, p, metrics.THRESHOLD)}
+    def score(self, y, p, user=None):
+        """AUC over all pairs, and (given ``user``) GAUC: the mean of each user's own AUC. The global
+        AUC mostly rewards knowing which users rate low; GAUC asks whether a user's own liked
+        anime are ranked above their own disliked ones."""
+        out = {"auc": metrics.auc(y, p)}
+        if user is not None:
+            out["gauc"] = metrics.user_auc(y, p, user)
+        return {**out, "log_loss": metrics.log_loss(y, p), **metrics.thresholded(y, p, metrics.THRESHOLD)}
 
     def val_loss(self, y, p):
         return metrics.log_loss(y, p)
+
+
+class RankingTask(Task):
+    """Top-K anime for each test user over every candidate anime (full ranking, never sampled).
+
+    The rules (which users, which items are relevant, which are candidates) are in
+    :mod:`animerec_bench.ranking`. Every model is ranked: a model that trains for the task (or
+    has a ``score`` method) by its own scores, any other from its interaction predictions, else
+    its rating predictions; the result records which (``ranking.source``).
+    """
+
+    #: Where a model's list comes from, best first.
+    SOURCES = ("score", "interaction", "rating")
+
+    def mask(self, rating, label):
+        """Training examples of the task: the train pairs with a positive interaction label."""
+        return label == 1
+
+    def target(self, rating, label):
+        return np.ones(len(label), dtype=np.float32)
+
+    def serves(self, model_tasks) -> bool:
+        return True  # every model is ranked, from its own scores or its predictions
+
+    def ranking_source(self, model_cls) -> str | None:
+        """How ``model_cls``'s lists are made: ``score``, else ``interaction``, else ``rating``."""
+        if callable(getattr(model_cls, "score", None)):
+            return "score"
+        served = tuple(getattr(model_cls, "tasks", ()))
+        return next((t for t in self.SOURCES[1:] if t in served), None)
 
 
 _INF = math.inf
@@ -157,20 +204,46 @@ RATING = RatingTask(
 )
 INTERACTION = InteractionTask(
     name="interaction",
-    description="predict P(positive interaction); AUC (primary), log loss, accuracy, precision, recall at 0.5",
-    metrics=("auc", "log_loss", "accuracy", "precision", "recall"),
+    description="predict P(positive interaction); AUC (primary), per-user AUC (GAUC), log loss, accuracy, "
+                "precision, recall at 0.5",
+    metrics=("auc", "gauc", "log_loss", "accuracy", "precision", "recall"),
     higher_is_better=True,
-    columns=(("val_loss", "val_loss"), ("AUC", "auc"), ("Acc", "accuracy"), ("Precision", "precision"),
-             ("Recall", "recall")),
+    columns=(("val_loss", "val_loss"), ("AUC", "auc"), ("GAUC", "gauc"), ("Acc", "accuracy"),
+             ("Precision", "precision"), ("Recall", "recall")),
     table_note=_POINTWISE_NOTE,
     loss="binary_crossentropy",
     prediction_range=(0.0, 1.0),
-    bounds={"auc": (0.0, 1.0), "log_loss": (0.0, _INF), "accuracy": (0.0, 1.0), "precision": (0.0, 1.0),
+    bounds={"auc": (0.0, 1.0), "gauc": (0.0, 1.0), "log_loss": (0.0, _INF), "accuracy": (0.0, 1.0), "precision": (0.0, 1.0),
             "recall": (0.0, 1.0), **_LOSSES},
 )
 
+#: Cut-offs of the ranking metrics; the first one's NDCG is the primary metric.
+KS = (10, 20)
+_RANKING_METRICS = tuple(f"{m}@{k}" for k in KS for m in ("ndcg", "recall", "hit_rate", "mrr", "map")) \
+    + ("coverage@10", "novelty@10")
+RANKING = RankingTask(
+    name="ranking",
+    description="top-10/20 anime per user over every candidate anime (full ranking, never sampled); "
+                "NDCG@10 (primary), Recall, HitRate, MRR, MAP at 10 and 20, coverage@10, novelty@10",
+    metrics=_RANKING_METRICS,
+    higher_is_better=True,
+    columns=(("NDCG@10", "ndcg@10"), ("Recall@10", "recall@10"), ("HR@10", "hit_rate@10"), ("MRR@10", "mrr@10"),
+             ("NDCG@20", "ndcg@20"), ("Cov@10", "coverage@10"), ("Pop@10", "novelty@10")),
+    table_note="mean ± standard deviation over seeds (test split; every candidate anime ranked; Pop@10: mean "
+               "popularity percentile of the recommended anime, lower = more novel).",
+    loss=None,
+    prediction_range=None,
+    bounds={**{m: (0.0, 1.0) for m in _RANKING_METRICS}, "novelty@10": (0.0, 100.0)},
+    pointwise=False,
+    timing_columns=(("fit s", "timing.fit_seconds", "seconds"),
+                    ("rank s", "timing.ranking_seconds", "seconds"),
+                    ("users/s", "timing.ranking_users_per_second", "rate")),
+)
+
 #: Every task, in the order tables and listings show them.
-TASKS: dict[str, Task] = {t.name: t for t in (RATING, INTERACTION)}
+TASKS: dict[str, Task] = {t.name: t for t in (RATING, INTERACTION, RANKING)}
+#: The tasks scored per (user, anime) pair, whose examples the protocol counts.
+POINTWISE: dict[str, Task] = {name: t for name, t in TASKS.items() if t.pointwise}
 #: Their names, in order.
 NAMES: tuple[str, ...] = tuple(TASKS)
 

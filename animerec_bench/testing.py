@@ -79,6 +79,29 @@ def synthetic_split(seed: int = 0, n_users: int = 300, n_items: int = 200, pairs
     return take(0), take(1), take(2)
 
 
+#: Key of the ``score`` matrix among a fit's outputs (not a task name).
+SCORE = "score(user)"
+
+
+def _check_score(name: str, model, users: np.ndarray, n_items: int) -> np.ndarray:
+    """``model.score(users)``: one finite float per (user, anime of the training vocabulary)."""
+    try:
+        raw = model.score(users.astype(np.int32).copy())
+    except Exception as exc:
+        raise _fail(name, "score", f"score raised {type(exc).__name__}: {exc}") from exc
+    try:
+        got = np.asarray(raw, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise _fail(name, "score", f"score returned {type(raw).__name__}, expected a float array") from exc
+    if got.shape != (len(users), n_items):
+        raise _fail(name, "score", f"score(user) has shape {got.shape}, expected (len(user), n_items) = "
+                                   f"({len(users)}, {n_items})")
+    bad = int((~np.isfinite(got)).sum())
+    if bad:
+        raise _fail(name, "score", f"{bad} NaN/inf score(s) of {got.size}")
+    return got.reshape(-1)
+
+
 def _fail(name: str, check: str, detail: str) -> AssertionError:
     return AssertionError(f"check_model({name}): {check}: {detail}")
 
@@ -104,8 +127,9 @@ def check_model(model_cls: type, *, seed: int = 0, data_seed: int = 0, **params:
     hyperparameters readable from ``__init__``, accepted by the model's ``validate_params`` and
     round-tripping through ``get_params()``; for each task run (all tasks at once for a joint
     model, else one per task): ``fit`` returns the instance, leaves its inputs unchanged, and
-    ``predict`` gives every fitted task one finite score per pair in range; a second fit with
-    the same seed, made after the *test* targets were perturbed, gives the same predictions
+    ``predict`` gives every fitted pointwise task one finite score per pair in range, and
+    ``score`` (where the model has it) one finite score per (test user, anime); a second fit with
+    the same seed, made after the *test* targets were perturbed, gives the same predictions and scores
     (determinism, and proof that the test labels cannot reach ``fit``); ``fit`` also works
     without a validation split.
     """
@@ -158,13 +182,13 @@ def check_model(model_cls: type, *, seed: int = 0, data_seed: int = 0, **params:
                                  np.where(test.label >= 0, 1 - test.label, -1).astype(np.int8),
                                  test.n_users, test.n_items)
         second = _fit_predict(name, model_cls, got, train, valid, perturbed, tasks, seed)
-        for task in tasks:
+        for task in first:
             diff = float(np.max(np.abs(first[task] - second[task]))) if len(first[task]) else 0.0
             if diff > 1e-6:
                 raise _fail(name, "determinism", f"two fits with seed {seed} on task(s) {tasks} predict "
                                                  f"differently for {task!r} (max difference {diff:.3g}); seed "
                                                  f"every random source from fit's `seed`, and never read the test split")
-        summary["runs"].append({"tasks": tasks, "mean": {t: float(first[t].mean()) for t in tasks}})
+        summary["runs"].append({"tasks": tasks, "mean": {t: float(first[t].mean()) for t in first}})
 
     tasks = _task_runs(model_cls)[0]
     try:
@@ -214,15 +238,21 @@ def _fit_predict(name, model_cls, params, train, valid, test, tasks, seed) -> di
         for field in ("user", "item", "rating", "label"):
             if not np.array_equal(getattr(original, field), getattr(given, field)):
                 raise _fail(name, "fit leaves its inputs alone", f"fit changed {split_name}.{field}")
+    pointwise = tuple(t for t in tasks if tasks_mod.get(t).pointwise)
+    scores: dict[str, np.ndarray] = {}
+    if callable(getattr(model, "score", None)):
+        scores[SCORE] = _check_score(name, model, np.unique(test.user), train.n_items)
+    if not pointwise:
+        return scores
     try:
         raw = model.predict(test.user.copy(), test.item.copy())
     except Exception as exc:
         raise _fail(name, "predict", f"predict raised {type(exc).__name__}: {exc}") from exc
     try:
-        scores = validate_predictions(name, raw, len(test), tuple(tasks))
+        scores.update(validate_predictions(name, raw, len(test), pointwise))
     except PredictionError as exc:
         raise _fail(name, "predictions", str(exc)) from exc
-    for task in tasks:
+    for task in pointwise:
         plausible = tasks_mod.get(task).plausible_range()
         if plausible is not None and len(scores[task]):
             lo, hi = float(scores[task].min()), float(scores[task].max())

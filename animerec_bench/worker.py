@@ -139,7 +139,7 @@ def evaluate(model_name: str, model, part, tasks, *, predictions=None,
         spec = tasks_mod.get(task)
         m = scored.task_mask(task)
         y = scored.target(task)[m]
-        out[task] = spec.score(y, preds[task][m])
+        out[task] = spec.score(y, preds[task][m], user=scored.user[m])
         losses[task] = spec.val_loss(y, preds[task][m])
     return out, losses
 
@@ -155,6 +155,7 @@ def run(spec: dict, progress: Progress, outcome: dict) -> None:
     t0 = timing.clock()
     import numpy as np
 
+    from . import tasks as tasks_mod
     from .plugins import load_registry
     from .protocol import Split
 
@@ -214,39 +215,71 @@ def run(spec: dict, progress: Progress, outcome: dict) -> None:
     # A model that imports Keras only inside fit was not seeded through Keras: say so.
     outcome["seeding"]["keras_imported_during_fit"] = "keras" in sys.modules and not keras_seeded
 
-    progress.send("phase", phase="validate")
-    phase = {}
-    val_metrics, val_losses = evaluate(entry.name, model, split.valid, tasks, timing_out=phase)
-    timing_out["validate_predict_seconds"] = phase["predict_seconds"]
+    pointwise = tuple(t for t in tasks if tasks_mod.get(t).pointwise)
+    outcome["metrics"], outcome["val_metrics"] = {}, {}
+    if pointwise:
+        progress.send("phase", phase="validate")
+        phase = {}
+        val_metrics, val_losses = evaluate(entry.name, model, split.valid, pointwise, timing_out=phase)
+        timing_out["validate_predict_seconds"] = phase["predict_seconds"]
     if validation_only:  # a tuning trial: scored on validation alone; there is no test part
-        outcome["metrics"] = {}
-        outcome["val_metrics"] = {t: {**val_metrics[t], "val_loss": val_losses[t]} for t in tasks}
+        if pointwise:
+            outcome["val_metrics"] = {t: {**val_metrics[t], "val_loss": val_losses[t]} for t in pointwise}
+        if "ranking" in tasks:  # a model that trains for ranking is tuned on its validation ranking
+            progress.send("phase", phase="ranking")
+            outcome["val_metrics"]["ranking"], _ = evaluate_ranking(model, split, "score", part="valid")
         outcome["status"] = "ok"
         return
+    if pointwise:
+        progress.send("phase", phase="test")
+        t0 = timing.clock()
+        test = split.test.subset(_union_mask(split.test, pointwise))
+        samples, first = timing.bench(lambda: model.predict(test.user, test.item),
+                                      rounds=int(spec.get("predict_rounds", 5)), warmup=1,
+                                      min_time=float(spec.get("predict_min_seconds", PREDICT_MIN_SECONDS)),
+                                      max_seconds=float(spec.get("predict_max_seconds", 10.0)))
+        test_metrics, test_losses = evaluate(entry.name, model, test, pointwise, predictions=first)
+        pstats = timing.stats(samples)
+        timing_out["predict"] = {**pstats, "pairs": len(test)}
+        timing_out["predict_per_second"] = len(test) / pstats["median"] if pstats["median"] > 0 else None
+        timing_out["test_seconds"] = timing.clock() - t0
+        outcome["metrics"] = {t: {**test_metrics[t], "test_loss": test_losses[t], "val_loss": val_losses[t]}
+                              for t in pointwise}
+        outcome["val_metrics"] = val_metrics
 
-    progress.send("phase", phase="test")
-    t0 = timing.clock()
-    test = split.test.subset(_union_mask(split.test, tasks))
-    samples, first = timing.bench(lambda: model.predict(test.user, test.item),
-                                  rounds=int(spec.get("predict_rounds", 5)), warmup=1,
-                                  min_time=float(spec.get("predict_min_seconds", PREDICT_MIN_SECONDS)),
-                                  max_seconds=float(spec.get("predict_max_seconds", 10.0)))
-    test_metrics, test_losses = evaluate(entry.name, model, test, tasks, predictions=first)
-    pstats = timing.stats(samples)
-    timing_out["predict"] = {**pstats, "pairs": len(test)}
-    timing_out["predict_per_second"] = len(test) / pstats["median"] if pstats["median"] > 0 else None
-    timing_out["test_seconds"] = timing.clock() - t0
+    source = spec.get("ranking_source")
+    if source:
+        progress.send("phase", phase="ranking")
+        t0 = timing.clock()
+        ranked, info = evaluate_ranking(model, split, source)
+        seconds = timing.clock() - t0
+        timing_out["ranking_seconds"] = seconds
+        timing_out["ranking_users_per_second"] = info["users"] / seconds if seconds > 0 else None
+        outcome["metrics"]["ranking"] = ranked
+        outcome["ranking"] = info
 
     progress.send("phase", phase="latency")
     t0 = timing.clock()
     timing_out["user_latency"] = user_latency(model, split, seed, int(spec.get("latency_users", 50)),
                                               float(spec.get("latency_max_seconds", 10.0)))
     timing_out["latency_seconds"] = timing.clock() - t0
-
-    outcome["metrics"] = {t: {**test_metrics[t], "test_loss": test_losses[t], "val_loss": val_losses[t]}
-                          for t in tasks}
-    outcome["val_metrics"] = val_metrics
     outcome["status"] = "ok"
+
+
+def evaluate_ranking(model, split, source: str, part: str = "test") -> tuple[dict, dict]:
+    """The ranking metrics of ``model`` on ``split``'s ``part`` (see :mod:`animerec_bench.ranking`
+    for which anime are candidates), its lists taken from ``source``: its own ``score``, or its
+    ``interaction``/``rating`` predictions over every anime."""
+    from . import ranking
+    from . import tasks as tasks_mod
+
+    data = ranking.RankingData.from_split(split, part)
+    if source == "score":
+        score_fn = model.score
+    else:
+        score_fn = ranking.scores_from_predictions(model, source, split.n_items)
+    metrics = ranking.evaluate(data, score_fn, ks=tasks_mod.KS)
+    return metrics, {"source": source, "users": int(data.n_users)}
 
 
 def user_latency(model, split, seed: int, n_users: int, max_seconds: float) -> dict | None:
@@ -260,18 +293,25 @@ def user_latency(model, split, seed: int, n_users: int, max_seconds: float) -> d
         return None
     users = np.random.default_rng(seed).choice(users, size=min(n_users, len(users)), replace=False)
     items = np.arange(split.n_items, dtype=np.int32)
-    model.predict(np.full(len(items), users[0], dtype=np.int32), items)  # warm-up
+    if callable(getattr(model, "score", None)):  # scores every anime of one user at once
+        def one(u):
+            return model.score(np.array([u], dtype=np.int32))
+    else:
+        def one(u):
+            return model.predict(np.full(len(items), u, dtype=np.int32), items)
+    one(users[0])  # warm-up
     samples: list[float] = []
     spent = 0.0
     for u in users:
         t0 = timing.clock()
-        model.predict(np.full(len(items), u, dtype=np.int32), items)
+        one(u)
         dt = timing.clock() - t0
         samples.append(dt * 1000.0)
         spent += dt
         if spent >= max_seconds:
             break
     return {**timing.stats(samples), "unit": "ms", "items": int(len(items)),
+            "via": "score" if callable(getattr(model, "score", None)) else "predict",
             "p50": timing.percentile(samples, 50), "p95": timing.percentile(samples, 95)}
 
 

@@ -52,7 +52,7 @@ def test_threshold_metrics_by_hand():
     assert metrics.precision(y, p) == pytest.approx(2 / 3)
     assert metrics.recall(y, p) == pytest.approx(2 / 3)
     assert metrics.precision([1, 0], [0.1, 0.2]) == 0.0  # nothing predicted positive
-    assert set(tasks.INTERACTION.score(y, p)) == set(tasks.INTERACTION.metrics)
+    assert set(tasks.INTERACTION.score(y, p, user=[0, 0, 1, 1, 1])) == set(tasks.INTERACTION.metrics)
 
 
 def test_timing_stats_use_pytest_benchmark_names():

@@ -200,7 +200,7 @@ def test_killing_run_leaves_no_worker_no_child_and_no_job_folder(run, signum):
         assert code == -signal.SIGKILL
     else:  # handled like Ctrl-C: the job is killed, the run says so and exits 128 + signal
         assert code == 128 + signum, err
-        assert f"run stopped by {signal.Signals(signum).name} during job 1/1 (hang [rating] seed 0)" in err
+        assert f"run stopped by {signal.Signals(signum).name} during job 1/1 (hang [rating → ranking] seed 0)" in err
         assert "Traceback" not in err
     # at once, long before the job's time limit: every process of the job gone, and its folder
     assert wait_until(lambda: not any(running(p) for p in pids.values()) and not r.job_dirs(), within=5), \

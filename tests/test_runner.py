@@ -58,9 +58,22 @@ PLUGINS = {
             name = "jointmean"
             joint = True
 
+        class TopPop(Model):
+            """Trains for ranking only: every user gets the most popular anime (train positives)."""
+            name = "toppop"
+            tasks = ("ranking",)
+            def __init__(self, power: float = 1.0):
+                self.power = power
+            def fit(self, train, valid, *, tasks, seed):
+                positives, _ = train.for_task("ranking")
+                self.counts_ = np.bincount(positives.item, minlength=train.n_items).astype(float) ** self.power
+                return self
+            def score(self, user):
+                return np.tile(self.counts_, (len(user), 1))
+
         @animerec_bench.hookimpl
         def register_models(register):
-            register(ItemMean); register(Noisy); register(Joint)
+            register(ItemMean); register(Noisy); register(Joint); register(TopPop)
     ''',
     "bad_models.py": '''
         import os, time
@@ -183,6 +196,25 @@ def test_plan_per_task_joint_and_task_filter(registry):
         plan(registry, ["noisy"], ("interaction",), [0], {})
 
 
+def test_plan_ranks_every_model_once_per_seed(registry):
+    from animerec_bench.runner import plan
+
+    jobs = plan(registry, ["itemmean", "jointmean", "noisy", "toppop"], None, [0], {})
+    # lists come from the model's own score, else its interaction, else its rating predictions
+    assert [(j.model, j.tasks, j.rank) for j in jobs] == [
+        ("itemmean", ("rating",), None), ("itemmean", ("interaction",), "interaction"),
+        ("jointmean", ("rating", "interaction"), "interaction"), ("noisy", ("rating",), "rating"),
+        ("toppop", ("ranking",), "score")]
+    assert jobs[1].label == "itemmean [interaction → ranking] seed 0"
+    assert jobs[4].label == "toppop [ranking] seed 0"
+    only = plan(registry, ["itemmean", "jointmean", "noisy", "toppop"], ("ranking",), [0], {})
+    assert [(j.model, j.tasks) for j in only] == [("itemmean", ("interaction",)),
+                                                   ("jointmean", ("rating", "interaction")),
+                                                   ("noisy", ("rating",)), ("toppop", ("ranking",))]
+    rating_only = plan(registry, ["itemmean", "toppop"], ("rating",), [0], {})
+    assert [(j.model, j.tasks, j.rank) for j in rating_only] == [("itemmean", ("rating",), None)]
+
+
 def test_failure_modes_each_fail_with_reason_while_others_finish(plugins, tmp_path):
     out = tmp_path / "res"
     proc = cli("run", "-m", "crasher", "-m", "hanger", "-m", "nanloss", "-m", "nanpred", "-m", "exiter",
@@ -271,7 +303,7 @@ def test_worker_records_timing_and_provenance(plugins, tmp_path):
     proc = cli("run", "-m", "jointmean", "--seeds", "1", "--results", str(tmp_path), "--plugins-dir", str(plugins))
     assert proc.returncode == 0, proc.stderr
     (r,) = load_dir(tmp_path)
-    assert r["tasks"] == ["rating", "interaction"] and set(r["metrics"]) == {"rating", "interaction"}
+    assert r["tasks"] == ["rating", "interaction"] and set(r["metrics"]) == {"rating", "interaction", "ranking"}
     t = r["timing"]
     for key in ("process_start_seconds", "import_seconds", "fit_seconds", "train_examples_per_second",
                 "predict_per_second", "seconds_per_epoch"):

@@ -163,7 +163,33 @@ class AlwaysPositive(Model):
         return {"interaction": np.full(len(user), self.rate_, dtype=np.float64)}
 
 
-BASELINES = (GlobalMean, Bias, Popularity, AlwaysPositive)
+class MostPopular(Model):
+    """Recommends every user the anime with the most positive interactions in train.
+
+    The classic top-N floor: no personalisation at all. (``popularity`` above ranks by an anime's
+    positive *rate* among those who finished or dropped it, which is a different question.)
+    """
+
+    name = "most-popular"
+    tasks = ("ranking",)
+    baseline = True
+    version = "1"
+
+    def __init__(self) -> None:
+        pass
+
+    def fit(self, train: Interactions, valid: Interactions | None, *, tasks=("ranking",), seed: int = 0):
+        _check_tasks(self, tasks)
+        positives, _ = train.for_task("ranking")
+        self.counts_ = np.bincount(positives.item, minlength=train.n_items).astype(np.float32)
+        self.epochs_ = 0
+        return self
+
+    def score(self, user):
+        return np.broadcast_to(self.counts_, (len(user), len(self.counts_)))
+
+
+BASELINES = (GlobalMean, Bias, Popularity, AlwaysPositive, MostPopular)
 
 
 @hookimpl
