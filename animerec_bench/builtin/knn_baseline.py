@@ -94,6 +94,8 @@ class ItemKNNBaseline(Model):
     joint = False
     version = "1"
     baseline = False
+    #: For ``tune``: the neighbourhood and the similarity's shrinkage (baselines' ALS left as Surprise has them).
+    search_space = {"k": ("int", 5, 200, "log"), "shrinkage": ("float", 1.0, 1000.0, "log")}
 
     def __init__(self, k: int = 40, min_k: int = 1, shrinkage: float = 100.0, reg_u: float = 15.0,
                  reg_i: float = 10.0, bsl_epochs: int = 10) -> None:

@@ -149,6 +149,8 @@ class LogisticRegression(Model):
     joint = False
     version = "1"
     baseline = False
+    #: For ``tune``: the inverse L2 strength, as scikit-learn's ``C``.
+    search_space = {"C": ("float", 0.01, 100.0, "log")}
 
     def __init__(self, C: float = 1.0, max_iter: int = 100, tol: float = 1e-10) -> None:
         self.C = C
