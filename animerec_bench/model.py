@@ -76,9 +76,9 @@ class Model:
     version: ClassVar[str] = "1"
     #: True for trivial/classic reference models; leaderboards mark them.
     baseline: ClassVar[bool] = False
-    #: "keras" when fit needs Keras: the runner imports it before timing fit (it takes seconds).
-    #: None: the runner guesses from the plugin module's imports.
-    framework: ClassVar[str | None] = None
+    #: "keras" when fit needs Keras: the runner imports it before timing fit (it takes seconds);
+    #: "numpy" for anything else. A class that does not subclass Model must declare it.
+    framework: ClassVar[str] = "numpy"
 
     #: Set by the runner: called with a dict such as ``{"epoch": 3, "loss": 1.2, "val_loss": 1.3}``.
     on_progress: Callable[[Mapping[str, Any]], None] | None = None

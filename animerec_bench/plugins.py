@@ -24,6 +24,9 @@ from .model import Model, param_defaults
 from .tasks import NAMES as TASKS
 
 PROJECT = "animerec_bench"
+#: What a model's ``framework`` may say: "keras" (imported before ``fit`` is timed) or "numpy"
+#: (anything else that needs no warm-up: numpy, scipy, plain Python).
+FRAMEWORKS = ("keras", "numpy")
 ENTRY_POINT_GROUP = "animerec_bench"
 DEFAULT_PLUGINS_DIR = "plugins"
 PLUGINS_DIR_ENV = "ANIMEREC_BENCH_PLUGINS_DIR"
@@ -283,17 +286,34 @@ def _import_file(path: Path):
     return module
 
 
-@dataclass
+@dataclass(frozen=True)
 class ModelEntry:
-    """A registered model class and where it came from."""
+    """A registered model: its class, where it came from, and its declarations, read once.
+
+    Every other module asks the entry (never ``getattr(cls, ..., default)`` again), so a
+    declaration means the same thing everywhere; :func:`validate_model_class` checked them first.
+    """
 
     cls: type
     plugin: str
     plugin_version: str
+    name: str
+    tasks: tuple[str, ...]
+    joint: bool
+    baseline: bool
+    version: str
+    framework: str
+    params: dict
+    has_score: bool
 
-    @property
-    def name(self) -> str:
-        return self.cls.name
+    @classmethod
+    def of(cls, model_cls: type, plugin: str, plugin_version: str) -> "ModelEntry":
+        """The entry of a class that passed :func:`validate_model_class`."""
+        return cls(model_cls, plugin, plugin_version, name=model_cls.name, tasks=tuple(model_cls.tasks),
+                   joint=bool(getattr(model_cls, "joint", False)),
+                   baseline=bool(getattr(model_cls, "baseline", False)),
+                   version=str(getattr(model_cls, "version", "1")), framework=str(model_cls.framework),
+                   params=param_defaults(model_cls), has_score=callable(getattr(model_cls, "score", None)))
 
 
 @dataclass
@@ -351,6 +371,10 @@ def validate_model_class(cls: Any) -> str | None:
             return f"model {name!r} does not implement `{method}`"
     if getattr(cls, "score", None) is not None and not callable(cls.score):
         return f"model {name!r}: `score` must be a method score(user) -> [len(user), n_anime] array"
+    framework = getattr(cls, "framework", None)
+    if framework not in FRAMEWORKS:
+        return (f"model {name!r} declares framework {framework!r}; expected one of {', '.join(map(repr, FRAMEWORKS))} "
+                f"(\"keras\" when fit uses Keras: it is then imported before fit is timed)")
     try:
         param_defaults(cls)
     except (TypeError, ValueError) as exc:
@@ -377,7 +401,7 @@ def collect(pm: PluginManager, on_step: StepListener | None = None) -> Registry:
                 reg.errors.append(f"plugin {_plugin!r}: model {cls.name!r} not registered: plugin "
                                   f"{other.plugin!r}, loaded earlier, already registered that name")
                 return
-            reg.models[cls.name] = ModelEntry(cls, _plugin, pm.versions.get(_plugin, "?"))
+            reg.models[cls.name] = ModelEntry.of(cls, _plugin, pm.versions.get(_plugin, "?"))
 
         _call_hook(reg, plugin, impl, register, on_step)
 

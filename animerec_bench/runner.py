@@ -36,7 +36,7 @@ from typing import Any
 from . import __version__, paths, results
 from .errors import UserError
 from .job_processes import JOB_ENV, KernelLog, kernel_pid, kill_job, pid_alive
-from .model import param_defaults, validate_params
+from .model import validate_params
 from .tasks import NAMES as TASK_NAMES
 from .tasks import RANKING
 from .timing import harness_seconds
@@ -140,7 +140,7 @@ def parse_params(values: list[str] | tuple[str, ...], registry, models: list[str
         if model not in models:
             raise UserError(f"--param {raw!r}: model {model!r} is not among the models being run "
                             f"({', '.join(models)})")
-        known = param_defaults(registry.models[model].cls)
+        known = registry.models[model].params
         if key not in known:
             raise UserError(f"--param {raw!r}: model {model!r} has no hyperparameter {key!r}; "
                             f"known: {', '.join(known) or '(none)'}")
@@ -150,7 +150,7 @@ def parse_params(values: list[str] | tuple[str, ...], registry, models: list[str
             raise UserError(f"--param {raw!r}: {exc} (the default is {known[key]!r})") from None
     for model in models:
         cls = registry.models[model].cls
-        params = {**param_defaults(cls), **out.get(model, {})}
+        params = {**registry.models[model].params, **out.get(model, {})}
         try:
             validate_params(cls, params)
         except ValueError as exc:
@@ -192,12 +192,12 @@ def plan(registry, models: list[str], tasks: tuple[str, ...] | None, seeds: list
             raise UserError(f"unknown task {t!r}; known: {', '.join(TASK_NAMES)}")
     units: list[tuple[str, tuple[str, ...], str | None]] = []
     for name in models:
-        cls = registry.models[name].cls
-        declared = tuple(cls.tasks)
-        source = RANKING.ranking_source(cls)
+        entry = registry.models[name]
+        declared = entry.tasks
+        source = RANKING.ranking_source(entry.cls)
         ranked_by = "ranking" if "ranking" in declared else next(
             (t for t in (source, "interaction", "rating") if t in declared), None)
-        fits = [declared] if getattr(cls, "joint", False) else [(t,) for t in declared]
+        fits = [declared] if entry.joint else [(t,) for t in declared]
         for fit in fits:
             rank = source if ranked_by in fit else None
             if not tasks or any(t in tasks for t in fit) or (rank and "ranking" in tasks):
@@ -529,7 +529,6 @@ def _assemble(job: Job, ctx: RunContext, split, outcome: dict | None, *, code: i
               phase: str, log_tail: str, started_at: str, duration: float, rusage,
               kernel_oom: str | None = None, kernel_log_readable: bool = False) -> dict:
     entry = ctx.registry.models[job.model]
-    cls = entry.cls
     outcome = outcome or {}
     peak_mib = rusage.ru_maxrss / 1024.0 if rusage is not None else None  # KiB on Linux
     if timed_out:
@@ -541,7 +540,7 @@ def _assemble(job: Job, ctx: RunContext, split, outcome: dict | None, *, code: i
         status = "failed"
         kind, error = _death_reason(code, log_tail, peak_mib, memory_limit_mb=ctx.memory_limit_mb,
                                     kernel_oom=kernel_oom, kernel_log_readable=kernel_log_readable)
-    params = dict(param_defaults(cls))
+    params = dict(entry.params)
     params.update(job.params)
     params = outcome.get("params", params)
     timing = dict(outcome.get("timing") or {})
@@ -556,10 +555,9 @@ def _assemble(job: Job, ctx: RunContext, split, outcome: dict | None, *, code: i
         "error": error,
         "error_kind": kind if status == "failed" else None,
         "model": {
-            "name": job.model, "version": str(getattr(cls, "version", "1")), "params": params,
+            "name": job.model, "version": entry.version, "params": params,
             "params_set": job.params, "plugin": entry.plugin, "plugin_version": entry.plugin_version,
-            "tasks": list(cls.tasks), "joint": bool(getattr(cls, "joint", False)),
-            "baseline": bool(getattr(cls, "baseline", False)),
+            "tasks": list(entry.tasks), "joint": entry.joint, "baseline": entry.baseline,
         },
         "tasks": list(job.tasks),
         **({"ranking": {**(outcome.get("ranking") or {}), "source": job.rank}} if job.rank else {}),

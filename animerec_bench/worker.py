@@ -177,7 +177,7 @@ def run(spec: dict, progress: Progress, outcome: dict) -> None:
         raise RuntimeError(f"a validation-only job got a split with {len(split.test)} test pairs")
     timing_out["load_split_seconds"] = timing.clock() - t0
 
-    if uses_keras(entry.cls) and "keras" not in sys.modules:
+    if entry.framework == "keras" and "keras" not in sys.modules:
         t0 = timing.clock()
         import keras  # noqa: F401 - imported here so fit_seconds does not include it
 
@@ -313,25 +313,6 @@ def user_latency(model, split, seed: int, n_users: int, max_seconds: float) -> d
     return {**timing.stats(samples), "unit": "ms", "items": int(len(items)),
             "via": "score" if callable(getattr(model, "score", None)) else "predict",
             "p50": timing.percentile(samples, 50), "p95": timing.percentile(samples, 95)}
-
-
-def uses_keras(cls) -> bool:
-    """Whether the model needs Keras: its ``framework`` says so, or its module's source names keras.
-
-    The framework is imported before ``fit`` is timed (TensorFlow takes seconds), and never
-    for a numpy model, so a baseline's job stays light.
-    """
-    declared = getattr(cls, "framework", None)
-    if declared is not None:
-        return str(declared).lower() == "keras"
-    import inspect
-    import re
-
-    try:
-        source = inspect.getsource(sys.modules[cls.__module__])
-    except (OSError, TypeError, KeyError):
-        return False
-    return re.search(r"^\s*(from|import)\s+\S*keras", source, re.M) is not None
 
 
 def set_memory_limit(megabytes: int | None) -> None:

@@ -80,8 +80,9 @@ BAD = {
         def register_models(register):
             register(M)
         ''', "model 'inherited-fit' does not implement `fit`"),
-    "unknown_task": (GOOD.format(name="ranker", tasks='("rating", "ranking")'),
-                     "model 'ranker' declares unknown task(s) ['ranking']; known tasks: rating, interaction"),
+    "unknown_task": (GOOD.format(name="ranker", tasks='("rating", "rankin")'),
+                     "model 'ranker' declares unknown task(s) ['rankin']; known tasks: rating, interaction, "
+                     "ranking"),
     "no_name": (GOOD.replace('name = "{name}"', "").format(tasks='("rating",)'),
                 "model class M declares no valid `name`"),
     "not_a_class": ('''
@@ -602,3 +603,30 @@ def test_example_loose_plugin_is_fast_and_sensible_on_mal2016_5k(embedded_split)
     bias = rmse(y, Bias().fit(split.train, None, tasks=("rating",)).predict(part.user, part.item)["rating"])
     assert got < floor - 0.2, (got, floor)  # measured: 1.216 vs 1.58
     assert abs(got - bias) < 0.03, (got, bias)  # one pass of what `bias` iterates
+
+
+def test_declarations_are_resolved_once_into_the_model_entry():
+    """Issue 13 item 13: one ModelEntry per model; every module reads it, and framework is declared."""
+    from animerec_bench.plugins import ModelEntry, load_registry, validate_model_class
+
+    reg = load_registry(None)
+    mf, bias, ease = reg.models["mf"], reg.models["bias"], reg.models["ease"]
+    assert isinstance(mf, ModelEntry) and mf.framework == "keras" and bias.framework == "numpy"
+    assert mf.tasks == ("rating", "interaction") and not mf.joint and reg.models["hybrid"].joint
+    assert bias.baseline and bias.params == {"user_reg": 1.0, "item_reg": 3.0, "sweeps": 8}
+    assert ease.has_score and not bias.has_score and mf.version == "1"
+
+    class Plain:  # not a Model subclass: nothing to inherit, so framework must be declared
+        name, tasks = "plain", ("rating",)
+
+        def fit(self, train, valid, *, tasks, seed):
+            return self
+
+        def predict(self, user, item):
+            return {}
+
+    assert "declares framework None; expected one of 'keras', 'numpy'" in validate_model_class(Plain)
+    Plain.framework = "torch"
+    assert "declares framework 'torch'" in validate_model_class(Plain)
+    Plain.framework = "numpy"
+    assert validate_model_class(Plain) is None

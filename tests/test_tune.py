@@ -3,7 +3,6 @@ resuming after a kill, and the budget. Real processes, real Optuna (SQLite), sma
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess

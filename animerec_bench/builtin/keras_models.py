@@ -168,6 +168,7 @@ class KerasModel(Model):
     """Shared training loop: data as (user, item) index pairs, one ``model.fit``, early stopping,
     progress, then numpy weights for predict. Subclasses build the network and fold weights."""
 
+    framework = "keras"
     #: Extra Keras callbacks for ``fit`` (not a hyperparameter; benchmarks use it to watch
     #: validation loss against the clock).
     extra_callbacks: tuple = ()

@@ -11,20 +11,25 @@ from .options import load_plugins, plugins_dir_option
 
 def describe(reg) -> dict:
     """Everything ``list`` shows about a registry, as plain data."""
-    from ..model import param_defaults
     from ..tasks import TASKS
 
     models = [{
-        "name": name, "tasks": list(e.cls.tasks), "joint": bool(getattr(e.cls, "joint", False)),
-        "baseline": bool(getattr(e.cls, "baseline", False)),
-        "params": param_defaults(e.cls), "plugin": e.plugin, "plugin_version": e.plugin_version,
-        "version": str(getattr(e.cls, "version", "1")),
+        "name": name, "tasks": list(e.tasks), "joint": e.joint, "baseline": e.baseline,
+        "params": dict(e.params), "plugin": e.plugin, "plugin_version": e.plugin_version,
+        "version": e.version, "framework": e.framework, "ranked_by": _ranked_by(e),
     } for name, e in reg.models.items()]
     datasets = [{"name": ds.name, "synthetic": ds.synthetic, "source": ds.source, "licence": ds.licence,
                  "plugin": reg.dataset_plugins[ds.name]} for ds in reg.datasets.values()]
     tasks = [{"name": t.name, "description": t.description} for t in TASKS.values()]
     return {"models": models, "datasets": datasets, "tasks": tasks, "errors": reg.errors,
             "warnings": reg.warnings}
+
+
+def _ranked_by(entry) -> str:
+    """How ``list`` says a model gets its ranking row (the same rule as the runner's plan)."""
+    from ..tasks import RANKING
+
+    return RANKING.ranking_source(entry.cls) or "-"
 
 
 @click.command("list")
