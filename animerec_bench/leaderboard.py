@@ -135,7 +135,9 @@ def render_task(task: str, group: list[dict]) -> str:
             any_ok[key].append(r)
         if r["status"] == "ok" and task in _scored_tasks(r) and task in (r.get("metrics") or {}):
             ok[key].append(r)
-            if not spec.pointwise and results_mod.get(r, "ranking.source") not in (None, "score"):
+            # Say where the list came from unless the model was trained for ranking itself.
+            trained = "ranking" in (results_mod.get(r, "model.tasks") or [])
+            if not spec.pointwise and results_mod.get(r, "ranking.source") and not trained:
                 sources[key].add(str(results_mod.get(r, "ranking.source")))
 
     primary, higher_better = spec.primary, spec.higher_is_better
