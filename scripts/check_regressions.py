@@ -32,7 +32,7 @@ def primary_means(folder: str):
         if column not in ok.columns:
             continue
         rows = ok[ok[column].notna()]
-        latest = rows.groupby(["dataset", "protocol", "model", "seed"], as_index=False).last()
+        latest = rows.drop_duplicates(["dataset", "protocol", "model", "seed"], keep="last")  # whole rows
         for (dataset, protocol, model), group in latest.groupby(["dataset", "protocol", "model"]):
             out[(dataset, protocol, model, task.name)] = (float(group[column].mean()), len(group),
                                                           frozenset(map(str, group["model_version"])))
