@@ -10,4 +10,16 @@ __version__ = "0.1.0"
 #: Marker for hook implementations in plugins: ``@animerec_bench.hookimpl``.
 hookimpl = pluggy.HookimplMarker("animerec_bench")
 
-__all__ = ["__version__", "hookimpl"]
+#: The Python API (``animerec_bench.api``), imported on first use so ``import animerec_bench``
+#: stays light: ``from animerec_bench import load_split, evaluate, results_frame``.
+_API = ("load_split", "evaluate", "results_frame")
+
+__all__ = ["__version__", "hookimpl", *_API]
+
+
+def __getattr__(name: str):
+    if name in _API:
+        from . import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

