@@ -72,7 +72,8 @@ def test_jobs_2_gives_the_same_metrics_as_jobs_1_and_records_each_jobs_allotment
     first, second = sorted((_interval(r) for r in parallel))[:2]
     assert second[0] < first[1], (first, second)
     # the summary table lists the jobs in job order, whichever finished first
-    table = [ln.split("|")[1].strip() for ln in par_proc.stdout.splitlines() if ln.startswith("| ") and "model" not in ln]
+    table = [ln.split("|")[1].strip() for ln in par_proc.stdout.splitlines()
+             if ln.startswith("| ") and "model" not in ln]
     assert table == list(BASELINES), par_proc.stdout
     assert "2 jobs at once, each on its own" in par_proc.stderr
 

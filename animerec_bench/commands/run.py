@@ -159,6 +159,10 @@ def run_parallel(jobs, ctx, allotments, reporter, record, running: list) -> None
             while t.is_alive():
                 with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C: still wait for the kills
                     t.join()
+        while not done.empty():  # jobs that finished while the run stopped: their results were written
+            job, result, exc = done.get()
+            if exc is None:
+                record(job, result)
 
 
 def _probe_results_folder(folder) -> None:
