@@ -89,6 +89,27 @@ def keras_backend() -> str:
         return "tensorflow"
 
 
+#: The package whose version is a Keras backend's version.
+BACKEND_PACKAGES = {"tensorflow": ("tensorflow", "tensorflow-cpu"), "jax": ("jax",), "torch": ("torch",)}
+
+
+def keras_backend_version() -> str | None:
+    """The version of the backend Keras runs on in this process; None when Keras was not
+    imported (a numpy model: no backend was used, so none is claimed)."""
+    if "keras" not in sys.modules:
+        return None
+    backend = keras_backend()
+    module = sys.modules.get(backend)
+    if module is not None and isinstance(getattr(module, "__version__", None), str):
+        return module.__version__
+    for dist in BACKEND_PACKAGES.get(backend, (backend,)):
+        try:
+            return importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return None
+
+
 def framework_devices() -> list[str] | None:
     """Devices the already-imported framework sees; None when no framework was imported."""
     try:
@@ -120,21 +141,31 @@ def machine_info() -> dict:
         "python_implementation": platform.python_implementation(),
         "versions": versions(),
         "keras_backend": keras_backend(),
+        "keras_backend_version": keras_backend_version(),
         "devices": framework_devices(),
     }
 
 
 def short_label(machine: dict) -> str:
-    """One-line hardware label for tables: CPU, usable cores, memory, GPU or none."""
+    """One-line hardware label for tables: CPU, usable cores (``1 of 2 cores`` when the job had
+    an allotment: ``run --jobs N``), memory, GPU or none, and the Keras backend when a Keras
+    model ran on another than TensorFlow. Timings under different allotments or backends are
+    not comparable, so they never share a leaderboard row."""
     cpu = re.sub(r"\((R|TM|tm|r)\)|\bCPU\b|@.*$|\bProcessor\b", "", str(machine.get("cpu") or "unknown"))
     cpu = re.sub(r"\s+", " ", cpu).strip() or "unknown CPU"
     cores = machine.get("usable_cores") or machine.get("cores")
     mem = machine.get("memory_bytes")
     parts = [cpu]
-    if cores:
+    allotted = machine.get("cores_allotted")
+    if allotted and cores:
+        parts.append(f"{allotted} of {cores} cores")
+    elif cores:
         parts.append(f"{cores} cores")
     if mem:
         parts.append(f"{mem / 2**30:.0f} GiB")
     g = machine.get("gpus") or []
     parts.append(", ".join(sorted(x.get("name", "?") for x in g)) if g else "no GPU")
+    backend = machine.get("keras_backend")
+    if machine.get("keras_backend_version") and backend and backend != "tensorflow":
+        parts.append(f"Keras on {backend} {machine['keras_backend_version']}")
     return ", ".join(parts)

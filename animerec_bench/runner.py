@@ -259,6 +259,9 @@ class RunContext:
     dirty: bool | None = None
     parent_machine: dict | None = None
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    #: ``run --backend``: the Keras backend every job's worker uses (``KERAS_BACKEND``); None:
+    #: the environment's or Keras' own default.
+    keras_backend: str | None = None
     #: Inference timing budget per job (kept small in tests).
     predict_rounds: int = 5
     latency_users: int = 50
@@ -273,6 +276,36 @@ class RunContext:
 
 
 Listener = Callable[[str, dict], None]
+
+#: ``run --backend``: the Keras backends a run may ask for.
+KERAS_BACKENDS = ("tensorflow", "jax")
+
+
+def allot_cores(jobs: int, usable: list[int] | None = None) -> list[tuple[int, ...]]:
+    """Split this process's usable cores into ``jobs`` fixed, disjoint allotments of equal size
+    (``run --jobs N``: slot k's jobs always run on allotment k); cores left over stay idle, so
+    every job gets the same number. Raises UserError when there are fewer cores than jobs."""
+    cores = sorted(usable if usable is not None else os.sched_getaffinity(0))
+    if jobs > len(cores):
+        raise UserError(f"--jobs {jobs}: this process may use only {len(cores)} core(s) "
+                        f"({', '.join(map(str, cores))}), and each job needs at least one of its own")
+    per = len(cores) // jobs
+    return [tuple(cores[k * per:(k + 1) * per]) for k in range(jobs)]
+
+
+def thread_env(n_cores: int, environ: dict | None = None) -> dict[str, str]:
+    """The environment that keeps a job's thread pools (OpenMP, BLAS, TensorFlow, XLA) to
+    ``n_cores`` threads: without it a pinned job would start a thread per machine core and
+    they would fight over its allotment. XLA keeps the user's own ``XLA_FLAGS``; with one
+    core its Eigen pool is switched off."""
+    n = str(int(n_cores))
+    env = {name: n for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                                "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")}
+    if n_cores == 1:
+        flags = (environ if environ is not None else os.environ).get("XLA_FLAGS", "")
+        if "xla_cpu_multi_thread_eigen" not in flags:
+            env["XLA_FLAGS"] = (flags + " --xla_cpu_multi_thread_eigen=false").strip()
+    return env
 
 
 def sweep_stale_job_dirs(tmp: Path | str | None = None) -> list[Path]:
@@ -302,12 +335,18 @@ def sweep_stale_job_dirs(tmp: Path | str | None = None) -> list[Path]:
 
 
 def execute(job: Job, ctx: RunContext, on_event: Listener | None = None,
-            on_tick: Callable[[], None] | None = None) -> tuple[dict, Path | None]:
+            on_tick: Callable[[], None] | None = None,
+            cores: tuple[int, ...] | None = None) -> tuple[dict, Path | None]:
     """Run ``job`` in its own process; write and return its result (``ok`` or ``failed``) and
     where it was written (see :func:`save_result`).
 
-    Interrupted (Ctrl-C, or the run's SIGTERM/SIGHUP handler raising), it kills the job's
-    processes and removes its folder before the exception goes on."""
+    ``cores``: the job's allotment (``run --jobs N``): the worker pins itself to them and its
+    thread pools are sized to them (:func:`thread_env`); None: no change, every usable core.
+
+    Interrupted (Ctrl-C, or the run's SIGTERM/SIGHUP handler raising, or ``on_tick`` raising),
+    it kills the job's processes and removes its folder before the exception goes on. It
+    waits for its worker, so it may run in a thread that does nothing else meanwhile (the
+    worker's parent-death signal fires when the thread that started it ends)."""
     on_event = on_event or (lambda kind, info: None)
     split_path, split = ctx.split(job.seed)
     started_at = utc_now()
@@ -335,13 +374,17 @@ def execute(job: Job, ctx: RunContext, on_event: Listener | None = None,
                 "progress_fd": write_fd, "memory_limit_mb": ctx.memory_limit_mb,
                 "predict_rounds": ctx.predict_rounds, "latency_users": ctx.latency_users,
                 "parent_pid": os.getpid(), "job_dir": str(tmpdir), "timeout_seconds": ctx.timeout,
-                "deadline": time.time() + ctx.timeout}
+                "deadline": time.time() + ctx.timeout, "cores": list(cores) if cores else None}
         spec_path.write_text(json.dumps(spec), encoding="utf-8")
         env = dict(os.environ)
         env["PYTHONHASHSEED"] = str(job.seed)
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         env[SPAWNED_AT_ENV] = repr(time.time())
         env[JOB_ENV] = job_id
+        if cores:
+            env.update(thread_env(len(cores)))
+        if ctx.keras_backend:
+            env["KERAS_BACKEND"] = ctx.keras_backend
         kernel_log = KernelLog()
         try:
             try:

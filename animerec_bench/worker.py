@@ -466,6 +466,30 @@ def _stop_job(spec: dict, failure: tuple[str, str] | None, remove_folder: bool =
     os.kill(os.getpid(), signal.SIGKILL)
 
 
+#: The thread-count settings the runner gives a job with an allotment (see ``runner.thread_env``).
+THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
+              "TF_NUM_INTEROP_THREADS", "XLA_FLAGS")
+
+
+def pin_to_cores(spec: dict) -> dict:
+    """Keep this worker on the cores the runner allotted it (``spec["cores"]``, ``run --jobs N``),
+    before numpy, BLAS or a framework start their thread pools; the runner set their thread
+    counts in the environment. Returns what the result records in ``machine``: the cores usable
+    before pinning, how many were allotted and which (None, None: no allotment, the job may use
+    every usable core)."""
+    try:
+        usable = sorted(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux: no affinity to set
+        usable = list(range(os.cpu_count() or 1))
+    cores = spec.get("cores")
+    if not cores:
+        return {"usable_cores": len(usable), "cores_allotted": None, "allotted_cores": None}
+    os.sched_setaffinity(0, [int(c) for c in cores])
+    return {"usable_cores": len(usable), "cores_allotted": len(cores),
+            "allotted_cores": sorted(int(c) for c in cores),
+            "thread_env": {k: os.environ[k] for k in THREAD_ENV if k in os.environ}}
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
@@ -473,6 +497,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     with open(argv[0], encoding="utf-8") as fh:
         spec = json.load(fh)
+    cores = pin_to_cores(spec)
     guard_job(spec)
     progress = Progress(spec.get("progress_fd"))
     outcome: dict[str, Any] = {"status": "failed", "error": None, "error_kind": None, "timing": {}}
@@ -493,7 +518,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from .machine import machine_info
 
-        outcome["machine"] = machine_info()
+        outcome["machine"] = {**machine_info(), **cores}
     except BaseException:  # noqa: BLE001 - a memory cap can break even this; the parent fills it in
         pass
     from .atomic import write_text

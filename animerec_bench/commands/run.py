@@ -70,6 +70,101 @@ def _stop_signals_raise():
             signal.signal(s, old)
 
 
+def _check_backend(name: str) -> None:
+    """``--backend NAME``: a backend this package supports and that is installed, else one line."""
+    import importlib.util
+
+    from ..runner import KERAS_BACKENDS
+
+    if name not in KERAS_BACKENDS:
+        raise UserError(f"--backend {name}: unknown Keras backend; expected one of {', '.join(KERAS_BACKENDS)}")
+    if importlib.util.find_spec(name) is None:
+        extra = " (pip install 'animerec-bench[jax]')" if name == "jax" else ""
+        raise UserError(f"--backend {name}: {name} is not installed{extra}")
+
+
+class _Cancelled(BaseException):
+    """Raised in a job's thread (from ``execute``'s tick) when the run stops: ``execute`` then
+    kills the job's processes, as it does for Ctrl-C in the main thread."""
+
+
+def run_parallel(jobs, ctx, allotments, reporter, record, running: list) -> None:
+    """Run ``jobs`` in ``len(allotments)`` threads, each running one job at a time on its own
+    cores, and hand each result to ``record`` in this (the main) thread. ``running`` holds the
+    jobs under way, for the stop message.
+
+    A stop (Ctrl-C, SIGTERM, SIGHUP) arrives in this thread: it tells every job thread to stop,
+    each kills its job (within ``execute``'s tick, ~0.25 s), and waits for them before it goes
+    on. Each thread outlives the worker it started, as the worker's parent-death signal needs."""
+    import queue
+    import threading
+
+    from .. import runner
+
+    todo: queue.SimpleQueue = queue.SimpleQueue()
+    for job in jobs:
+        todo.put(job)
+    done: queue.SimpleQueue = queue.SimpleQueue()
+    stop = threading.Event()
+    lock = threading.Lock()  # the reporter and ``running`` are not thread-safe
+
+    def tick() -> None:
+        if stop.is_set():
+            raise _Cancelled()
+
+    def event(kind, info) -> None:
+        with lock:
+            reporter.event(kind, info)
+
+    def slot(cores) -> None:
+        while not stop.is_set():
+            try:
+                job = todo.get_nowait()
+            except queue.Empty:
+                return
+            with lock:
+                running.append(job)
+                reporter.start(job)
+            try:
+                result, _ = runner.execute(job, ctx, event, tick, cores=cores)
+            except _Cancelled:
+                return
+            except BaseException as exc:  # noqa: BLE001 - handed to the main thread, which raises it
+                done.put((job, None, exc))
+                return
+            with lock:
+                running.remove(job)
+                reporter.finish(job, result)
+            done.put((job, result, None))
+
+    threads = [threading.Thread(target=slot, args=(cores,), name=f"animerec-bench-job-slot-{k}")
+               for k, cores in enumerate(allotments)]
+    for t in threads:
+        t.start()
+    try:
+        for _ in jobs:
+            while True:
+                try:  # a timeout, so that signals reach this thread's handlers promptly
+                    job, result, exc = done.get(timeout=0.2)
+                    break
+                except queue.Empty:
+                    if not any(t.is_alive() for t in threads) and done.empty():
+                        raise RuntimeError("every job thread ended before the run's jobs were done") from None
+            if exc is not None:
+                raise exc
+            record(job, result)
+    finally:
+        stop.set()
+        for t in threads:
+            while t.is_alive():
+                with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C: still wait for the kills
+                    t.join()
+        while not done.empty():  # jobs that finished while the run stopped: their results were written
+            job, result, exc = done.get()
+            if exc is None:
+                record(job, result)
+
+
 def _probe_results_folder(folder) -> None:
     """Make ``folder`` and write and remove a file in it, so a folder that cannot take results
     fails the run before any job, not after the first."""
@@ -106,12 +201,18 @@ def _probe_results_folder(folder) -> None:
               help="Seconds each job may take before it is killed and recorded as failed.")
 @click.option("--memory-limit", "memory_limit", type=click.IntRange(min=1), default=None, metavar="MB",
               help="Cap each job's address space (RLIMIT_AS); exceeding it fails the job as out of memory.")
+@click.option("--jobs", "n_jobs", type=int, default=1, show_default=True, metavar="N",
+              help="Run up to N jobs at once, each pinned to its own equal share of the cores (its timings "
+                   "are recorded and shown as 'K of M cores'); 1 leaves every core to the one job.")
+@click.option("--backend", "keras_backend", default=None, metavar="NAME",
+              help="Keras backend of the Keras models' jobs: tensorflow or jax (default: KERAS_BACKEND, else "
+                   "Keras' own); recorded with the hardware.")
 @click.option("--results", "results_dir", type=click.Path(file_okay=False), default="results",
               show_default=True, help="Folder the result files are written into.")
 @plugins_dir_option
 @_no_early_exit_zero
 def run(run_all, models, more_models, tasks, dataset, protocol, seeds, seed, params, timeout, memory_limit,
-        results_dir, plugins_dir) -> None:
+        n_jobs, keras_backend, results_dir, plugins_dir) -> None:
     """Run models on a data set: each job (model x task(s) x seed) in its own process.
 
     Ends with a summary table; the exit status is 1 when any job failed.
@@ -122,7 +223,7 @@ def run(run_all, models, more_models, tasks, dataset, protocol, seeds, seed, par
 
     from .. import runner
     from ..machine import machine_info
-    from ..progress import primary_summary, reporter_for
+    from ..progress import Reporter, primary_summary, reporter_for
     from ..protocol import get_protocol
 
     if seeds is not None and seed is not None:
@@ -133,6 +234,10 @@ def run(run_all, models, more_models, tasks, dataset, protocol, seeds, seed, par
         raise UserError(f"--seed {seed}: seeds must be below 2**32 = {SEED_LIMIT} (numpy's limit)")
     if seeds is not None and seeds > MAX_SEEDS:
         raise UserError(f"--seeds {seeds}: at most {MAX_SEEDS} seeds (each seed is a full set of jobs)")
+    if n_jobs < 1:
+        raise UserError(f"--jobs {n_jobs}: expected a whole number of jobs at once, 1 or more")
+    if keras_backend is not None:
+        _check_backend(keras_backend)
     seed_list = list(range(seeds)) if seeds is not None else [seed if seed is not None else 0]
     models = tuple(models) + tuple(more_models)
     registry, plugins_path = load_plugins(plugins_dir, deadline=timeout)
@@ -141,47 +246,63 @@ def run(run_all, models, more_models, tasks, dataset, protocol, seeds, seed, par
     names = runner.select_models(registry, models, run_all)
     overrides = runner.parse_params(params, registry, names)
     jobs = runner.plan(registry, names, tuple(tasks) or None, seed_list, overrides)
+    allotments = runner.allot_cores(n_jobs) if n_jobs > 1 else None
     ds = registry.dataset(dataset)
     commit, dirty = runner.git_revision()
     ctx = runner.RunContext(registry=registry, dataset=ds, protocol=get_protocol(protocol),
                             results_dir=Path(results_dir), plugins_dir=plugins_path and str(plugins_path),
                             timeout=timeout, memory_limit_mb=memory_limit, commit=commit, dirty=dirty,
-                            parent_machine=machine_info())
+                            parent_machine=machine_info(), keras_backend=keras_backend)
     _probe_results_folder(results_dir)
     click.echo(f"{len(jobs)} job(s) on {ds.label} / protocol {protocol}, seed(s) "
                f"{', '.join(map(str, seed_list))}; results -> {results_dir}", err=True)
     for stale in runner.sweep_stale_job_dirs():
         click.echo(f"removed {stale}: the job folder of a run that was killed", err=True)
-    reporter = reporter_for(len(jobs))
-    rows, failed, written = [], 0, 0
-    running = None
+    if allotments:
+        click.echo(f"{n_jobs} jobs at once, each on its own {len(allotments[0])} of {len(runner.allot_cores(1)[0])} "
+                   f"core(s): " + "; ".join(",".join(map(str, a)) for a in allotments), err=True)
+    # Several jobs at once: plain lines (a live line cannot show two jobs), one call at a time.
+    reporter = reporter_for(len(jobs)) if not allotments else Reporter(len(jobs))
+    rows, failed, reported = [], 0, 0
+    running: list = []
+
+    def record(job, result) -> None:
+        nonlocal failed, reported
+        for kept, problem in ctx.unsaved[reported:]:
+            click.echo(f"error: {problem}; " + (f"kept it in {kept}" if kept else "could not keep it anywhere"),
+                       err=True)
+        reported = len(ctx.unsaved)
+        failed += result["status"] != "ok"
+        t = result.get("timing") or {}
+        rows.append((job.index, [job.model, "+".join(job.tasks), job.seed, result["status"], primary_summary(result),
+                     f"{t['fit_seconds']:.2f}" if isinstance(t.get("fit_seconds"), float) else "",
+                     f"{result['duration_seconds']:.1f}", (result.get("error") or "")[:80]]))
+
     try:
         with _stop_signals_raise():
             for s in seed_list:
                 ctx.split(s)
-            for job in jobs:
+            if allotments:
+                run_parallel(jobs, ctx, allotments, reporter, record, running)
+            for job in jobs if not allotments else ():
                 reporter.start(job)
-                unsaved, running = len(ctx.unsaved), job
+                running.append(job)
                 result, path = runner.execute(job, ctx, reporter.event, reporter.tick)
-                running = None
+                running.remove(job)
                 reporter.finish(job, result)
-                written += len(ctx.unsaved) == unsaved
-                for kept, problem in ctx.unsaved[unsaved:]:
-                    click.echo(f"error: {problem}; " + (f"kept it in {kept}" if kept else "could not keep it anywhere"),
-                               err=True)
-                failed += result["status"] != "ok"
-                t = result.get("timing") or {}
-                rows.append([job.model, "+".join(job.tasks), job.seed, result["status"], primary_summary(result),
-                             f"{t['fit_seconds']:.2f}" if isinstance(t.get("fit_seconds"), float) else "",
-                             f"{result['duration_seconds']:.1f}", (result.get("error") or "")[:80]])
-    except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM, SIGHUP: the job's processes are already gone
+                record(job, result)
+    except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM, SIGHUP: the jobs' processes are already gone
         signum = getattr(exc, "signum", signal.SIGINT)
-        where = (f"during job {running.index}/{len(jobs)} ({running.label}), which was killed and has no result"
-                 if running else "between jobs" if rows else "before the first job")
+        written = len(rows) - len(ctx.unsaved)
+        killed = ", ".join(f"{job.index}/{len(jobs)} ({job.label})" for job in sorted(running, key=lambda j: j.index))
+        where = (f"during job {killed}, which was killed and has no result" if len(running) == 1 else
+                 f"during jobs {killed}, which were killed and have no result" if running else
+                 "between jobs" if rows else "before the first job")
         with contextlib.suppress(OSError):  # SIGHUP: the terminal may be gone
             click.echo(("\n" if sys.stderr.isatty() else "") + f"run stopped by {signal.Signals(signum).name} "
                        f"{where}; {written} result(s) written to {results_dir}", err=True)
         raise SystemExit(128 + signum) from None
+    rows = [row for _, row in sorted(rows, key=lambda pair: pair[0])]  # in job order, however they finished
     if not rows:  # a run that ran nothing never reports success
         raise UserError("no job ran")
     click.echo(tabulate(rows, ["model", "tasks", "seed", "status", "primary metric", "fit s", "job s", "error"],

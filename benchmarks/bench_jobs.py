@@ -1,0 +1,90 @@
+"""Wall time of a whole ``animerec-bench run`` at ``--jobs 1`` and ``--jobs N``, and the efficiency.
+
+    .venv/bin/python benchmarks/bench_jobs.py --all --seeds 3 --jobs 2
+    .venv/bin/python benchmarks/bench_jobs.py -m bias global-mean popularity always-positive logistic --seeds 3
+
+Each setting is a real ``animerec-bench run`` subprocess (as a user would start it) into its own
+temporary results folder and data home; the splits are made once beforehand (a first, untimed
+run of one seed per seed list warms the cache), so both settings time the jobs alone.
+Efficiency = (wall at --jobs 1) / (wall at --jobs N) / N: 1.0 is a perfect N-fold speed-up.
+It also checks that both settings produced the same primary metrics (they must: the allotment
+changes timings, never results). Prints one JSON object; ``--json PATH`` writes it too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BIN = Path(sys.executable).with_name("animerec-bench")
+
+
+def run_once(selection: list[str], seeds: int, jobs: int, home: Path, timeout: float) -> dict:
+    """One ``run`` at ``--jobs jobs``: wall seconds and each job's primary metric and fit time."""
+    with tempfile.TemporaryDirectory(prefix="bench-jobs-") as tmp:
+        results = Path(tmp) / "results"
+        cmd = [str(BIN), "run", *selection, "--seeds", str(seeds), "--jobs", str(jobs), "--results", str(results)]
+        env = {**os.environ, "ANIMEREC_BENCH_HOME": str(home)}
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+        wall = time.perf_counter() - t0
+        if proc.returncode != 0:
+            raise SystemExit(f"{' '.join(cmd)} exited {proc.returncode}:\n{proc.stderr[-3000:]}")
+        jobs_out = {}
+        for path in sorted(results.glob("*.json")):
+            r = json.loads(path.read_text(encoding="utf-8"))
+            key = f"{r['model']['name']}[{'+'.join(r['tasks'])}] seed {r['split']['seed']}"
+            jobs_out[key] = {"metrics": {t: v for t, v in r["metrics"].items()},
+                             "fit_seconds": r["timing"].get("fit_seconds"),
+                             "job_seconds": r["timing"].get("job_seconds"),
+                             "cores": r["machine"].get("allotted_cores")}
+    return {"jobs": jobs, "wall_seconds": wall, "n_results": len(jobs_out), "results": jobs_out}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("-m", "--model", dest="models", nargs="+", default=None, help="models (default: --all)")
+    ap.add_argument("--all", action="store_true", help="every registered model (the default without -m)")
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--jobs", type=int, default=2, help="the parallel setting compared with --jobs 1")
+    ap.add_argument("--timeout", type=float, default=3600.0, help="seconds each whole run may take")
+    ap.add_argument("--json", type=Path, default=None, help="also write the report here")
+    args = ap.parse_args(argv)
+    selection = ["-m", *args.models] if args.models else ["--all"]
+    with tempfile.TemporaryDirectory(prefix="bench-jobs-home-") as home:
+        home = Path(home)
+        # warm the split cache (untimed), so neither setting pays for making the splits
+        subprocess.run([str(BIN), "run", "-m", "global-mean", "--seeds", str(args.seeds), "--results",
+                        str(home / "warm")], check=True, capture_output=True, env={**os.environ,
+                                                                                   "ANIMEREC_BENCH_HOME": str(home)})
+        serial = run_once(selection, args.seeds, 1, home, args.timeout)
+        parallel = run_once(selection, args.seeds, args.jobs, home, args.timeout)
+    same = {k: serial["results"][k]["metrics"] == parallel["results"].get(k, {}).get("metrics")
+            for k in serial["results"]}
+    speedup = serial["wall_seconds"] / parallel["wall_seconds"]
+    report = {
+        "selection": selection, "seeds": args.seeds, "usable_cores": len(os.sched_getaffinity(0)),
+        "jobs_1_wall_seconds": round(serial["wall_seconds"], 2),
+        f"jobs_{args.jobs}_wall_seconds": round(parallel["wall_seconds"], 2),
+        "speedup": round(speedup, 3), "efficiency": round(speedup / args.jobs, 3),
+        "n_jobs_run": serial["n_results"], "same_metrics": all(same.values()),
+        "different_metrics": sorted(k for k, ok in same.items() if not ok),
+        "fit_seconds_sum": {"jobs_1": round(sum(v["fit_seconds"] or 0 for v in serial["results"].values()), 2),
+                            f"jobs_{args.jobs}": round(sum(v["fit_seconds"] or 0
+                                                           for v in parallel["results"].values()), 2)},
+    }
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.json:
+        args.json.write_text(text + "\n", encoding="utf-8")
+    return 0 if report["same_metrics"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
