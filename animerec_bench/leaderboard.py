@@ -242,7 +242,8 @@ def _significance_note(task: str, header: str) -> str:
     return (f"{header}: 95% paired bootstrap interval over test users ({significance.DRAWS} draws per seed, seeds "
             f"averaged; {metric}). best: the best-ranked row with per-user values; ≈ best: not significantly "
             f"different from it (the 95% interval of the paired difference holds 0). no per-user file: results "
-            f"written before per-user values were kept get no interval and no mark. See `animerec-bench compare`.")
+            f"written before per-user values were kept get no interval and no mark; animerec-bench compare "
+            f"tests any two models.")
 
 
 def _scored_tasks(r: dict) -> list[str]:

@@ -30,6 +30,7 @@ def compare(a: str, b: str, results_dir: str, dataset: str | None, protocol: str
     one model's results)."""
     from .. import significance
     from ..errors import UserError
+    from ..leaderboard import escape
     from ..results import load_all, load_per_user
     from ..tasks import NAMES, TASKS
 
@@ -83,8 +84,10 @@ def compare(a: str, b: str, results_dir: str, dataset: str | None, protocol: str
         rows.append(["combined", str(combined.users), "", "", f"{combined.estimate:+.4f}",
                      f"{combined.low:+.4f} to {combined.high:+.4f}", f"{combined.p:.4f}"])
         headers = ["seed", "users", f"A {metric}", f"B {metric}", "B − A", "95% CI", "p"]
-        out += [f"### {t}: {metric} ({better} is better{'' if spec.primary == metric else '; per-user form of ' + spec.primary})",
-                "", f"A = {sides[0][0]}, B = {sides[1][0]}; {key[0]} / protocol {key[1]}; paired bootstrap over "
+        form = "" if spec.primary == metric else f"; the per-user form of {spec.primary}"
+        out += [f"### {t}: {metric} ({better} is better{form})",
+                "", f"A = {escape(sides[0][0])}, B = {escape(sides[1][0])}; {escape(key[0])} / protocol "
+                f"{escape(key[1])}; paired bootstrap over "
                 f"common test users, {draws or significance.DRAWS} draws per seed, seeds averaged draw by draw; "
                 f"p two-sided.", "",
                 tabulate(rows, headers, tablefmt="github", disable_numparse=True,
