@@ -214,23 +214,18 @@ def _significance_cells(task: str, ranked: list[tuple], per_user: dict[tuple, di
     (the 95% interval of their paired difference holds 0)."""
     with_data = [key for key in ranked if per_user.get(key)]
     best = with_data[0] if with_data else None
+    found = significance.board(task, {key: per_user[key] for key in with_data}, best)
     cells = {}
     for key in ranked:
-        data = per_user.get(key)
-        if not data:
+        if key not in found:
             cells[key] = "no per-user file"
             continue
-        ci = significance.interval(task, data)
+        ci, diff = found[key]
         cell = f"{ci.low:.4f}–{ci.high:.4f}"
         if key == best:
             cell += " best"
-        else:
-            try:
-                _, diff = significance.compare(task, per_user[best], data)
-            except ValueError:  # no seed or user in common with the best: no mark
-                diff = None
-            if diff is not None and diff.low <= 0 <= diff.high:
-                cell += " ≈ best"
+        elif diff is not None and diff.low <= 0 <= diff.high:
+            cell += " ≈ best"
         cells[key] = cell
     return cells
 

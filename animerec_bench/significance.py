@@ -27,8 +27,11 @@ import numpy as np
 DRAWS = 1000
 #: Mixed into every seed's generator, so bootstrap draws never coincide with the split's.
 SALT = 20261129
-#: Gathered values per block of draws (memory stays bounded with many users).
+#: Draw counts per block of draws (memory stays bounded with many users).
 BLOCK_CELLS = 1 << 22
+#: Draw-count matrices up to this many cells are kept for the next model of the same seed.
+CACHE_CELLS = 1 << 23
+_COUNTS: dict = {}
 #: What each task's per-user file holds: the value's name, and the primary metric it gives.
 VALUE = {"rating": "sse", "interaction": "auc", "ranking": "ndcg@10"}
 #: The metric the bootstrap reproduces for each task (interaction: per-user AUC, i.e. GAUC).
@@ -125,18 +128,39 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _draws(task: str, per_model: list[PerUser], seed: int, draws: int) -> list[np.ndarray]:
-    """Each model's metric on the same ``draws`` resamples of their common users (one seed)."""
+def _count_blocks(seed: int, n: int, draws: int):
+    """The bootstrap draws of ``n`` users for ``seed`` as blocks of a ``[draws, n]`` matrix of how
+    often each user was drawn: a function of (seed, n, draws) alone, so every model scored on the
+    same users gets the same draws (paired). Small matrices are kept for the next model."""
+    key = (int(seed), int(n), int(draws))
+    if key in _COUNTS:
+        return _COUNTS[key]
     rng = np.random.default_rng([SALT, int(seed)])
-    n = len(per_model[0].users)
-    out = [np.empty(draws) for _ in per_model]
     block = max(1, BLOCK_CELLS // max(n, 1))
+    blocks = []
     for a in range(0, draws, block):
-        b = min(draws, a + block)
-        idx = rng.integers(0, n, size=(b - a, n))
-        for pu, o in zip(per_model, out):
-            o[a:b] = _statistic(task, pu.values[idx], pu.weights[idx])
-    return out
+        rows = min(draws, a + block) - a
+        idx = rng.integers(0, n, size=(rows, n)) + (np.arange(rows, dtype=np.int64) * n)[:, None]
+        blocks.append(np.bincount(idx.ravel(), minlength=rows * n).reshape(rows, n).astype(np.float64))
+    if n * draws <= CACHE_CELLS:
+        if len(_COUNTS) >= 8:
+            _COUNTS.clear()
+        _COUNTS[key] = blocks
+    return blocks
+
+
+def _draws(task: str, per_model: list[PerUser], seed: int, draws: int) -> list[np.ndarray]:
+    """Each model's metric on the same ``draws`` resamples of their (identical) users, one seed."""
+    n, m = len(per_model[0].users), len(per_model)
+    # one product per block for every model (and, for rating, every weight): the counts are read once
+    columns = [pu.values for pu in per_model] + ([pu.weights for pu in per_model] if task == "rating" else [])
+    stacked = np.stack(columns, axis=1)
+    parts = []
+    for counts in _count_blocks(seed, n, draws):
+        sums = counts @ stacked
+        parts.append(np.sqrt(sums[:, :m] / sums[:, m:]) if task == "rating" else sums / n)
+    out = np.concatenate(parts)
+    return [out[:, i] for i in range(m)]
 
 
 def common_users(a: PerUser, b: PerUser) -> np.ndarray:
@@ -192,3 +216,39 @@ def compare(task: str, a: dict[int, PerUser], b: dict[int, PerUser],
     combined = _summary(float(np.mean([per_seed[s].estimate for s in seeds])), np.mean(all_d, axis=0),
                         min(i.users for i in per_seed.values()), True)
     return per_seed, combined
+
+
+def board(task: str, rows: dict, best, draws: int = DRAWS) -> dict:
+    """For a leaderboard: ``{row: (interval of its metric, B − A against ``best`` or None)}`` for
+    ``rows`` = ``{row: {seed: PerUser}}``, the same numbers as :func:`interval` and :func:`compare`
+    give, with each seed's draws made once for all rows scored on the same users."""
+    own: dict = {key: {} for key in rows}
+    for seed in sorted({s for by_seed in rows.values() for s in by_seed}):
+        groups: dict = {}
+        for key, by_seed in rows.items():
+            if seed in by_seed:
+                groups.setdefault(by_seed[seed].users.tobytes(), []).append(key)
+        for keys in groups.values():
+            for key, d in zip(keys, _draws(task, [rows[k][seed] for k in keys], seed, draws)):
+                own[key][seed] = d
+    out = {}
+    for key, by_seed in rows.items():
+        seeds = sorted(by_seed)
+        point = float(np.mean([by_seed[s].metric(task) for s in seeds]))
+        iv = _summary(point, np.mean([own[key][s] for s in seeds], axis=0),
+                      min(len(by_seed[s].users) for s in seeds), False)
+        diff = None
+        if best is not None and key != best:
+            ref = rows[best]
+            common = [s for s in seeds if s in ref]
+            if all(np.array_equal(ref[s].users, by_seed[s].users) for s in common) and common:
+                d = np.mean([own[key][s] - own[best][s] for s in common], axis=0)
+                est = float(np.mean([by_seed[s].metric(task) - ref[s].metric(task) for s in common]))
+                diff = _summary(est, d, min(len(by_seed[s].users) for s in common), True)
+            else:
+                try:
+                    diff = compare(task, ref, by_seed, draws)[1]
+                except ValueError:  # no seed or user in common with the best: no mark
+                    diff = None
+        out[key] = (iv, diff)
+    return out

@@ -232,3 +232,16 @@ def test_compare_through_the_cli(baseline_run, tmp_path):
     Path(results.load_all(a)[0]["_path"]).write_text(json.dumps(legacy))
     old = cli("compare", a, b)
     assert old.returncode == 2 and "no per-user file" in old.stderr
+
+
+def test_board_gives_the_same_numbers_as_interval_and_compare():
+    rng = np.random.default_rng(3)
+    users = np.arange(60, dtype=np.int64) * 5
+    rows = {m: {s: PerUser(users, rng.uniform(0, 20, 60), rng.integers(1, 6, 60).astype(float)) for s in (0, 1)}
+            for m in ("a", "b", "c")}
+    rows["d"] = {1: PerUser(users[:40], rng.uniform(0, 20, 40), np.ones(40))}  # other users: compared on common ones
+    found = significance.board("rating", rows, "a", draws=200)
+    for key, by_seed in rows.items():
+        assert found[key][0] == significance.interval("rating", by_seed, draws=200)
+        expected = None if key == "a" else significance.compare("rating", rows["a"], by_seed, draws=200)[1]
+        assert found[key][1] == expected
