@@ -102,7 +102,12 @@ def write(results_dir: Path | str, result: dict, per_user: bytes | None = None) 
                 with atomic_path(companion) as tmp:
                     tmp.write_bytes(per_user)
                 result["per_user"] = {"file": companion.name, "sha256": sha256(per_user)}
-            write_text(path, dumps(result))
+            try:
+                write_text(path, dumps(result))
+            except BaseException:  # no per-user file without its result
+                if per_user is not None:
+                    companion.unlink(missing_ok=True)
+                raise
             return path
     raise RuntimeError(f"could not find a free result file name in {folder}")
 
