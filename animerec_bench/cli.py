@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from . import __version__
+from .commands.compare import compare
 from .commands.data import data
 from .commands.leaderboard import leaderboard
 from .commands.listing import list_
@@ -43,6 +44,7 @@ cli.add_command(list_)
 cli.add_command(leaderboard)
 cli.add_command(data)
 cli.add_command(tune)
+cli.add_command(compare)
 
 
 def main() -> None:

@@ -20,6 +20,7 @@ from . import results as results_mod
 from .atomic import write_text
 from .errors import UserError
 from .machine import short_label
+from . import significance
 from . import tasks as tasks_mod
 from .tuning import TUNED
 
@@ -143,6 +144,7 @@ def render_task(task: str, group: list[dict]) -> str:
     primary, higher_better = spec.primary, spec.higher_is_better
     any_tuned = any(key[4] for key in serves)  # only then does each row say "default" or "tuned"
     rows = []
+    per_user: dict[tuple, dict | None] = {}
     for key in sorted(serves):
         model = info[key]
         notes = ", ".join([n for n, flag in (("baseline", model.get("baseline")), ("joint", model.get("joint")))
@@ -152,30 +154,38 @@ def render_task(task: str, group: list[dict]) -> str:
             notes = f"{notes}, {how}" if notes else how
         label = _label(key, versions)
         if not serves[key]:
-            rows.append(((2, 0.0, label), [label, notes] + [NA] * (len(columns) + len(spec.timing_columns) + 1) + [escape(key[3])]))
+            rows.append(((2, 0.0, label, key), [label, notes] + [NA] * (len(columns) + len(spec.timing_columns) + 2) + [escape(key[3])]))
             continue
         rs = _latest_per_seed(ok.get(key, []))
         # Only seeds with a primary value are ranked and counted (result files are validated on
         # load, so this is every ok seed; the count must never include a value not averaged).
         rs = [r for r in rs if _finite(results_mod.get(r, f"metrics.{task}.{primary}"))]
         values = [results_mod.get(r, f"metrics.{task}.{primary}") for r in rs]
+        per_user[key] = _per_user_by_seed(task, rs)
         cells = [_mean_sd([results_mod.get(r, f"metrics.{task}.{m}") for r in rs]) for _, m in columns]
         cells += [_mean_sd([results_mod.get(r, k) for r in rs], ".2f") if kind == "seconds"
                   else _rate([results_mod.get(r, k) for r in rs]) for _, k, kind in spec.timing_columns]
         cells.append(str(len(rs)))
         if values:
             mean = statistics.fmean(values)
-            order = (0, -mean if higher_better else mean, label)
+            order = (0, -mean if higher_better else mean, label, key)
         else:
-            order = (1, 0.0, label)
+            order = (1, 0.0, label, key)
         rows.append((order, [label, notes] + cells + [escape(key[3])]))
-    rows.sort(key=lambda x: x[0])
-    headers = ["Model", "Notes"] + [h for h, _ in columns] + [h for h, _, _ in spec.timing_columns] + ["Seeds", "Hardware"]
+    rows.sort(key=lambda x: x[0][:3])
+    significance_cells = _significance_cells(task, [o[3] for o, _ in rows if o[0] == 0], per_user)
+    for order, cells in rows:
+        if order[0] != 2:
+            cells.insert(len(cells) - 2, significance_cells.get(order[3], MISSING))
+    ci_header = f"95% CI ({next((h for h, m in columns if m == significance.METRIC[task]), significance.METRIC[task])})"
+    headers = (["Model", "Notes"] + [h for h, _ in columns] + [h for h, _, _ in spec.timing_columns]
+               + [ci_header, "Seeds", "Hardware"])
     arrow = "↑ higher is better" if higher_better else "↓ lower is better"
     out = [f"### {task}", "",
            f"Sorted by {spec.primary_header} ({arrow}); {spec.table_note}", "",
            tabulate([r for _, r in rows], headers, tablefmt="github", disable_numparse=True,
-                    colalign=["left", "left"] + ["right"] * (len(headers) - 3) + ["left"])]
+                    colalign=["left", "left"] + ["right"] * (len(headers) - 3) + ["left"]),
+           "", _significance_note(task, ci_header)]
     failures = sorted((r for r in group if r["status"] == "failed" and task in _scored_tasks(r)),
                       key=lambda r: (str(results_mod.get(r, "model.name")), str(results_mod.get(r, "split.seed")),
                                      r.get("_file", "")))
@@ -186,6 +196,51 @@ def render_task(task: str, group: list[dict]) -> str:
                        f" ({escape(r.get('error_kind') or 'failed')}): {escape(r.get('error') or 'no reason recorded')}"
                        f" — {escape(r.get('_file', ''))}")
     return "\n".join(out)
+
+
+def _per_user_by_seed(task: str, rs: list[dict]) -> dict | None:
+    """``{seed: PerUser}`` of a row's results for ``task``, or None when any of them has none
+    (older results: the row gets no interval)."""
+    out = {}
+    for r in rs:
+        found = results_mod.load_per_user(r)
+        if not found or task not in found:
+            return None
+        out[int(results_mod.get(r, "split.seed"))] = found[task]
+    return out or None
+
+
+def _significance_cells(task: str, ranked: list[tuple], per_user: dict[tuple, dict | None]) -> dict[tuple, str]:
+    """The 95% CI cell of each ranked row (best first): the interval of its metric, then ``best``
+    for the best row with per-user values, ``≈ best`` for rows not significantly different from it
+    (the 95% interval of their paired difference holds 0)."""
+    with_data = [key for key in ranked if per_user.get(key)]
+    best = with_data[0] if with_data else None
+    found = significance.board(task, {key: per_user[key] for key in with_data}, best)
+    cells = {}
+    for key in ranked:
+        if key not in found:
+            cells[key] = "no per-user file"
+            continue
+        ci, diff = found[key]
+        cell = f"{ci.low:.4f}–{ci.high:.4f}"
+        if key == best:
+            cell += " best"
+        elif diff is not None and diff.low <= 0 <= diff.high:
+            cell += " ≈ best"
+        cells[key] = cell
+    return cells
+
+
+def _significance_note(task: str, header: str) -> str:
+    metric = {"rating": "RMSE from per-user sums of squared errors",
+              "interaction": "GAUC: mean of per-user AUC; the global AUC has no per-user form",
+              "ranking": "mean of per-user NDCG@10"}[task]
+    return (f"{header}: 95% paired bootstrap interval over test users ({significance.DRAWS} draws per seed, seeds "
+            f"averaged; {metric}). best: the best-ranked row with per-user values; ≈ best: not significantly "
+            f"different from it (the 95% interval of the paired difference holds 0). no per-user file: results "
+            f"written before per-user values were kept get no interval and no mark; animerec-bench compare "
+            f"tests any two models.")
 
 
 def _scored_tasks(r: dict) -> list[str]:

@@ -70,17 +70,24 @@ def auc(y, p) -> float:
 
 def user_auc(y, p, user) -> float:
     """Per-user AUC ("GAUC"): the mean, over users with both classes among their pairs, of each
-    user's AUC (Mann-Whitney, tied scores count one half, as in :func:`auc`).
+    user's AUC (Mann-Whitney, tied scores count one half, as in :func:`auc`). NaN when no user
+    has both classes."""
+    _, aucs = user_aucs(y, p, user)
+    return float(np.mean(aucs)) if len(aucs) else float("nan")
 
-    Vectorised: one sort by (user, score); mean ranks of tied runs within each user. NaN when
-    no user has both classes.
+
+def user_aucs(y, p, user) -> tuple[np.ndarray, np.ndarray]:
+    """(users with both classes, ascending; each one's AUC): what :func:`user_auc` averages, kept
+    per user for paired significance tests.
+
+    Vectorised: one sort by (user, score); mean ranks of tied runs within each user.
     """
     y, p = _pair(y, p)
     user = np.asarray(user).reshape(-1)
     if user.shape != y.shape:
         raise ValueError(f"targets have shape {y.shape}, users {user.shape}")
     if not len(y):
-        return float("nan")
+        return user[:0], np.zeros(0)
     order = np.lexsort((p, user))
     u, s, pos = user[order], p[order], y[order] > 0.5
     new_user = np.r_[True, u[1:] != u[:-1]]
@@ -95,9 +102,7 @@ def user_auc(y, p, user) -> float:
     n_neg = np.bincount(group) - n_pos
     u_stat = np.bincount(group, weights=np.where(pos, ranks, 0.0)) - n_pos * (n_pos + 1) / 2.0
     both = (n_pos > 0) & (n_neg > 0)
-    if not both.any():
-        return float("nan")
-    return float(np.mean(u_stat[both] / (n_pos[both] * n_neg[both])))
+    return u[user_start][both], u_stat[both] / (n_pos[both] * n_neg[both])
 
 
 def _confusion(y, p, threshold: float) -> tuple[int, int, int, int]:

@@ -221,7 +221,7 @@ def _nan_message(scores: np.ndarray) -> str:
 
 
 def evaluate(data: RankingData, score_fn: ScoreFn, ks: Sequence[int] = DEFAULT_KS, *,
-             chunk_cells: int = CHUNK_CELLS) -> dict[str, float]:
+             chunk_cells: int = CHUNK_CELLS, per_user: dict | None = None) -> dict[str, float]:
     """The ranking metrics of ``score_fn`` on ``data``, means over the ``data.n_users`` evaluated
     users (that count is ``data.n_users``; it is not in the returned dict).
 
@@ -245,6 +245,10 @@ def evaluate(data: RankingData, score_fn: ScoreFn, ks: Sequence[int] = DEFAULT_K
     least one user's top k; ``novelty@k``, the mean train popularity percentile
     (:func:`popularity_percentiles`: 100 = the most popular anime, 0 the least) over every
     filled top-k slot of every user: lower = more novel. With no evaluated user every value is NaN.
+
+    With a ``per_user`` dict, it also receives ``users`` (``data.users``) and, for each K,
+    ``ndcg@K``: each evaluated user's own NDCG (float64, ``ndcg@K`` is their mean), for paired
+    significance tests (:mod:`animerec_bench.significance`).
     """
     ks = tuple(sorted(set(int(k) for k in ks)))
     if not ks or ks[0] < 1:
@@ -259,6 +263,7 @@ def evaluate(data: RankingData, score_fn: ScoreFn, ks: Sequence[int] = DEFAULT_K
     sums = dict.fromkeys(names[:-2], 0.0)
     seen = np.zeros(n_items, dtype=bool)
     novelty_sum, slots = 0.0, 0
+    user_ndcg = {k: np.zeros(data.n_users) for k in ks} if per_user is not None else None
     for a, b, top in _ranked_chunks(data, score_fn, kmax, chunk_cells):
         hits = _hits(data, a, b, top)
         n_rel = np.diff(data.relevant_indptr[a:b + 1])
@@ -266,7 +271,10 @@ def evaluate(data: RankingData, score_fn: ScoreFn, ks: Sequence[int] = DEFAULT_K
             h = hits[:, :k]
             found = h.sum(axis=1)
             m = np.minimum(n_rel, k)
-            sums[f"ndcg@{k}"] += float(np.sum((h @ discount[:k]) / ideal[m]))
+            ndcg = (h @ discount[:k]) / ideal[m]
+            sums[f"ndcg@{k}"] += float(np.sum(ndcg))
+            if user_ndcg is not None:
+                user_ndcg[k][a:b] = ndcg
             sums[f"recall@{k}"] += float(np.sum(found / n_rel))
             sums[f"hit_rate@{k}"] += float(np.count_nonzero(found))
             first = np.argmax(h, axis=1)
@@ -277,6 +285,9 @@ def evaluate(data: RankingData, score_fn: ScoreFn, ks: Sequence[int] = DEFAULT_K
         seen[listed] = True
         novelty_sum += float(data.popularity[listed].sum())
         slots += len(listed)
+    if per_user is not None:
+        per_user["users"] = data.users
+        per_user.update({f"ndcg@{k}": v for k, v in user_ndcg.items()})
     result = {name: total / data.n_users for name, total in sums.items()}
     result[f"coverage@{kc}"] = float(np.count_nonzero(seen)) / n_items
     result[f"novelty@{kc}"] = novelty_sum / slots if slots else float("nan")

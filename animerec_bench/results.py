@@ -18,6 +18,8 @@ from .atomic import write_text
 from .errors import UserError
 
 SCHEMA = 1
+#: A result's per-user file: ``<result stem>`` + this, beside the JSON.
+PER_USER_SUFFIX = ".users.npz"
 STATUSES = ("ok", "failed")
 #: Keys every result has (dotted paths); loading checks them.
 REQUIRED = ("schema", "status", "error", "model.name", "model.params", "tasks", "dataset.name",
@@ -80,16 +82,32 @@ def file_name(result: dict) -> str:
     return "--".join(slug(str(p)) for p in parts) + ".json"
 
 
-def write(results_dir: Path | str, result: dict) -> Path:
-    """Write ``result`` atomically under a fresh unique name in ``results_dir``; return the path."""
+def write(results_dir: Path | str, result: dict, per_user: bytes | None = None) -> Path:
+    """Write ``result`` atomically under a fresh unique name in ``results_dir``; return the path.
+
+    ``per_user`` (a job's per-user test values, :mod:`.significance`) goes first, atomically, to
+    ``<stem>.users.npz`` beside it, and the result records that name and its sha256 under
+    ``per_user`` (so a swapped file is noticed: :func:`load_per_user`)."""
     check(json_safe(result), "<new result>")
     folder = Path(results_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    text = dumps(result)
     for _ in range(5):  # a random suffix collision is next to impossible; never overwrite anyway
         path = folder / file_name(result)
-        if not path.exists():
-            write_text(path, text)
+        companion = path.with_name(path.stem + PER_USER_SUFFIX)
+        if not path.exists() and not companion.exists():
+            if per_user is not None:
+                from .atomic import atomic_path
+                from .significance import sha256
+
+                with atomic_path(companion) as tmp:
+                    tmp.write_bytes(per_user)
+                result["per_user"] = {"file": companion.name, "sha256": sha256(per_user)}
+            try:
+                write_text(path, dumps(result))
+            except BaseException:  # no per-user file without its result
+                if per_user is not None:
+                    companion.unlink(missing_ok=True)
+                raise
             return path
     raise RuntimeError(f"could not find a free result file name in {folder}")
 
@@ -172,5 +190,33 @@ def load_all(results_dir: Path | str, problems: list[str] | None = None) -> list
             problems.append(str(exc))
             continue
         r["_file"] = path.relative_to(root).as_posix()
+        r["_path"] = str(path)
         out.append(r)
     return out
+
+
+def load_per_user(result: dict) -> dict | None:
+    """The per-user test values of a loaded result (``{task: PerUser}``), or None for a result
+    without them (older results, failed jobs). :class:`ResultFileError` naming the file when it is
+    missing, not in the result's folder, or its sha256 differs from the one the result records."""
+    from . import significance
+
+    info = result.get("per_user")
+    if not info:
+        return None
+    where = result.get("_path") or result.get("_file") or "<result>"
+    name = str(info.get("file") if isinstance(info, dict) else "")
+    if not name.endswith(PER_USER_SUFFIX) or Path(name).name != name:
+        raise ResultFileError(f"{where}: per_user.file {name!r} is not a file name ending in {PER_USER_SUFFIX}")
+    path = Path(where).with_name(name)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ResultFileError(f"{path}: cannot read the per-user file {where} names: {exc.strerror or exc}") from None
+    if significance.sha256(data) != info.get("sha256"):
+        raise ResultFileError(f"{path}: sha256 differs from the one {where} records (per_user.sha256): "
+                              f"not the file that run wrote")
+    try:
+        return significance.decode(data, str(path))
+    except ValueError as exc:
+        raise ResultFileError(str(exc)) from None

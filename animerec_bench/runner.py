@@ -374,6 +374,7 @@ def execute(job: Job, ctx: RunContext, on_event: Listener | None = None,
                 "progress_fd": write_fd, "memory_limit_mb": ctx.memory_limit_mb,
                 "predict_rounds": ctx.predict_rounds, "latency_users": ctx.latency_users,
                 "parent_pid": os.getpid(), "job_dir": str(tmpdir), "timeout_seconds": ctx.timeout,
+                "per_user_path": str(tmpdir / "users.npz"),
                 "deadline": time.time() + ctx.timeout, "cores": list(cores) if cores else None}
         spec_path.write_text(json.dumps(spec), encoding="utf-8")
         env = dict(os.environ)
@@ -407,6 +408,7 @@ def execute(job: Job, ctx: RunContext, on_event: Listener | None = None,
             finally:
                 os.close(read_fd)
             outcome = _read_json(outcome_path)
+            per_user = _read_bytes(tmpdir / "users.npz")
             log_tail = _tail(log_path)
             kernel_oom = kernel_log.oom_kill(worker_kernel_pid) if code == -signal.SIGKILL and not timed_out else None
         finally:
@@ -416,7 +418,7 @@ def execute(job: Job, ctx: RunContext, on_event: Listener | None = None,
     result = _assemble(job, ctx, split, outcome, code=code, timed_out=timed_out, phase=state["phase"],
                        log_tail=log_tail, started_at=started_at, duration=duration, rusage=rusage,
                        kernel_oom=kernel_oom, kernel_log_readable=kernel_log.readable)
-    return result, save_result(ctx, result)
+    return result, save_result(ctx, result, per_user if result["status"] == "ok" else None)
 
 
 def _without_test(split, path: Path) -> tuple[Path, str]:
@@ -436,18 +438,19 @@ def _without_test(split, path: Path) -> tuple[Path, str]:
     return path, trimmed.fingerprint
 
 
-def save_result(ctx: RunContext, result: dict) -> Path | None:
-    """Write ``result`` into ``ctx.results_dir``; if that fails (a full disk, a folder gone),
+def save_result(ctx: RunContext, result: dict, per_user: bytes | None = None) -> Path | None:
+    """Write ``result`` into ``ctx.results_dir`` (with its per-user file beside it, see
+    :func:`.results.write`); if that fails (a full disk, a folder gone),
     keep it under the data home's ``unsaved-results/`` or the system temp folder instead and
     note where in ``ctx.unsaved``. Returns the path (None if it could not be kept anywhere)."""
     try:
-        return results.write(ctx.results_dir, result)
+        return results.write(ctx.results_dir, result, per_user)
     except OSError as exc:
         where = f"{exc.filename}: " if exc.filename and Path(exc.filename) != Path(ctx.results_dir) else ""
         problem = f"cannot write a result into {ctx.results_dir}: {where}{exc.strerror or exc}"
     for folder in (paths.home() / "unsaved-results", Path(tempfile.gettempdir()) / "animerec-bench-unsaved-results"):
         try:
-            kept = results.write(folder, result)
+            kept = results.write(folder, result, per_user)
         except OSError:
             continue
         ctx.unsaved.append((kept, problem))
@@ -520,6 +523,13 @@ def _read_json(path: Path) -> dict | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
+
+
+def _read_bytes(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
 
 
 def _tail(path: Path, lines: int = 20, max_chars: int = 4000) -> str:

@@ -118,11 +118,13 @@ def _union_mask(part, tasks):
 
 
 def evaluate(model_name: str, model, part, tasks, *, predictions=None,
-             timing_out: dict | None = None) -> tuple[dict, dict]:
+             timing_out: dict | None = None, per_user_out: dict | None = None) -> tuple[dict, dict]:
     """Score ``model`` on ``part`` for ``tasks``: (metrics per task, val_loss per task).
 
     With ``timing_out``, the seconds its ``predict`` took go to ``timing_out["predict_seconds"]``
-    (the model's own work; the rest of a job's time beside fit is the harness's)."""
+    (the model's own work; the rest of a job's time beside fit is the harness's). With
+    ``per_user_out``, each task's (user indices, values, weights) for paired significance
+    tests go to ``per_user_out[task]`` (:func:`.significance.pointwise_per_user`)."""
     from . import tasks as tasks_mod
     from . import timing
     from .model import validate_predictions
@@ -141,6 +143,10 @@ def evaluate(model_name: str, model, part, tasks, *, predictions=None,
         y = scored.target(task)[m]
         out[task] = spec.score(y, preds[task][m], user=scored.user[m])
         losses[task] = spec.val_loss(y, preds[task][m])
+        if per_user_out is not None:
+            from .significance import pointwise_per_user
+
+            per_user_out[task] = pointwise_per_user(task, y, preds[task][m], scored.user[m])
     return out, losses
 
 
@@ -217,6 +223,7 @@ def run(spec: dict, progress: Progress, outcome: dict) -> None:
 
     pointwise = tuple(t for t in tasks if tasks_mod.get(t).pointwise)
     outcome["metrics"], outcome["val_metrics"] = {}, {}
+    per_user: dict = {}  # task -> (user indices, values, weights) on test: see save_per_user
     if pointwise:
         progress.send("phase", phase="validate")
         phase = {}
@@ -238,7 +245,8 @@ def run(spec: dict, progress: Progress, outcome: dict) -> None:
                                       rounds=int(spec.get("predict_rounds", 5)), warmup=1,
                                       min_time=float(spec.get("predict_min_seconds", PREDICT_MIN_SECONDS)),
                                       max_seconds=float(spec.get("predict_max_seconds", 10.0)))
-        test_metrics, test_losses = evaluate(entry.name, model, test, pointwise, predictions=first)
+        test_metrics, test_losses = evaluate(entry.name, model, test, pointwise, predictions=first,
+                                             per_user_out=per_user)
         pstats = timing.stats(samples)
         timing_out["predict"] = {**pstats, "pairs": len(test)}
         timing_out["predict_per_second"] = len(test) / pstats["median"] if pstats["median"] > 0 else None
@@ -251,12 +259,15 @@ def run(spec: dict, progress: Progress, outcome: dict) -> None:
     if source:
         progress.send("phase", phase="ranking")
         t0 = timing.clock()
-        ranked, info = evaluate_ranking(model, split, source)
+        ranked, info = evaluate_ranking(model, split, source, per_user=per_user)
         seconds = timing.clock() - t0
         timing_out["ranking_seconds"] = seconds
         timing_out["ranking_users_per_second"] = info["users"] / seconds if seconds > 0 else None
         outcome["metrics"]["ranking"] = ranked
         outcome["ranking"] = info
+
+    if spec.get("per_user_path") and per_user:
+        save_per_user(spec["per_user_path"], per_user, split.user_ids)
 
     progress.send("phase", phase="latency")
     t0 = timing.clock()
@@ -266,10 +277,23 @@ def run(spec: dict, progress: Progress, outcome: dict) -> None:
     outcome["status"] = "ok"
 
 
-def evaluate_ranking(model, split, source: str, part: str = "test") -> tuple[dict, dict]:
+def save_per_user(path: str, per_user: dict, user_ids) -> None:
+    """Write the job's per-user test values (raw user ids) for the parent to keep beside the result."""
+    from .atomic import atomic_path
+    from .significance import PerUser, encode
+
+    data = encode({task: PerUser(user_ids[users].astype("int64"), values, weights)
+                   for task, (users, values, weights) in per_user.items()})
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def evaluate_ranking(model, split, source: str, part: str = "test",
+                     per_user: dict | None = None) -> tuple[dict, dict]:
     """The ranking metrics of ``model`` on ``split``'s ``part`` (see :mod:`animerec_bench.ranking`
     for which anime are candidates), its lists taken from ``source``: its own ``score``, or its
-    ``interaction``/``rating`` predictions over every anime."""
+    ``interaction``/``rating`` predictions over every anime. With ``per_user``, its ``ranking``
+    entry gets each evaluated user's NDCG at the primary cut-off (user indices, values, ones)."""
     from . import ranking
     from . import tasks as tasks_mod
 
@@ -278,7 +302,13 @@ def evaluate_ranking(model, split, source: str, part: str = "test") -> tuple[dic
         score_fn = model.score
     else:
         score_fn = ranking.scores_from_predictions(model, source, split.n_items)
-    metrics = ranking.evaluate(data, score_fn, ks=tasks_mod.KS)
+    users_ndcg: dict | None = {} if per_user is not None else None
+    metrics = ranking.evaluate(data, score_fn, ks=tasks_mod.KS, per_user=users_ndcg)
+    if users_ndcg:
+        import numpy as np
+
+        values = users_ndcg[tasks_mod.RANKING.primary]
+        per_user["ranking"] = (users_ndcg["users"], values, np.ones(len(values)))
     return metrics, {"source": source, "users": int(data.n_users)}
 
 

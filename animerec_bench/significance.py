@@ -1,0 +1,254 @@
+"""Paired bootstrap over test users: intervals and p-values without re-fitting any model.
+
+Every result keeps, beside its JSON, what a paired test needs (``<stem>.users.npz``): for each
+task it was scored on, the raw user ids (int64) and one value per user:
+
+- ``rating``: the user's sum of squared errors and their number of rated pairs (RMSE of a set of
+  users = sqrt(sum of errors / sum of counts));
+- ``interaction``: the user's own AUC (users with both classes; the task's GAUC is their mean);
+- ``ranking``: the user's NDCG@10 (the primary metric is their mean).
+
+The method (:func:`compare`): per seed, the users both results scored are resampled with
+replacement ``draws`` times by ``numpy.random.default_rng([SALT, seed])`` (the same draws for
+both models: paired); each draw gives B's metric minus A's on those users. Seeds are combined by
+averaging, draw by draw, the per-seed differences. The 95% interval is the 2.5th and 97.5th
+percentile of the draws; the two-sided p-value is ``min(1, 2 * min(#(d <= 0) + 1, #(d >= 0) + 1)
+/ (draws + 1))``. Seeded throughout, so a leaderboard built from it is byte-stable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+
+#: Bootstrap draws per comparison.
+DRAWS = 1000
+#: Mixed into every seed's generator, so bootstrap draws never coincide with the split's.
+SALT = 20261129
+#: Draw counts per block of draws (memory stays bounded with many users).
+BLOCK_CELLS = 1 << 22
+#: Draw-count matrices up to this many cells are kept for the next model of the same seed.
+CACHE_CELLS = 1 << 23
+_COUNTS: dict = {}
+#: What each task's per-user file holds: the value's name, and the primary metric it gives.
+VALUE = {"rating": "sse", "interaction": "auc", "ranking": "ndcg@10"}
+#: The metric the bootstrap reproduces for each task (interaction: per-user AUC, i.e. GAUC).
+METRIC = {"rating": "rmse", "interaction": "gauc", "ranking": "ndcg@10"}
+
+
+@dataclass(frozen=True)
+class PerUser:
+    """One task's per-user values of one result: raw user ids ascending, a value and a weight
+    (rating: SSE and pair count; other tasks: the user's metric and 1) per user."""
+
+    users: np.ndarray
+    values: np.ndarray
+    weights: np.ndarray
+
+    def metric(self, task: str) -> float:
+        """The task's metric over all these users."""
+        return float(_statistic(task, self.values[None, :], self.weights[None, :])[0])
+
+    def on(self, users: np.ndarray) -> "PerUser":
+        """Restricted to ``users`` (a sorted subset of ``self.users``)."""
+        pos = np.searchsorted(self.users, users)
+        return PerUser(users, self.values[pos], self.weights[pos])
+
+
+def _statistic(task: str, values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """The metric of each row of gathered per-user values."""
+    if task == "rating":
+        return np.sqrt(values.sum(axis=1) / weights.sum(axis=1))
+    return values.mean(axis=1)
+
+
+def rating_per_user(user: np.ndarray, y, p) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(users, sum of squared errors, pair count) of rating pairs (predictions already clipped)."""
+    user = np.asarray(user)
+    users, inverse = np.unique(user, return_inverse=True)
+    err = (np.asarray(y, np.float64) - np.asarray(p, np.float64)) ** 2
+    return users, np.bincount(inverse, weights=err), np.bincount(inverse).astype(np.float64)
+
+
+def pointwise_per_user(task: str, y, p, user) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(user indices ascending, values, weights) of a pointwise task's scored pairs, as the task
+    scores them (rating predictions clipped to 1-10; interaction: users with both classes)."""
+    from . import metrics
+    from . import tasks as tasks_mod
+
+    if task == "rating":
+        return rating_per_user(user, y, tasks_mod.RATING.clip(p))
+    if task == "interaction":
+        users, aucs = metrics.user_aucs(y, p, user)
+        return users, aucs, np.ones(len(aucs))
+    raise ValueError(f"task {task!r} is not scored per pair")
+
+
+def encode(per_task: dict[str, PerUser]) -> bytes:
+    """The ``.users.npz`` content: ``<task>.users``, ``<task>.values``, ``<task>.weights`` per task."""
+    import io
+
+    arrays = {}
+    for task in sorted(per_task):
+        pu = per_task[task]
+        arrays[f"{task}.users"] = np.asarray(pu.users, dtype=np.int64)
+        arrays[f"{task}.values"] = np.asarray(pu.values, dtype=np.float64)
+        arrays[f"{task}.weights"] = np.asarray(pu.weights, dtype=np.float64)
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+def decode(data: bytes, where: str) -> dict[str, PerUser]:
+    """Read :func:`encode`'s bytes; ``ValueError`` naming ``where`` when they are not such a file."""
+    import io
+
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except Exception as exc:  # noqa: BLE001 - any unreadable content is the same user-facing problem
+        raise ValueError(f"{where}: not a per-user file ({type(exc).__name__})") from None
+    out = {}
+    for task in sorted({k.split(".")[0] for k in arrays}):
+        try:
+            users, values, weights = (arrays[f"{task}.{p}"] for p in ("users", "values", "weights"))
+        except KeyError:
+            raise ValueError(f"{where}: task {task!r} misses users, values or weights") from None
+        if not (users.ndim == values.ndim == weights.ndim == 1 and len(users) == len(values) == len(weights)):
+            raise ValueError(f"{where}: task {task!r} arrays differ in length")
+        if len(users) > 1 and not np.all(users[1:] > users[:-1]):
+            raise ValueError(f"{where}: task {task!r} user ids are not unique and ascending")
+        out[task] = PerUser(users.astype(np.int64), values.astype(np.float64), weights.astype(np.float64))
+    return out
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _count_blocks(seed: int, n: int, draws: int):
+    """The bootstrap draws of ``n`` users for ``seed`` as blocks of a ``[draws, n]`` matrix of how
+    often each user was drawn: a function of (seed, n, draws) alone, so every model scored on the
+    same users gets the same draws (paired). Small matrices are kept for the next model."""
+    key = (int(seed), int(n), int(draws))
+    if key in _COUNTS:
+        return _COUNTS[key]
+    rng = np.random.default_rng([SALT, int(seed)])
+    block = max(1, BLOCK_CELLS // max(n, 1))
+    blocks = []
+    for a in range(0, draws, block):
+        rows = min(draws, a + block) - a
+        idx = rng.integers(0, n, size=(rows, n)) + (np.arange(rows, dtype=np.int64) * n)[:, None]
+        blocks.append(np.bincount(idx.ravel(), minlength=rows * n).reshape(rows, n).astype(np.float64))
+    if n * draws <= CACHE_CELLS:
+        if len(_COUNTS) >= 8:
+            _COUNTS.clear()
+        _COUNTS[key] = blocks
+    return blocks
+
+
+def _draws(task: str, per_model: list[PerUser], seed: int, draws: int) -> list[np.ndarray]:
+    """Each model's metric on the same ``draws`` resamples of their (identical) users, one seed."""
+    n, m = len(per_model[0].users), len(per_model)
+    # one product per block for every model (and, for rating, every weight): the counts are read once
+    columns = [pu.values for pu in per_model] + ([pu.weights for pu in per_model] if task == "rating" else [])
+    stacked = np.stack(columns, axis=1)
+    parts = []
+    for counts in _count_blocks(seed, n, draws):
+        sums = counts @ stacked
+        parts.append(np.sqrt(sums[:, :m] / sums[:, m:]) if task == "rating" else sums / n)
+    out = np.concatenate(parts)
+    return [out[:, i] for i in range(m)]
+
+
+def common_users(a: PerUser, b: PerUser) -> np.ndarray:
+    return np.intersect1d(a.users, b.users, assume_unique=True)
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A point estimate, its 95% bootstrap interval and (for a difference) the two-sided p-value."""
+
+    estimate: float
+    low: float
+    high: float
+    p: float | None = None
+    users: int = 0
+
+
+def _summary(point: float, d: np.ndarray, users: int, with_p: bool) -> Interval:
+    low, high = np.percentile(d, [2.5, 97.5])
+    p = None
+    if with_p:
+        below, above = int(np.count_nonzero(d <= 0)), int(np.count_nonzero(d >= 0))
+        p = min(1.0, 2.0 * min(below + 1, above + 1) / (len(d) + 1))
+    return Interval(float(point), float(low), float(high), p, users)
+
+
+def interval(task: str, by_seed: dict[int, PerUser], draws: int = DRAWS) -> Interval:
+    """One model's metric, averaged over seeds, with its 95% bootstrap interval."""
+    seeds = sorted(by_seed)
+    per_seed = [_draws(task, [by_seed[s]], s, draws)[0] for s in seeds]
+    point = float(np.mean([by_seed[s].metric(task) for s in seeds]))
+    return _summary(point, np.mean(per_seed, axis=0), min(len(by_seed[s].users) for s in seeds), False)
+
+
+def compare(task: str, a: dict[int, PerUser], b: dict[int, PerUser],
+            draws: int = DRAWS) -> tuple[dict[int, Interval], Interval]:
+    """B − A per common seed and combined (seeds averaged draw by draw), paired over common users.
+
+    ``ValueError`` when the two share no seed, or a seed shares no user."""
+    seeds = sorted(set(a) & set(b))
+    if not seeds:
+        raise ValueError(f"no common seed (A has {sorted(a)}, B has {sorted(b)})")
+    per_seed, all_d = {}, []
+    for s in seeds:
+        users = common_users(a[s], b[s])
+        if not len(users):
+            raise ValueError(f"seed {s}: the two results share no user")
+        pa, pb = a[s].on(users), b[s].on(users)
+        da, db = _draws(task, [pa, pb], s, draws)
+        d = db - da
+        all_d.append(d)
+        per_seed[s] = _summary(pb.metric(task) - pa.metric(task), d, len(users), True)
+    combined = _summary(float(np.mean([per_seed[s].estimate for s in seeds])), np.mean(all_d, axis=0),
+                        min(i.users for i in per_seed.values()), True)
+    return per_seed, combined
+
+
+def board(task: str, rows: dict, best, draws: int = DRAWS) -> dict:
+    """For a leaderboard: ``{row: (interval of its metric, B − A against ``best`` or None)}`` for
+    ``rows`` = ``{row: {seed: PerUser}}``, the same numbers as :func:`interval` and :func:`compare`
+    give, with each seed's draws made once for all rows scored on the same users."""
+    own: dict = {key: {} for key in rows}
+    for seed in sorted({s for by_seed in rows.values() for s in by_seed}):
+        groups: dict = {}
+        for key, by_seed in rows.items():
+            if seed in by_seed:
+                groups.setdefault(by_seed[seed].users.tobytes(), []).append(key)
+        for keys in groups.values():
+            for key, d in zip(keys, _draws(task, [rows[k][seed] for k in keys], seed, draws)):
+                own[key][seed] = d
+    out = {}
+    for key, by_seed in rows.items():
+        seeds = sorted(by_seed)
+        point = float(np.mean([by_seed[s].metric(task) for s in seeds]))
+        iv = _summary(point, np.mean([own[key][s] for s in seeds], axis=0),
+                      min(len(by_seed[s].users) for s in seeds), False)
+        diff = None
+        if best is not None and key != best:
+            ref = rows[best]
+            common = [s for s in seeds if s in ref]
+            if all(np.array_equal(ref[s].users, by_seed[s].users) for s in common) and common:
+                d = np.mean([own[key][s] - own[best][s] for s in common], axis=0)
+                est = float(np.mean([by_seed[s].metric(task) - ref[s].metric(task) for s in common]))
+                diff = _summary(est, d, min(len(by_seed[s].users) for s in common), True)
+            else:
+                try:
+                    diff = compare(task, ref, by_seed, draws)[1]
+                except ValueError:  # no seed or user in common with the best: no mark
+                    diff = None
+        out[key] = (iv, diff)
+    return out
