@@ -32,6 +32,12 @@ def _sha256_file(path: Path | str) -> str | None:
         return None
 
 
+@functools.lru_cache(maxsize=1)
+def _distributions() -> dict:
+    """Top-level module -> installed distributions (one scan of every installed package per process)."""
+    return importlib.metadata.packages_distributions()
+
+
 def code_fingerprint(cls: type) -> dict:
     """Where the model's code comes from and its fingerprint (see the module docstring)."""
     module = cls.__module__
@@ -41,8 +47,7 @@ def code_fingerprint(cls: type) -> dict:
         if module.startswith("animerec_bench_plugins.") and file:
             entry["file"] = str(Path(file).resolve())
         return entry
-    top = module.split(".")[0]
-    dists = sorted(importlib.metadata.packages_distributions().get(top, []))
+    dists = sorted(_distributions().get(module.split(".")[0], []))
     if dists:
         try:
             return {"kind": "distribution", "distribution": dists[0],

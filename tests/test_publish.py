@@ -133,3 +133,21 @@ def test_a_built_wheel_carries_the_commit_in_its_version(tmp_path):
         meta = next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA"))
         version = re.search(r"^Version: (\S+)$", zf.read(meta).decode(), re.M).group(1)
     assert f"+g{head[:7]}" in version, version
+
+
+def test_an_installed_plugins_code_is_its_distributions_version_and_another_version_is_stale():
+    import importlib.metadata
+
+    from animerec_bench import identity
+
+    cls = type("FromAPackage", (), {"__module__": "tabulate"})  # as if an entry-point plugin's model
+    now = importlib.metadata.version("tabulate")
+    assert identity.code_fingerprint(cls) == {"kind": "distribution", "distribution": "tabulate", "version": now}
+
+    def result(code):
+        return {"identity": {"key": "k", "parts": {"code": code}}}
+
+    assert not identity.stale(result({"kind": "distribution", "distribution": "tabulate", "version": now}))
+    assert identity.stale(result({"kind": "distribution", "distribution": "tabulate", "version": "0.0.1"}))
+    assert not identity.stale(result({"kind": "distribution", "distribution": "not-installed-here", "version": "1"}))
+    assert not identity.stale({})  # no identity recorded (older results): not called stale
