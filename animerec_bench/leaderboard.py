@@ -16,6 +16,7 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
+from . import identity
 from . import results as results_mod
 from .atomic import write_text
 from .errors import UserError
@@ -152,6 +153,8 @@ def render_task(task: str, group: list[dict]) -> str:
         if any_tuned:
             how = _tuning_note(_latest_per_seed(ok.get(key) or any_ok.get(key, []))) if key[4] else "default"
             notes = f"{notes}, {how}" if notes else how
+        if any(identity.stale(r) for r in _latest_per_seed(ok.get(key, []))):
+            notes = f"{notes}, stale" if notes else "stale"
         label = _label(key, versions)
         if not serves[key]:
             rows.append(((2, 0.0, label, key), [label, notes] + [NA] * (len(columns) + len(spec.timing_columns) + 2) + [escape(key[3])]))
@@ -309,6 +312,10 @@ def render_group(dataset: str, protocol: str, group: list[dict]) -> str:
         out.append("tuned (N trials, S s): hyperparameters chosen by `animerec-bench tune` (Optuna TPE) on each "
                    "seed's validation part in N trials taking S s per seed (mean), then tested once; default: "
                    "the model's own hyperparameters.")
+    if any(identity.stale(r) for r in group if r["status"] == "ok"):
+        out.append("stale: the model's code has changed since the result was made (its source file, or its "
+                   "plugin's installed version, differs from the result's `identity`); rerun with "
+                   "`animerec-bench run --missing`.")
     for task in tasks:
         out += ["", render_task(task, group)]
     out += ["", "## Hardware", "", *_machine_lines(group)]

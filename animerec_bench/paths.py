@@ -1,4 +1,4 @@
-"""Where animerec-bench keeps imported data sets and cached splits."""
+"""Where animerec-bench keeps imported data sets, cached splits, and your own results and boards."""
 
 from __future__ import annotations
 
@@ -23,3 +23,32 @@ def datasets_dir() -> Path:
 def splits_dir() -> Path:
     """Cached splits, one file per (dataset, protocol, seed), named by fingerprint."""
     return home() / "splits"
+
+
+def results_dir() -> Path:
+    """Your own runs' result files: where ``run`` and ``tune`` write unless told otherwise."""
+    return home() / "results"
+
+
+def leaderboards_dir() -> Path:
+    """Where ``leaderboard`` renders your own runs unless told otherwise."""
+    return home() / "leaderboards"
+
+
+#: The published pair, relative to a checkout of this project: written only on request
+#: (``--publish``, or naming the folders), so a newcomer's run never rewrites the public board.
+PUBLISHED_RESULTS = "results"
+PUBLISHED_LEADERBOARDS = "leaderboards"
+
+
+def published(option: str = "--publish", cwd: Path | None = None) -> tuple[Path, Path]:
+    """The current checkout's ``results/`` and ``leaderboards/``; a UserError outside a checkout."""
+    from .errors import UserError
+    from .plugins import is_checkout
+
+    cwd = Path.cwd() if cwd is None else cwd
+    if not is_checkout(cwd):
+        raise UserError(f"{option}: {cwd} is not an animerec-bench checkout (no pyproject.toml naming "
+                        f"animerec-bench); run it from the checkout whose published board you mean, or name "
+                        f"the folders with --results/--out")
+    return cwd / PUBLISHED_RESULTS, cwd / PUBLISHED_LEADERBOARDS

@@ -234,6 +234,17 @@ def git_revision(root: Path | None = None) -> tuple[str | None, bool | None]:
     return commit, None if status is None else bool(status.strip())
 
 
+def job_identity(job: Job, ctx: RunContext, split) -> dict:
+    """The job's identity (:mod:`.identity`): what makes a stored result current for it."""
+    from .identity import job_identity as make
+
+    entry = ctx.registry.models[job.model]
+    params = {**entry.params, **job.params}
+    return make(entry.cls, params, dataset_fingerprint=ctx.dataset.fingerprint, split_fingerprint=split.fingerprint,
+                seed=job.seed, tasks=job.tasks, ranking=job.rank, protocol=ctx.protocol.name,
+                protocol_params=ctx.protocol.params(), schema=results.SCHEMA)
+
+
 def utc_now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -593,6 +604,7 @@ def _assemble(job: Job, ctx: RunContext, split, outcome: dict | None, *, code: i
         status = "failed"
         kind, error = _death_reason(code, log_tail, peak_mib, memory_limit_mb=ctx.memory_limit_mb,
                                     kernel_oom=kernel_oom, kernel_log_readable=kernel_log_readable)
+    identity = job_identity(job, ctx, split)
     params = dict(entry.params)
     params.update(job.params)
     params = outcome.get("params", params)
@@ -628,6 +640,7 @@ def _assemble(job: Job, ctx: RunContext, split, outcome: dict | None, *, code: i
         "machine": outcome.get("machine") or ctx.parent_machine or {},
         "package": {"name": "animerec-bench", "version": __version__, "commit": ctx.commit,
                     "dirty": ctx.dirty},
+        "identity": identity,
         "run_id": ctx.run_id,
         "started_at": started_at,
         "duration_seconds": duration,

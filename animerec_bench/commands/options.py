@@ -31,3 +31,21 @@ def load_plugins(plugins_dir: str | None, *, deadline: float | None = None):
     if deadline is not None:
         probe(folder.path, deadline)
     return load_registry(folder.path), folder.path
+
+
+publish_option = click.option(
+    "--publish", is_flag=True,
+    help="Use the published board of this checkout (./results, ./leaderboards) instead of your own in the "
+         "data home; an error outside a checkout.")
+
+
+def results_folder(results_dir: str | None, publish: bool) -> str:
+    """Where ``run``/``tune`` write: ``--results``, else ``--publish``'s ``./results``, else the data home's."""
+    from .. import paths
+    from ..errors import UserError
+
+    if publish and results_dir is not None:
+        raise UserError("give either --publish or --results DIR, not both")
+    if publish:
+        return str(paths.published()[0])
+    return results_dir if results_dir is not None else str(paths.results_dir())

@@ -12,7 +12,7 @@ import click
 
 from ..errors import UserError
 from ..tasks import NAMES as TASK_NAMES
-from .options import load_plugins, plugins_dir_option
+from .options import load_plugins, plugins_dir_option, publish_option, results_folder
 
 
 def _no_early_exit_zero(command):
@@ -183,6 +183,24 @@ def _probe_results_folder(folder) -> None:
         raise UserError(f"results folder {folder}: cannot write there ({exc.strerror or exc})") from None
 
 
+def _missing_jobs(jobs: list, ctx, results_dir) -> tuple[list, int]:
+    """The jobs whose identity has no ok result in ``results_dir`` (renumbered), and how many had one."""
+    import dataclasses
+    from pathlib import Path
+
+    from .. import results as results_mod
+    from .. import runner
+
+    problems: list[str] = []
+    existing = results_mod.load_all(results_dir, problems) if Path(results_dir).is_dir() else []
+    for problem in problems:
+        click.echo(f"warning: skipped {problem}", err=True)
+    current = {results_mod.get(r, "identity.key") for r in existing
+               if r["status"] == "ok" and not r.get("validation_only") and not results_mod.get(r, "tuning")}
+    todo = [job for job in jobs if runner.job_identity(job, ctx, ctx.split(job.seed)[1])["key"] not in current]
+    return [dataclasses.replace(job, index=i) for i, job in enumerate(todo, 1)], len(jobs) - len(todo)
+
+
 @click.command("run")
 @click.option("--all", "run_all", is_flag=True, help="Run every registered model.")
 @click.option("-m", "--model", "models", multiple=True, metavar="NAME",
@@ -207,12 +225,18 @@ def _probe_results_folder(folder) -> None:
 @click.option("--backend", "keras_backend", default=None, metavar="NAME",
               help="Keras backend of the Keras models' jobs: tensorflow or jax (default: KERAS_BACKEND, else "
                    "Keras' own); recorded with the hardware.")
-@click.option("--results", "results_dir", type=click.Path(file_okay=False), default="results",
-              show_default=True, help="Folder the result files are written into.")
+@click.option("--results", "results_dir", type=click.Path(file_okay=False), default=None,
+              help="Folder the result files are written into "
+                   "(default: results/ in the data home, your own runs; the published ./results only with "
+                   "--publish or --results results).")
+@publish_option
+@click.option("--missing", is_flag=True,
+              help="Run only the jobs without a current ok result in the results folder (same model code, "
+                   "version, parameters, data set, split, protocol and result schema).")
 @plugins_dir_option
 @_no_early_exit_zero
 def run(run_all, models, more_models, tasks, dataset, protocol, seeds, seed, params, timeout, memory_limit,
-        n_jobs, keras_backend, results_dir, plugins_dir) -> None:
+        n_jobs, keras_backend, results_dir, publish, missing, plugins_dir) -> None:
     """Run models on a data set: each job (model x task(s) x seed) in its own process.
 
     Ends with a summary table; the exit status is 1 when any job failed.
@@ -239,6 +263,7 @@ def run(run_all, models, more_models, tasks, dataset, protocol, seeds, seed, par
     if keras_backend is not None:
         _check_backend(keras_backend)
     seed_list = list(range(seeds)) if seeds is not None else [seed if seed is not None else 0]
+    results_dir = results_folder(results_dir, publish)
     models = tuple(models) + tuple(more_models)
     registry, plugins_path = load_plugins(plugins_dir, deadline=timeout)
     for err in registry.warnings + registry.errors:
@@ -258,6 +283,13 @@ def run(run_all, models, more_models, tasks, dataset, protocol, seeds, seed, par
                f"{', '.join(map(str, seed_list))}; results -> {results_dir}", err=True)
     for stale in runner.sweep_stale_job_dirs():
         click.echo(f"removed {stale}: the job folder of a run that was killed", err=True)
+    if missing:
+        jobs, done = _missing_jobs(jobs, ctx, results_dir)
+        click.echo(f"--missing: {done} job(s) already have a current ok result in {results_dir}; "
+                   f"{len(jobs)} to run", err=True)
+        if not jobs:
+            click.echo(f"nothing to run; results in {results_dir}")
+            return
     if allotments:
         click.echo(f"{n_jobs} jobs at once, each on its own {len(allotments[0])} of {len(runner.allot_cores(1)[0])} "
                    f"core(s): " + "; ".join(",".join(map(str, a)) for a in allotments), err=True)
@@ -280,7 +312,7 @@ def run(run_all, models, more_models, tasks, dataset, protocol, seeds, seed, par
 
     try:
         with _stop_signals_raise():
-            for s in seed_list:
+            for s in sorted({job.seed for job in jobs}):
                 ctx.split(s)
             if allotments:
                 run_parallel(jobs, ctx, allotments, reporter, record, running)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ..tasks import NAMES as TASK_NAMES
-from .options import load_plugins, plugins_dir_option
+from .options import load_plugins, plugins_dir_option, publish_option, results_folder
 
 
 @click.command("tune")
@@ -32,11 +32,14 @@ from .options import load_plugins, plugins_dir_option
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=1800.0, show_default=True,
               help="Seconds each trial (and each final test job) may take before it is killed and "
                    "recorded as failed.")
-@click.option("--results", "results_dir", type=click.Path(file_okay=False), default="results",
-              show_default=True, help="Folder the final test jobs' result files are written into.")
+@click.option("--results", "results_dir", type=click.Path(file_okay=False), default=None,
+              help="Folder the final test jobs' result files are written into "
+                   "(default: results/ in the data home, your own runs; the published ./results only with "
+                   "--publish or --results results).")
+@publish_option
 @plugins_dir_option
 def tune(run_all, models, more_models, trials, budget_seconds, tasks, dataset, protocol, seeds, seed, params,
-         timeout, results_dir, plugins_dir) -> None:
+         timeout, results_dir, publish, plugins_dir) -> None:
     """Tune models with Optuna (seeded TPE) on each seed's validation part, then test once.
 
     For each seed, each model's trials run as jobs scored on that seed's validation part only
@@ -63,6 +66,7 @@ def tune(run_all, models, more_models, trials, budget_seconds, tasks, dataset, p
     if seeds is not None and seed is not None:
         raise UserError("give either --seeds N or --seed S, not both")
     seed_list = list(range(seeds)) if seeds is not None else [seed if seed is not None else 0]
+    results_dir = results_folder(results_dir, publish)
     models = tuple(models) + tuple(more_models)
     registry, plugins_path = load_plugins(plugins_dir, deadline=timeout)
     for err in registry.warnings + registry.errors:

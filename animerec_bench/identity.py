@@ -1,0 +1,117 @@
+"""A job's identity: what decides whether a stored result is still the result of that job.
+
+The parts are the model's code fingerprint (sha256 of the source file of its class's module
+for built-in models and loose plugin files; the installed distribution's version for a model
+from an entry-point plugin), its declared ``version``, its parameters, the data set and split
+fingerprints, the protocol and its parameters, and the result schema. The key is the sha256
+of those parts as canonical JSON. ``run --missing`` skips a job whose key has an ``ok`` result;
+the leaderboard marks a result "stale" when its model's code no longer matches (:func:`stale`).
+Import-light: no model module is imported here.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.metadata
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+#: Module prefixes whose models are fingerprinted by their source file: the built-ins and
+#: loose plugin files (``plugins._import_file`` names those ``animerec_bench_plugins.<stem>``).
+SOURCE_PREFIXES = ("animerec_bench.", "animerec_bench_plugins.")
+
+
+def _sha256_file(path: Path | str) -> str | None:
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+@functools.lru_cache(maxsize=1)
+def _distributions() -> dict:
+    """Top-level module -> installed distributions (one scan of every installed package per process)."""
+    return importlib.metadata.packages_distributions()
+
+
+def code_fingerprint(cls: type) -> dict:
+    """Where the model's code comes from and its fingerprint (see the module docstring)."""
+    module = cls.__module__
+    if module.startswith(SOURCE_PREFIXES):
+        file = getattr(sys.modules.get(module), "__file__", None)
+        entry = {"kind": "source", "module": module, "sha256": _sha256_file(file) if file else None}
+        if module.startswith("animerec_bench_plugins.") and file:
+            entry["file"] = str(Path(file).resolve())
+        return entry
+    dists = sorted(_distributions().get(module.split(".")[0], []))
+    if dists:
+        try:
+            return {"kind": "distribution", "distribution": dists[0],
+                    "version": importlib.metadata.version(dists[0])}
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    file = getattr(sys.modules.get(module), "__file__", None)  # e.g. a module on sys.path, not installed
+    return {"kind": "source", "module": module, "sha256": _sha256_file(file) if file else None}
+
+
+def job_identity(cls: type, params: dict, *, dataset_fingerprint: str, split_fingerprint: str, seed: int,
+                 tasks: list[str] | tuple[str, ...], ranking: str | None, protocol: str, protocol_params: dict,
+                 schema: int) -> dict:
+    """``{"key": sha256, "parts": {...}}`` for one job."""
+    from .results import json_safe
+
+    parts = json_safe({
+        "model": cls.name, "code": code_fingerprint(cls), "version": str(getattr(cls, "version", "1")),
+        "params": params, "tasks": list(tasks), "ranking": ranking,
+        "dataset": dataset_fingerprint, "split": split_fingerprint,
+        "seed": seed, "protocol": protocol, "protocol_params": protocol_params, "schema": schema,
+    })
+    return {"key": key_of(parts), "parts": parts}
+
+
+def key_of(parts: dict) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+@functools.lru_cache(maxsize=None)
+def _module_file(module: str) -> str | None:
+    """Where ``module``'s source is, found without importing it (its packages are imported)."""
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        return None
+    return spec.origin if spec is not None and spec.origin else None
+
+
+def _current_source_sha(module: str, file: str | None) -> str | None:
+    """The source's sha256 now (read each time: a long-lived process must see an edit)."""
+    file = file or _module_file(module)  # a loose plugin file, else the module's
+    return _sha256_file(file) if file else None  # None: not on this machine
+
+
+@functools.lru_cache(maxsize=None)
+def _current_version(distribution: str) -> str | None:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def stale(result: dict) -> bool:
+    """Whether ``result`` came from model code that has changed since, as far as this machine can
+    tell: a built-in or loose file whose source differs, an installed plugin at another version.
+    Unknown (no identity recorded, code not here) is not stale."""
+    code: Any = ((result.get("identity") or {}).get("parts") or {}).get("code")
+    if not isinstance(code, dict):
+        return False
+    if code.get("kind") == "source" and code.get("sha256"):
+        now = _current_source_sha(str(code.get("module")), code.get("file"))
+        return now is not None and now != code["sha256"]
+    if code.get("kind") == "distribution" and code.get("distribution"):
+        now = _current_version(str(code["distribution"]))
+        return now is not None and now != code.get("version")
+    return False
