@@ -144,10 +144,15 @@ def learning_curves(curves: dict[str, list[list[dict]]], title: str) -> str | No
 
 
 def histories(group: list[dict], label_of) -> dict[str, list[list[dict]]]:
-    """Label -> the stored ``history`` of each of its ok results (by seed, then file), when present."""
+    """Label -> the stored ``history`` of each of its ok results (by seed, then file): only the
+    entries with an epoch and a loss (EASE, say, reports its l2 search instead: no curve)."""
     out: dict[str, list[list[dict]]] = defaultdict(list)
     for r in sorted(group, key=lambda r: (str(results_mod.get(r, "split.seed")), r.get("_file", ""))):
         history = r.get("history")
-        if r.get("status") == "ok" and isinstance(history, list) and history:
-            out[label_of(r)].append([h for h in history if isinstance(h, dict)])
+        if r.get("status") != "ok" or not isinstance(history, list):
+            continue
+        epochs = [h for h in history if isinstance(h, dict) and _finite(h.get("epoch"))
+                  and (_finite(h.get("loss")) or _finite(h.get("val_loss")))]
+        if epochs:
+            out[label_of(r)].append(epochs)
     return dict(out)
