@@ -371,7 +371,9 @@ def render_group(dataset: str, protocol: str, group: list[dict], plots: dict[str
     for r in group:
         key = _row_key(r)
         versions[key[0]].add(key[1])
-    curves = plots_mod.learning_curves(plots_mod.histories(group, lambda r: _label_plain(_row_key(r), versions)),
+    # One panel per model and fitted task(s): a rating loss and an interaction loss differ in scale.
+    curves = plots_mod.learning_curves(plots_mod.histories(
+        group, lambda r: f"{_label_plain(_row_key(r), versions)}: {'+'.join(map(str, r.get('tasks') or []))}"),
                                        f"{label}: training (dashed) and validation loss per epoch")
     if curves is not None and plots is not None:
         name = f"{stem}-curves.svg"

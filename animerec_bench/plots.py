@@ -51,7 +51,7 @@ def _svg(fig) -> str:
 def _figure(width: float, height: float):
     from matplotlib.figure import Figure  # Agg-based canvas; no pyplot, no global state
 
-    return Figure(figsize=(width, height), dpi=72, layout="constrained")
+    return Figure(figsize=(width, height), dpi=72)  # fixed margins: a constrained layout doubled the time
 
 
 def pareto_front(points: list[tuple[float, float]], higher_is_better: bool) -> list[int]:
@@ -90,6 +90,7 @@ def metric_vs_time(task: str, rows: list[tuple[str, list[float], list[float]]], 
     with rc_context(_RC):
         fig = _figure(7.5, 4.2)
         ax = fig.add_subplot()
+        fig.subplots_adjust(left=0.09, right=0.98, bottom=0.13, top=0.93)
         front = set(pareto_front(points, spec.higher_is_better))
         for i, ((x, y), label) in enumerate(zip(points, labels)):
             on = i in front
@@ -125,6 +126,8 @@ def learning_curves(curves: dict[str, list[list[dict]]], title: str) -> str | No
     with rc_context(_RC):
         fig = _figure(3.0 * cols + 0.5, 2.4 * nrows + 0.6)
         fig.suptitle(_text(title))
+        fig.subplots_adjust(left=0.08, right=0.98, bottom=0.6 / (2.4 * nrows + 0.6), top=1 - 0.5 / (2.4 * nrows + 0.6),
+                            wspace=0.25, hspace=0.55)
         for i, (label, histories) in enumerate(curves.items()):
             ax = fig.add_subplot(nrows, cols, i + 1)
             for seed, history in enumerate(histories):

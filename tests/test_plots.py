@@ -48,7 +48,7 @@ def test_plots_are_written_embedded_and_byte_stable(tmp_path):
     assert ">bias</text>" in rating_svg and ">mf</text>" in rating_svg  # one labelled point per model, as text
     assert "Pareto front" in rating_svg and "RMSE (lower is better)" in rating_svg
     curves = (out / "mal2016-5k-v1-curves.svg").read_text()
-    assert "train loss" in curves and ">mf</text>" in curves and ">bias</text>" not in curves
+    assert "train loss" in curves and ">mf: rating+interaction</text>" in curves and ">bias: rating</text>" not in curves
 
     check = runner.invoke(cli, ["leaderboard", "--results", str(tmp_path / "r"), "--out", str(out), "--check"])
     assert check.exit_code == 0, check.output
