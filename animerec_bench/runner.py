@@ -634,6 +634,7 @@ def _assemble(job: Job, ctx: RunContext, split, outcome: dict | None, *, code: i
         "seeding": outcome.get("seeding"),
         "metrics": outcome.get("metrics", {}) if status == "ok" else {},
         "val_metrics": outcome.get("val_metrics", {}) if status == "ok" else {},
+        **({"history": outcome["history"]} if outcome.get("history") else {}),
         "timing": timing,
         "resources": {"peak_rss_mib": peak_mib, "memory_limit_mb": ctx.memory_limit_mb,
                       "timeout_seconds": ctx.timeout, "exit_code": code},

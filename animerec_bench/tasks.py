@@ -189,14 +189,14 @@ class RankingTask(Task):
 
 _INF = math.inf
 _LOSSES = {"val_loss": (0.0, _INF), "test_loss": (0.0, _INF)}
-_POINTWISE_NOTE = "mean ± standard deviation over seeds (test split; val_loss on the validation split)."
+_POINTWISE_NOTE = "mean ± standard deviation over seeds (test split)."
 
 RATING = RatingTask(
     name="rating",
     description="predict the 1-10 score of rated pairs; RMSE (primary), MAE, MSE",
     metrics=("rmse", "mae", "mse"),
     higher_is_better=False,
-    columns=(("val_loss", "val_loss"), ("RMSE", "rmse"), ("MAE", "mae")),
+    columns=(("RMSE", "rmse"), ("MAE", "mae")),
     table_note=_POINTWISE_NOTE,
     loss="mse",
     prediction_range=(1.0, 10.0),
@@ -208,8 +208,10 @@ INTERACTION = InteractionTask(
                 "precision, recall at 0.5",
     metrics=("auc", "gauc", "log_loss", "accuracy", "precision", "recall"),
     higher_is_better=True,
-    columns=(("val_loss", "val_loss"), ("AUC", "auc"), ("GAUC", "gauc"), ("Acc", "accuracy"),
-             ("Precision", "precision"), ("Recall", "recall")),
+    # Accuracy, precision and recall at 0.5 (and val_loss) stay in the results, off the board: with
+    # ~93% positives they are ~0.93, ~0.94 and ~0.99 for every model (always-positive included),
+    # noise that pushed the table past a GitHub page's width.
+    columns=(("AUC", "auc"), ("GAUC", "gauc")),
     table_note=_POINTWISE_NOTE,
     loss="binary_crossentropy",
     prediction_range=(0.0, 1.0),
@@ -227,17 +229,16 @@ RANKING = RankingTask(
                 "NDCG@10 (primary), Recall, HitRate, MRR, MAP at 10 and 20, coverage@10, novelty@10",
     metrics=_RANKING_METRICS,
     higher_is_better=True,
-    columns=(("NDCG@10", "ndcg@10"), ("Recall@10", "recall@10"), ("HR@10", "hit_rate@10"), ("MRR@10", "mrr@10"),
-             ("NDCG@20", "ndcg@20"), ("Cov@10", "coverage@10"), ("Pop@10", "novelty@10")),
+    # The board shows what fits a GitHub page; HR, MRR, MAP and the @20 cut-off stay in the results.
+    columns=(("NDCG@10", "ndcg@10"), ("Recall@10", "recall@10"), ("Cov@10", "coverage@10"), ("Pop@10", "novelty@10")),
     table_note="mean ± standard deviation over seeds (test split; every candidate anime ranked; Pop@10: mean "
                "popularity percentile of the recommended anime, lower = more novel).",
     loss=None,
     prediction_range=None,
     bounds={**{m: (0.0, 1.0) for m in _RANKING_METRICS}, "novelty@10": (0.0, 100.0)},
     pointwise=False,
-    timing_columns=(("fit s", "timing.fit_seconds", "seconds"),
-                    ("rank s", "timing.ranking_seconds", "seconds"),
-                    ("users/s", "timing.ranking_users_per_second", "rate")),
+    # fit s is in the rating/interaction tables and the plot; here it pushed the table off the page.
+    timing_columns=(("users/s", "timing.ranking_users_per_second", "rate"),),
 )
 
 #: Every task, in the order tables and listings show them.

@@ -41,6 +41,11 @@ _guard_ready = None
 PREDICT_MIN_SECONDS = 0.02
 
 
+#: At most this many progress dicts are kept as a result's ``history`` (a model reporting every
+#: batch must not bloat its result file).
+HISTORY_MAX = 1000
+
+
 class NonFiniteLoss(FloatingPointError):
     """The model reported a NaN or infinite loss: training diverged."""
 
@@ -51,6 +56,8 @@ class Progress:
     def __init__(self, fd: int | None) -> None:
         self.stream = os.fdopen(fd, "w", buffering=1) if fd is not None else None
         self.last_epoch: int | None = None
+        #: Every progress dict the model reported (epoch, loss, val_loss): the result's learning curve.
+        self.history: list[dict] = []
 
     def send(self, event: str, **info: Any) -> None:
         if self.stream is None:
@@ -64,6 +71,8 @@ class Progress:
         info = dict(info)
         if isinstance(info.get("epoch"), (int, float)):
             self.last_epoch = int(info["epoch"])
+        if len(self.history) < HISTORY_MAX:
+            self.history.append(_plain(info))
         self.send("progress", **info)
         for key, value in info.items():
             if "loss" in str(key) and isinstance(value, (int, float)) and not math.isfinite(value):
@@ -204,6 +213,8 @@ def run(spec: dict, progress: Progress, outcome: dict) -> None:
     t0 = timing.clock()
     fitted = model.fit(split.train, split.valid, tasks=tasks, seed=seed)
     fit_seconds = timing.clock() - t0
+    if progress.history:
+        outcome["history"] = progress.history
     if fitted is not None:
         model = fitted
     epochs = getattr(model, "epochs_", None)

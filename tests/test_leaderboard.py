@@ -60,22 +60,25 @@ def populate(folder):
 def test_tables_sorted_with_na_failures_and_spread(tmp_path):
     populate(tmp_path / "r")
     files = lb.render(results.load_all(tmp_path / "r"))
-    assert set(files) == {"README.md", "mal2016-5k-v1.md", "synth-1k-v1.md"}
+    assert set(files) == {"README.md", "mal2016-5k-v1.md", "synth-1k-v1.md", "mal2016-5k-v1-rating.svg",
+                          "mal2016-5k-v1-interaction.svg", "synth-1k-v1-rating.svg"}
     md = files["mal2016-5k-v1.md"]
     rating_table = md.split("### rating")[1].split("### interaction")[0]
     rows = [ln for ln in rating_table.splitlines() if ln.startswith("| ") and "---" not in ln][1:]
     names = [r.split("|")[1].strip() for r in rows]
-    # mean RMSE: bias 1.21 < mf 1.20? no: mf mean 1.20 < bias 1.21; then evil, then crashy (no run), popularity N/A
-    assert names[:2] == ["mf", "bias"] and names[-1] == "popularity" and names[-2] == "crashy"
+    # mean RMSE: mf 1.20 < bias 1.21; then evil, then crashy (no run); popularity is not a row but named below
+    assert names[:2] == ["mf", "bias"] and names[-1] == "crashy" and "popularity" not in names
     mf = rows[0]
     cells = [c.strip() for c in mf.split("|")]
-    assert cells[4] == "1.2000 ± 0.1414" and cells[-3] == "2"  # RMSE mean ± sd over 2 seeds
-    assert "baseline" in rows[1] and "N/A" in rows[-1]
+    assert cells[2] == "1.2000\u00a0±\u00a00.1414" and cells[-3] == "2"  # RMSE (right after the name) over 2 seeds
+    assert "baseline" in rows[1] and "N/A" not in md
+    assert "Not trained for this task: popularity." in rating_table
     assert "Failed jobs:" in rating_table and "boom \\| bad second line" in rating_table
     assert "Acme X1, 2 cores, 8 GiB, no GPU" in md
     inter_table = md.split("### interaction")[1]
     inames = [ln.split("|")[1].strip() for ln in inter_table.splitlines() if ln.startswith("| ") and "---" not in ln][1:]
-    assert inames[:2] == ["mf", "popularity"] and "bias" in inames  # bias: N/A
+    assert inames == ["mf", "popularity"]
+    assert "Not trained for this task: bias, crashy, evil" in inter_table
     assert "`4444" not in md and "0: `000000000000`, 1: `111111111111`" in md
     assert "synth-1k (synthetic)" in files["synth-1k-v1.md"] and "(synthetic)" in files["README.md"]
 
@@ -106,7 +109,7 @@ def test_rerun_of_a_seed_replaces_it():
           res("bias", "rating", 0, rating(1.0), started="2026-02-01T00:00:00Z")]
     md = lb.render([{**r, "_file": f"{i}.json"} for i, r in enumerate(rs)])["mal2016-5k-v1.md"]
     row = next(ln for ln in md.splitlines() if ln.startswith("| bias"))
-    assert "1.0000" in row and "±" not in row.split("|")[3]
+    assert row.split("|")[2].strip() == "1.0000"  # RMSE of the latest run alone: no spread
 
 
 def test_results_from_an_edited_tree_are_marked_beside_their_commit():
@@ -178,7 +181,9 @@ def test_every_rendered_string_is_escaped():
     r["package"] = {**r["package"], "commit": evil}
     r["machine"] = {**MACHINE, "cpu": evil, "gpus": [{"name": evil, "memory_mib": 1}], "os": evil}
     files = lb.render([r])
-    assert len(files) == 2
+    assert len(files) == 3
+    svg = files.pop(next(n for n in files if n.endswith(".svg")))
+    assert "<b>" not in svg and "x`|&lt;b&gt;y&lt;/b&gt; # injected z" in svg  # the plot's title, as XML text
     for name, md in files.items():
         assert "<b>" not in md and "</b>" not in md, name
         assert not [ln for ln in md.splitlines() if ln.startswith("# injected")], name
@@ -198,3 +203,56 @@ def test_two_data_sets_with_one_file_name_are_both_named():
         lb.render([a, b])
     assert str(info.value) == ("data set 'my data' / protocol 'v1' and data set 'my_data' / protocol 'v1' map to "
                                "the same leaderboard file my_data-v1.md; rename one")
+
+
+def _table_rows(md: str, task: str) -> list[list[str]]:
+    table = md.split(f"### {task}")[1].split("###")[0]
+    return [[c.strip() for c in ln.replace("\\|", "").strip("|").split("|")]
+            for ln in table.splitlines() if ln.startswith("| ") and "---" not in ln]
+
+
+def test_tables_fit_a_github_page():
+    """Issue 15: the primary metric first, narrow cells, the hardware named once as a key under the
+    table, models not trained for a task named in one line instead of N/A rows."""
+    rs = [res("bias", "rating", s, rating(1.2 + s / 100), baseline=True) for s in range(3)]
+    rs += [res("mf", ["rating", "interaction"], s, {**rating(1.1), **inter(0.8)}, joint=True) for s in range(3)]
+    rs += [res("popularity", "interaction", 0, inter(0.7), baseline=True)]
+    for i, r in enumerate(rs):
+        r["_file"] = f"{i}.json"
+        r["timing"]["train_examples_per_second"] = [4_710_240 - 129_000, 4_710_240, 4_710_240 + 129_000][r["split"]["seed"]]
+    md = lb.render(rs)["mal2016-5k-v1.md"]
+    for task, primary in (("rating", "RMSE"), ("interaction", "AUC")):
+        header, *rows = _table_rows(md, task)
+        assert len(header) <= 9  # what fits GitHub's ~1,000 px (checked in a headless Chromium screenshot)
+        assert header[:2] == ["Model", primary] and header[-1] == "Notes" and "Hardware" not in header
+        for row in rows:
+            assert all(len(cell) <= 15 for cell in row[1:-1]), row  # no number wider than "1.1490 ± 0.0070"
+            assert all(" " not in cell for cell in row[1:-1]), row  # and none that can wrap
+            assert "N/A" not in row and "Acme" not in "|".join(row)
+    rating_rows = _table_rows(md, "rating")[1:]
+    assert [r[0] for r in rating_rows] == ["mf", "bias"]
+    assert "4.71M\u00a0±\u00a00.13M" in rating_rows[1]  # train examples/s: 3 significant digits, the spread in the same unit
+    assert "Hardware: H1 = Acme X1, 2 cores, 8 GiB, no GPU (every row)" in md
+    assert "- H1 = Acme X1, 2 cores, 8 GiB, no GPU: CPU Acme" in md
+    assert "Not trained for this task: bias." in md.split("### interaction")[1]
+    assert "N/A" not in md
+
+
+def test_rows_from_two_machines_carry_a_short_key():
+    fast = {**MACHINE, "cpu": "Zen 9", "usable_cores": 64}
+    a, b = res("bias", "rating", 0, rating(1.2)), res("mf", "rating", 0, rating(1.1))
+    b["machine"] = fast
+    md = lb.render([{**r, "_file": f"{i}.json"} for i, r in enumerate([a, b])])["mal2016-5k-v1.md"]
+    header, *rows = _table_rows(md, "rating")
+    assert header[-2:] == ["HW", "Notes"]
+    assert {r[0]: r[-2] for r in rows} == {"mf": "H2", "bias": "H1"}
+    assert "Hardware: H1 = Acme X1, 2 cores, 8 GiB, no GPU; H2 = Zen 9, 64 cores, 8 GiB, no GPU" in md
+
+
+@pytest.mark.parametrize("values, text", [
+    ([4_710_240 - 129_000 / 2 ** 0.5, 4_710_240 + 129_000 / 2 ** 0.5], "4.71M ± 0.13M"),
+    ([5_948_177_269 - 5_968_842 / 2 ** 0.5, 5_948_177_269 + 5_968_842 / 2 ** 0.5], "5.95G ± 0.01G"),
+    ([501_377.0], "501k"), ([42.0, 44.0], "43 ± 1"), ([18_206_755.0, 18_206_755.0], "18.2M ± 0.0M"),
+])
+def test_throughputs_keep_the_digits_that_matter(values, text):
+    assert lb._rate(values) == text.replace(" ", "\u00a0")  # no-break spaces: a cell never wraps

@@ -71,5 +71,5 @@ def test_seeds_column_counts_only_the_values_averaged():
     table = lb.render_task("rating", group)
     row = next(line for line in table.splitlines() if line.startswith("| m "))
     cells = [c.strip() for c in row.strip("|").split("|")]
-    assert cells[3] == "1.2000 ± 0.1414"  # RMSE over seeds 0 and 2
+    assert cells[1] == "1.2000\u00a0±\u00a00.1414"  # RMSE over seeds 0 and 2
     assert cells[-2] == "2"  # Seeds

@@ -309,6 +309,7 @@ def test_worker_records_timing_and_provenance(plugins, tmp_path):
                 "predict_per_second", "seconds_per_epoch"):
         assert isinstance(t[key], float) and t[key] > 0, key
     assert t["epochs"] == 1
+    assert r["history"] == [{"epoch": 1, "loss": 0.5}] * 2  # what fit reported, once per task: the learning curve
     for key in ("validate_predict_seconds", "test_seconds", "latency_seconds", "worker_seconds", "harness_seconds"):
         assert isinstance(t[key], float) and t[key] >= 0, key
     assert t["predict"]["rounds"] >= 5 and set(t["predict"]) >= {"min", "max", "mean", "median", "stddev"}
