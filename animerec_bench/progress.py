@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from typing import IO
 
 from . import tasks
@@ -21,8 +22,11 @@ def primary_summary(result: dict) -> str:
 class Reporter:
     """Plain lines: one when a job starts, one when it ends (no epochs: CI logs stay short)."""
 
-    def __init__(self, total: int, stream: IO[str] | None = None) -> None:
+    def __init__(self, total: int, stream: IO[str] | None = None,
+                 epochs_of: Callable[[object], int | None] | None = None) -> None:
         self.total = total
+        #: A job's epoch budget (its ``epochs`` hyperparameter), for the live line's ETA.
+        self.epochs_of = epochs_of or (lambda job: None)
         self.stream = stream or sys.stderr
         self.job = None
         self.t0 = 0.0
@@ -81,14 +85,27 @@ class TerminalReporter(Reporter):
             if isinstance(self.info.get(key), (int, float)):
                 bits.append(f"{key} {self.info[key]:.4f}")
         bits.append(f"{now - self.t0:.1f} s")
+        eta = self._eta(now)
+        if eta is not None:
+            bits.append(f"≤ {eta:.0f} s left")
         self.stream.write("\r\x1b[K" + " · ".join(bits))
         self.stream.flush()
+
+    def _eta(self, now: float) -> float | None:
+        """At most this many seconds of fit left: the time per epoch so far times the epochs left
+        of the budget (an upper bound: early stopping may end the fit sooner)."""
+        epoch, budget = self.info.get("epoch"), self.epochs_of(self.job)
+        if not isinstance(epoch, (int, float)) or not isinstance(budget, int) or epoch <= 0 or budget < epoch:
+            return None
+        spent = self.info.get("seconds") if isinstance(self.info.get("seconds"), (int, float)) else now - self.t0
+        return spent / epoch * (budget - epoch)
 
     def finish(self, job, result: dict) -> None:
         self.stream.write("\r\x1b[K")
         super().finish(job, result)
 
 
-def reporter_for(total: int, stream: IO[str] | None = None) -> Reporter:
+def reporter_for(total: int, stream: IO[str] | None = None,
+                 epochs_of: Callable[[object], int | None] | None = None) -> Reporter:
     stream = stream or sys.stderr
-    return TerminalReporter(total, stream) if stream.isatty() else Reporter(total, stream)
+    return TerminalReporter(total, stream, epochs_of) if stream.isatty() else Reporter(total, stream, epochs_of)

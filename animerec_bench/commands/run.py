@@ -88,6 +88,37 @@ class _Cancelled(BaseException):
     kills the job's processes, as it does for Ctrl-C in the main thread."""
 
 
+def run_summary(finished: list[tuple], results_dir, publish: bool) -> list[str]:
+    """The end of a run a person reads: each model's primary metric(s), mean ± std over the seeds
+    just run; where the full error of each failed job is; how to render the board and where it goes."""
+    import statistics
+
+    from ..paths import home
+    from ..tasks import TASKS
+
+    values: dict[tuple, list[float]] = {}
+    for job, result, _ in finished:
+        if result.get("status") != "ok":
+            continue
+        for task, metrics in (result.get("metrics") or {}).items():
+            primary = TASKS[task].primary if task in TASKS else None
+            if primary and isinstance(metrics.get(primary), (int, float)):
+                values.setdefault((job.model, task, primary), []).append(float(metrics[primary]))
+    lines = []
+    if values:
+        lines.append("mean ± std over the seeds just run:")
+        for (model, task, metric), vs in sorted(values.items()):
+            spread = f" ± {statistics.stdev(vs):.4f}" if len(vs) > 1 else ""
+            lines.append(f"  {model} {task} {metric} {statistics.fmean(vs):.4f}{spread} ({len(vs)} seed(s))")
+    for job, result, path in finished:
+        if result.get("status") != "ok":
+            where = f"full error (traceback, log tail) in {path}" if path else "its result could not be written"
+            lines.append(f"failed: {job.label}: {where}")
+    board = "leaderboards/ of this checkout" if publish else str(home() / "leaderboards")
+    lines.append(f"board: `animerec-bench leaderboard{' --publish' if publish else ''}` renders it into {board}")
+    return lines
+
+
 def run_parallel(jobs, ctx, allotments, reporter, record, running: list) -> None:
     """Run ``jobs`` in ``len(allotments)`` threads, each running one job at a time on its own
     cores, and hand each result to ``record`` in this (the main) thread. ``running`` holds the
@@ -126,7 +157,7 @@ def run_parallel(jobs, ctx, allotments, reporter, record, running: list) -> None
                 running.append(job)
                 reporter.start(job)
             try:
-                result, _ = runner.execute(job, ctx, event, tick, cores=cores)
+                result, path = runner.execute(job, ctx, event, tick, cores=cores)
             except _Cancelled:
                 return
             except BaseException as exc:  # noqa: BLE001 - handed to the main thread, which raises it
@@ -135,7 +166,7 @@ def run_parallel(jobs, ctx, allotments, reporter, record, running: list) -> None
             with lock:
                 running.remove(job)
                 reporter.finish(job, result)
-            done.put((job, result, None))
+            done.put((job, (result, path), None))
 
     threads = [threading.Thread(target=slot, args=(cores,), name=f"animerec-bench-job-slot-{k}")
                for k, cores in enumerate(allotments)]
@@ -152,7 +183,7 @@ def run_parallel(jobs, ctx, allotments, reporter, record, running: list) -> None
                         raise RuntimeError("every job thread ended before the run's jobs were done") from None
             if exc is not None:
                 raise exc
-            record(job, result)
+            record(job, *result)
     finally:
         stop.set()
         for t in threads:
@@ -162,7 +193,7 @@ def run_parallel(jobs, ctx, allotments, reporter, record, running: list) -> None
         while not done.empty():  # jobs that finished while the run stopped: their results were written
             job, result, exc = done.get()
             if exc is None:
-                record(job, result)
+                record(job, *result)
 
 
 def _probe_results_folder(folder) -> None:
@@ -294,12 +325,18 @@ def run(run_all, models, more_models, tasks, dataset, protocol, seeds, seed, par
         click.echo(f"{n_jobs} jobs at once, each on its own {len(allotments[0])} of {len(runner.allot_cores(1)[0])} "
                    f"core(s): " + "; ".join(",".join(map(str, a)) for a in allotments), err=True)
     # Several jobs at once: plain lines (a live line cannot show two jobs), one call at a time.
-    reporter = reporter_for(len(jobs)) if not allotments else Reporter(len(jobs))
+    def epochs_of(job) -> int | None:
+        budget = {**registry.models[job.model].params, **job.params}.get("epochs")
+        return budget if isinstance(budget, int) and not isinstance(budget, bool) else None
+
+    reporter = reporter_for(len(jobs), epochs_of=epochs_of) if not allotments else Reporter(len(jobs))
     rows, failed, reported = [], 0, 0
     running: list = []
+    finished: list[tuple] = []  # (job, result, path), for the end-of-run summary
 
-    def record(job, result) -> None:
+    def record(job, result, path=None) -> None:
         nonlocal failed, reported
+        finished.append((job, result, path))
         for kept, problem in ctx.unsaved[reported:]:
             click.echo(f"error: {problem}; " + (f"kept it in {kept}" if kept else "could not keep it anywhere"),
                        err=True)
@@ -322,7 +359,7 @@ def run(run_all, models, more_models, tasks, dataset, protocol, seeds, seed, par
                 result, path = runner.execute(job, ctx, reporter.event, reporter.tick)
                 running.remove(job)
                 reporter.finish(job, result)
-                record(job, result)
+                record(job, result, path)
     except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM, SIGHUP: the jobs' processes are already gone
         signum = getattr(exc, "signum", signal.SIGINT)
         written = len(rows) - len(ctx.unsaved)
@@ -340,6 +377,8 @@ def run(run_all, models, more_models, tasks, dataset, protocol, seeds, seed, par
     click.echo(tabulate(rows, ["model", "tasks", "seed", "status", "primary metric", "fit s", "job s", "error"],
                         tablefmt="github"))
     click.echo(f"{len(jobs) - failed} ok, {failed} failed; results in {results_dir}")
+    for line in run_summary(finished, results_dir, publish):
+        click.echo(line)
     if ctx.unsaved:
         kept = sorted({str(p.parent) for p, _ in ctx.unsaved if p is not None})
         click.echo(f"error: {len(ctx.unsaved)} result(s) could not be written to {results_dir}"
