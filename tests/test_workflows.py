@@ -75,6 +75,9 @@ def tiny_results(folder: Path) -> Path:
     for model in ("bias", "popularity"):
         src = sorted((REPO / "results").glob(f"mal2016-5k--v1--{model}--*--seed0--*.json"))[-1]
         shutil.copy(src, folder / src.name)
+        per_user = src.with_name(src.stem + ".users.npz")  # its per-user values travel with it
+        if per_user.exists():
+            shutil.copy(per_user, folder / per_user.name)
     return folder
 
 
