@@ -210,9 +210,11 @@ def test_beats_popularity_where_taste_decides():
     assert ours > 2 * popular, (ours, popular)
 
 
-def test_fits_without_validation_and_serves_only_ranking(split):
-    train, _, _ = split
+def test_fits_without_validation_or_without_positives_and_serves_only_ranking(split):
+    train, valid, _ = split
     model = TwoTower(**{**QUICK, "epochs": 2}).fit(train, None, tasks=("ranking",), seed=0)
     assert model.epochs_ == 2 and np.isfinite(model.score(np.arange(3))).all()
+    nothing = TwoTower(**QUICK).fit(train.subset(train.label != 1), valid, tasks=("ranking",), seed=0)
+    assert nothing.epochs_ == 0 and np.isfinite(nothing.score(np.arange(3))).all()
     with pytest.raises(ValueError, match="serves"):
         TwoTower().fit(train, None, tasks=("rating",), seed=0)

@@ -252,6 +252,9 @@ class TwoTower(Model):
         Network, make_loss = _architecture()
         net = Network(train.n_users, train.n_items, self.embedding_dim, self.group_size, log_q, self.temperature,
                       self.logq_weight, self.user_embedding, self.item_bias)
+        empty = np.full((1, 1 + self.group_size + self.history_size), train.n_items, dtype=np.int32)
+        empty[:, 0] = 0
+        net(empty)  # builds the weights, also when there is nothing to train on
         groups_per_batch = max(1, self.batch_size // self.group_size)
         steps = self.epochs * -(-int((-(-np.diff(self.starts_) // self.group_size)).sum()) // groups_per_batch)
         rate = k.optimizers.schedules.CosineDecay(self.learning_rate, decay_steps=max(steps, 1))
