@@ -11,32 +11,34 @@ that is the positive's own anime (an "accidental hit") or another positive of th
 is left out.
 
 Only ids are available, so the user tower is the YouTube-DNN / FISM kind: the mean of the
-*anime tower's* embeddings over the user's train positives (plus, optionally, a user id
-embedding). A batch is made of groups: ``group_size`` positives of one user and, as that
+*anime tower's* embeddings over the user's train positives, plus a user id embedding
+(``user_embedding``). A batch is made of groups: ``group_size`` positives of one user and, as that
 user's history, a sample of ``history_size`` of *the user's other* positives, so the tower
 never sees the anime it must find (when scoring, the history is all the user's train
 positives). The history is gathered once per group, not once per pair: it is most of a
 step's work.
 
-Why these choices (validation NDCG@10 on mal2016-5k / v1 / seed 0, 2,000 validation users;
-numpy EASE scores 0.281 on all validation users by the same rule):
+Why these choices. A sweep of 54 settings on one H200 GPU (JAX; ``benchmarks/two_tower_sweep.py``,
+its rows in ``benchmarks/two_tower_sweep.jsonl``), chosen by NDCG@10 over all validation users
+of mal2016-5k / v1 / seed 0 (EASE: 0.295 by the same rule):
 
-- sharing the anime embeddings between the history and the anime tower: 0.236 -> 0.244 at
-  64 dimensions, and the only setting that kept gaining from 128-256 dimensions (separate
-  history embeddings, a user id embedding, or both overfit by epoch 5-8 at ~0.23);
-- the per-anime bias, started at log q (so training starts from the popularity ranking):
-  without it a random start's dot products drown popularity, which this data rewards;
-- logQ correction at full strength: 0.7 or 1.3 both lose (0.226, 0.241); none collapses
-  training to anti-popularity (the synthetic test's 0.05 NDCG);
-- temperature 0.1 (0.07 same, 0.2: 0.237); 128 dimensions (256: +0.002 for 1.6x the time);
-  groups of 8 (4 costs ~1.6x, 16 loses 0.007); a history of 32 (64: same, 2x the gather);
+- the user id embedding *together with* a history of 64: 0.258 -> 0.284 at 256 dimensions
+  (each alone: +0.002 to +0.007; the id embedding learns what the sampled history misses);
+- 256 dimensions: 128 loses 0.019 with the rest equal, 512 gains nothing (0.289 both, 24 epochs);
+- 12 epochs, learning rate cosine-decayed from 0.01: 16 / 20 / 24 epochs gain 0.001 / 0.004 /
+  0.006 on validation for 1.3 / 1.7 / 2x the epochs;
+- sharing the anime embeddings between the history and the anime tower, L2-normalised towers
+  at temperature 0.1 (0.05 / 0.07: -0.001 to -0.013; no normalisation: -0.007), groups of 8
+  (4: +0.000 to +0.003 for ~1.5x the time; 16: -0.004), batches of 1,024 positives;
+- logQ correction at full strength (0.5: -0.042; 1.2: -0.006) and the per-anime bias started
+  at log q (centred), so training starts from the popularity ranking, which this data rewards;
 - ``LazyAdam`` (``sparse_optim``: Keras' Adam on TensorFlow squares an embedding gradient's
-  repeated rows one by one; a popular anime repeats in most histories) with a learning rate
-  cosine-decayed from 0.01 over 12 epochs: as good as 20+ epochs at a constant 0.003-0.005.
+  repeated rows one by one; a popular anime repeats in most histories).
 
-A full softmax over all anime instead of the in-batch one scored the same (0.231 vs 0.231 in
-an earlier setting): the sampled softmax is not what keeps it below EASE; rank is (EASE's
-learned item-item matrix truncated to rank 64 / 256 scores 0.238 / 0.269 on validation).
+Test NDCG@10 of these defaults (the sweep, JAX): 0.334 on seed 0, 92% of EASE's 0.363. What
+keeps it below EASE is rank, not the sampled softmax: a full softmax over all anime scored the
+same, and EASE's own item-item matrix truncated to rank 64 / 256 scores 0.238 / 0.269 on
+validation against its full 0.281 (an earlier measurement, 2,000 users).
 
 Early stopping on validation NDCG@10 (full ranking over the anime not in the user's train
 pairs), best weights restored. After fit the towers are numpy arrays, so ``score`` is one
@@ -52,7 +54,7 @@ import time
 import numpy as np
 
 from .. import hookimpl
-from ..model import Interactions, Model
+from ..model import Interactions, Model, check_param
 from .keras_backend import keras, seed_everything, to_numpy
 from .sparse_optim import LazyAdam
 
@@ -78,8 +80,9 @@ def _architecture():
         logits of each group's user against every positive anime of the batch, logQ-corrected."""
 
         def __init__(self, n_users, n_items, dim, group_size, log_q, temperature, logq_weight,
-                     user_embedding, item_bias, **kw):
+                     user_embedding, item_bias, normalize=True, **kw):
             super().__init__(**kw)
+            self.normalize = bool(normalize)
             self.n_items = int(n_items)
             self.group_size = int(group_size)
             self.temperature = float(temperature)
@@ -107,14 +110,18 @@ def _architecture():
             out = summed / ops.maximum(ops.sum(keep, axis=1, keepdims=True), 1.0)
             if self.user_embeddings is not None:
                 out = out + self.user_embeddings(user)
-            return l2_normalise(out) / self.temperature
+            return (l2_normalise(out) if self.normalize else out) / self.temperature
+
+        def item_vectors(self, item):
+            out = self.item_embeddings(item)
+            return l2_normalise(out) if self.normalize else out
 
         def call(self, inputs, training=False):
             g = self.group_size
             user, item, history = inputs[:, 0], inputs[:, 1:1 + g], inputs[:, 1 + g:]
             item = ops.reshape(item, (-1,))
             logits = ops.matmul(self.user_vectors(user, history),
-                                ops.transpose(l2_normalise(self.item_embeddings(item))))
+                                ops.transpose(self.item_vectors(item)))
             correction = -self.logq_weight * ops.take(self.log_q, item)
             if self.item_bias is not None:
                 correction = correction + ops.reshape(self.item_bias(item), (-1,))
@@ -220,11 +227,15 @@ class TwoTower(Model):
     joint = False
     version = "1"
     framework = "keras"
+    #: ``tune``'s space: the sweep's strongest levers (dimensions, history, temperature, rate).
+    search_space = {"embedding_dim": ("int", 64, 512, "log"), "history_size": ("int", 16, 128, "log"),
+                    "temperature": ("float", 0.05, 0.2, "log"), "learning_rate": ("float", 3e-3, 3e-2, "log")}
 
-    def __init__(self, embedding_dim: int = 128, user_embedding: bool = False, history_size: int = 32,
+    def __init__(self, embedding_dim: int = 256, user_embedding: bool = True, history_size: int = 64,
                  group_size: int = 8, temperature: float = 0.1, logq_weight: float = 1.0, item_bias: bool = True,
                  epochs: int = 12, batch_size: int = 1024, learning_rate: float = 0.01, patience: int = 3,
-                 validation_users: int = 2000) -> None:
+                 validation_users: int = 2000, normalize: bool = True) -> None:
+        self.normalize = normalize
         self.embedding_dim = embedding_dim
         self.user_embedding = user_embedding
         self.history_size = history_size
@@ -237,6 +248,17 @@ class TwoTower(Model):
         self.learning_rate = learning_rate
         self.patience = patience
         self.validation_users = validation_users
+
+    @classmethod
+    def validate_params(cls, params):
+        """Sizes and budgets >= 1 (a history may be 0), temperature and learning rate > 0, logQ >= 0."""
+        for key in ("embedding_dim", "group_size", "epochs", "batch_size", "patience"):
+            check_param(params, key, at_least=1)
+        check_param(params, "history_size", at_least=0)
+        check_param(params, "validation_users", at_least=0)
+        for key in ("temperature", "learning_rate"):
+            check_param(params, key, above=0)
+        check_param(params, "logq_weight", at_least=0)
 
     def fit(self, train: Interactions, valid: Interactions | None, *, tasks=("ranking",), seed: int = 0):
         if tuple(tasks) != self.tasks:
@@ -251,7 +273,7 @@ class TwoTower(Model):
         log_q = np.log(np.maximum(counts, 1.0) / max(len(item), 1))
         Network, make_loss = _architecture()
         net = Network(train.n_users, train.n_items, self.embedding_dim, self.group_size, log_q, self.temperature,
-                      self.logq_weight, self.user_embedding, self.item_bias)
+                      self.logq_weight, self.user_embedding, self.item_bias, self.normalize)
         empty = np.full((1, 1 + self.group_size + self.history_size), train.n_items, dtype=np.int32)
         empty[:, 0] = 0
         net(empty)  # builds the weights, also when there is nothing to train on
@@ -379,8 +401,9 @@ class TwoTower(Model):
             out = out + to_numpy(net.user_embeddings.embeddings)[users]
         bias = to_numpy(net.item_bias.embeddings)[:n_items] if net.item_bias is not None \
             else np.zeros((n_items, 1), np.float32)
-        user_vectors = np.hstack([_normalise(out) / self.temperature, np.ones((len(users), 1), np.float32)])
-        item_vectors = np.hstack([_normalise(table[:n_items]), bias])
+        norm = _normalise if self.normalize else (lambda x: x)
+        user_vectors = np.hstack([norm(out) / self.temperature, np.ones((len(users), 1), np.float32)])
+        item_vectors = np.hstack([norm(table[:n_items]), bias])
         return user_vectors.astype(np.float32), item_vectors.astype(np.float32)
 
     def _export(self, net):
