@@ -41,6 +41,7 @@ DEFAULT_PLUGINS = (
     "animerec_bench.builtin.ease",
     "animerec_bench.builtin.knn_baseline",
     "animerec_bench.builtin.logistic",
+    "animerec_bench.builtin.two_tower",
 )
 
 

@@ -18,7 +18,7 @@ from .test_leaderboard import inter, rating, res
 
 BIN = Path(sys.executable).parent / "animerec-bench"
 #: Only the numpy baselines (and loose files): the Keras and other built-ins would make --all slow.
-HEAVY = "keras_models,biased_mf,ease,knn_baseline,logistic"
+HEAVY = "keras_models,biased_mf,ease,knn_baseline,logistic,two_tower"
 
 
 def cli(*args, cwd=None, home=None, timeout=300, **env):
