@@ -134,6 +134,15 @@ def test_a_bad_peer_declaration_is_refused_in_one_line():
     assert validate_model_class(Bad) is None
 
 
+def test_the_built_in_ports_of_peers_say_so_and_ours_do_not():
+    from animerec_bench.plugins import load_registry
+
+    models = load_registry().models
+    assert models["item-knn-baseline"].peer == "Koren 2010 / Surprise KNNBaseline, numpy port"
+    assert models["logistic"].peer.startswith("logistic regression (scikit-learn")
+    assert models["mf-biased"].peer is None and models["ease"].peer is None and models["bias"].peer is None
+
+
 def _libraries_missing() -> str | None:
     missing = [m for m in ("surprise", "cornac") if importlib.util.find_spec(m) is None]
     return (f"{' and '.join(missing)} not importable here (pip install -e '.[bench]' installs scikit-surprise "
