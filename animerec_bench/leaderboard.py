@@ -209,7 +209,8 @@ def render_task(task: str, group: list[dict]) -> str:
             not_served.add(label)
             continue
         notes = ", ".join([n for n, flag in (("baseline", model.get("baseline")), ("joint", model.get("joint")))
-                           if flag] + [f"from {s}" for s in sorted(sources.get(key, ()))])
+                           if flag] + ([f"peer: {escape(model['peer'])}"] if model.get("peer") else [])
+                          + [f"from {s}" for s in sorted(sources.get(key, ()))])
         if any_tuned:
             how = _tuning_note(_latest_per_seed(ok.get(key) or any_ok.get(key, []))) if key[4] else "default"
             notes = f"{notes}, {how}" if notes else how
@@ -414,6 +415,9 @@ def render_group(dataset: str, protocol: str, group: list[dict], plots: dict[str
            f"{escape(dates[0][:10])} to {escape(dates[-1][:10])}; package commit(s) {escape(', '.join(commits))}.",
            "— : no successful run. Notes: baseline = trivial/classic reference model; joint = one fit trains "
            "all its tasks (timing shared). Throughputs: k = thousand, M = million, G = billion per second."]
+    if any(results_mod.get(r, "model.peer") for r in group):
+        out.append("peer: someone else's model run in this harness on the same split (a library's, or our port of "
+                   "a published one), and whose it is.")
     if any(results_mod.get(r, "tuning.method") == TUNED for r in group):
         out.append("tuned (N trials, S s): hyperparameters chosen by `animerec-bench tune` (Optuna TPE) on each "
                    "seed's validation part in N trials taking S s per seed (mean), then tested once; default: "

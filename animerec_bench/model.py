@@ -76,6 +76,10 @@ class Model:
     version: ClassVar[str] = "1"
     #: True for trivial/classic reference models; leaderboards mark them.
     baseline: ClassVar[bool] = False
+    #: For a model that is someone else's (a library's model, or our port of a published one), who,
+    #: e.g. ``"Surprise 1.1.5"``: recorded in every result and shown in the board's Notes as
+    #: ``peer: Surprise 1.1.5``, so nobody mistakes it for ours. None: one of ours.
+    peer: ClassVar[str | None] = None
     #: "keras" when fit needs Keras: the runner imports it before timing fit (it takes seconds);
     #: "numpy" for anything else. A class that does not subclass Model must declare it.
     framework: ClassVar[str] = "numpy"

@@ -24,9 +24,10 @@ from .model import Model, param_defaults
 from .tasks import NAMES as TASKS
 
 PROJECT = "animerec_bench"
-#: What a model's ``framework`` may say: "keras" (imported before ``fit`` is timed) or "numpy"
-#: (anything else that needs no warm-up: numpy, scipy, plain Python).
-FRAMEWORKS = ("keras", "numpy")
+#: What a model's ``framework`` may say: "numpy" (anything that needs no warm-up: numpy, scipy,
+#: plain Python), or the module ``fit`` needs, imported by the worker before ``fit`` is timed
+#: ("keras"; "surprise" and "cornac" for the wrapped libraries of ``plugins/animerec-peers``).
+FRAMEWORKS = ("keras", "numpy", "surprise", "cornac")
 ENTRY_POINT_GROUP = "animerec_bench"
 DEFAULT_PLUGINS_DIR = "plugins"
 PLUGINS_DIR_ENV = "ANIMEREC_BENCH_PLUGINS_DIR"
@@ -302,6 +303,7 @@ class ModelEntry:
     tasks: tuple[str, ...]
     joint: bool
     baseline: bool
+    peer: str | None
     version: str
     framework: str
     params: dict
@@ -313,6 +315,7 @@ class ModelEntry:
         return cls(model_cls, plugin, plugin_version, name=model_cls.name, tasks=tuple(model_cls.tasks),
                    joint=bool(getattr(model_cls, "joint", False)),
                    baseline=bool(getattr(model_cls, "baseline", False)),
+                   peer=getattr(model_cls, "peer", None) or None,
                    version=str(getattr(model_cls, "version", "1")), framework=str(model_cls.framework),
                    params=param_defaults(model_cls), has_score=callable(getattr(model_cls, "score", None)))
 
@@ -376,6 +379,9 @@ def validate_model_class(cls: Any) -> str | None:
     if framework not in FRAMEWORKS:
         return (f"model {name!r} declares framework {framework!r}; expected one of {', '.join(map(repr, FRAMEWORKS))} "
                 f"(\"keras\" when fit uses Keras: it is then imported before fit is timed)")
+    peer = getattr(cls, "peer", None)
+    if peer is not None and (not isinstance(peer, str) or "\n" in peer):
+        return f"model {name!r} declares peer {peer!r}; expected None or one line naming whose model it is"
     try:
         param_defaults(cls)
     except (TypeError, ValueError) as exc:

@@ -623,6 +623,7 @@ def _assemble(job: Job, ctx: RunContext, split, outcome: dict | None, *, code: i
             "name": job.model, "version": entry.version, "params": params,
             "params_set": job.params, "plugin": entry.plugin, "plugin_version": entry.plugin_version,
             "tasks": list(entry.tasks), "joint": entry.joint, "baseline": entry.baseline,
+            **({"peer": entry.peer} if entry.peer else {}),  # absent: one of ours
         },
         "tasks": list(job.tasks),
         **({"ranking": {**(outcome.get("ranking") or {}), "source": job.rank}} if job.rank else {}),

@@ -18,6 +18,7 @@ import time
 _STARTED = time.time()  # first thing: process start = this minus the parent's spawn time
 _STARTED_PERF = time.perf_counter()
 
+import importlib  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
 import os  # noqa: E402
@@ -192,9 +193,9 @@ def run(spec: dict, progress: Progress, outcome: dict) -> None:
         raise RuntimeError(f"a validation-only job got a split with {len(split.test)} test pairs")
     timing_out["load_split_seconds"] = timing.clock() - t0
 
-    if entry.framework == "keras" and "keras" not in sys.modules:
+    if entry.framework != "numpy" and entry.framework not in sys.modules:
         t0 = timing.clock()
-        import keras  # noqa: F401 - imported here so fit_seconds does not include it
+        importlib.import_module(entry.framework)  # imported here so fit_seconds does not include it
 
         timing_out["framework_import_seconds"] = timing.clock() - t0
     keras_seeded = seed_everything(seed)

@@ -104,7 +104,10 @@ def test_disabled_by_name(itemknn, plain_env, tmp_path):
     assert "itemknn" not in {m["name"] for m in json.loads(proc.stdout)["models"]}
 
 
-def test_load_order_builtins_entry_points_loose_files(itemknn, plain_env, tmp_path):
+def test_load_order_builtins_entry_points_loose_files(itemknn, plain_env, tmp_path, monkeypatch):
+    # Other entry-point plugins installed here (e.g. a developer's animerec-peers) are not part of this order.
+    monkeypatch.setenv("ANIMEREC_BENCH_DISABLE_PLUGINS", ",".join(
+        ep.name for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP) if ep.name != "itemknn"))
     folder = tmp_path / "plugins"
     folder.mkdir()
     # A loose file that claims the entry point's model name, and one named like the entry point.

@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ from click.testing import CliRunner
 from animerec_bench import results
 from animerec_bench.cli import cli
 from animerec_bench.model import PredictionError, validate_predictions
-from animerec_bench.plugins import DEFAULT_PLUGINS, get_plugin_manager, load_registry
+from animerec_bench.plugins import DEFAULT_PLUGINS, DISABLE_ENV, ENTRY_POINT_GROUP, get_plugin_manager, load_registry
 
 REPO = Path(__file__).resolve().parent.parent
 CLI = Path(sys.executable).parent / "animerec-bench"
@@ -226,7 +227,9 @@ def test_duplicate_data_set_names_both(tmp_path):
                           "loaded earlier, already registered that name"]
 
 
-def test_load_order_builtins_then_loose_files(tmp_path):
+def test_load_order_builtins_then_loose_files(tmp_path, monkeypatch):
+    # Entry-point plugins installed here (e.g. a developer's animerec-peers) are not part of this order.
+    monkeypatch.setenv(DISABLE_ENV, ",".join(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)))
     folder = tmp_path / "plugins"
     write(folder, "b_second", GOOD.format(name="second", tasks='("rating",)'))
     write(folder, "a_first", GOOD.format(name="first", tasks='("rating",)'))

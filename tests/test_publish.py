@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import zipfile
+from importlib.metadata import entry_points
 from pathlib import Path
 
 from animerec_bench import leaderboard as lb
@@ -17,8 +18,10 @@ from .conftest import REPO
 from .test_leaderboard import inter, rating, res
 
 BIN = Path(sys.executable).parent / "animerec-bench"
-#: Only the numpy baselines (and loose files): the Keras and other built-ins would make --all slow.
-HEAVY = "keras_models,biased_mf,ease,knn_baseline,logistic,two_tower"
+#: Only the numpy baselines (and loose files): the Keras and other built-ins would make --all slow, and
+#: so would installed entry-point plugins (e.g. a developer's animerec-peers).
+HEAVY = ",".join(["keras_models", "biased_mf", "ease", "knn_baseline", "logistic", "two_tower",
+                  *(ep.name for ep in entry_points(group="animerec_bench"))])
 
 
 def cli(*args, cwd=None, home=None, timeout=300, **env):

@@ -94,6 +94,7 @@ class ItemKNNBaseline(Model):
     joint = False
     version = "1"
     baseline = False
+    peer = "Koren 2010 / Surprise KNNBaseline, numpy port"
     #: For ``tune``: the neighbourhood and the similarity's shrinkage (baselines' ALS left as Surprise has them).
     search_space = {"k": ("int", 5, 200, "log"), "shrinkage": ("float", 1.0, 1000.0, "log")}
 

@@ -149,6 +149,7 @@ class LogisticRegression(Model):
     joint = False
     version = "1"
     baseline = False
+    peer = "logistic regression (scikit-learn's LogisticRegression objective), numpy port"
     #: For ``tune``: the inverse L2 strength, as scikit-learn's ``C``.
     search_space = {"C": ("float", 0.01, 100.0, "log")}
 
