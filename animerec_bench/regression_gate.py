@@ -2,7 +2,8 @@
 
 ``animerec-bench compare --base DIR --head DIR`` (what ``scripts/leaderboard-compare.sh`` runs
 on a pull request) compares every (data set, protocol, model, task) the folders hold: the
-task's primary metric as the mean over seeds of the latest ``ok`` result per seed, and, where
+task's primary metric as the mean, over the seeds both folders have, of the latest ``ok`` result
+per seed of the model's newest code state (:func:`sides`), and, where
 both sides kept per-user values, the paired bootstrap of :mod:`.significance` (head − base over
 the test users both scored; interaction's per-user form is GAUC, the global AUC has none).
 
@@ -28,14 +29,18 @@ ALPHA = 0.05
 
 @dataclass(frozen=True)
 class Side:
-    """One folder's row: the primary metric's mean over seeds, the seeds, the model versions,
-    and ``{seed: PerUser}`` (None when any seed's result has no per-user values)."""
+    """One folder's row: the model, its primary metric per seed, its version(s), and
+    ``{seed: PerUser}`` (None when any seed's result has no per-user values)."""
 
     model: str
-    mean: float
-    seeds: int
+    values: dict
     versions: frozenset
     per_user: dict | None
+
+    def mean(self, seeds=None) -> float:
+        """The primary metric's mean over ``seeds`` (default: all of this side's)."""
+        picked = [self.values[s] for s in (sorted(self.values) if seeds is None else seeds)]
+        return sum(picked) / len(picked)
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,7 @@ class Row:
     key: tuple  # (data set, protocol, model label, task)
     base: Side | None
     head: Side | None
+    seeds: tuple  # the seeds compared: both sides' common seeds (else each side's own)
     change: float | None  # (head − base) / |base|; head − base when base is 0
     paired: significance.Interval | None  # head − base of the per-user metric, seeds combined
     verdict: str
@@ -56,9 +62,22 @@ def _label(r: dict) -> str:
     return f"{name}, tuned" if results_mod.get(r, "tuning.method") == TUNED else name
 
 
+def _code_state(r: dict) -> str:
+    """What a result was computed from, seed aside: its job identity without the seed and the
+    seed's split (and, for a tuned result, without the parameters each seed chose)."""
+    import json
+
+    parts = dict(results_mod.get(r, "identity.parts") or {})
+    for part in ("seed", "split") + (("params",) if results_mod.get(r, "tuning") else ()):
+        parts.pop(part, None)
+    return json.dumps(parts, sort_keys=True, default=str)
+
+
 def sides(loaded: list[dict], *, dataset: str | None = None, protocol: str | None = None,
           tasks: tuple[str, ...] = ()) -> dict[tuple, Side]:
-    """``{(data set, protocol, model label, task): Side}`` from the latest ok result per seed."""
+    """``{(data set, protocol, model label, task): Side}`` from the latest ok result per seed, of
+    the newest code state only: a folder where a pull request re-ran seed 0 of a changed model
+    still holds that model's seeds 1 and 2 from the old code, which must not dilute the change."""
     latest: dict[tuple, dict[int, dict]] = defaultdict(dict)
     ordered = sorted(loaded, key=lambda r: (str(r.get("started_at")), r.get("_file", "")))
     for r in ordered:
@@ -76,7 +95,9 @@ def sides(loaded: list[dict], *, dataset: str | None = None, protocol: str | Non
     out = {}
     for key, by_seed in latest.items():
         task = key[3]
-        values = [float(r["metrics"][task][TASKS[task].primary]) for r in by_seed.values()]
+        newest = _code_state(max(by_seed.values(), key=lambda r: (str(r.get("started_at")), r.get("_file", ""))))
+        by_seed = {seed: r for seed, r in by_seed.items() if _code_state(r) == newest}
+        values = {seed: float(r["metrics"][task][TASKS[task].primary]) for seed, r in by_seed.items()}
         per_user: dict | None = {}
         for seed, r in by_seed.items():
             found = results_mod.load_per_user(r)
@@ -85,7 +106,7 @@ def sides(loaded: list[dict], *, dataset: str | None = None, protocol: str | Non
                 break
             per_user[seed] = found[task]
         name = str(results_mod.get(next(iter(by_seed.values())), "model.name"))
-        out[key] = Side(name, sum(values) / len(values), len(values),
+        out[key] = Side(name, values,
                         frozenset(str(results_mod.get(r, "model.version", "1")) for r in by_seed.values()),
                         per_user or None)
     return out
@@ -98,10 +119,12 @@ def compare_folders(base: dict[tuple, Side], head: dict[tuple, Side], *, thresho
     for key in sorted(set(base) | set(head), key=lambda k: (k[0], k[1], k[2], NAMES.index(k[3]))):
         b, h = base.get(key), head.get(key)
         if b is None or h is None:
-            rows.append(Row(key, b, h, None, None, "new" if b is None else "not in head", False))
+            rows.append(Row(key, b, h, (), None, None, "new" if b is None else "not in head", False))
             continue
         spec = TASKS[key[3]]
-        change = (h.mean - b.mean) / abs(b.mean) if b.mean else h.mean - b.mean
+        seeds = tuple(sorted(set(b.values) & set(h.values)))
+        bm, hm = b.mean(seeds or None), h.mean(seeds or None)
+        change = (hm - bm) / abs(bm) if bm else hm - bm
         worse = -change if spec.higher_is_better else change  # > 0: worse
         paired = None
         if b.per_user and h.per_user:
@@ -111,7 +134,7 @@ def compare_folders(base: dict[tuple, Side], head: dict[tuple, Side], *, thresho
                 paired = None
         verdict, failed = _verdict(spec.higher_is_better, worse, paired, threshold,
                                    _expected(b, h, expect_change))
-        rows.append(Row(key, b, h, change, paired, verdict, failed))
+        rows.append(Row(key, b, h, seeds, change, paired, verdict, failed))
     return rows
 
 
@@ -139,8 +162,11 @@ def _verdict(higher_better: bool, worse: float, paired, threshold: float | None,
     return "ok", False
 
 
-def _side_cell(side: Side | None) -> str:
-    return "–" if side is None else f"{side.mean:.4f} ({side.seeds} seed{'s' * (side.seeds != 1)})"
+def _side_cell(side: Side | None, seeds: tuple) -> str:
+    if side is None:
+        return "–"
+    n = len(seeds or side.values)
+    return f"{side.mean(seeds or None):.4f} ({n} seed{'s' * (n != 1)})"
 
 
 def markdown(rows: list[Row], *, base_name: str, head_name: str, threshold: float | None,
@@ -160,7 +186,7 @@ def markdown(rows: list[Row], *, base_name: str, head_name: str, threshold: floa
             name = "" if significance.METRIC[task] == spec.primary else f"{significance.METRIC[task]} "
             paired = f"{name}{iv.estimate:+.4f} ({iv.low:+.4f} to {iv.high:+.4f})"
         table.append([f"{escape(dataset)} / {escape(protocol)}", escape(model), task, spec.primary,
-                      _side_cell(row.base), _side_cell(row.head),
+                      _side_cell(row.base, row.seeds), _side_cell(row.head, row.seeds),
                       "" if row.change is None else f"{row.change:+.2%}", paired,
                       "–" if row.paired is None else f"{row.paired.p:.4f}", row.verdict])
     headers = ["data set", "model", "task", "metric", "base", "head", "change", "paired Δ (95% CI)", "p", "verdict"]
@@ -169,8 +195,8 @@ def markdown(rows: list[Row], *, base_name: str, head_name: str, threshold: floa
             f"--expect-change or whose version changed is reported, not failed."
             if threshold is not None else "No regression threshold given (--fail-on-regression): nothing fails.")
     out = [f"### Primary metrics: {escape(head_name)} against {escape(base_name)}", "",
-           "Change: (head − base) / |base| of the task's primary metric, mean over seeds (the latest ok result "
-           f"per seed). Paired Δ: head − base over the test users both scored, seeds combined ({draws} bootstrap "
+           "Change: (head − base) / |base| of the task's primary metric, mean over the seeds both sides have "
+           "(the latest ok result per seed, of the model's newest code, version and parameters). Paired Δ: head − base over the test users both scored, seeds combined ({draws} bootstrap "
            "draws per seed; interaction: per-user AUC, i.e. GAUC), 95% interval, two-sided p; – where a side "
            f"has no per-user file. {gate}", ""]
     if table:
@@ -190,7 +216,8 @@ def failure_line(rows: list[Row], threshold: float) -> str | None:
     for row in bad:
         _, _, model, task = row.key
         p = "" if row.paired is None else f", p {row.paired.p:.4f}"
-        parts.append(f"{model} {task} {TASKS[task].primary} {row.base.mean:.4f} -> {row.head.mean:.4f} "
-                     f"({row.change:+.2%}{p})")
+        seeds = row.seeds or None
+        parts.append(f"{model} {task} {TASKS[task].primary} {row.base.mean(seeds):.4f} -> "
+                     f"{row.head.mean(seeds):.4f} ({row.change:+.2%}{p})")
     return (f"regression beyond {threshold:.1%} (relative) on a model this change did not declare "
             f"(--expect-change NAME, or bump its version): " + "; ".join(parts))

@@ -26,12 +26,17 @@ def cli(*args):
                           env=dict(os.environ))
 
 
-def write_ranking(folder: Path, model: str, values: np.ndarray, *, per_user_file: bool = True) -> None:
-    """A ranking result of ``model`` (seed 0) whose NDCG@10 is the mean of ``values``, one per user."""
+def write_ranking(folder: Path, model: str, values: np.ndarray, *, per_user_file: bool = True, seed: int = 0,
+                  code: str = "a", started: str = "2026-01-01T00:00:00Z") -> None:
+    """A ranking result of ``model`` whose NDCG@10 is the mean of ``values``, one per user, from
+    model code whose fingerprint is ``code``."""
     m = {"ranking": {k: 0.5 for k in RANKING_METRICS}}
     m["ranking"].update({"ndcg@10": float(values.mean()), "novelty@10": 50.0})
-    r = res(model, "ranking", 0, m)
+    r = res(model, "ranking", seed, m, started=started)
     r["ranking"] = {"source": "score", "users": len(values)}
+    r["identity"] = {"key": f"{model}-{code}-{seed}", "parts": {
+        "model": model, "code": {"kind": "source", "module": "m", "sha256": code * 64}, "version": "1",
+        "params": {}, "seed": seed, "split": f"{seed:x}" * 64}}
     per_user = significance.encode({"ranking": PerUser(USERS, values, np.ones(len(values)))})
     results.write(folder, r, per_user if per_user_file else None)
 
@@ -88,6 +93,21 @@ def test_gate_verdicts_on_every_kind_of_change(tmp_path):
     # without a threshold it is the same table and nothing fails
     plain = cli("compare", "--base", base, "--head", head, "--draws", 300)
     assert plain.returncode == 0 and table_rows(plain.stdout)["broken"][-1] == "worse"
+
+
+def test_gate_compares_the_seeds_a_pull_request_reran(tmp_path):
+    """A PR re-runs seed 0 of the model it changed; its results folder still holds seeds 1 and 2 of
+    the old code. The change is seed 0's, not diluted by the old seeds."""
+    base, head = tmp_path / "base", tmp_path / "head"
+    v = np.linspace(0.2, 0.8, len(USERS))
+    for seed in (0, 1, 2):
+        write_ranking(base, "m", v, seed=seed)
+        write_ranking(head, "m", v, seed=seed)
+    write_ranking(head, "m", v * 0.94, seed=0, code="b", started="2026-02-01T00:00:00Z")
+    proc = cli("compare", "--base", base, "--head", head, "--fail-on-regression", "0.02", "--draws", 200)
+    assert proc.returncode == 1
+    cells = table_rows(proc.stdout)["m"]
+    assert cells[4:7] == ["0.5000 (1 seed)", "0.4700 (1 seed)", "-6.00%"] and cells[-1] == "**REGRESSION**"
 
 
 def test_gate_warns_on_a_missing_per_user_file(tmp_path):
