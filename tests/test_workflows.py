@@ -82,6 +82,25 @@ def tiny_results(folder: Path) -> Path:
     return folder
 
 
+def test_run_script_publishes_the_boards_of_the_checkouts_results(tmp_path):
+    """scripts/leaderboard-run.sh in a checkout whose results are current runs nothing and renders the
+    checkout's leaderboards/ (what the workflow uploads and commits), not the data home's."""
+    checkout = tmp_path / "checkout"
+    (checkout / "scripts").mkdir(parents=True)
+    shutil.copy(REPO / "pyproject.toml", checkout)
+    shutil.copy(REPO / "scripts" / "leaderboard-run.sh", checkout / "scripts")
+    (checkout / "results").mkdir()
+    for src in (REPO / "results").glob("mal2016-5k--v1--*--seed0--*"):
+        shutil.copy(src, checkout / "results" / src.name)
+    env = {**os.environ, "ANIMEREC_BENCH": str(BIN / "animerec-bench"), "ANIMEREC_BENCH_PLUGINS_DIR": ""}
+    proc = subprocess.run(["bash", str(checkout / "scripts" / "leaderboard-run.sh")], capture_output=True, text=True,
+                          timeout=600, env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "run --all --missing --publish" in proc.stdout and "leaderboard --publish" in proc.stdout
+    board = (checkout / "leaderboards" / "mal2016-5k-v1.md").read_text(encoding="utf-8")
+    assert re.search(r"^\| ease ", board, re.M) and re.search(r"^\| bias ", board, re.M)
+
+
 def test_summary_script_writes_the_boards_as_markdown(tmp_path):
     res = tiny_results(tmp_path / "results")
     summary = tmp_path / "step-summary.md"
