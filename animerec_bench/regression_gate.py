@@ -196,7 +196,8 @@ def markdown(rows: list[Row], *, base_name: str, head_name: str, threshold: floa
             if threshold is not None else "No regression threshold given (--fail-on-regression): nothing fails.")
     out = [f"### Primary metrics: {escape(head_name)} against {escape(base_name)}", "",
            "Change: (head − base) / |base| of the task's primary metric, mean over the seeds both sides have "
-           "(the latest ok result per seed, of the model's newest code, version and parameters). Paired Δ: head − base over the test users both scored, seeds combined ({draws} bootstrap "
+           f"(the latest ok result per seed, of the model's newest code, version and parameters). Paired Δ: "
+           f"head − base over the test users both scored, seeds combined ({draws} bootstrap "
            "draws per seed; interaction: per-user AUC, i.e. GAUC), 95% interval, two-sided p; – where a side "
            f"has no per-user file. {gate}", ""]
     if table:

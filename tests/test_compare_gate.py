@@ -73,6 +73,7 @@ def test_gate_verdicts_on_every_kind_of_change(tmp_path):
     proc = cli("compare", "--base", base, "--head", head, "--fail-on-regression", "2%", "--expect-change", "meant",
                "--draws", 300)
     assert proc.returncode == 1, proc.stderr
+    assert "seeds combined (300 bootstrap draws per seed;" in proc.stdout
     rows = table_rows(proc.stdout)
     verdict = {model: cells[-1] for model, cells in rows.items()}
     assert verdict == {"steady": "ok", "noisy": "worse beyond threshold, not significant", "broken": "**REGRESSION**",
