@@ -114,7 +114,9 @@ def sides(loaded: list[dict], *, dataset: str | None = None, protocol: str | Non
 
 def compare_folders(base: dict[tuple, Side], head: dict[tuple, Side], *, threshold: float | None,
                     expect_change: set[str], draws: int = significance.DRAWS) -> list[Row]:
-    """Every key of either side, sorted, with its change, paired test and verdict."""
+    """Every key of either side with its change, paired test and verdict: the failures first, then
+    the other rows that say something (not ``ok``), then the rest, each part in model order (so a
+    reviewer reads what matters at the top of a long table)."""
     rows = []
     for key in sorted(set(base) | set(head), key=lambda k: (k[0], k[1], k[2], NAMES.index(k[3]))):
         b, h = base.get(key), head.get(key)
@@ -135,7 +137,7 @@ def compare_folders(base: dict[tuple, Side], head: dict[tuple, Side], *, thresho
         verdict, failed = _verdict(spec.higher_is_better, worse, paired, threshold,
                                    _expected(b, h, expect_change))
         rows.append(Row(key, b, h, seeds, change, paired, verdict, failed))
-    return rows
+    return sorted(rows, key=lambda row: (not row.failed, row.verdict == "ok"))
 
 
 def _expected(b: Side, h: Side, expect_change: set[str]) -> str | None:

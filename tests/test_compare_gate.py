@@ -75,6 +75,7 @@ def test_gate_verdicts_on_every_kind_of_change(tmp_path):
     assert proc.returncode == 1, proc.stderr
     assert "seeds combined (300 bootstrap draws per seed;" in proc.stdout
     rows = table_rows(proc.stdout)
+    assert list(rows)[:2] == ["broken", "nofile"] and list(rows)[-1] == "steady"  # failures first, ok last
     verdict = {model: cells[-1] for model, cells in rows.items()}
     assert verdict == {"steady": "ok", "noisy": "worse beyond threshold, not significant", "broken": "**REGRESSION**",
                        "better": "better", "meant": "worse, expected (--expect-change)", "nofile": "**REGRESSION**",
