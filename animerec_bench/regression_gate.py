@@ -64,12 +64,15 @@ def _label(r: dict) -> str:
 
 def _code_state(r: dict) -> str:
     """What a result was computed from, seed aside: its job identity without the seed and the
-    seed's split (and, for a tuned result, without the parameters each seed chose)."""
+    seed's split (and, for a tuned result, without the parameters each seed chose), and without
+    where a loose plugin file lay (the same file in another checkout is the same code)."""
     import json
 
     parts = dict(results_mod.get(r, "identity.parts") or {})
     for part in ("seed", "split") + (("params",) if results_mod.get(r, "tuning") else ()):
         parts.pop(part, None)
+    if isinstance(parts.get("code"), dict):
+        parts["code"] = {k: v for k, v in parts["code"].items() if k != "file"}
     return json.dumps(parts, sort_keys=True, default=str)
 
 

@@ -27,7 +27,7 @@ def cli(*args):
 
 
 def write_ranking(folder: Path, model: str, values: np.ndarray, *, per_user_file: bool = True, seed: int = 0,
-                  code: str = "a", started: str = "2026-01-01T00:00:00Z") -> None:
+                  code: str = "a", started: str = "2026-01-01T00:00:00Z", file: str = "/a/plugins/m.py") -> None:
     """A ranking result of ``model`` whose NDCG@10 is the mean of ``values``, one per user, from
     model code whose fingerprint is ``code``."""
     m = {"ranking": {k: 0.5 for k in RANKING_METRICS}}
@@ -35,7 +35,7 @@ def write_ranking(folder: Path, model: str, values: np.ndarray, *, per_user_file
     r = res(model, "ranking", seed, m, started=started)
     r["ranking"] = {"source": "score", "users": len(values)}
     r["identity"] = {"key": f"{model}-{code}-{seed}", "parts": {
-        "model": model, "code": {"kind": "source", "module": "m", "sha256": code * 64}, "version": "1",
+        "model": model, "code": {"kind": "source", "module": "m", "sha256": code * 64, "file": file}, "version": "1",
         "params": {}, "seed": seed, "split": f"{seed:x}" * 64}}
     per_user = significance.encode({"ranking": PerUser(USERS, values, np.ones(len(values)))})
     results.write(folder, r, per_user if per_user_file else None)
@@ -110,6 +110,14 @@ def test_gate_compares_the_seeds_a_pull_request_reran(tmp_path):
     assert proc.returncode == 1
     cells = table_rows(proc.stdout)["m"]
     assert cells[4:7] == ["0.5000 (1 seed)", "0.4700 (1 seed)", "-6.00%"] and cells[-1] == "**REGRESSION**"
+
+    # the same code re-run from another checkout (a loose plugin file elsewhere) is the same code state
+    moved = tmp_path / "moved"
+    for seed in (0, 1, 2):
+        write_ranking(moved, "m", v, seed=seed)
+    write_ranking(moved, "m", v, seed=0, started="2026-02-01T00:00:00Z", file="/ci/checkout/plugins/m.py")
+    same = cli("compare", "--base", base, "--head", moved, "--fail-on-regression", "0.02", "--draws", 200)
+    assert same.returncode == 0 and table_rows(same.stdout)["m"][4:7] == ["0.5000 (3 seeds)"] * 2 + ["+0.00%"]
 
 
 def test_gate_warns_on_a_missing_per_user_file(tmp_path):
