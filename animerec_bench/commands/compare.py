@@ -1,4 +1,6 @@
-"""``animerec-bench compare A B``: paired bootstrap deltas (B − A) between two models' stored results.
+"""``animerec-bench compare A B``: paired bootstrap deltas (B − A) between two models' stored results;
+``compare --base DIR --head DIR``: every model of two result folders, and the leaderboards
+workflow's regression gate (:mod:`animerec_bench.regression_gate`).
 
 No model is re-fitted: the per-user test values each result keeps beside its JSON are resampled
 (:mod:`animerec_bench.significance`).
@@ -15,7 +17,7 @@ import click
 @click.argument("a", required=False)
 @click.argument("b", required=False)
 @click.option("--base", "base_dir", type=click.Path(file_okay=False), default=None,
-              help="With --head: compare two whole result folders, every (data set, model, task) both hold, in "
+              help="With --head: compare two whole result folders, every (data set, model, task) either holds, in "
                    "one Markdown table (the leaderboards workflow's regression gate).")
 @click.option("--head", "head_dir", type=click.Path(file_okay=False), default=None,
               help="The result folder compared with --base (e.g. a pull request's results).")
