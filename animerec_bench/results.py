@@ -195,6 +195,26 @@ def load_all(results_dir: Path | str, problems: list[str] | None = None) -> list
     return out
 
 
+def forget_missing_per_user(loaded: list[dict]) -> list[str]:
+    """For each loaded result whose per-user file is not there (a result JSON copied without its
+    ``.users.npz``), drop its ``per_user`` record, so it is shown without an interval or
+    significance mark like an older result, and return one warning line per such file. A file
+    that is there but does not match stays an error (:func:`load_per_user`): it is corrupt."""
+    warnings = []
+    for r in loaded:
+        info = r.get("per_user")
+        name = info.get("file") if isinstance(info, dict) else None
+        where = r.get("_path") or r.get("_file")
+        if not (isinstance(name, str) and name.endswith(PER_USER_SUFFIX) and Path(name).name == name and where):
+            continue  # no record, or a malformed one: load_per_user names the problem
+        path = Path(where).with_name(name)
+        if not path.exists():
+            del r["per_user"]
+            warnings.append(f"{where}: its per-user file {name} is missing (copied without it?): shown without a "
+                            f"95% interval or significance mark")
+    return warnings
+
+
 def load_per_user(result: dict) -> dict | None:
     """The per-user test values of a loaded result (``{task: PerUser}``), or None for a result
     without them (older results, failed jobs). :class:`ResultFileError` naming the file when it is

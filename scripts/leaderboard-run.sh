@@ -10,6 +10,6 @@ bench=${ANIMEREC_BENCH:-.venv/bin/animerec-bench}
 status=0
 echo "+ $bench run --all --missing --publish $*"
 "$bench" run --all --missing --publish "$@" || status=$?
-echo "+ $bench leaderboard"
-"$bench" leaderboard
+echo "+ $bench leaderboard --publish"
+"$bench" leaderboard --publish
 exit "$status"

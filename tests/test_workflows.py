@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
@@ -81,6 +82,25 @@ def tiny_results(folder: Path) -> Path:
     return folder
 
 
+def test_run_script_publishes_the_boards_of_the_checkouts_results(tmp_path):
+    """scripts/leaderboard-run.sh in a checkout whose results are current runs nothing and renders the
+    checkout's leaderboards/ (what the workflow uploads and commits), not the data home's."""
+    checkout = tmp_path / "checkout"
+    (checkout / "scripts").mkdir(parents=True)
+    shutil.copy(REPO / "pyproject.toml", checkout)
+    shutil.copy(REPO / "scripts" / "leaderboard-run.sh", checkout / "scripts")
+    (checkout / "results").mkdir()
+    for src in (REPO / "results").glob("mal2016-5k--v1--*--seed0--*"):
+        shutil.copy(src, checkout / "results" / src.name)
+    env = {**os.environ, "ANIMEREC_BENCH": str(BIN / "animerec-bench"), "ANIMEREC_BENCH_PLUGINS_DIR": ""}
+    proc = subprocess.run(["bash", str(checkout / "scripts" / "leaderboard-run.sh")], capture_output=True, text=True,
+                          timeout=600, env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "run --all --missing --publish" in proc.stdout and "leaderboard --publish" in proc.stdout
+    board = (checkout / "leaderboards" / "mal2016-5k-v1.md").read_text(encoding="utf-8")
+    assert re.search(r"^\| ease ", board, re.M) and re.search(r"^\| bias ", board, re.M)
+
+
 def test_summary_script_writes_the_boards_as_markdown(tmp_path):
     res = tiny_results(tmp_path / "results")
     summary = tmp_path / "step-summary.md"
@@ -100,38 +120,102 @@ def test_summary_script_writes_the_boards_as_markdown(tmp_path):
     assert not (tmp_path / "leaderboards").exists()
 
 
-def _worse(folder: Path, model: str, factor: float) -> None:
-    path = next(folder.glob(f"*--{model}--*"))
+def _rescale_rating(folder: Path, model: str, factor) -> None:
+    """Make ``model``'s seed-0 rating result in ``folder`` as if it had scored differently: each user's
+    sum of squared errors times ``factor(sse)`` (an array), its per-user file rewritten, the result's
+    RMSE and the per-user file's sha256 made to match (the result stays a valid, consistent one)."""
+    from animerec_bench import significance
+    from animerec_bench.significance import PerUser
+
+    path = next(folder.glob(f"*--{model}--*.json"))
     data = json.loads(path.read_text())
-    data["metrics"]["rating"]["rmse"] *= factor
+    npz = folder / data["per_user"]["file"]
+    per_user = significance.decode(npz.read_bytes(), str(npz))
+    old = per_user["rating"]
+    per_user["rating"] = PerUser(old.users, old.values * factor(old.values), old.weights)
+    encoded = significance.encode(per_user)
+    npz.write_bytes(encoded)
+    data["per_user"]["sha256"] = significance.sha256(encoded)
+    data["metrics"]["rating"]["rmse"] = per_user["rating"].metric("rating")
     path.write_text(json.dumps(data))
 
 
-def compare(base: Path, new: Path, *models: str, labels: str = ""):
-    env = {**os.environ, "PYTHON": sys.executable, "PR_LABELS": labels, "REGRESSION_THRESHOLD": "0.02"}
+def compare(base: Path, new: Path, *models: str, labels: str = "", summary: Path | None = None):
+    """The workflow's compare step: scripts/leaderboard-compare.sh, as the workflow calls it."""
+    env = {**os.environ, "ANIMEREC_BENCH": str(BIN / "animerec-bench"), "PR_LABELS": labels,
+           "REGRESSION_THRESHOLD": "0.02"}
     env.pop("GITHUB_STEP_SUMMARY", None)
+    if summary is not None:
+        env["GITHUB_STEP_SUMMARY"] = str(summary)
     return subprocess.run(["bash", str(REPO / "scripts" / "leaderboard-compare.sh"), str(base), str(new), *models],
                           capture_output=True, text=True, timeout=120, env=env)
 
 
-def test_compare_fails_on_an_undeclared_regression(tmp_path):
+def row(markdown: str, model: str, task: str) -> list[str]:
+    """The cells of ``model``'s ``task`` row of the comparison table."""
+    line = next(ln for ln in markdown.splitlines() if re.match(rf"^\| \S+ / v1 +\| {re.escape(model)} +\| {task} ", ln))
+    return [c.strip() for c in line.strip("|").split("|")]
+
+
+def test_workflow_gates_through_compare():
+    assert "bash scripts/leaderboard-compare.sh base/results results" in run_steps(WORKFLOWS[1])
+    script = (REPO / "scripts" / "leaderboard-compare.sh").read_text()
+    assert '"$bench" compare --base "$base" --head "$new" --fail-on-regression' in script
+    assert not (REPO / "scripts" / "check_regressions.py").exists()
+
+
+def test_compare_passes_unchanged_results_and_noise_within_the_threshold(tmp_path):
     base = tiny_results(tmp_path / "base")
     new = tiny_results(tmp_path / "new")
     same = compare(base, new)
     assert same.returncode == 0, same.stderr
-    assert re.search(r"^\| mal2016-5k/v1 \| bias \| rating \| rmse \| .* \| \+0\.00% \| ok \|$", same.stdout, re.M)
+    assert row(same.stdout, "bias", "rating")[6:] == ["+0.00%", "+0.0000 (+0.0000 to +0.0000)", "1.0000", "ok"]
 
-    _worse(new, "bias", 1.01)  # within the 2% threshold
-    assert compare(base, new).returncode == 0
-    _worse(new, "bias", 1.05)  # now ~6% worse RMSE
-    proc = compare(base, new)
+    rng = np.random.default_rng(0)  # each user's errors up or down by up to 10%: the RMSE moves < 2%
+    _rescale_rating(new, "bias", lambda v: rng.uniform(0.9, 1.1, len(v)))
+    noisy = compare(base, new)
+    assert noisy.returncode == 0, noisy.stderr
+    cells = row(noisy.stdout, "bias", "rating")
+    assert cells[6] != "+0.00%" and abs(float(cells[6].rstrip("%"))) < 2
+    assert cells[9] in ("ok", "worse", "better")
+
+
+def test_compare_fails_on_a_real_regression_naming_the_model(tmp_path):
+    base = tiny_results(tmp_path / "base")
+    new = tiny_results(tmp_path / "new")
+    _rescale_rating(new, "bias", lambda v: np.full(len(v), 1.25))  # every user's errors 25% larger: RMSE +11.8%
+    summary = tmp_path / "step-summary.md"
+    summary.write_text("earlier step\n")
+    proc = compare(base, new, summary=summary)
     assert proc.returncode == 1
-    assert "**REGRESSION**" in proc.stdout
-    assert "regression beyond 2.0% on a model this change did not declare: bias rating rmse" in proc.stderr
-    declared = compare(base, new, labels="model:bias other-label")
-    assert declared.returncode == 0, declared.stderr
-    assert "regression (intended: --allow)" in declared.stdout
-    assert compare(base, new, "bias").returncode == 0
+    cells = row(proc.stdout, "bias", "rating")
+    assert cells[3] == "rmse" and cells[6] == "+11.80%" and cells[9] == "**REGRESSION**"
+    assert float(cells[8]) < 0.05
+    assert row(proc.stdout, "popularity", "interaction")[9] == "ok"  # the model left alone passes
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("Error:")]
+    assert len(errors) == 1 and "regression beyond 2.0% (relative)" in errors[0]
+    assert "bias rating rmse" in errors[0] and "popularity" not in errors[0]
+    # the job summary gets exactly the table the script printed, after what earlier steps wrote
+    assert proc.stdout.startswith("### Primary metrics: ")
+    assert summary.read_text() == "earlier step\n\n" + proc.stdout
+
+
+def test_compare_passes_an_expected_change(tmp_path):
+    base = tiny_results(tmp_path / "base")
+    new = tiny_results(tmp_path / "new")
+    _rescale_rating(new, "bias", lambda v: np.full(len(v), 1.25))
+    assert compare(base, new).returncode == 1
+    for declared in (compare(base, new, labels="model:bias other-label"), compare(base, new, "bias")):
+        assert declared.returncode == 0, declared.stderr
+        assert row(declared.stdout, "bias", "rating")[9] == "worse, expected (--expect-change)"
+    # a bumped version means the model's numbers were meant to move
+    path = next(new.glob("*--bias--*.json"))
+    data = json.loads(path.read_text())
+    data["model"]["version"] = "2"
+    path.write_text(json.dumps(data))
+    bumped = compare(base, new)
+    assert bumped.returncode == 0, bumped.stderr
+    assert row(bumped.stdout, "bias", "rating")[9] == "worse, expected (version 1 → 2)"
 
 
 @pytest.mark.skipif(not (BIN / "actionlint").exists() and not shutil.which("actionlint"),

@@ -1,4 +1,6 @@
-"""``animerec-bench compare A B``: paired bootstrap deltas (B − A) between two models' stored results.
+"""``animerec-bench compare A B``: paired bootstrap deltas (B − A) between two models' stored results;
+``compare --base DIR --head DIR``: every model of two result folders, and the leaderboards
+workflow's regression gate (:mod:`animerec_bench.regression_gate`).
 
 No model is re-fitted: the per-user test values each result keeps beside its JSON are resampled
 (:mod:`animerec_bench.significance`).
@@ -12,8 +14,20 @@ import click
 
 
 @click.command("compare")
-@click.argument("a")
-@click.argument("b")
+@click.argument("a", required=False)
+@click.argument("b", required=False)
+@click.option("--base", "base_dir", type=click.Path(file_okay=False), default=None,
+              help="With --head: compare two whole result folders, every (data set, model, task) either holds, in "
+                   "one Markdown table (the leaderboards workflow's regression gate).")
+@click.option("--head", "head_dir", type=click.Path(file_okay=False), default=None,
+              help="The result folder compared with --base (e.g. a pull request's results).")
+@click.option("--fail-on-regression", "threshold", default=None, metavar="FRACTION",
+              help="With --base/--head: exit 1 when a model's primary metric got worse by more than FRACTION of "
+                   "its base value (relative: 0.02 or 2%) and, where both sides have per-user values, "
+                   "significantly (paired bootstrap p < 0.05).")
+@click.option("--expect-change", "expect_change", multiple=True, metavar="NAME",
+              help="With --fail-on-regression: a model the change means to alter (repeatable); its regression is "
+                   "reported, not failed. A model whose version differs between the folders counts too.")
 @click.option("--results", "results_dir", type=click.Path(file_okay=False), default="results", show_default=True,
               help="Folder of result files holding both models (ignored when A and B are result folders).")
 @click.option("--dataset", default=None, help="Data set to compare on (needed when the results hold several).")
@@ -22,12 +36,14 @@ import click
               help="Task(s) to compare (default: every task both have per-user values for).")
 @click.option("--draws", type=click.IntRange(min=100), default=None,
               help="Bootstrap draws per seed (default 1000).")
-def compare(a: str, b: str, results_dir: str, dataset: str | None, protocol: str | None,
+def compare(a: str | None, b: str | None, base_dir: str | None, head_dir: str | None, threshold: str | None,
+            expect_change: tuple[str, ...], results_dir: str, dataset: str | None, protocol: str | None,
             task_names: tuple[str, ...], draws: int | None) -> None:
     """Compare model B with model A: B − A per seed and over seeds, 95% intervals, p-values.
 
     A and B are two model names in one --results folder, or two result folders (each holding
-    one model's results)."""
+    one model's results). Or --base DIR --head DIR: every model of two result folders, one
+    table, and with --fail-on-regression a gate (exit 1 on an undeclared regression)."""
     from .. import significance
     from ..errors import UserError
     from ..leaderboard import escape
@@ -37,6 +53,18 @@ def compare(a: str, b: str, results_dir: str, dataset: str | None, protocol: str
     for t in task_names:
         if t not in NAMES:
             raise UserError(f"unknown task {t!r}; known: {', '.join(NAMES)}")
+    if base_dir is not None or head_dir is not None:
+        if a is not None or b is not None:
+            raise UserError("give either two models (A B) or --base DIR --head DIR, not both")
+        if base_dir is None or head_dir is None:
+            raise UserError(f"--{'head' if head_dir is None else 'base'} DIR is missing: --base and --head go together")
+        _compare_folders(base_dir, head_dir, _threshold(threshold), set(expect_change), dataset, protocol,
+                         task_names, draws or significance.DRAWS)
+        return
+    if threshold is not None or expect_change:
+        raise UserError("--fail-on-regression and --expect-change go with --base DIR --head DIR")
+    if a is None or b is None:
+        raise UserError("give two models A B (or two result folders), or --base DIR --head DIR")
     folders = Path(a).is_dir() and Path(b).is_dir()
     if folders:
         sides = [(_only_model(rs, folder), rs, folder) for folder, rs in ((a, load_all(a)), (b, load_all(b)))]
@@ -128,3 +156,53 @@ def _by_task_and_seed(name: str, rs: list[dict], load_per_user) -> dict:
         for task, pu in found.items():
             out.setdefault(task, {})[int(r["split"]["seed"])] = pu
     return out
+
+
+def _threshold(text: str | None) -> float | None:
+    """``--fail-on-regression``: a fraction of the base value, ``0.02`` or ``2%``."""
+    from ..errors import UserError
+
+    if text is None:
+        return None
+    raw = text.strip()
+    try:
+        value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < 1:  # also refuses nan
+        raise UserError(f"--fail-on-regression {text}: expected a relative change between 0 and 1 "
+                        f"(a fraction of the base value, e.g. 0.02 or 2%)")
+    return value
+
+
+def _compare_folders(base_dir: str, head_dir: str, threshold: float | None, expect_change: set[str],
+                     dataset: str | None, protocol: str | None, task_names: tuple[str, ...], draws: int) -> None:
+    """``compare --base DIR --head DIR``: the table on stdout; exit 1 with one line on a regression."""
+    from pathlib import Path
+
+    from .. import regression_gate as gate
+    from ..errors import UserError
+    from ..results import forget_missing_per_user, load_all
+
+    found = {}
+    for flag, folder in (("--base", base_dir), ("--head", head_dir)):
+        if not Path(folder).is_dir():
+            raise UserError(f"{flag} {folder}: no such result folder")
+        problems: list[str] = []
+        loaded = load_all(folder, problems)
+        for problem in problems:
+            click.echo(f"warning: skipped {problem}", err=True)
+        for warning in forget_missing_per_user(loaded):
+            click.echo(f"warning: {warning}", err=True)
+        found[flag] = gate.sides(loaded, dataset=dataset, protocol=protocol, tasks=task_names)
+    unknown = sorted(expect_change - {s.model for side in found.values() for s in side.values()})
+    if unknown:
+        click.echo(f"warning: --expect-change {', '.join(unknown)}: no such model in {base_dir} or {head_dir}",
+                   err=True)
+    rows = gate.compare_folders(found["--base"], found["--head"], threshold=threshold, expect_change=expect_change,
+                                draws=draws)
+    click.echo(gate.markdown(rows, base_name=base_dir, head_name=head_dir, threshold=threshold, draws=draws))
+    reason = gate.failure_line(rows, threshold) if threshold is not None else None
+    if reason:
+        click.echo(f"Error: {reason}", err=True)
+        raise SystemExit(1)

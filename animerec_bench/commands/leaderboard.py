@@ -26,7 +26,7 @@ def leaderboard(results_dirs: tuple[str, ...], out_dir: str | None, publish: boo
     from .. import leaderboard as lb
     from .. import paths
     from ..errors import UserError
-    from ..results import load_all
+    from ..results import forget_missing_per_user, load_all
 
     if publish and (results_dirs or out_dir is not None):
         raise UserError("give either --publish or --results/--out, not both")
@@ -48,6 +48,8 @@ def leaderboard(results_dirs: tuple[str, ...], out_dir: str | None, publish: boo
     if problems and not loaded:  # nothing valid: refuse rather than render (and clear) empty boards
         more = f" (and {len(problems) - 1} more invalid file(s))" if len(problems) > 1 else ""
         raise UserError(problems[0] + more)
+    for warning in forget_missing_per_user(loaded):
+        click.echo(f"warning: {warning}", err=True)
     rendered = lb.render(loaded)
     for problem in problems:
         click.echo(f"warning: skipped {problem}", err=True)

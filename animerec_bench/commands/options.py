@@ -49,3 +49,80 @@ def results_folder(results_dir: str | None, publish: bool) -> str:
     if publish:
         return str(paths.published()[0])
     return results_dir if results_dir is not None else str(paths.results_dir())
+
+
+#: numpy's seeds (``np.random.seed``, which Keras' seeding calls) must be below this.
+SEED_LIMIT = 2**32
+#: ``--seeds`` above this is a typo, not a study (each seed is a full set of jobs).
+MAX_SEEDS = 1000
+
+
+def _apply(decorators):
+    def apply(command):
+        for decorator in reversed(decorators):
+            command = decorator(command)
+        return command
+
+    return apply
+
+
+def job_options(*, all_help: str, model_help: str, seeds_help: str, seed_help: str, param_help: str,
+                timeout_help: str, results_help: str):
+    """The options ``run`` and ``tune`` share (which models, tasks, data set, protocol, seeds,
+    parameters, time limit, results folder, plugins), in one place so the two cannot drift;
+    the help texts say what each command does with them. Read them with :func:`plan_jobs`."""
+    from ..tasks import NAMES as TASK_NAMES
+
+    return _apply([
+        click.option("--all", "run_all", is_flag=True, help=all_help),
+        click.option("-m", "--model", "models", multiple=True, metavar="NAME", help=model_help),
+        click.argument("more_models", nargs=-1, metavar="[NAME]..."),
+        click.option("--task", "tasks", multiple=True, type=click.Choice(TASK_NAMES),
+                     help="Only this task (repeatable; default: every task a model serves)."),
+        click.option("--dataset", default="mal2016-5k", show_default=True, help="Registered data set."),
+        click.option("--protocol", default="v1", show_default=True, help="Protocol (split and label rules)."),
+        click.option("--seeds", type=click.IntRange(min=1), default=None, help=seeds_help),
+        click.option("--seed", type=click.IntRange(min=0), default=None, help=seed_help),
+        click.option("--param", "params", multiple=True, metavar="MODEL.KEY=VALUE", help=param_help),
+        click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=1800.0, show_default=True,
+                     help=timeout_help),
+        click.option("--results", "results_dir", type=click.Path(file_okay=False), default=None, help=results_help),
+        publish_option,
+        plugins_dir_option,
+    ])
+
+
+def job_seeds(seeds: int | None, seed: int | None, timeout: float) -> list[int]:
+    """The seeds ``--seeds N`` (0..N-1) or ``--seed S`` (default 0) name, each within numpy's and a
+    sane limit, after checking that ``--timeout`` is finite."""
+    import math
+
+    from ..errors import UserError
+
+    if seeds is not None and seed is not None:
+        raise UserError("give either --seeds N or --seed S, not both")
+    if not math.isfinite(timeout):
+        raise UserError(f"--timeout {timeout}: expected a finite number of seconds greater than 0")
+    if seed is not None and seed >= SEED_LIMIT:
+        raise UserError(f"--seed {seed}: seeds must be below 2**32 = {SEED_LIMIT} (numpy's limit)")
+    if seeds is not None and seeds > MAX_SEEDS:
+        raise UserError(f"--seeds {seeds}: at most {MAX_SEEDS} seeds (each seed is a full set of jobs)")
+    return list(range(seeds)) if seeds is not None else [seed if seed is not None else 0]
+
+
+def plan_jobs(*, run_all: bool, models: tuple, more_models: tuple, tasks: tuple, seeds: list[int], params: tuple,
+              timeout: float, plugins_dir: str | None, check_model=None):
+    """Load the plugins (their warnings on stderr), pick the models, read ``--param`` and plan the
+    jobs: ``(registry, plugins folder, model names, jobs)``. ``check_model(registry, name)``
+    (optional) may refuse a model before any parameter is read."""
+    from .. import runner
+
+    registry, plugins_path = load_plugins(plugins_dir, deadline=timeout)
+    for err in registry.warnings + registry.errors:
+        click.echo(f"warning: {err}", err=True)
+    names = runner.select_models(registry, tuple(models) + tuple(more_models), run_all)
+    if check_model is not None:
+        for name in names:
+            check_model(registry, name)
+    overrides = runner.parse_params(params, registry, names)
+    return registry, plugins_path, names, runner.plan(registry, names, tuple(tasks) or None, seeds, overrides)

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import math
 import signal
 import sys
 
 import click
 
 from ..errors import UserError
-from ..tasks import NAMES as TASK_NAMES
-from .options import load_plugins, plugins_dir_option, publish_option, results_folder
+from .options import job_options, plan_jobs, job_seeds, results_folder
 
 
 def _no_early_exit_zero(command):
@@ -31,10 +29,6 @@ def _no_early_exit_zero(command):
 
     return wrapper
 
-#: numpy's seeds (``np.random.seed``, which Keras' seeding calls) must be below this.
-SEED_LIMIT = 2**32
-#: ``--seeds`` above this is a typo, not a study (each seed is a full set of jobs).
-MAX_SEEDS = 1000
 #: The signals that stop a run like Ctrl-C: ``timeout``, CI cancellation and ``docker stop``
 #: send SIGTERM, a closed terminal SIGHUP.
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
@@ -233,21 +227,15 @@ def _missing_jobs(jobs: list, ctx, results_dir) -> tuple[list, int]:
 
 
 @click.command("run")
-@click.option("--all", "run_all", is_flag=True, help="Run every registered model.")
-@click.option("-m", "--model", "models", multiple=True, metavar="NAME",
-              help="Model to run (repeatable; names after it count too: -m mf nn bias).")
-@click.argument("more_models", nargs=-1, metavar="[NAME]...")
-@click.option("--task", "tasks", multiple=True, type=click.Choice(TASK_NAMES),
-              help="Only this task (repeatable; default: every task a model serves).")
-@click.option("--dataset", default="mal2016-5k", show_default=True, help="Registered data set.")
-@click.option("--protocol", default="v1", show_default=True, help="Protocol (split and label rules).")
-@click.option("--seeds", type=click.IntRange(min=1), default=None, help="Run seeds 0..N-1.")
-@click.option("--seed", type=click.IntRange(min=0), default=None, help="Run this one seed (default 0).")
-@click.option("--param", "params", multiple=True, metavar="MODEL.KEY=VALUE",
-              help="Set a hyperparameter, e.g. mf.epochs=3, read as its default's type (bool: true/false, "
-                   "yes/no, 1/0); each model checks its values before any job starts. Repeatable.")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=1800.0, show_default=True,
-              help="Seconds each job may take before it is killed and recorded as failed.")
+@job_options(
+    all_help="Run every registered model.",
+    model_help="Model to run (repeatable; names after it count too: -m mf nn bias).",
+    seeds_help="Run seeds 0..N-1.", seed_help="Run this one seed (default 0).",
+    param_help="Set a hyperparameter, e.g. mf.epochs=3, read as its default's type (bool: true/false, "
+               "yes/no, 1/0); each model checks its values before any job starts. Repeatable.",
+    timeout_help="Seconds each job may take before it is killed and recorded as failed.",
+    results_help="Folder the result files are written into (default: results/ in the data home, your own runs; "
+                 "the published ./results only with --publish or --results results).")
 @click.option("--memory-limit", "memory_limit", type=click.IntRange(min=1), default=None, metavar="MB",
               help="Cap each job's address space (RLIMIT_AS); exceeding it fails the job as out of memory.")
 @click.option("--jobs", "n_jobs", type=int, default=1, show_default=True, metavar="N",
@@ -256,15 +244,9 @@ def _missing_jobs(jobs: list, ctx, results_dir) -> tuple[list, int]:
 @click.option("--backend", "keras_backend", default=None, metavar="NAME",
               help="Keras backend of the Keras models' jobs: tensorflow or jax (default: KERAS_BACKEND, else "
                    "Keras' own); recorded with the hardware.")
-@click.option("--results", "results_dir", type=click.Path(file_okay=False), default=None,
-              help="Folder the result files are written into "
-                   "(default: results/ in the data home, your own runs; the published ./results only with "
-                   "--publish or --results results).")
-@publish_option
 @click.option("--missing", is_flag=True,
               help="Run only the jobs without a current ok result in the results folder (same model code, "
                    "version, parameters, data set, split, protocol and result schema).")
-@plugins_dir_option
 @_no_early_exit_zero
 def run(run_all, models, more_models, tasks, dataset, protocol, seeds, seed, params, timeout, memory_limit,
         n_jobs, keras_backend, results_dir, publish, missing, plugins_dir) -> None:
@@ -281,27 +263,15 @@ def run(run_all, models, more_models, tasks, dataset, protocol, seeds, seed, par
     from ..progress import Reporter, primary_summary, reporter_for
     from ..protocol import get_protocol
 
-    if seeds is not None and seed is not None:
-        raise UserError("give either --seeds N or --seed S, not both")
-    if not math.isfinite(timeout):
-        raise UserError(f"--timeout {timeout}: expected a finite number of seconds greater than 0")
-    if seed is not None and seed >= SEED_LIMIT:
-        raise UserError(f"--seed {seed}: seeds must be below 2**32 = {SEED_LIMIT} (numpy's limit)")
-    if seeds is not None and seeds > MAX_SEEDS:
-        raise UserError(f"--seeds {seeds}: at most {MAX_SEEDS} seeds (each seed is a full set of jobs)")
+    seeds_run = job_seeds(seeds, seed, timeout)
     if n_jobs < 1:
         raise UserError(f"--jobs {n_jobs}: expected a whole number of jobs at once, 1 or more")
     if keras_backend is not None:
         _check_backend(keras_backend)
-    seed_list = list(range(seeds)) if seeds is not None else [seed if seed is not None else 0]
     results_dir = results_folder(results_dir, publish)
-    models = tuple(models) + tuple(more_models)
-    registry, plugins_path = load_plugins(plugins_dir, deadline=timeout)
-    for err in registry.warnings + registry.errors:
-        click.echo(f"warning: {err}", err=True)
-    names = runner.select_models(registry, models, run_all)
-    overrides = runner.parse_params(params, registry, names)
-    jobs = runner.plan(registry, names, tuple(tasks) or None, seed_list, overrides)
+    registry, plugins_path, _, jobs = plan_jobs(
+        run_all=run_all, models=models, more_models=more_models, tasks=tasks, seeds=seeds_run, params=params,
+        timeout=timeout, plugins_dir=plugins_dir)
     allotments = runner.allot_cores(n_jobs) if n_jobs > 1 else None
     ds = registry.dataset(dataset)
     commit, dirty = runner.git_revision()
@@ -311,7 +281,7 @@ def run(run_all, models, more_models, tasks, dataset, protocol, seeds, seed, par
                             parent_machine=machine_info(), keras_backend=keras_backend)
     _probe_results_folder(results_dir)
     click.echo(f"{len(jobs)} job(s) on {ds.label} / protocol {protocol}, seed(s) "
-               f"{', '.join(map(str, seed_list))}; results -> {results_dir}", err=True)
+               f"{', '.join(map(str, seeds_run))}; results -> {results_dir}", err=True)
     for stale in runner.sweep_stale_job_dirs():
         click.echo(f"removed {stale}: the job folder of a run that was killed", err=True)
     if missing:

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import click
 
-from ..tasks import NAMES as TASK_NAMES
-from .options import load_plugins, plugins_dir_option, publish_option, results_folder
+from .options import job_options, job_seeds, plan_jobs, results_folder
 
 
 @click.command("tune")
-@click.option("--all", "run_all", is_flag=True, help="Tune every registered model, each with the same budget.")
-@click.option("-m", "--model", "models", multiple=True, metavar="NAME",
-              help="Model to tune (repeatable; names after it count too: -m mf nn bias).")
-@click.argument("more_models", nargs=-1, metavar="[NAME]...")
+@job_options(
+    all_help="Tune every registered model, each with the same budget.",
+    model_help="Model to tune (repeatable; names after it count too: -m mf nn bias).",
+    seeds_help="Tune and test seeds 0..N-1.", seed_help="Tune and test this one seed (default 0).",
+    param_help="Fix a hyperparameter (it is then not searched), e.g. mf.epochs=3. Repeatable.",
+    timeout_help="Seconds each trial (and each final test job) may take before it is killed and recorded as "
+                 "failed.",
+    results_help="Folder the final test jobs' result files are written into (default: results/ in the data home, "
+                 "your own runs; the published ./results only with --publish or --results results).")
 @click.option("--trials", type=click.IntRange(min=1), default=None,
               help="Budget: at most N trials per study, i.e. per model, task and seed (per model and seed "
                    "for a joint model). Trials of an interrupted tune count.")
@@ -21,23 +25,6 @@ from .options import load_plugins, plugins_dir_option, publish_option, results_f
               help="Budget: no new trial once the study's trials took this many seconds in all (per model, "
                    "task and seed, like --trials; a trial's whole job time). With --trials: whichever "
                    "comes first.")
-@click.option("--task", "tasks", multiple=True, type=click.Choice(TASK_NAMES),
-              help="Only this task (repeatable; default: every task a model serves).")
-@click.option("--dataset", default="mal2016-5k", show_default=True, help="Registered data set.")
-@click.option("--protocol", default="v1", show_default=True, help="Protocol (split and label rules).")
-@click.option("--seeds", type=click.IntRange(min=1), default=None, help="Tune and test seeds 0..N-1.")
-@click.option("--seed", type=click.IntRange(min=0), default=None, help="Tune and test this one seed (default 0).")
-@click.option("--param", "params", multiple=True, metavar="MODEL.KEY=VALUE",
-              help="Fix a hyperparameter (it is then not searched), e.g. mf.epochs=3. Repeatable.")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=1800.0, show_default=True,
-              help="Seconds each trial (and each final test job) may take before it is killed and "
-                   "recorded as failed.")
-@click.option("--results", "results_dir", type=click.Path(file_okay=False), default=None,
-              help="Folder the final test jobs' result files are written into "
-                   "(default: results/ in the data home, your own runs; the published ./results only with "
-                   "--publish or --results results).")
-@publish_option
-@plugins_dir_option
 def tune(run_all, models, more_models, trials, budget_seconds, tasks, dataset, protocol, seeds, seed, params,
          timeout, results_dir, publish, plugins_dir) -> None:
     """Tune models with Optuna (seeded TPE) on each seed's validation part, then test once.
@@ -63,21 +50,17 @@ def tune(run_all, models, more_models, trials, budget_seconds, tasks, dataset, p
 
     if trials is None and budget_seconds is None:
         raise UserError("give a budget: --trials N and/or --budget SECONDS (each per model, task and seed)")
-    if seeds is not None and seed is not None:
-        raise UserError("give either --seeds N or --seed S, not both")
-    seed_list = list(range(seeds)) if seeds is not None else [seed if seed is not None else 0]
+    seed_list = job_seeds(seeds, seed, timeout)
     results_dir = results_folder(results_dir, publish)
-    models = tuple(models) + tuple(more_models)
-    registry, plugins_path = load_plugins(plugins_dir, deadline=timeout)
-    for err in registry.warnings + registry.errors:
-        click.echo(f"warning: {err}", err=True)
-    names = runner.select_models(registry, models, run_all)
-    for name in names:  # a broken space stops the tune before any job runs
+
+    def check_space(registry, name: str) -> None:  # a broken space stops the tune before any job runs
         problem = tuning.space_problem(registry.models[name].cls)
         if problem:
             raise UserError(f"model {name!r} (plugin {registry.models[name].plugin!r}): {problem}")
-    overrides = runner.parse_params(params, registry, names)
-    jobs = runner.plan(registry, names, tuple(tasks) or None, seed_list, overrides)
+
+    registry, plugins_path, _, jobs = plan_jobs(
+        run_all=run_all, models=models, more_models=more_models, tasks=tasks, seeds=seed_list, params=params,
+        timeout=timeout, plugins_dir=plugins_dir, check_model=check_space)
     ds = registry.dataset(dataset)
     commit, dirty = runner.git_revision()
     ctx = runner.RunContext(registry=registry, dataset=ds, protocol=get_protocol(protocol),
