@@ -74,6 +74,11 @@ def job_identity(cls: type, params: dict, *, dataset_fingerprint: str, split_fin
 
 
 def key_of(parts: dict) -> str:
+    """The identity's sha256. A loose plugin file's path (``code.file``, kept so ``stale`` can
+    find the file) is left out: the same file in another checkout, e.g. CI's, is the same job."""
+    code = parts.get("code")
+    if isinstance(code, dict) and "file" in code:
+        parts = {**parts, "code": {k: v for k, v in code.items() if k != "file"}}
     return hashlib.sha256(json.dumps(parts, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 

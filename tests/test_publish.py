@@ -154,3 +154,17 @@ def test_an_installed_plugins_code_is_its_distributions_version_and_another_vers
     assert identity.stale(result({"kind": "distribution", "distribution": "tabulate", "version": "0.0.1"}))
     assert not identity.stale(result({"kind": "distribution", "distribution": "not-installed-here", "version": "1"}))
     assert not identity.stale({})  # no identity recorded (older results): not called stale
+
+
+def test_a_loose_plugin_file_is_the_same_job_in_any_checkout(tmp_path):
+    """The identity key leaves out where the loose file lies (CI clones to another path), not
+    what it holds."""
+    from animerec_bench import identity
+
+    parts = {"model": "user-mean", "seed": 0,
+             "code": {"kind": "source", "module": "animerec_bench_plugins.user_mean", "sha256": "a" * 64}}
+    here = {**parts, "code": {**parts["code"], "file": "/work/a/plugins/user_mean.py"}}
+    there = {**parts, "code": {**parts["code"], "file": "/ci/clone/plugins/user_mean.py"}}
+    edited = {**there, "code": {**there["code"], "sha256": "b" * 64}}
+    assert identity.key_of(here) == identity.key_of(there) == identity.key_of(parts)
+    assert identity.key_of(edited) != identity.key_of(there)
