@@ -247,9 +247,19 @@ def job_identity(job: Job, ctx: RunContext, split) -> dict:
                 protocol_params=ctx.protocol.params(), schema=results.SCHEMA)
 
 
-def parent_peak_rss_mib() -> float:
+def parent_peak_rss_mib() -> float | None:
     """This process's own peak resident memory so far (MiB; its children are not counted): every
-    result records the run parent's, which must stay small whatever the data's size."""
+    result records the run parent's, which must stay small whatever the data's size.
+
+    ``VmHWM`` of ``/proc/self/status``: ``getrusage``'s ``ru_maxrss`` also counts the image this
+    process was exec'd from, i.e. the memory of whatever forked it (a test runner, a notebook)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0  # kB
+    except (OSError, ValueError):
+        pass
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
