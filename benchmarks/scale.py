@@ -36,6 +36,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from animerec_bench.split_file import child_command
+
 BIN = Path(sys.executable).parent / "animerec-bench"
 REAL_ROWS, REAL_USERS, REAL_ANIME = 109_000_000, 325_000, 17_500
 GIB = 2.0**30
@@ -94,8 +96,8 @@ def one_size(rows: int, models: list[str], work: Path, timeout: float) -> dict:
     stages["import"] = measure([BIN, "data", "import", src, "--name", name], env, log)
     shutil.rmtree(src, ignore_errors=True)  # the CSV is the largest file; the Parquet is what runs read
     print(f"[{rows:,} rows] split", file=sys.stderr, flush=True)
-    spec = json.dumps({"protocol": "v1", "dataset": name, "seed": 0, "plugins_dir": None})
-    stages["split"] = measure([sys.executable, "-P", "-m", "animerec_bench.split_file", spec], env, log)
+    argv, split_env = child_command("v1", name, 0, None)  # the process a run starts to make it
+    stages["split"] = measure(argv, {**split_env, **env}, log)
     (split_file,) = (home / "splits").glob(f"{name}--v1--seed0--*.npz")
     with __import__("numpy").load(split_file) as z:
         stats = json.loads(bytes(z["meta"]).decode())["stats"]
