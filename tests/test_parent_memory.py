@@ -128,3 +128,25 @@ def test_without_test_copy_matches_the_split_with_its_test_part_emptied(embedded
     for part in ("train", "valid", "other"):
         assert np.array_equal(getattr(trimmed, part).item, getattr(embedded_split, part).item)
     assert not [p for p in tmp_path.iterdir() if p.name != "trimmed.npz"]  # no temporary left
+
+
+def test_a_data_set_from_a_plugin_file_is_split_by_the_child(fresh_home, tmp_path):
+    """The child that makes the split loads the run's plugins, so a data set only a loose plugin
+    file registers is found there too (and the run's result names its split)."""
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "plugged_data.py").write_text(
+        "import dataclasses\n"
+        "import animerec_bench\n"
+        "from animerec_bench.builtin.datasets import MAL2016_5K\n\n"
+        "@animerec_bench.hookimpl\n"
+        "def register_datasets(register):\n"
+        "    register(dataclasses.replace(MAL2016_5K, name='plugged'))\n")
+    results = tmp_path / "results"
+    proc = subprocess.run([str(BIN), "run", "-m", "global-mean", "--dataset", "plugged", "--results", str(results),
+                           "--plugins-dir", str(plugins)], capture_output=True, text=True, cwd=tmp_path,
+                          env={**os.environ, "ANIMEREC_BENCH_HOME": str(fresh_home)}, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    (made,) = (fresh_home / "splits").glob("plugged--v1--seed0--*.npz")
+    (result,) = [json.loads(p.read_text()) for p in results.glob("*.json")]
+    assert result["split"]["fingerprint"] == split_file.verify(made).fingerprint
