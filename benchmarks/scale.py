@@ -112,6 +112,7 @@ def one_size(rows: int, models: list[str], work: Path, timeout: float) -> dict:
             t, res = r.get("timing") or {}, r.get("resources") or {}
             jobs.append({"tasks": r["tasks"], "status": r["status"], "error": r.get("error"),
                          "job_seconds": t.get("job_seconds"), "fit_seconds": t.get("fit_seconds"),
+                         "epochs": t.get("epochs"),
                          "ranking_seconds": t.get("ranking_seconds"),
                          "train_examples": t.get("train_examples"),
                          "train_examples_per_second": t.get("train_examples_per_second"),
