@@ -72,7 +72,7 @@ class ProtocolV1:
         anime = table.column("anime_id").to_numpy()
         rating = table.column("rating").to_numpy()
         status = table.column("status").to_numpy()
-        del table  # the caller's only reference: its memory is free before the masks below exist
+        del table  # when the caller keeps none (_make_split), the table is freed before the masks exist
         rated = rating > 0
         label = np.full(len(rating), -1, dtype=np.int8)
         completed = status == self.completed_status

@@ -38,7 +38,7 @@ from . import __version__, paths, results
 from .errors import UserError
 from .job_processes import JOB_ENV, KernelLog, kernel_pid, kill_job, pid_alive
 from .model import validate_params
-from .split_file import without_test
+from .split_file import cached_or_made, without_test
 from .tasks import NAMES as TASK_NAMES
 from .tasks import RANKING
 from .timing import harness_seconds
@@ -247,7 +247,7 @@ def job_identity(job: Job, ctx: RunContext, split) -> dict:
                 protocol_params=ctx.protocol.params(), schema=results.SCHEMA)
 
 
-def parent_peak_rss_mib() -> float | None:
+def parent_peak_rss_mib() -> float:
     """This process's own peak resident memory so far (MiB; its children are not counted): every
     result records the run parent's, which must stay small whatever the data's size.
 
@@ -304,8 +304,6 @@ class RunContext:
         not hold a copy of the data while its workers run; a split not yet cached is made by a
         child process)."""
         if seed not in self.splits:
-            from .split_file import cached_or_made
-
             info = cached_or_made(self.protocol, self.dataset, seed, self.plugins_dir)
             self.splits[seed] = (info.path, info)
         return self.splits[seed]
