@@ -43,11 +43,26 @@ def _sorted_unique(x: np.ndarray) -> np.ndarray:
     return x[np.r_[True, x[1:] != x[:-1]]] if len(x) else x
 
 
+def _pair_keys(rows: np.ndarray, cols: np.ndarray, n_cols: int) -> np.ndarray:
+    """The distinct ``row * n_cols + col`` keys, ascending (int64), made in place: one int64
+    array a pair at a time beside the inputs, where chained operators made four."""
+    keys = rows.astype(np.int64)
+    keys *= n_cols
+    keys += cols
+    keys.sort()
+    return keys[np.r_[True, keys[1:] != keys[:-1]]] if len(keys) else keys
+
+
+def _csr_of_keys(keys: np.ndarray, n_rows: int, n_cols: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(indptr, indices)`` of the sorted distinct pair ``keys``; ``keys`` is used up (overwritten)."""
+    indptr = np.searchsorted(keys, np.arange(n_rows + 1, dtype=np.int64) * n_cols)
+    np.remainder(keys, n_cols, out=keys)
+    return indptr.astype(np.int64), keys.astype(np.int32)
+
+
 def _csr(rows: np.ndarray, cols: np.ndarray, n_rows: int, n_cols: int) -> tuple[np.ndarray, np.ndarray]:
     """``(indptr, indices)`` of the distinct (row, col) pairs, columns ascending within a row."""
-    keys = _sorted_unique(rows.astype(np.int64) * n_cols + cols)
-    indptr = np.searchsorted(keys, np.arange(n_rows + 1, dtype=np.int64) * n_cols)
-    return indptr.astype(np.int64), (keys % n_cols).astype(np.int32)
+    return _csr_of_keys(_pair_keys(rows, cols, n_cols), n_rows, n_cols)
 
 
 def popularity_percentiles(counts: np.ndarray) -> np.ndarray:
@@ -98,21 +113,34 @@ class RankingData:
         n_items = train.n_items
         rel = target.label == 1
         users = _sorted_unique(target.user[rel]).astype(np.int32)
-        row_of = np.full(max(train.n_users, target.n_users), -1, dtype=np.int64)
-        row_of[users] = np.arange(len(users))
-        rel_indptr, rel_items = _csr(row_of[target.user[rel]], target.item[rel], len(users), n_items)
-        ex_user = np.concatenate([p.user for p in (train, *exclude)])
-        ex_item = np.concatenate([p.item for p in (train, *exclude)])
-        rows = row_of[ex_user]
-        ex_indptr, ex_items = _csr(rows[rows >= 0], ex_item[rows >= 0], len(users), n_items)
-        data = cls(users, rel_indptr, rel_items, ex_indptr, ex_items,
+        row_of = np.full(max(train.n_users, target.n_users), -1, dtype=np.int32)
+        row_of[users] = np.arange(len(users), dtype=np.int32)
+        rel_keys = _pair_keys(row_of[target.user[rel]], target.item[rel], n_items)
+        # The excluded pairs are most of the data (train and, on test, the unscored pairs): at
+        # the full 2020 size ~100M, so each int64 copy of them is 0.8 GB. One at a time here.
+        rows = np.concatenate([row_of[p.user] for p in (train, *exclude)])
+        cols = np.concatenate([p.item for p in (train, *exclude)])
+        evaluated = rows >= 0
+        if not evaluated.all():
+            rows, cols = rows[evaluated], cols[evaluated]
+        del evaluated
+        ex_keys = rows.astype(np.int64)
+        del rows
+        ex_keys *= n_items
+        ex_keys += cols
+        del cols
+        ex_keys.sort()
+        ex_keys = ex_keys[np.r_[True, ex_keys[1:] != ex_keys[:-1]]] if len(ex_keys) else ex_keys
+        if len(ex_keys) and len(rel_keys):
+            pos = np.minimum(np.searchsorted(ex_keys, rel_keys), len(ex_keys) - 1)
+            clash = int(np.count_nonzero(ex_keys[pos] == rel_keys))
+            if clash:
+                raise ValueError(f"{clash} relevant (user, anime) pair(s) are also in an excluded part; "
+                                 f"the parts of a split must not share pairs")
+        rel_indptr, rel_items = _csr_of_keys(rel_keys, len(users), n_items)
+        ex_indptr, ex_items = _csr_of_keys(ex_keys, len(users), n_items)
+        return cls(users, rel_indptr, rel_items, ex_indptr, ex_items,
                    popularity_percentiles(np.bincount(train.item, minlength=n_items)), n_items)
-        clash = np.intersect1d(data._keys(data.relevant_indptr, data.relevant),
-                               data._keys(data.excluded_indptr, data.excluded), assume_unique=True)
-        if len(clash):
-            raise ValueError(f"{len(clash)} relevant (user, anime) pair(s) are also in an excluded part; "
-                             f"the parts of a split must not share pairs")
-        return data
 
     @classmethod
     def from_split(cls, split: "Split", part: str = "test") -> "RankingData":

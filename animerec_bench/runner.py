@@ -1,6 +1,7 @@
 """Plan jobs (model x task(s) x seed) and run each in its own process with a time limit.
 
-The parent prepares each seed's split once (cached on disk), starts
+The parent prepares each seed's split once (cached on disk; made by a child process and
+verified by streaming, so the parent never holds its arrays, see :mod:`.split_file`), starts
 ``python -m animerec_bench.worker`` per job in a new process group, reads its progress
 lines from a pipe, kills the whole job (its group and every process it started, see
 :mod:`.job_processes`) when the time limit passes, and writes one result file per job
@@ -37,6 +38,7 @@ from . import __version__, paths, results
 from .errors import UserError
 from .job_processes import JOB_ENV, KernelLog, kernel_pid, kill_job, pid_alive
 from .model import validate_params
+from .split_file import cached_or_made, without_test
 from .tasks import NAMES as TASK_NAMES
 from .tasks import RANKING
 from .timing import harness_seconds
@@ -245,6 +247,24 @@ def job_identity(job: Job, ctx: RunContext, split) -> dict:
                 protocol_params=ctx.protocol.params(), schema=results.SCHEMA)
 
 
+def parent_peak_rss_mib() -> float:
+    """This process's own peak resident memory so far (MiB; its children are not counted): every
+    result records the run parent's, which must stay small whatever the data's size.
+
+    ``VmHWM`` of ``/proc/self/status``: ``getrusage``'s ``ru_maxrss`` also counts the image this
+    process was exec'd from, i.e. the memory of whatever forked it (a test runner, a notebook)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0  # kB
+    except (OSError, ValueError):
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
+
+
 def utc_now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -261,6 +281,7 @@ class RunContext:
     plugins_dir: str | None = None
     timeout: float = DEFAULT_TIMEOUT
     memory_limit_mb: int | None = None
+    #: seed -> (the split's cache file, its :class:`.split_file.SplitInfo`).
     splits: dict[int, tuple[Path, Any]] = field(default_factory=dict)
     #: (where the result was kept, why not in ``results_dir``), one per result that could
     #: not be written there.
@@ -278,11 +299,13 @@ class RunContext:
     latency_users: int = 50
 
     def split(self, seed: int) -> tuple[Path, Any]:
-        """The split for ``seed`` (made, or read from the cache) and its cache file, which the
-        worker reads."""
+        """The cache file of the split for ``seed``, which the worker reads, and its
+        :class:`.split_file.SplitInfo` (fingerprint and counts, no arrays: a run's parent must
+        not hold a copy of the data while its workers run; a split not yet cached is made by a
+        child process)."""
         if seed not in self.splits:
-            split = self.protocol.split(self.dataset, seed)
-            self.splits[seed] = (self.protocol.cache_path(self.dataset, seed), split)
+            info = cached_or_made(self.protocol, self.dataset, seed, self.plugins_dir)
+            self.splits[seed] = (info.path, info)
         return self.splits[seed]
 
 
@@ -375,7 +398,8 @@ def execute(job: Job, ctx: RunContext, on_event: Listener | None = None,
         outcome_path, log_path, spec_path = tmpdir / "outcome.json", tmpdir / "worker.log", tmpdir / "spec.json"
         worker_split, worker_fingerprint = split_path, split.fingerprint
         if job.validation_only:
-            worker_split, worker_fingerprint = _without_test(split, tmpdir / "split-without-test.npz")
+            worker_split = tmpdir / "split-without-test.npz"
+            worker_fingerprint = without_test(split_path, worker_split)
         read_fd, write_fd = os.pipe()
         deadline = time.monotonic() + ctx.timeout
         spec = {"model": job.model, "tasks": list(job.tasks), "seed": job.seed, "params": job.params,
@@ -430,23 +454,6 @@ def execute(job: Job, ctx: RunContext, on_event: Listener | None = None,
                        log_tail=log_tail, started_at=started_at, duration=duration, rusage=rusage,
                        kernel_oom=kernel_oom, kernel_log_readable=kernel_log.readable)
     return result, save_result(ctx, result, per_user if result["status"] == "ok" else None)
-
-
-def _without_test(split, path: Path) -> tuple[Path, str]:
-    """Save ``split`` with its test part emptied at ``path``: what a validation-only job's worker
-    reads, so not even a bug in it can see a test pair. Returns the path and its fingerprint."""
-    import dataclasses
-
-    import numpy as np
-
-    from .model import Interactions
-
-    test = split.test
-    empty = Interactions(np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0, np.float32),
-                         np.zeros(0, np.int8), test.n_users, test.n_items)
-    trimmed = dataclasses.replace(split, test=empty)
-    trimmed.save(path)
-    return path, trimmed.fingerprint
 
 
 def save_result(ctx: RunContext, result: dict, per_user: bytes | None = None) -> Path | None:
@@ -638,7 +645,8 @@ def _assemble(job: Job, ctx: RunContext, split, outcome: dict | None, *, code: i
         **({"history": outcome["history"]} if outcome.get("history") else {}),
         "timing": timing,
         "resources": {"peak_rss_mib": peak_mib, "memory_limit_mb": ctx.memory_limit_mb,
-                      "timeout_seconds": ctx.timeout, "exit_code": code},
+                      "timeout_seconds": ctx.timeout, "exit_code": code,
+                      "parent_peak_rss_mib": parent_peak_rss_mib()},
         "machine": outcome.get("machine") or ctx.parent_machine or {},
         "package": {"name": "animerec-bench", "version": __version__, "commit": ctx.commit,
                     "dirty": ctx.dirty},

@@ -131,22 +131,26 @@ def sha256(data: bytes) -> str:
 def _count_blocks(seed: int, n: int, draws: int):
     """The bootstrap draws of ``n`` users for ``seed`` as blocks of a ``[draws, n]`` matrix of how
     often each user was drawn: a function of (seed, n, draws) alone, so every model scored on the
-    same users gets the same draws (paired). Small matrices are kept for the next model."""
+    same users gets the same draws (paired). Small matrices are kept for the next model; a large
+    one is made a block at a time as it is used, never whole."""
     key = (int(seed), int(n), int(draws))
     if key in _COUNTS:
         return _COUNTS[key]
+    if n * draws > CACHE_CELLS:  # e.g. 325k users x 1,000 draws: 2.6 GB as one list; one block at a time
+        return _generate_count_blocks(seed, n, draws)
+    if len(_COUNTS) >= 8:
+        _COUNTS.clear()
+    _COUNTS[key] = list(_generate_count_blocks(seed, n, draws))
+    return _COUNTS[key]
+
+
+def _generate_count_blocks(seed: int, n: int, draws: int):
     rng = np.random.default_rng([SALT, int(seed)])
     block = max(1, BLOCK_CELLS // max(n, 1))
-    blocks = []
     for a in range(0, draws, block):
         rows = min(draws, a + block) - a
         idx = rng.integers(0, n, size=(rows, n)) + (np.arange(rows, dtype=np.int64) * n)[:, None]
-        blocks.append(np.bincount(idx.ravel(), minlength=rows * n).reshape(rows, n).astype(np.float64))
-    if n * draws <= CACHE_CELLS:
-        if len(_COUNTS) >= 8:
-            _COUNTS.clear()
-        _COUNTS[key] = blocks
-    return blocks
+        yield np.bincount(idx.ravel(), minlength=rows * n).reshape(rows, n).astype(np.float64)
 
 
 def _draws(task: str, per_model: list[PerUser], seed: int, draws: int) -> list[np.ndarray]:
