@@ -243,7 +243,10 @@ def run_jobs(jobs, ctx, options: RayOptions, reporter, record, running: list, ra
             submitted_at[ref] = (runner.utc_now(), time.perf_counter())
             running.append(job)
         while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.2)
+            # Poll, and wait in Python: a stop signal then lands here, not inside a Ray call.
+            ready, _ = ray.wait(list(pending), num_returns=len(pending), timeout=0)
+            if not ready:
+                time.sleep(0.2)
             for ref in ready:
                 job = pending.pop(ref)
                 split = shipped[job.seed][0]

@@ -51,7 +51,9 @@ class Stopped(KeyboardInterrupt):
 @contextlib.contextmanager
 def _stop_signals_raise():
     """While the block runs, SIGTERM and SIGHUP raise :class:`Stopped` (once: a second one
-    arriving during the clean-up is ignored, so the clean-up finishes)."""
+    arriving during the clean-up is ignored, so the clean-up finishes). Yields the list of the
+    signal received, for code that sees the stop as a plain KeyboardInterrupt (Ray turns an
+    exception raised by a signal handler during its calls into one)."""
     stopping = []
 
     def handler(signum, frame):
@@ -64,7 +66,7 @@ def _stop_signals_raise():
     except ValueError:  # not the main thread (an embedding application): leave signals alone
         previous = {}
     try:
-        yield
+        yield stopping
     finally:
         for s, old in previous.items():
             signal.signal(s, old)
@@ -226,8 +228,13 @@ def _connect_ray(options):
     try:
         return connect(options)
     except KeyboardInterrupt:
-        click.echo(f"run stopped by SIGINT while connecting to {where}; no job ran", err=True)
-        raise SystemExit(128 + signal.SIGINT) from None
+        signum = signal.SIGINT
+    except SystemExit as exc:  # ray.init's own SIGTERM handler exits with the signal's number
+        if exc.code not in STOP_SIGNALS:
+            raise
+        signum = exc.code
+    click.echo(f"run stopped by {signal.Signals(signum).name} while connecting to {where}; no job ran", err=True)
+    raise SystemExit(128 + signum) from None
 
 
 def _probe_results_folder(folder) -> None:
@@ -395,8 +402,9 @@ def run(run_all, models, more_models, tasks, dataset, protocol, seeds, seed, par
                      f"{result['duration_seconds']:.1f}", (result.get("error") or "")[:80]]))
 
     ray = _connect_ray(ray_options) if ray_options else None
+    received: list = []
     try:
-        with _stop_signals_raise():
+        with _stop_signals_raise() as received:
             for s in sorted({job.seed for job in jobs}):
                 ctx.split(s)
             if ray_options:
@@ -416,7 +424,7 @@ def run(run_all, models, more_models, tasks, dataset, protocol, seeds, seed, par
                 reporter.finish(job, result)
                 record(job, result, path)
     except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM, SIGHUP: the jobs' processes are already gone
-        signum = getattr(exc, "signum", signal.SIGINT)
+        signum = getattr(exc, "signum", None) or (received[0] if received else signal.SIGINT)
         written = len(rows) - len(ctx.unsaved)
         killed = ", ".join(f"{job.index}/{len(jobs)} ({job.label})" for job in sorted(running, key=lambda j: j.index))
         where = (f"during job {killed}, which was killed and has no result" if len(running) == 1 else
