@@ -97,10 +97,10 @@ def _run(setup: dict, name: str, *args: str) -> tuple[subprocess.CompletedProces
 
 @needs_ray
 def test_ray_run_equals_a_local_run_and_fails_the_broken_the_timed_out_and_the_crashed_job(setup):
-    local, local_results = _run(setup, "local", "-m", "bias", "popularity", "--timeout", "20")
+    local, local_results = _run(setup, "local", "-m", "bias", "popularity", "--timeout", "12")
     assert local.returncode == 0, local.stderr
     ray_run, ray_results = _run(setup, "ray", "-m", "sleepy", "bias", "broken", "kills-ray-worker", "popularity",
-                                "--timeout", "20", "--executor", "ray")
+                                "--timeout", "12", "--executor", "ray")
     assert ray_run.returncode == 1, ray_run.stderr  # jobs failed, so the run says so
     assert "Traceback" not in ray_run.stdout + ray_run.stderr
     assert set(ray_results) == {"sleepy", "bias", "broken", "kills-ray-worker", "popularity"}, ray_run.stderr
@@ -123,8 +123,8 @@ def test_ray_run_equals_a_local_run_and_fails_the_broken_the_timed_out_and_the_c
     assert broken["error"] == "RuntimeError: broken on purpose" and "broken on purpose" in broken["traceback"]
     sleepy = ray_results["sleepy"]
     assert (sleepy["status"], sleepy["error_kind"]) == ("failed", "timeout")
-    assert sleepy["error"].startswith("timed out after 20 s") and "during fit" in sleepy["error"]
-    assert 20 <= sleepy["duration_seconds"] < 40
+    assert sleepy["error"].startswith("timed out after 12 s") and "during fit" in sleepy["error"]
+    assert 12 <= sleepy["duration_seconds"] < 30
     crashed = ray_results["kills-ray-worker"]
     assert (crashed["status"], crashed["error_kind"]) == ("failed", "executor")
     assert crashed["error"].startswith("Ray could not run the job: ") and "Error" in crashed["error"]
@@ -171,6 +171,39 @@ def _alive(pid: int) -> bool:
             return fh.read().rsplit(b")", 1)[1].split()[0] not in (b"Z", b"X")
     except OSError:
         return False
+
+
+@needs_ray
+def test_a_keras_job_asks_the_cluster_for_a_gpu_and_an_impossible_ask_is_one_line(setup, tmp_path):
+    """A cluster (here: a local instance that declares one GPU, reached by --ray-address) gives
+    the GPU to the Keras model's job only; asking for more GPUs than any node has is refused
+    before any job, instead of waiting forever for a node that will never come."""
+    import ray
+
+    context = ray.init(address="local", num_cpus=2, num_gpus=1, include_dashboard=False,
+                       _node_ip_address="127.0.0.1", logging_level="WARNING", log_to_driver=False)
+    try:
+        address = context.address_info["gcs_address"]
+        # ray.init turned on the new cluster's token authentication (RAY_AUTH_MODE) in this
+        # process's environment; a driver joining the cluster needs it as well.
+        env = {**setup["env"], **{k: v for k, v in os.environ.items() if k.startswith("RAY_AUTH")}}
+        args = ["--dataset", "syn", "--results", str(tmp_path / "r"), "--executor", "ray", "--ray-address", address]
+        done = subprocess.run([str(BIN), "run", "-m", "bias", "mf-biased", "--param", "mf-biased.epochs=1",
+                               "--ray-gpus-per-job", "1", *args], capture_output=True, text=True,
+                              env=env, timeout=300)
+        assert done.returncode == 0, done.stderr
+        found = {r["model"]["name"]: r for r in results.load_all(tmp_path / "r")}
+        assert found["mf-biased"]["machine"]["ray"]["gpu_ids"] == ["0"]
+        assert found["bias"]["machine"]["ray"]["gpu_ids"] == []
+        assert ray.is_initialized() and ray.cluster_resources().get("GPU") == 1  # the cluster outlives the run
+        refused = subprocess.run([str(BIN), "run", "-m", "mf-biased", "--ray-gpus-per-job", "2", *args],
+                                 capture_output=True, text=True, env=env, timeout=120)
+        assert refused.returncode == 2, refused.stderr
+        last = refused.stderr.strip().splitlines()[-1]
+        assert last.startswith("Error: --executor ray: no node of the Ray cluster has 1 CPU, 2 GPU"), refused.stderr
+        assert "Traceback" not in refused.stderr
+    finally:
+        ray.shutdown()
 
 
 def test_a_split_is_written_once_reused_and_refetched_when_damaged(fresh_home, embedded_split, tmp_path):
