@@ -62,15 +62,22 @@ def connect(options: RayOptions):
     import logging
 
     ray = import_ray()
+    if options.address:
+        _check_reachable(options.address)
     quiet = {"logging_level": logging.WARNING, "log_to_driver": False}
-    try:
-        if options.address:
-            ray.init(address=options.address, **quiet)
-        else:
-            ray.init(address="local", include_dashboard=False, _node_ip_address="127.0.0.1", **quiet)
-    except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
-        where = f"the Ray cluster at {options.address}" if options.address else "a local Ray instance"
-        raise UserError(f"--executor ray: cannot connect to {where}: {_first_line(exc)}") from None
+    with tempfile.TemporaryFile() as said:
+        try:
+            with _stderr_into(said):  # Ray's own log lines (C++ retries, notices): kept for an error
+                if options.address:
+                    ray.init(address=options.address, **quiet)
+                else:
+                    ray.init(address="local", include_dashboard=False, _node_ip_address="127.0.0.1", **quiet)
+        except (ConnectionError, RuntimeError, ValueError, TimeoutError, ray.exceptions.RayError) as exc:
+            where = f"the Ray cluster at {options.address}" if options.address else "a local Ray instance"
+            said.seek(0)
+            hint = _last_problem(said.read().decode("utf-8", "replace"))
+            raise UserError(f"--executor ray: cannot connect to {where}: {_first_line(exc)}"
+                            + (f" (Ray: {hint})" if hint else "")) from None
     nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
     need = {"CPU": options.cpus_per_job, **({"GPU": options.gpus_per_job} if options.gpus_per_job else {})}
     if not any(all(res.get(k, 0) >= v for k, v in need.items()) for res in nodes):
@@ -80,6 +87,44 @@ def connect(options: RayOptions):
         raise UserError(f"--executor ray: no node of the Ray cluster has {asked} for one job (nodes: {have}); "
                         f"lower --ray-cpus-per-job / --ray-gpus-per-job")
     return ray
+
+
+def _check_reachable(address: str, seconds: float = 5.0) -> None:
+    """A ``HOST:PORT`` (or ``ray://HOST:PORT``) that nothing answers is a one-line error now:
+    ``ray.init`` would retry it for many minutes. Other forms (``auto``) are left to Ray."""
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=seconds).close()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise UserError(f"--ray-address {address}: nothing answers there ({reason}); start the cluster's head "
+                        f"with `ray start --head` on that machine and give its address (HEAD:6379)") from None
+
+
+@contextlib.contextmanager
+def _stderr_into(file) -> Iterator[None]:
+    """Send this process's file descriptor 2 (Python's and Ray's C++ writes alike) to ``file``."""
+    import sys
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    os.dup2(file.fileno(), 2)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _last_problem(log: str) -> str:
+    """The last line of Ray's log that names a failure, without its timestamp prefix."""
+    for line in reversed(log.splitlines()):
+        if any(word in line for word in ("Error", "error", "Failed", "failed")):
+            return line.rpartition("] ")[2].strip()[:200] if "] " in line else line.strip()[:200]
+    return ""
 
 
 def _first_line(exc: BaseException) -> str:

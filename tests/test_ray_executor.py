@@ -206,6 +206,21 @@ def test_a_keras_job_asks_the_cluster_for_a_gpu_and_an_impossible_ask_is_one_lin
         ray.shutdown()
 
 
+@needs_ray
+def test_a_ray_address_where_nothing_answers_is_one_line_at_once(tmp_path):
+    with socket.socket() as sock:  # a port that was free a moment ago: nothing listens there
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    started = time.monotonic()
+    done = subprocess.run([str(BIN), "run", "-m", "bias", "--executor", "ray", "--ray-address", f"127.0.0.1:{port}",
+                           "--results", str(tmp_path / "r")], capture_output=True, text=True, timeout=120)
+    assert time.monotonic() - started < 60  # ray.init alone would retry it for many minutes
+    assert done.returncode == 2, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"Error: --ray-address 127.0.0.1:{port}: nothing answers there") and "ray start --head" in last
+    assert "Traceback" not in done.stderr and not list((tmp_path / "r").iterdir())
+
+
 def test_a_split_is_written_once_reused_and_refetched_when_damaged(fresh_home, embedded_split, tmp_path):
     source = tmp_path / "split.npz"
     embedded_split.save(source)
