@@ -127,6 +127,15 @@ def _last_problem(log: str) -> str:
     return ""
 
 
+def _ray_error(exc: BaseException) -> str:
+    """A Ray exception in one line: for an exception raised in the task on the node, that
+    exception (the first line of a ``RayTaskError`` names only the task and its pid)."""
+    cause = getattr(exc, "cause", None)
+    if isinstance(cause, BaseException):
+        return f"{_first_line(cause)} (raised on the node)"
+    return _first_line(exc)
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}".rstrip(": ")[:300]
@@ -302,7 +311,7 @@ def run_jobs(jobs, ctx, options: RayOptions, reporter, record, running: list, ra
                     machine["ray"] = payload["node"]
                 except ray.exceptions.RayError as exc:
                     at, t0 = submitted_at[ref]
-                    attempt = failed_attempt(f"Ray could not run the job: {_first_line(exc)}", at,
+                    attempt = failed_attempt(f"Ray could not run the job: {_ray_error(exc)}", at,
                                              time.perf_counter() - t0)
                 result, path = runner.record_result(job, ctx, split, attempt, machine=machine)
                 running.remove(job)
