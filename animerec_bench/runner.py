@@ -298,6 +298,13 @@ class RunContext:
     predict_rounds: int = 5
     latency_users: int = 50
 
+    def worker_settings(self) -> WorkerSettings:
+        """The run's settings every job's worker gets (the same on a Ray node)."""
+        return WorkerSettings(plugins_dir=self.plugins_dir, timeout=self.timeout,
+                              memory_limit_mb=self.memory_limit_mb, predict_rounds=self.predict_rounds,
+                              latency_users=self.latency_users, keras_backend=self.keras_backend,
+                              run_id=self.run_id)
+
     def split(self, seed: int) -> tuple[Path, Any]:
         """The cache file of the split for ``seed``, which the worker reads, and its
         :class:`.split_file.SplitInfo` (fingerprint and counts, no arrays: a run's parent must
@@ -368,6 +375,38 @@ def sweep_stale_job_dirs(tmp: Path | str | None = None) -> list[Path]:
     return removed
 
 
+@dataclass(frozen=True)
+class WorkerSettings:
+    """What a job's worker process needs from its run: plain values, so that a Ray task can
+    carry them to another machine (the run's registry and data set stay with the driver)."""
+
+    plugins_dir: str | None
+    timeout: float
+    memory_limit_mb: int | None
+    predict_rounds: int
+    latency_users: int
+    keras_backend: str | None
+    run_id: str
+
+
+@dataclass
+class WorkerRun:
+    """What one worker process left behind, before it becomes a result (:func:`record_result`):
+    its outcome file, per-user file, exit, resources and log tail, and when and how long it ran."""
+
+    outcome: dict | None
+    per_user: bytes | None
+    code: int | None
+    rusage: Any
+    timed_out: bool
+    phase: str
+    log_tail: str
+    started_at: str
+    duration: float
+    kernel_oom: str | None = None
+    kernel_log_readable: bool = False
+
+
 def execute(job: Job, ctx: RunContext, on_event: Listener | None = None,
             on_tick: Callable[[], None] | None = None,
             cores: tuple[int, ...] | None = None) -> tuple[dict, Path | None]:
@@ -381,12 +420,37 @@ def execute(job: Job, ctx: RunContext, on_event: Listener | None = None,
     it kills the job's processes and removes its folder before the exception goes on. It
     waits for its worker, so it may run in a thread that does nothing else meanwhile (the
     worker's parent-death signal fires when the thread that started it ends)."""
-    on_event = on_event or (lambda kind, info: None)
     split_path, split = ctx.split(job.seed)
+    attempt = run_worker(job, ctx.worker_settings(), split_path, split.fingerprint, on_event, on_tick,
+                         cores=cores)
+    return record_result(job, ctx, split, attempt)
+
+
+def record_result(job: Job, ctx: RunContext, split, attempt: WorkerRun,
+                  machine: dict | None = None) -> tuple[dict, Path | None]:
+    """Turn a worker's ``attempt`` into the job's result and write it (:func:`save_result`).
+    ``machine``: keys added to the result's ``machine`` block (e.g. the executor that ran it)."""
+    result = _assemble(job, ctx, split, attempt.outcome, code=attempt.code, timed_out=attempt.timed_out,
+                       phase=attempt.phase, log_tail=attempt.log_tail, started_at=attempt.started_at,
+                       duration=attempt.duration, rusage=attempt.rusage, kernel_oom=attempt.kernel_oom,
+                       kernel_log_readable=attempt.kernel_log_readable)
+    if machine:
+        result["machine"] = {**result["machine"], **machine}
+    return result, save_result(ctx, result, attempt.per_user if result["status"] == "ok" else None)
+
+
+def run_worker(job: Job, settings: WorkerSettings, split_path: Path, split_fingerprint: str,
+               on_event: Listener | None = None, on_tick: Callable[[], None] | None = None,
+               cores: tuple[int, ...] | None = None) -> WorkerRun:
+    """Start ``python -m animerec_bench.worker`` for ``job`` on the split file at ``split_path``,
+    relay its progress, kill the whole job at the time limit, and return what it left. The same
+    code runs here for a local run and on the node for a Ray one (:mod:`.ray_executor`). A
+    validation-only job's worker gets a copy of the split file without its test part."""
+    on_event = on_event or (lambda kind, info: None)
     started_at = utc_now()
     t_start = time.perf_counter()
     state: dict[str, Any] = {"phase": "start"}
-    job_id = f"{ctx.run_id}-{job.index}-{uuid.uuid4().hex[:8]}"
+    job_id = f"{settings.run_id}-{job.index}-{uuid.uuid4().hex[:8]}"
 
     def on_line(msg: dict) -> None:
         if msg.get("event") == "phase":
@@ -396,21 +460,21 @@ def execute(job: Job, ctx: RunContext, on_event: Listener | None = None,
     with tempfile.TemporaryDirectory(prefix=f"{JOB_DIR_PREFIX}{os.getpid()}-", ignore_cleanup_errors=True) as tmp:
         tmpdir = Path(tmp)
         outcome_path, log_path, spec_path = tmpdir / "outcome.json", tmpdir / "worker.log", tmpdir / "spec.json"
-        worker_split, worker_fingerprint = split_path, split.fingerprint
+        worker_split, worker_fingerprint = split_path, split_fingerprint
         if job.validation_only:
             worker_split = tmpdir / "split-without-test.npz"
             worker_fingerprint = without_test(split_path, worker_split)
         read_fd, write_fd = os.pipe()
-        deadline = time.monotonic() + ctx.timeout
+        deadline = time.monotonic() + settings.timeout
         spec = {"model": job.model, "tasks": list(job.tasks), "seed": job.seed, "params": job.params,
-                "plugins_dir": ctx.plugins_dir, "split_path": str(worker_split),
+                "plugins_dir": settings.plugins_dir, "split_path": str(worker_split),
                 "split_fingerprint": worker_fingerprint, "validation_only": job.validation_only,
                 "outcome_path": str(outcome_path), "ranking_source": job.rank,
-                "progress_fd": write_fd, "memory_limit_mb": ctx.memory_limit_mb,
-                "predict_rounds": ctx.predict_rounds, "latency_users": ctx.latency_users,
-                "parent_pid": os.getpid(), "job_dir": str(tmpdir), "timeout_seconds": ctx.timeout,
+                "progress_fd": write_fd, "memory_limit_mb": settings.memory_limit_mb,
+                "predict_rounds": settings.predict_rounds, "latency_users": settings.latency_users,
+                "parent_pid": os.getpid(), "job_dir": str(tmpdir), "timeout_seconds": settings.timeout,
                 "per_user_path": str(tmpdir / "users.npz"),
-                "deadline": time.time() + ctx.timeout, "cores": list(cores) if cores else None}
+                "deadline": time.time() + settings.timeout, "cores": list(cores) if cores else None}
         spec_path.write_text(json.dumps(spec), encoding="utf-8")
         env = dict(os.environ)
         env["PYTHONHASHSEED"] = str(job.seed)
@@ -419,8 +483,8 @@ def execute(job: Job, ctx: RunContext, on_event: Listener | None = None,
         env[JOB_ENV] = job_id
         if cores:
             env.update(thread_env(len(cores)))
-        if ctx.keras_backend:
-            env["KERAS_BACKEND"] = ctx.keras_backend
+        if settings.keras_backend:
+            env["KERAS_BACKEND"] = settings.keras_backend
         kernel_log = KernelLog()
         try:
             try:
@@ -449,11 +513,10 @@ def execute(job: Job, ctx: RunContext, on_event: Listener | None = None,
         finally:
             kernel_log.close()
 
-    duration = time.perf_counter() - t_start
-    result = _assemble(job, ctx, split, outcome, code=code, timed_out=timed_out, phase=state["phase"],
-                       log_tail=log_tail, started_at=started_at, duration=duration, rusage=rusage,
-                       kernel_oom=kernel_oom, kernel_log_readable=kernel_log.readable)
-    return result, save_result(ctx, result, per_user if result["status"] == "ok" else None)
+    return WorkerRun(outcome=outcome, per_user=per_user, code=code, rusage=rusage, timed_out=timed_out,
+                     phase=state["phase"], log_tail=log_tail, started_at=started_at,
+                     duration=time.perf_counter() - t_start, kernel_oom=kernel_oom,
+                     kernel_log_readable=kernel_log.readable)
 
 
 def save_result(ctx: RunContext, result: dict, per_user: bytes | None = None) -> Path | None:

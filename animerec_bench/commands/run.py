@@ -45,7 +45,9 @@ class Stopped(KeyboardInterrupt):
 @contextlib.contextmanager
 def _stop_signals_raise():
     """While the block runs, SIGTERM and SIGHUP raise :class:`Stopped` (once: a second one
-    arriving during the clean-up is ignored, so the clean-up finishes)."""
+    arriving during the clean-up is ignored, so the clean-up finishes). Yields the list of the
+    signal received, for code that sees the stop as a plain KeyboardInterrupt (Ray turns an
+    exception raised by a signal handler during its calls into one)."""
     stopping = []
 
     def handler(signum, frame):
@@ -58,7 +60,7 @@ def _stop_signals_raise():
     except ValueError:  # not the main thread (an embedding application): leave signals alone
         previous = {}
     try:
-        yield
+        yield stopping
     finally:
         for s, old in previous.items():
             signal.signal(s, old)
@@ -190,6 +192,45 @@ def run_parallel(jobs, ctx, allotments, reporter, record, running: list) -> None
                 record(job, *result)
 
 
+def _ray_options(executor: str, n_jobs: int, address, cpus, gpus):
+    """``--executor`` and the ``--ray-*`` options as :class:`.ray_executor.RayOptions` (None for a
+    local run); options that cannot go together are one-line errors."""
+    from_command_line = click.get_current_context().get_parameter_source("ray_address")
+    given = [name for name, value in (("--ray-address", from_command_line == click.core.ParameterSource.COMMANDLINE),
+                                      ("--ray-cpus-per-job", cpus is not None),
+                                      ("--ray-gpus-per-job", gpus is not None)) if value]
+    if executor != "ray":
+        if given:
+            raise UserError(f"{given[0]} works only with --executor ray")
+        return None
+    if n_jobs != 1:
+        raise UserError(f"--jobs {n_jobs} with --executor ray: Ray decides how many jobs run at once; "
+                        f"give each job's cores with --ray-cpus-per-job instead")
+    from ..ray_executor import RayOptions, import_ray
+
+    import_ray()  # not installed: one line now, before any split is made
+    return RayOptions(address=address or None, cpus_per_job=cpus or 1, gpus_per_job=gpus or 0.0)
+
+
+def _connect_ray(options):
+    """Connect to (or start) Ray before the run's signal handlers are set: ``ray.init`` sets its
+    own SIGTERM handler, which the run's then replace. Ctrl-C meanwhile stops the run cleanly."""
+    from ..ray_executor import connect
+
+    where = f"the Ray cluster at {options.address}" if options.address else "a local Ray instance (127.0.0.1)"
+    click.echo(f"connecting to {where}", err=True)
+    try:
+        return connect(options)
+    except KeyboardInterrupt:
+        signum = signal.SIGINT
+    except SystemExit as exc:  # ray.init's own SIGTERM handler exits with the signal's number
+        if exc.code not in STOP_SIGNALS:
+            raise
+        signum = exc.code
+    click.echo(f"run stopped by {signal.Signals(signum).name} while connecting to {where}; no job ran", err=True)
+    raise SystemExit(128 + signum) from None
+
+
 def _probe_results_folder(folder) -> None:
     """Make ``folder`` and write and remove a file in it, so a folder that cannot take results
     fails the run before any job, not after the first."""
@@ -241,6 +282,16 @@ def _missing_jobs(jobs: list, ctx, results_dir) -> tuple[list, int]:
 @click.option("--jobs", "n_jobs", type=int, default=1, show_default=True, metavar="N",
               help="Run up to N jobs at once, each pinned to its own equal share of the cores (its timings "
                    "are recorded and shown as 'K of M cores'); 1 leaves every core to the one job.")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="Where jobs run: local (this machine) or ray (each job a Ray task on whichever node has "
+                   "room; pip install 'animerec-bench[ray]').")
+@click.option("--ray-address", "ray_address", default=None, metavar="ADDR", envvar="RAY_ADDRESS",
+              help="With --executor ray: the cluster's head, e.g. HEAD:6379 (default: RAY_ADDRESS, else a local "
+                   "Ray instance on 127.0.0.1 for this run).")
+@click.option("--ray-cpus-per-job", "ray_cpus", type=click.IntRange(min=1), default=None, metavar="K",
+              help="With --executor ray: cores each job asks Ray for, and is pinned to on its node [default: 1].")
+@click.option("--ray-gpus-per-job", "ray_gpus", type=click.FloatRange(min=0), default=None, metavar="G",
+              help="With --executor ray: GPUs each Keras model's job asks Ray for (num_gpus) [default: 0].")
 @click.option("--backend", "keras_backend", default=None, metavar="NAME",
               help="Keras backend of the Keras models' jobs: tensorflow or jax (default: KERAS_BACKEND, else "
                    "Keras' own); recorded with the hardware.")
@@ -249,7 +300,8 @@ def _missing_jobs(jobs: list, ctx, results_dir) -> tuple[list, int]:
                    "version, parameters, data set, split, protocol and result schema).")
 @_no_early_exit_zero
 def run(run_all, models, more_models, tasks, dataset, protocol, seeds, seed, params, timeout, memory_limit,
-        n_jobs, keras_backend, results_dir, publish, missing, plugins_dir) -> None:
+        n_jobs, executor, ray_address, ray_cpus, ray_gpus, keras_backend, results_dir, publish, missing,
+        plugins_dir) -> None:
     """Run models on a data set: each job (model x task(s) x seed) in its own process.
 
     Ends with a summary table; the exit status is 1 when any job failed.
@@ -268,6 +320,7 @@ def run(run_all, models, more_models, tasks, dataset, protocol, seeds, seed, par
         raise UserError(f"--jobs {n_jobs}: expected a whole number of jobs at once, 1 or more")
     if keras_backend is not None:
         _check_backend(keras_backend)
+    ray_options = _ray_options(executor, n_jobs, ray_address, ray_cpus, ray_gpus)
     results_dir = results_folder(results_dir, publish)
     registry, plugins_path, _, jobs = plan_jobs(
         run_all=run_all, models=models, more_models=more_models, tasks=tasks, seeds=seeds_run, params=params,
@@ -299,7 +352,8 @@ def run(run_all, models, more_models, tasks, dataset, protocol, seeds, seed, par
         budget = {**registry.models[job.model].params, **job.params}.get("epochs")
         return budget if isinstance(budget, int) and not isinstance(budget, bool) else None
 
-    reporter = reporter_for(len(jobs), epochs_of=epochs_of) if not allotments else Reporter(len(jobs))
+    plain = allotments or ray_options
+    reporter = reporter_for(len(jobs), epochs_of=epochs_of) if not plain else Reporter(len(jobs))
     rows, failed, reported = [], 0, 0
     running: list = []
     finished: list[tuple] = []  # (job, result, path), for the end-of-run summary
@@ -317,13 +371,22 @@ def run(run_all, models, more_models, tasks, dataset, protocol, seeds, seed, par
                      f"{t['fit_seconds']:.2f}" if isinstance(t.get("fit_seconds"), float) else "",
                      f"{result['duration_seconds']:.1f}", (result.get("error") or "")[:80]]))
 
+    ray = _connect_ray(ray_options) if ray_options else None
+    received: list = []
     try:
-        with _stop_signals_raise():
+        with _stop_signals_raise() as received:
             for s in sorted({job.seed for job in jobs}):
                 ctx.split(s)
-            if allotments:
+            if ray_options:
+                from ..ray_executor import run_jobs
+
+                click.echo(f"{len(jobs)} job(s) submitted to Ray, {ray_options.cpus_per_job} core(s) each"
+                           + (f", {ray_options.gpus_per_job:g} GPU(s) per Keras job" if ray_options.gpus_per_job
+                              else ""), err=True)
+                run_jobs(jobs, ctx, ray_options, reporter, record, running, ray=ray)
+            elif allotments:
                 run_parallel(jobs, ctx, allotments, reporter, record, running)
-            for job in jobs if not allotments else ():
+            for job in jobs if not plain else ():
                 reporter.start(job)
                 running.append(job)
                 result, path = runner.execute(job, ctx, reporter.event, reporter.tick)
@@ -331,7 +394,7 @@ def run(run_all, models, more_models, tasks, dataset, protocol, seeds, seed, par
                 reporter.finish(job, result)
                 record(job, result, path)
     except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM, SIGHUP: the jobs' processes are already gone
-        signum = getattr(exc, "signum", signal.SIGINT)
+        signum = getattr(exc, "signum", None) or (received[0] if received else signal.SIGINT)
         written = len(rows) - len(ctx.unsaved)
         killed = ", ".join(f"{job.index}/{len(jobs)} ({job.label})" for job in sorted(running, key=lambda j: j.index))
         where = (f"during job {killed}, which was killed and has no result" if len(running) == 1 else
@@ -341,6 +404,10 @@ def run(run_all, models, more_models, tasks, dataset, protocol, seeds, seed, par
             click.echo(("\n" if sys.stderr.isatty() else "") + f"run stopped by {signal.Signals(signum).name} "
                        f"{where}; {written} result(s) written to {results_dir}", err=True)
         raise SystemExit(128 + signum) from None
+    finally:
+        if ray is not None:
+            with contextlib.suppress(Exception):
+                ray.shutdown()
     rows = [row for _, row in sorted(rows, key=lambda pair: pair[0])]  # in job order, however they finished
     if not rows:  # a run that ran nothing never reports success
         raise UserError("no job ran")

@@ -1,0 +1,323 @@
+"""``run --executor ray``: each job a Ray task that runs the same worker on whichever node has room.
+
+The driver (``animerec-bench run``) plans the jobs and makes each seed's split as for a local
+run, puts each split file's bytes into Ray's object store once, and submits one task per job
+asking for the job's cores (``num_cpus``) and, for a Keras model when ``--ray-gpus-per-job``
+is set, a GPU (``num_gpus``). On the node the task
+
+1. makes sure the split is there: a file under the node's data home named by the split's
+   fingerprint, fetched from the object store only when missing or when it no longer
+   verifies, and verified (its content against the fingerprint) before use;
+2. takes the job's cores on that node (an exclusive lock per core, so two tasks Ray placed on
+   one node never share a core) and runs the worker exactly as a local run does
+   (:func:`.runner.run_worker`: same spec, time limit, kill and failure classification);
+3. returns what the worker left (outcome, per-user file, exit, resources) to the driver.
+
+The driver writes every result file (:func:`.runner.record_result`, atomically), so a result
+is the same file a local run writes, with ``machine`` measured on the node and
+``machine.executor = "ray"``. A failure of Ray itself (a node or worker died, a task error)
+becomes a failed result naming it. ``ray`` is imported only here, only when asked for.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import __version__, paths
+from .errors import UserError
+
+#: The ``error_kind`` of a job that Ray could not run to its end (not the job's own failure).
+RAY_FAILURE = "executor"
+INSTALL_HINT = "pip install 'animerec-bench[ray]'"
+
+
+@dataclass(frozen=True)
+class RayOptions:
+    """``--ray-address``, ``--ray-cpus-per-job``, ``--ray-gpus-per-job``."""
+
+    address: str | None = None
+    cpus_per_job: int = 1
+    gpus_per_job: float = 0.0
+
+
+def import_ray():
+    """The ``ray`` module, or a one-line UserError saying how to install it."""
+    try:
+        import ray
+    except ImportError as exc:
+        raise UserError(f"--executor ray: Ray is not installed here ({exc}); {INSTALL_HINT}") from None
+    return ray
+
+
+def connect(options: RayOptions):
+    """Join the cluster at ``options.address``, or start a local Ray instance on 127.0.0.1 when
+    there is none; check that some node can take a job's cores (and GPU). Returns ``ray``."""
+    import logging
+
+    ray = import_ray()
+    if options.address:
+        _check_reachable(options.address)
+    quiet = {"logging_level": logging.WARNING, "log_to_driver": False}
+    with tempfile.TemporaryFile() as said:
+        try:
+            with _stderr_into(said):  # Ray's own log lines (C++ retries, notices): kept for an error
+                if options.address:
+                    ray.init(address=options.address, **quiet)
+                else:
+                    ray.init(address="local", include_dashboard=False, _node_ip_address="127.0.0.1", **quiet)
+        except (ConnectionError, RuntimeError, ValueError, TimeoutError, ray.exceptions.RayError) as exc:
+            where = f"the Ray cluster at {options.address}" if options.address else "a local Ray instance"
+            said.seek(0)
+            hint = _last_problem(said.read().decode("utf-8", "replace"))
+            raise UserError(f"--executor ray: cannot connect to {where}: {_first_line(exc)}"
+                            + (f" (Ray: {hint})" if hint else "")) from None
+    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+    need = {"CPU": options.cpus_per_job, **({"GPU": options.gpus_per_job} if options.gpus_per_job else {})}
+    if not any(all(res.get(k, 0) >= v for k, v in need.items()) for res in nodes):
+        ray.shutdown()
+        have = "; ".join(f"{res.get('CPU', 0):g} CPU, {res.get('GPU', 0):g} GPU" for res in nodes) or "no node"
+        asked = ", ".join(f"{v:g} {k}" for k, v in need.items())
+        raise UserError(f"--executor ray: no node of the Ray cluster has {asked} for one job (nodes: {have}); "
+                        f"lower --ray-cpus-per-job / --ray-gpus-per-job")
+    return ray
+
+
+def _check_reachable(address: str, seconds: float = 5.0) -> None:
+    """A ``HOST:PORT`` (or ``ray://HOST:PORT``) that nothing answers is a one-line error now:
+    ``ray.init`` would retry it for many minutes. Other forms (``auto``) are left to Ray."""
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=seconds).close()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise UserError(f"--ray-address {address}: nothing answers there ({reason}); start the cluster's head "
+                        f"with `ray start --head` on that machine and give its address (HEAD:6379)") from None
+
+
+@contextlib.contextmanager
+def _stderr_into(file) -> Iterator[None]:
+    """Send this process's file descriptor 2 (Python's and Ray's C++ writes alike) to ``file``."""
+    import sys
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    os.dup2(file.fileno(), 2)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _last_problem(log: str) -> str:
+    """The last line of Ray's log that names a failure, without its timestamp prefix."""
+    for line in reversed(log.splitlines()):
+        if any(word in line for word in ("Error", "error", "Failed", "failed")):
+            return line.rpartition("] ")[2].strip()[:200] if "] " in line else line.strip()[:200]
+    return ""
+
+
+def _ray_error(exc: BaseException) -> str:
+    """A Ray exception in one line: for an exception raised in the task on the node, that
+    exception (the first line of a ``RayTaskError`` names only the task and its pid)."""
+    cause = getattr(exc, "cause", None)
+    if isinstance(cause, BaseException):
+        return f"{_first_line(cause)} (raised on the node)"
+    return _first_line(exc)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}".rstrip(": ")[:300]
+
+
+# --- on the node ------------------------------------------------------------------------------
+
+#: Split files this process has verified: path -> (size, mtime_ns) when it did.
+_VERIFIED: dict[str, tuple[int, int]] = {}
+
+
+def node_split_path(fingerprint: str) -> Path:
+    """Where a node keeps the split with ``fingerprint`` (under its own data home)."""
+    return paths.splits_dir() / "by-fingerprint" / f"{fingerprint}.npz"
+
+
+def _verifies(path: Path, fingerprint: str) -> bool:
+    from .protocol import Split
+
+    try:
+        stat = path.stat()
+        key = (stat.st_size, stat.st_mtime_ns)
+        if _VERIFIED.get(str(path)) == key:
+            return True
+        ok = Split.load(path).fingerprint == fingerprint
+    except Exception:  # noqa: BLE001 - missing, unreadable or damaged: not verified
+        return False
+    if ok:
+        _VERIFIED[str(path)] = key
+    return ok
+
+
+def ensure_split(fingerprint: str, fetch: Callable[[], bytes]) -> Path:
+    """The split file with ``fingerprint`` on this node: reused when present and verified, else
+    written from ``fetch()`` (its bytes) atomically and verified first. Raises RuntimeError
+    naming the fingerprint when the bytes fetched are not that split."""
+    from .atomic import atomic_path
+    from .protocol import Split
+
+    path = node_split_path(fingerprint)
+    if _verifies(path, fingerprint):
+        return path
+    data = fetch()
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+        try:
+            got = Split.load(tmp).fingerprint
+        except Exception as exc:  # noqa: BLE001 - the bytes are not a split at all
+            raise RuntimeError(f"the split shipped for {fingerprint[:12]}... cannot be read: {_first_line(exc)}") \
+                from None
+        if got != fingerprint:
+            raise RuntimeError(f"the split shipped for {fingerprint[:12]}... has fingerprint {got[:12]}...")
+    _verifies(path, fingerprint)
+    return path
+
+
+@contextlib.contextmanager
+def lease_cores(n: int) -> Iterator[tuple[int, ...] | None]:
+    """Hold ``n`` of this node's usable cores for a job: an exclusive ``flock`` per core under
+    the temp folder, released when the job ends or its process dies. Ray counts CPUs but does
+    not say which, so this is what keeps two jobs on one node off each other's cores. None
+    (no pinning, every core) when ``n`` covers every usable core or too few are free (a node
+    that told Ray it has more CPUs than it has)."""
+    import fcntl
+
+    usable = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if not usable or n >= len(usable):
+        yield None
+        return
+    folder = Path(tempfile.gettempdir()) / f"animerec-bench-cores-{os.getuid()}"
+    folder.mkdir(parents=True, exist_ok=True)
+    held: list[tuple[int, object]] = []
+    try:
+        for core in usable:
+            fh = open(folder / f"core-{core}.lock", "a+b")  # noqa: SIM115 - held until the job ends
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                fh.close()
+                continue
+            held.append((core, fh))
+            if len(held) == n:
+                break
+        yield tuple(core for core, _ in held) if len(held) == n else None
+    finally:
+        for _, fh in held:
+            fh.close()
+
+
+def run_on_node(job, settings, split_fingerprint: str, split_box: list, cpus: int, driver_version: str) -> dict:
+    """The Ray task: on the node, ensure the split, take the cores, run the worker; return
+    ``{"attempt": WorkerRun, "node": {...}}`` for the driver to record."""
+    import ray
+
+    from . import runner
+
+    context = ray.get_runtime_context()
+    node = {"hostname": socket.gethostname(), "node_id": context.get_node_id(),
+            "node_ip": ray.util.get_node_ip_address(), "ray_version": ray.__version__,
+            "gpu_ids": [str(g) for g in ray.get_gpu_ids()]}
+    started_at, t0 = runner.utc_now(), time.perf_counter()
+    problem = None
+    if __version__ != driver_version:
+        problem = (f"node {node['hostname']} runs animerec-bench {__version__}, the driver {driver_version}: "
+                   f"install the same version on every node")
+    elif settings.plugins_dir and not Path(settings.plugins_dir).is_dir():
+        problem = (f"plugins folder {settings.plugins_dir} is not on node {node['hostname']}: put it at the "
+                   f"same path on every node (a shared folder)")
+    if problem is None:
+        try:
+            split_path = ensure_split(split_fingerprint, lambda: ray.get(split_box[0]))
+        except Exception as exc:  # noqa: BLE001 - one line in the result, not a Ray traceback
+            problem = f"node {node['hostname']}: {_first_line(exc)}"
+    if problem is not None:
+        return {"attempt": failed_attempt(problem, started_at, time.perf_counter() - t0), "node": node}
+    with lease_cores(cpus) as cores:
+        attempt = runner.run_worker(job, settings, split_path, split_fingerprint, cores=cores)
+    return {"attempt": attempt, "node": node}
+
+
+def failed_attempt(error: str, started_at: str, duration: float):
+    """A :class:`.runner.WorkerRun` for a job Ray could not run to its end (kind ``executor``)."""
+    from .runner import WorkerRun
+
+    return WorkerRun(outcome={"status": "failed", "error_kind": RAY_FAILURE, "error": error, "timing": {}},
+                     per_user=None, code=None, rusage=None, timed_out=False, phase="start", log_tail="",
+                     started_at=started_at, duration=duration)
+
+
+# --- on the driver ----------------------------------------------------------------------------
+
+def run_jobs(jobs, ctx, options: RayOptions, reporter, record, running: list, ray=None) -> None:
+    """Submit every job as a Ray task and hand each result to ``record`` as it comes back (in
+    this, the main thread, so a stop signal lands here), with a line from ``reporter`` as each
+    ends (Ray does not say when a queued task starts). ``running`` holds the jobs not yet back. On the way out (done, Ctrl-C, SIGTERM) every task still out is cancelled, which
+    kills its Ray worker and with it the job's worker (its parent-death signal)."""
+    from . import runner
+
+    ray = ray or import_ray()
+    task = ray.remote(run_on_node)
+    settings = ctx.worker_settings()
+    shipped: dict[int, tuple] = {}
+    for seed in sorted({job.seed for job in jobs}):
+        split_path, split = ctx.split(seed)
+        # In a list, so Ray does not fetch it for the task: the node asks only when it lacks the file.
+        shipped[seed] = (split, [ray.put(Path(split_path).read_bytes())])
+    pending: dict = {}
+    submitted_at: dict = {}
+    try:
+        for job in jobs:
+            split, box = shipped[job.seed]
+            keras = ctx.registry.models[job.model].framework == "keras"
+            ref = task.options(num_cpus=options.cpus_per_job,
+                               num_gpus=options.gpus_per_job if keras else 0,
+                               max_retries=0, retry_exceptions=False,
+                               name=f"animerec-bench {job.label}").remote(
+                job, settings, split.fingerprint, box, options.cpus_per_job, __version__)
+            pending[ref] = job
+            submitted_at[ref] = (runner.utc_now(), time.perf_counter())
+            running.append(job)
+        while pending:
+            # Poll, and wait in Python: a stop signal then lands here, not inside a Ray call.
+            ready, _ = ray.wait(list(pending), num_returns=len(pending), timeout=0)
+            if not ready:
+                time.sleep(0.2)
+            for ref in ready:
+                job = pending.pop(ref)
+                split = shipped[job.seed][0]
+                machine = {"executor": "ray"}
+                try:
+                    payload = ray.get(ref)
+                    attempt = payload["attempt"]
+                    machine["ray"] = payload["node"]
+                except ray.exceptions.RayError as exc:
+                    at, t0 = submitted_at[ref]
+                    attempt = failed_attempt(f"Ray could not run the job: {_ray_error(exc)}", at,
+                                             time.perf_counter() - t0)
+                result, path = runner.record_result(job, ctx, split, attempt, machine=machine)
+                running.remove(job)
+                reporter.finish(job, result)
+                record(job, result, path)
+    finally:
+        for ref in pending:
+            with contextlib.suppress(Exception):
+                ray.cancel(ref, force=True)
