@@ -71,10 +71,11 @@ def test_leaderboards_workflow_shape():
 
 
 def tiny_results(folder: Path) -> Path:
-    """Seed 0 of bias and popularity from the committed results."""
+    """Seed 0 of bias and popularity from the committed results (their default runs, not tuned ones)."""
     folder.mkdir(parents=True)
     for model in ("bias", "popularity"):
-        src = sorted((REPO / "results").glob(f"mal2016-5k--v1--{model}--*--seed0--*.json"))[-1]
+        src = [p for p in sorted((REPO / "results").glob(f"mal2016-5k--v1--{model}--*--seed0--*.json"))
+               if "tuning" not in json.loads(p.read_text(encoding="utf-8"))][-1]
         shutil.copy(src, folder / src.name)
         per_user = src.with_name(src.stem + ".users.npz")  # its per-user values travel with it
         if per_user.exists():
