@@ -113,7 +113,7 @@ def test_summary_script_writes_the_boards_as_markdown(tmp_path):
     md = proc.stdout
     assert md.startswith("## PR boards\n")
     assert "(2 result files)" in md
-    bias = json.loads(next(res.glob("*--bias--*")).read_text())
+    bias = json.loads(next(res.glob("*--bias--*.json")).read_text())
     assert re.search(r"^\| bias .*\| " + re.escape(f"{bias['metrics']['rating']['rmse']:.4f}"), md, re.M)
     assert re.search(r"^\| popularity ", md, re.M)
     assert re.search(r"^### ", md, re.M) and not re.search(r"^# ", md, re.M)  # nested under the title
