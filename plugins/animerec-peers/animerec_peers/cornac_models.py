@@ -12,7 +12,7 @@ import numpy as np
 
 from animerec_bench.model import Interactions, Model, check_param
 
-from .library import library_label
+from .library import check_tasks, library_label
 
 
 def cornac_trainset(user: np.ndarray, item: np.ndarray, value: np.ndarray, seed: int):
@@ -46,9 +46,12 @@ def _known(inner: dict, n: int) -> np.ndarray:
     return known
 
 
-def _check_tasks(model: Model, tasks) -> None:
-    if tuple(tasks) != model.tasks:
-        raise ValueError(f"model {model.name!r} serves {model.tasks}, asked to fit {tuple(tasks)}")
+def _validate_sgd(params) -> None:
+    """Both Cornac models' SGD settings: k and max_iter >= 1, a positive rate, reg >= 0."""
+    check_param(params, "k", at_least=1)
+    check_param(params, "max_iter", at_least=1)
+    check_param(params, "learning_rate", above=0)
+    check_param(params, "lambda_reg", at_least=0)
 
 
 class CornacMF(Model):
@@ -74,17 +77,12 @@ class CornacMF(Model):
         self.lambda_reg = lambda_reg
         self.use_bias = use_bias
 
-    @classmethod
-    def validate_params(cls, params):
-        check_param(params, "k", at_least=1)
-        check_param(params, "max_iter", at_least=1)
-        check_param(params, "learning_rate", above=0)
-        check_param(params, "lambda_reg", at_least=0)
+    validate_params = classmethod(lambda cls, params: _validate_sgd(params))
 
     def fit(self, train: Interactions, valid: Interactions | None, *, tasks=("rating",), seed: int = 0):
         from cornac.models import MF
 
-        _check_tasks(self, tasks)
+        check_tasks(self, tasks)
         rated, y = train.for_task("rating")
         train_set, users, items = cornac_trainset(rated.user, rated.item, y, seed)
         self.algo_ = MF(k=int(self.k), max_iter=int(self.max_iter), learning_rate=self.learning_rate,
@@ -146,17 +144,12 @@ class CornacBPR(Model):
         self.lambda_reg = lambda_reg
         self.use_bias = use_bias
 
-    @classmethod
-    def validate_params(cls, params):
-        check_param(params, "k", at_least=1)
-        check_param(params, "max_iter", at_least=1)
-        check_param(params, "learning_rate", above=0)
-        check_param(params, "lambda_reg", at_least=0)
+    validate_params = classmethod(lambda cls, params: _validate_sgd(params))
 
     def fit(self, train: Interactions, valid: Interactions | None, *, tasks=("ranking",), seed: int = 0):
         from cornac.models import BPR
 
-        _check_tasks(self, tasks)
+        check_tasks(self, tasks)
         positives, _ = train.for_task("ranking")
         train_set, users, items = cornac_trainset(positives.user, positives.item,
                                                   np.ones(len(positives)), seed)
