@@ -8,7 +8,8 @@ in its own process, in a data home of its own:
 1. ``data synth`` (not a user's stage: it makes the input);
 2. ``data import`` of the synthetic folder (its peak RSS from ``wait4``);
 3. the split, made as ``run`` makes it: ``python -m animerec_bench.split_file`` (peak from ``wait4``);
-4. ``run -m MODEL`` per model (default ``bias mf-biased``), split cached: the job's wall time,
+4. ``run -m MODEL`` per model (default ``bias mf-biased``; ``MODEL:TASK`` runs one task of it),
+   split cached: the job's wall time,
    fit time and training rate, the worker's peak RSS and the parent's own (both as the
    result file records them: ``resources.peak_rss_mib``, ``resources.parent_peak_rss_mib``).
 
@@ -19,6 +20,8 @@ linearly stands out. The machine's load average is recorded before each stage.
 
     python benchmarks/scale.py --sizes 1e6,1e7 --out benchmarks/scale.json
     python benchmarks/scale.py --sizes 1e6,1e7,3e7,1.09e8 --models bias mf-biased mf nn hybrid
+    # more runs at a size already measured, its data imported again under --work:
+    python benchmarks/scale.py --add --sizes 1.09e8 --models mf:interaction nn hybrid --work W
 
 Needs the disk for the CSV (~17 bytes a row), its Parquet and the split (``--work``).
 """
@@ -79,14 +82,54 @@ def measure(cmd: list[str], env: dict, log: Path) -> dict:
             "user_seconds": usage.ru_utime, "system_seconds": usage.ru_stime}
 
 
+def _env(rows: int, work: Path) -> dict:
+    return {**os.environ, "ANIMEREC_BENCH_HOME": str(work / f"home-{rows}"), "ANIMEREC_BENCH_PLUGINS_DIR": "",
+            "TF_CPP_MIN_LOG_LEVEL": "2"}
+
+
+def jobs_of(results: Path) -> list[dict]:
+    """What each result file in ``results`` says about its job's time and memory."""
+    jobs = []
+    for path in sorted(results.glob("*.json")):
+        r = json.loads(path.read_text())
+        t, res = r.get("timing") or {}, r.get("resources") or {}
+        jobs.append({"tasks": r["tasks"], "status": r["status"], "error": r.get("error"),
+                     "job_seconds": t.get("job_seconds"), "fit_seconds": t.get("fit_seconds"),
+                     "epochs": t.get("epochs"), "seconds_per_epoch": t.get("seconds_per_epoch"),
+                     "ranking_seconds": t.get("ranking_seconds"),
+                     "train_examples": t.get("train_examples"),
+                     "train_examples_per_second": t.get("train_examples_per_second"),
+                     "worker_peak_gib": (res.get("peak_rss_mib") or 0) / 1024,
+                     "parent_peak_gib": (res.get("parent_peak_rss_mib") or 0) / 1024})
+    return jobs
+
+
+def run_stage(rows: int, spec: str, work: Path, env: dict, timeout: float) -> tuple[str, dict]:
+    """``run -m MODEL`` (every task it serves) or, for ``MODEL:TASK``, ``run -m MODEL --task TASK``,
+    with the split cached: (stage name, its wall time, peaks and per-job figures)."""
+    model, _, task = spec.partition(":")
+    label = f"run {model}" + (f" ({task})" if task else "")
+    print(f"[{rows:,} rows] {label}", file=sys.stderr, flush=True)
+    results = work / (f"results-{rows}-{model}" + (f"-{task}" if task else ""))
+    if results.exists() and any(results.iterdir()):
+        raise SystemExit(f"{results}: already holds results; move it away first (its files would be counted)")
+    stage = measure([BIN, "run", "-m", model, *(["--task", task] if task else []), "--dataset", f"scale-{rows}",
+                     "--results", results, "--timeout", timeout], env, work / f"log-{rows}.txt")
+    jobs = jobs_of(results)
+    stage.update(jobs=jobs,
+                 worker_peak_gib=max((j["worker_peak_gib"] for j in jobs), default=None),
+                 parent_peak_gib=max((j["parent_peak_gib"] for j in jobs), default=None),
+                 failed=[j["error"] for j in jobs if j["status"] != "ok"])
+    return label, stage
+
+
 def one_size(rows: int, models: list[str], work: Path, timeout: float) -> dict:
     users, anime = shape(rows)
     name = f"scale-{rows}"
     home = work / f"home-{rows}"
     src = work / f"synth-{rows}"
     log = work / f"log-{rows}.txt"
-    env = {**os.environ, "ANIMEREC_BENCH_HOME": str(home), "ANIMEREC_BENCH_PLUGINS_DIR": "",
-           "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env = _env(rows, work)
     stages: dict[str, dict] = {}
     print(f"[{rows:,} rows] synth ({users:,} users x {anime:,} anime)", file=sys.stderr, flush=True)
     stages["synth"] = measure([BIN, "data", "synth", "--rows", rows, "--users", users, "--anime", anime,
@@ -101,28 +144,9 @@ def one_size(rows: int, models: list[str], work: Path, timeout: float) -> dict:
     (split_file,) = (home / "splits").glob(f"{name}--v1--seed0--*.npz")
     with __import__("numpy").load(split_file) as z:
         stats = json.loads(bytes(z["meta"]).decode())["stats"]
-    for model in models:
-        print(f"[{rows:,} rows] run -m {model}", file=sys.stderr, flush=True)
-        results = work / f"results-{rows}-{model}"
-        stage = measure([BIN, "run", "-m", model, "--dataset", name, "--results", results,
-                         "--timeout", timeout], env, log)
-        jobs = []
-        for path in sorted(results.glob("*.json")):
-            r = json.loads(path.read_text())
-            t, res = r.get("timing") or {}, r.get("resources") or {}
-            jobs.append({"tasks": r["tasks"], "status": r["status"], "error": r.get("error"),
-                         "job_seconds": t.get("job_seconds"), "fit_seconds": t.get("fit_seconds"),
-                         "epochs": t.get("epochs"),
-                         "ranking_seconds": t.get("ranking_seconds"),
-                         "train_examples": t.get("train_examples"),
-                         "train_examples_per_second": t.get("train_examples_per_second"),
-                         "worker_peak_gib": (res.get("peak_rss_mib") or 0) / 1024,
-                         "parent_peak_gib": (res.get("parent_peak_rss_mib") or 0) / 1024})
-        stage.update(jobs=jobs,
-                     worker_peak_gib=max((j["worker_peak_gib"] for j in jobs), default=None),
-                     parent_peak_gib=max((j["parent_peak_gib"] for j in jobs), default=None),
-                     failed=[j["error"] for j in jobs if j["status"] != "ok"])
-        stages[f"run {model}"] = stage
+    for spec in models:
+        name_, stage = run_stage(rows, spec, work, env, timeout)
+        stages[name_] = stage
     shutil.rmtree(home / "datasets", ignore_errors=True)
     return {"rows": rows, "users": users, "anime": anime, "csv_bytes": csv_bytes, "split_stats": stats,
             "stages": stages}
@@ -196,7 +220,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=1800.0, help="each job's time limit, seconds")
     parser.add_argument("--work", type=Path, default=None, help="folder for data homes and logs (default: a temporary one)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/scale.json"), help="the JSON written")
+    parser.add_argument("--add", action="store_true",
+                        help="add run stages to sizes already in --out, with their data still imported under "
+                             "--work (make it with `data synth` + `data import --name scale-ROWS`)")
     args = parser.parse_args(argv)
+    if args.add:
+        return add_runs(args)
     work = args.work or Path(tempfile.mkdtemp(prefix="animerec-bench-scale-"))
     work.mkdir(parents=True, exist_ok=True)
     print(f"work folder (logs, data homes): {work}", file=sys.stderr)
@@ -205,10 +234,37 @@ def main(argv: list[str] | None = None) -> int:
               "models": args.models, "sizes": []}
     for rows in args.sizes:
         report["sizes"].append(one_size(rows, args.models, work, args.timeout))
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.out.with_name(f".{args.out.name}.tmp")
-        tmp.write_text(json.dumps(report, indent=1) + "\n")
-        os.replace(tmp, args.out)  # after each size, so a long run keeps what it measured
+        _write(report, args.out)  # after each size, so a long run keeps what it measured
+    print(table(report))
+    return 0
+
+
+def _write(report: dict, out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(json.dumps(report, indent=1) + "\n")
+    os.replace(tmp, out)
+
+
+def add_runs(args) -> int:
+    """``--add``: run ``--models`` at sizes already in ``--out`` (their data kept under ``--work``) and
+    add each run as a stage of that size, writing the JSON after each; the earlier stages stay."""
+    if args.work is None or not args.out.exists():
+        raise SystemExit("--add needs --work (where the data is imported) and an existing --out")
+    report = json.loads(args.out.read_text())
+    by_rows = {size["rows"]: size for size in report["sizes"]}
+    for rows in args.sizes:
+        if rows not in by_rows:
+            raise SystemExit(f"{args.out}: has no size of {rows:,} rows to add to (it has {sorted(by_rows)})")
+        if not (args.work / f"home-{rows}" / "datasets" / f"scale-{rows}").exists():
+            raise SystemExit(f"{args.work / f'home-{rows}'}: data set scale-{rows} is not imported there")
+    commands = report["command"] if isinstance(report["command"], list) else [report["command"]]
+    report["command"] = [*commands, " ".join([Path(sys.argv[0]).name, *(sys.argv[1:])])]
+    for rows in args.sizes:
+        for spec in args.models:
+            label, stage = run_stage(rows, spec, args.work, _env(rows, args.work), args.timeout)
+            by_rows[rows]["stages"][label] = stage
+            _write(report, args.out)
     print(table(report))
     return 0
 
