@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import tempfile
 from pathlib import Path
 
@@ -12,6 +13,13 @@ import pytest
 _SESSION_HOME = tempfile.mkdtemp(prefix="animerec-bench-test-home-")
 os.environ["ANIMEREC_BENCH_HOME"] = _SESSION_HOME
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+# A shell starts a background job (``pytest &``, ``nohup pytest &``) with SIGINT ignored, and
+# every process it starts inherits that, so the tests that Ctrl-C a run or an import would see
+# it ignored (a hang, or a skip). With a handler here, the programs under test start with
+# SIGINT's default action, as from a terminal (a handled signal resets to default at exec).
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"

@@ -110,13 +110,6 @@ def plugins(tmp_path_factory) -> Path:
     return folder
 
 
-def _default_sigint() -> None:
-    """The run starts with Ctrl-C's default action, as from a terminal. A shell starts a
-    background job (``cmd &``, e.g. a test suite under ``nohup``) with SIGINT ignored, and a
-    Python process that inherits that keeps ignoring it, so a SIGINT test would wait forever."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 class Run:
     """One ``animerec-bench run`` subprocess with its own TMPDIR, pid folder and results folder."""
 
@@ -130,8 +123,7 @@ class Run:
                "TEST_RESULTS_DIR": str(self.results), "NO_COLOR": "1"}
         self.proc = subprocess.Popen([str(BIN), "run", *args, "--results", str(self.results),
                                       "--plugins-dir", str(plugins)],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                                     preexec_fn=_default_sigint)
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
     def recorded(self, names=("worker", "detached", "orphan"), within: float = 60.0) -> dict[str, int]:
         """The pids the plugin noted, once all ``names`` are there."""
