@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -25,8 +26,10 @@ from pathlib import Path
 BIN = Path(sys.executable).with_name("animerec-bench")
 
 
-def run_once(selection: list[str], seeds: int, jobs: int, home: Path, timeout: float) -> dict:
-    """One ``run`` at ``--jobs jobs``: wall seconds and each job's primary metric and fit time."""
+def run_once(selection: list[str], seeds: int, jobs: int, home: Path, timeout: float,
+             keep: Path | None = None) -> dict:
+    """One ``run`` at ``--jobs jobs``: wall seconds and each job's primary metric and fit time
+    (its result files copied to ``keep`` when given)."""
     with tempfile.TemporaryDirectory(prefix="bench-jobs-") as tmp:
         results = Path(tmp) / "results"
         cmd = [str(BIN), "run", *selection, "--seeds", str(seeds), "--jobs", str(jobs), "--results", str(results)]
@@ -36,6 +39,8 @@ def run_once(selection: list[str], seeds: int, jobs: int, home: Path, timeout: f
         wall = time.perf_counter() - t0
         if proc.returncode != 0:
             raise SystemExit(f"{' '.join(cmd)} exited {proc.returncode}:\n{proc.stderr[-3000:]}")
+        if keep is not None:
+            shutil.copytree(results, keep, dirs_exist_ok=True)
         jobs_out = {}
         for path in sorted(results.glob("*.json")):
             r = json.loads(path.read_text(encoding="utf-8"))
@@ -55,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=2, help="the parallel setting compared with --jobs 1")
     ap.add_argument("--timeout", type=float, default=3600.0, help="seconds each whole run may take")
     ap.add_argument("--json", type=Path, default=None, help="also write the report here")
+    ap.add_argument("--keep", type=Path, default=None,
+                    help="copy the --jobs 1 run's result files here (e.g. to publish them: they are a real run)")
     args = ap.parse_args(argv)
     selection = ["-m", *args.models] if args.models else ["--all"]
     with tempfile.TemporaryDirectory(prefix="bench-jobs-home-") as home:
@@ -63,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         subprocess.run([str(BIN), "run", "-m", "global-mean", "--seeds", str(args.seeds), "--results",
                         str(home / "warm")], check=True, capture_output=True, env={**os.environ,
                                                                                    "ANIMEREC_BENCH_HOME": str(home)})
-        serial = run_once(selection, args.seeds, 1, home, args.timeout)
+        serial = run_once(selection, args.seeds, 1, home, args.timeout, keep=args.keep)
         parallel = run_once(selection, args.seeds, args.jobs, home, args.timeout)
     same = {k: serial["results"][k]["metrics"] == parallel["results"].get(k, {}).get("metrics")
             for k in serial["results"]}
