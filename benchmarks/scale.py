@@ -94,6 +94,7 @@ def jobs_of(results: Path) -> list[dict]:
         r = json.loads(path.read_text())
         t, res = r.get("timing") or {}, r.get("resources") or {}
         jobs.append({"tasks": r["tasks"], "status": r["status"], "error": r.get("error"),
+                     "error_kind": r.get("error_kind"), "last_progress": r.get("last_progress"),
                      "job_seconds": t.get("job_seconds"), "fit_seconds": t.get("fit_seconds"),
                      "epochs": t.get("epochs"), "seconds_per_epoch": t.get("seconds_per_epoch"),
                      "ranking_seconds": t.get("ranking_seconds"),
@@ -121,6 +122,22 @@ def run_stage(rows: int, spec: str, work: Path, env: dict, timeout: float) -> tu
                  parent_peak_gib=max((j["parent_peak_gib"] for j in jobs), default=None),
                  failed=[j["error"] for j in jobs if j["status"] != "ok"])
     return label, stage
+
+
+def stage_from_results(results: Path) -> tuple[str, dict]:
+    """A run stage from result files of a run made by hand (``--from-results``): the jobs' own
+    durations and peaks; no wall time of the whole command, no load average before it."""
+    jobs = jobs_of(results)
+    if not jobs:
+        raise SystemExit(f"{results}: no result files (*.json) there")
+    models = sorted({json.loads(p.read_text())["model"]["name"] for p in results.glob("*.json")})
+    tasks = sorted({t for j in jobs for t in j["tasks"]})
+    label = f"run {'+'.join(models)} ({'+'.join(tasks)})"
+    return label, {"seconds": sum(j["job_seconds"] or 0 for j in jobs), "peak_gib": None, "load_before": None,
+                   "source": f"result files in {results}", "jobs": jobs,
+                   "worker_peak_gib": max(j["worker_peak_gib"] for j in jobs),
+                   "parent_peak_gib": max(j["parent_peak_gib"] for j in jobs),
+                   "failed": [j["error"] for j in jobs if j["status"] != "ok"]}
 
 
 def one_size(rows: int, models: list[str], work: Path, timeout: float) -> dict:
@@ -175,7 +192,12 @@ def table(report: dict) -> str:
                 fit = sum(j["fit_seconds"] or 0 for j in s["jobs"])
                 ranking = sum(j["ranking_seconds"] or 0 for j in s["jobs"])
                 cell += f" (fit {fit:.1f} s, ranking {ranking:.1f} s; parent {s['parent_peak_gib']:.2f} GiB)"
-            if s.get("failed"):
+            for j in s.get("jobs") or []:
+                if j["status"] != "ok":  # e.g. "interaction: timeout after epoch 17"
+                    epoch = (j.get("last_progress") or {}).get("epoch")
+                    cell += (f"; {'+'.join(j['tasks'])}: {j.get('error_kind') or 'failed'}"
+                             + (f" after epoch {epoch}" if epoch is not None else ""))
+            if s.get("failed") and not s.get("jobs"):
                 cell += " FAILED"
             cells.append(cell)
         lines.append("| " + " | ".join(cells) + " |")
@@ -196,7 +218,8 @@ def table(report: dict) -> str:
     train = ", ".join(f"{size['rows'] / 1e6:g}M: {size['users']:,} users, "
                       f"{size['split_stats']['train']['rating_examples']:,} train ratings" for size in sizes)
     lines += ["", f"Data: {train}."]
-    loads = ", ".join(f"{size['rows'] / 1e6:g}M: " + "/".join(f"{s['load_before']:.1f}" for s in size["stages"].values())
+    loads = ", ".join(f"{size['rows'] / 1e6:g}M: " + "/".join("?" if s["load_before"] is None else f"{s['load_before']:.1f}"
+                                                             for s in size["stages"].values())
                       for size in sizes)
     lines += ["", f"Load average (1 min) before each stage: {loads}; {report['machine']['cpus']} CPUs, "
                   f"{report['machine']['memory_gib']:.0f} GiB."]
@@ -223,6 +246,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--add", action="store_true",
                         help="add run stages to sizes already in --out, with their data still imported under "
                              "--work (make it with `data synth` + `data import --name scale-ROWS`)")
+    parser.add_argument("--from-results", type=Path, nargs="+", default=[], metavar="DIR",
+                        help="with --add and one size: add the runs whose result files are in each DIR (runs "
+                             "made by hand), instead of running --models")
     args = parser.parse_args(argv)
     if args.add:
         return add_runs(args)
@@ -249,17 +275,28 @@ def _write(report: dict, out: Path) -> None:
 def add_runs(args) -> int:
     """``--add``: run ``--models`` at sizes already in ``--out`` (their data kept under ``--work``) and
     add each run as a stage of that size, writing the JSON after each; the earlier stages stay."""
-    if args.work is None or not args.out.exists():
-        raise SystemExit("--add needs --work (where the data is imported) and an existing --out")
+    if not args.out.exists() or (args.work is None and not args.from_results):
+        raise SystemExit("--add needs an existing --out, and --work (where the data is imported) or --from-results")
     report = json.loads(args.out.read_text())
     by_rows = {size["rows"]: size for size in report["sizes"]}
     for rows in args.sizes:
         if rows not in by_rows:
             raise SystemExit(f"{args.out}: has no size of {rows:,} rows to add to (it has {sorted(by_rows)})")
+        if args.from_results:
+            continue
         if not (args.work / f"home-{rows}" / "datasets" / f"scale-{rows}").exists():
             raise SystemExit(f"{args.work / f'home-{rows}'}: data set scale-{rows} is not imported there")
     commands = report["command"] if isinstance(report["command"], list) else [report["command"]]
     report["command"] = [*commands, " ".join([Path(sys.argv[0]).name, *(sys.argv[1:])])]
+    if args.from_results:
+        if len(args.sizes) != 1:
+            raise SystemExit("--from-results: give exactly one size (--sizes), the one those runs had")
+        for folder in args.from_results:
+            label, stage = stage_from_results(folder)
+            by_rows[args.sizes[0]]["stages"][label] = stage
+        _write(report, args.out)
+        print(table(report))
+        return 0
     for rows in args.sizes:
         for spec in args.models:
             label, stage = run_stage(rows, spec, args.work, _env(rows, args.work), args.timeout)
