@@ -405,6 +405,9 @@ class WorkerRun:
     duration: float
     kernel_oom: str | None = None
     kernel_log_readable: bool = False
+    #: The last progress the model reported (epoch, losses, seconds): how far a job got when it
+    #: did not finish.
+    last_progress: dict | None = None
 
 
 def execute(job: Job, ctx: RunContext, on_event: Listener | None = None,
@@ -433,7 +436,7 @@ def record_result(job: Job, ctx: RunContext, split, attempt: WorkerRun,
     result = _assemble(job, ctx, split, attempt.outcome, code=attempt.code, timed_out=attempt.timed_out,
                        phase=attempt.phase, log_tail=attempt.log_tail, started_at=attempt.started_at,
                        duration=attempt.duration, rusage=attempt.rusage, kernel_oom=attempt.kernel_oom,
-                       kernel_log_readable=attempt.kernel_log_readable)
+                       kernel_log_readable=attempt.kernel_log_readable, last_progress=attempt.last_progress)
     if machine:
         result["machine"] = {**result["machine"], **machine}
     return result, save_result(ctx, result, attempt.per_user if result["status"] == "ok" else None)
@@ -455,6 +458,8 @@ def run_worker(job: Job, settings: WorkerSettings, split_path: Path, split_finge
     def on_line(msg: dict) -> None:
         if msg.get("event") == "phase":
             state["phase"] = msg.get("phase")
+        elif msg.get("event") == "progress":
+            state["progress"] = {k: v for k, v in msg.items() if k != "event"}
         on_event(msg.get("event", "?"), msg)
 
     with tempfile.TemporaryDirectory(prefix=f"{JOB_DIR_PREFIX}{os.getpid()}-", ignore_cleanup_errors=True) as tmp:
@@ -516,7 +521,7 @@ def run_worker(job: Job, settings: WorkerSettings, split_path: Path, split_finge
     return WorkerRun(outcome=outcome, per_user=per_user, code=code, rusage=rusage, timed_out=timed_out,
                      phase=state["phase"], log_tail=log_tail, started_at=started_at,
                      duration=time.perf_counter() - t_start, kernel_oom=kernel_oom,
-                     kernel_log_readable=kernel_log.readable)
+                     kernel_log_readable=kernel_log.readable, last_progress=state.get("progress"))
 
 
 def save_result(ctx: RunContext, result: dict, per_user: bytes | None = None) -> Path | None:
@@ -661,13 +666,16 @@ def _death_reason(code: int | None, log_tail: str, peak_mib: float | None, *,
 
 def _assemble(job: Job, ctx: RunContext, split, outcome: dict | None, *, code: int | None, timed_out: bool,
               phase: str, log_tail: str, started_at: str, duration: float, rusage,
-              kernel_oom: str | None = None, kernel_log_readable: bool = False) -> dict:
+              kernel_oom: str | None = None, kernel_log_readable: bool = False,
+              last_progress: dict | None = None) -> dict:
     entry = ctx.registry.models[job.model]
     outcome = outcome or {}
     peak_mib = rusage.ru_maxrss / 1024.0 if rusage is not None else None  # KiB on Linux
     if timed_out:
         status, kind = "failed", "timeout"
         error = f"timed out after {ctx.timeout:g} s (process group killed) during {phase}"
+        if last_progress and last_progress.get("epoch") is not None:
+            error += f", after epoch {last_progress['epoch']}"
     elif outcome.get("status") in ("ok", "failed"):
         status, kind, error = outcome["status"], outcome.get("error_kind"), outcome.get("error")
     else:
@@ -720,6 +728,8 @@ def _assemble(job: Job, ctx: RunContext, split, outcome: dict | None, *, code: i
     }
     if job.validation_only:
         result["validation_only"] = True
+    if status == "failed" and last_progress:
+        result["last_progress"] = last_progress  # how far it got (an ok result has its history)
     clash = sorted(set(job.extra) & set(result))
     if clash:
         raise ValueError(f"Job.extra would replace result key(s) {clash}")

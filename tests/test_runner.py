@@ -233,6 +233,10 @@ def test_failure_modes_each_fail_with_reason_while_others_finish(plugins, tmp_pa
         assert r["status"] == "failed" and r["error_kind"] == kind and words in r["error"], (name, r["error"])
         assert r["metrics"] == {}
     assert by_model["hanger"]["duration_seconds"] < 15
+    # how far it got: the last progress it reported, in the result and in the error
+    assert by_model["hanger"]["last_progress"] == {"epoch": 1, "loss": 1.0}
+    assert by_model["hanger"]["error"].endswith("during fit, after epoch 1")
+    assert "last_progress" not in by_model["itemmean"]
     assert "boom in fit" in by_model["crasher"]["traceback"]
     assert "5 failed" in proc.stdout and "1 ok" in proc.stdout
     # not a terminal: plain lines, no carriage returns
