@@ -105,6 +105,18 @@ class Model:
         if self.on_progress is not None:
             self.on_progress(info)
 
+    def check_tasks(self, tasks) -> tuple[str, ...]:
+        """``tasks`` as a tuple, or ValueError when one fit of this model cannot train them: they
+        must be among ``self.tasks``, all of them for a joint model, else exactly one."""
+        tasks = tuple(tasks)
+        if not tasks or any(t not in self.tasks for t in tasks):
+            raise ValueError(f"model {self.name!r} serves {self.tasks}, asked to fit {tasks}")
+        if self.joint and set(tasks) != set(self.tasks):
+            raise ValueError(f"model {self.name!r} trains {self.tasks} jointly, asked to fit {tasks}")
+        if not self.joint and len(tasks) != 1:
+            raise ValueError(f"model {self.name!r} fits one task at a time, asked to fit {tasks}")
+        return tasks
+
     def fit(self, train: Interactions, valid: Interactions | None, *,
             tasks: tuple[str, ...], seed: int) -> "Model":
         """Learn ``tasks`` from ``train``; ``valid`` is for early stopping only. Return ``self``."""

@@ -168,6 +168,10 @@ NONSENSE = [
     ("bias", "sweeps=0", "sweeps must be >= 1, got 0"),
     ("bias", "user_reg=-1", "user_reg must be >= 0, got -1.0"),
     ("popularity", "shrinkage=-1", "shrinkage must be >= 0, got -1.0"),
+    ("item-knn-baseline", "k=0", "k must be >= 1, got 0"),
+    ("item-knn-baseline", "shrinkage=-1", "shrinkage must be >= 0, got -1.0"),
+    ("logistic", "C=0", "C must be > 0, got 0.0"),
+    ("logistic", "max_iter=0", "max_iter must be >= 1, got 0"),
 ]
 
 

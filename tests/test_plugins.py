@@ -633,3 +633,16 @@ def test_declarations_are_resolved_once_into_the_model_entry():
     assert "declares framework 'torch'" in validate_model_class(Plain)
     Plain.framework = "numpy"
     assert validate_model_class(Plain) is None
+
+
+def test_every_builtin_model_refuses_a_task_it_does_not_serve():
+    """``Model.check_tasks``, the one check every built-in's ``fit`` starts with."""
+    from animerec_bench.testing import synthetic_split
+
+    train, valid, _ = synthetic_split(seed=1, n_users=40, n_items=30, pairs_per_user=10)
+    builtin = {n: e for n, e in load_registry(None).models.items() if e.cls.__module__.startswith("animerec_bench.builtin")}
+    assert len(builtin) >= 12
+    for name, entry in builtin.items():
+        other = next(t for t in ("rating", "interaction", "ranking") if t not in entry.cls.tasks)
+        with pytest.raises(ValueError, match=rf"model {name!r} serves .*, asked to fit \('{other}',\)"):
+            entry.cls().fit(train, valid, tasks=(other,), seed=0)

@@ -12,12 +12,6 @@ from .. import hookimpl
 from ..model import Interactions, Model, check_param
 
 
-def _check_tasks(model: Model, tasks: tuple[str, ...]) -> None:
-    unknown = [t for t in tasks if t not in model.tasks]
-    if unknown:
-        raise ValueError(f"model {model.name!r} does not serve task(s) {unknown}; it serves {model.tasks}")
-
-
 def _lookup(table: np.ndarray, index: np.ndarray, default: float) -> np.ndarray:
     """``table[index]``, with ``default`` for indices outside the table (never seen in train)."""
     index = np.asarray(index, dtype=np.int64)
@@ -39,7 +33,7 @@ class GlobalMean(Model):
         pass
 
     def fit(self, train: Interactions, valid: Interactions | None, *, tasks=("rating",), seed: int = 0):
-        _check_tasks(self, tasks)
+        self.check_tasks(tasks)
         _, y = train.for_task("rating")
         self.mean_ = float(y.mean()) if len(y) else 5.5
         self.epochs_ = 0
@@ -78,7 +72,7 @@ class Bias(Model):
         check_param(params, "sweeps", at_least=1)
 
     def fit(self, train: Interactions, valid: Interactions | None, *, tasks=("rating",), seed: int = 0):
-        _check_tasks(self, tasks)
+        self.check_tasks(tasks)
         part, y = train.for_task("rating")
         u = part.user.astype(np.int64)
         i = part.item.astype(np.int64)
@@ -123,7 +117,7 @@ class Popularity(Model):
         check_param(params, "shrinkage", at_least=0)
 
     def fit(self, train: Interactions, valid: Interactions | None, *, tasks=("interaction",), seed: int = 0):
-        _check_tasks(self, tasks)
+        self.check_tasks(tasks)
         part, y = train.for_task("interaction")
         self.rate_ = float(y.mean()) if len(y) else 0.5
         pos = np.bincount(part.item, weights=y, minlength=train.n_items)
@@ -153,7 +147,7 @@ class AlwaysPositive(Model):
         pass
 
     def fit(self, train: Interactions, valid: Interactions | None, *, tasks=("interaction",), seed: int = 0):
-        _check_tasks(self, tasks)
+        self.check_tasks(tasks)
         _, y = train.for_task("interaction")
         self.rate_ = float(y.mean()) if len(y) else 1.0
         self.epochs_ = 0
@@ -179,7 +173,7 @@ class MostPopular(Model):
         pass
 
     def fit(self, train: Interactions, valid: Interactions | None, *, tasks=("ranking",), seed: int = 0):
-        _check_tasks(self, tasks)
+        self.check_tasks(tasks)
         positives, _ = train.for_task("ranking")
         self.counts_ = np.bincount(positives.item, minlength=train.n_items).astype(np.float32)
         self.epochs_ = 0

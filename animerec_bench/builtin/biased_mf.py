@@ -79,8 +79,7 @@ class BiasedMatrixFactorization(Model):
             check_param(params, key, at_least=0)
 
     def fit(self, train: Interactions, valid: Interactions | None, *, tasks=("rating",), seed: int = 0):
-        if tuple(tasks) != self.tasks:
-            raise ValueError(f"model {self.name!r} serves {self.tasks}, asked to fit {tuple(tasks)}")
+        self.check_tasks(tasks)
         rng = np.random.default_rng(seed)  # all of the fit's randomness: tables and batch order
         rated, y = train.for_task("rating")
         by_user = np.argsort(rated.user, kind="stable")  # batch_order's sorted batches: user order

@@ -51,8 +51,7 @@ class EASE(Model):
         self.l2_grid = l2_grid
 
     def fit(self, train: Interactions, valid: Interactions | None, *, tasks=("ranking",), seed: int = 0):
-        if tuple(tasks) != self.tasks:
-            raise ValueError(f"model {self.name!r} serves {self.tasks}, asked to fit {tuple(tasks)}")
+        self.check_tasks(tasks)
         started = time.perf_counter()
         positive = train.label == 1
         x = scipy.sparse.csr_matrix(

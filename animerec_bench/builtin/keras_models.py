@@ -188,18 +188,6 @@ class KerasModel(Model):
         if all(key in params for key in weights) and not any(params[key] for key in weights):
             raise ValueError("rating_loss_weight and interaction_loss_weight are both 0: nothing to train")
 
-    #: Tasks one fit can train (checked against the runner's ``tasks``).
-    def _check_tasks(self, tasks: tuple[str, ...]) -> tuple[str, ...]:
-        tasks = tuple(tasks)
-        unknown = [t for t in tasks if t not in self.tasks]
-        if unknown or not tasks:
-            raise ValueError(f"model {self.name!r} serves {self.tasks}, asked to fit {tasks}")
-        if self.joint and set(tasks) != set(self.tasks):
-            raise ValueError(f"model {self.name!r} trains {self.tasks} jointly, asked to fit {tasks}")
-        if not self.joint and len(tasks) != 1:
-            raise ValueError(f"model {self.name!r} fits one task at a time, asked to fit {tasks}")
-        return tasks
-
     def _setup(self) -> dict[str, Any]:
         """The training setup this fit uses: the declared hyperparameters, or the study's."""
         if getattr(self, "seed_compat", False):
@@ -307,7 +295,7 @@ class MF(KerasModel):
         self.seed_compat = seed_compat
 
     def fit(self, train, valid, *, tasks, seed):
-        (task,) = tasks = self._check_tasks(tasks)
+        (task,) = tasks = self.check_tasks(tasks)
         seed_everything(seed)
         start = 0.0
         if not self.seed_compat:
@@ -369,7 +357,7 @@ class NN(KerasModel):
                                                  self.dropout, self.hidden, tasks, rating_bias=rating_bias)
 
     def fit(self, train, valid, *, tasks, seed):
-        (task,) = tasks = self._check_tasks(tasks)
+        (task,) = tasks = self.check_tasks(tasks)
         seed_everything(seed)
         net = self._network(train, tasks)
         self._train(net, train, valid, tasks, seed, tasks_mod.get(task).loss)
@@ -425,7 +413,7 @@ class Hybrid(NN):
         self.interaction_loss_weight = interaction_loss_weight
 
     def fit(self, train, valid, *, tasks=("rating", "interaction"), seed):
-        self._check_tasks(tasks)
+        self.check_tasks(tasks)
         tasks = self.tasks  # both heads, in the order the losses are declared
         seed_everything(seed)
         net = self._network(train, tasks)

@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import hookimpl
-from ..model import Interactions, Model
+from ..model import Interactions, Model, check_param
 
 #: Rating predicted when there is nothing to learn from.
 EMPTY_MEAN = 5.5
@@ -107,12 +107,15 @@ class ItemKNNBaseline(Model):
         self.reg_i = reg_i
         self.bsl_epochs = bsl_epochs
 
+    @classmethod
+    def validate_params(cls, params):
+        """k >= 1; min_k, shrinkage, the baselines' regularisation and sweeps >= 0."""
+        check_param(params, "k", at_least=1)
+        for key in ("min_k", "shrinkage", "reg_u", "reg_i", "bsl_epochs"):
+            check_param(params, key, at_least=0)
+
     def fit(self, train: Interactions, valid: Interactions | None, *, tasks=("rating",), seed: int = 0):
-        if tuple(tasks) != self.tasks:
-            raise ValueError(f"model {self.name!r} serves {self.tasks}, asked to fit {tuple(tasks)}")
-        if int(self.k) < 1 or int(self.min_k) < 0 or self.shrinkage < 0:
-            raise ValueError(f"model {self.name!r}: need k >= 1, min_k >= 0, shrinkage >= 0 "
-                             f"(got k={self.k}, min_k={self.min_k}, shrinkage={self.shrinkage})")
+        self.check_tasks(tasks)
         rated, y = train.for_task("rating")
         user = rated.user.astype(np.int64)
         item = rated.item.astype(np.int64)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import hookimpl
-from ..model import Interactions, Model
+from ..model import Interactions, Model, check_param
 
 
 def _logit(p: float) -> float:
@@ -158,11 +158,15 @@ class LogisticRegression(Model):
         self.max_iter = max_iter
         self.tol = tol
 
+    @classmethod
+    def validate_params(cls, params):
+        """C > 0, max_iter >= 1, tol >= 0."""
+        check_param(params, "C", above=0)
+        check_param(params, "max_iter", at_least=1)
+        check_param(params, "tol", at_least=0)
+
     def fit(self, train: Interactions, valid: Interactions | None, *, tasks=("interaction",), seed: int = 0):
-        if tuple(tasks) != self.tasks:
-            raise ValueError(f"model {self.name!r} serves {self.tasks}, asked to fit {tuple(tasks)}")
-        if not self.C > 0:
-            raise ValueError(f"model {self.name!r}: C must be > 0, got {self.C}")
+        self.check_tasks(tasks)
         part, y = train.for_task("interaction")
         y = y.astype(np.float64)
         w = np.zeros(1 + train.n_users + train.n_items)

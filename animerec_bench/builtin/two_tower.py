@@ -261,8 +261,7 @@ class TwoTower(Model):
         check_param(params, "logq_weight", at_least=0)
 
     def fit(self, train: Interactions, valid: Interactions | None, *, tasks=("ranking",), seed: int = 0):
-        if tuple(tasks) != self.tasks:
-            raise ValueError(f"model {self.name!r} serves {self.tasks}, asked to fit {tuple(tasks)}")
+        self.check_tasks(tasks)
         k = keras()
         seed_everything(seed)
         rng = np.random.default_rng(seed)  # groups, histories, validation sample
