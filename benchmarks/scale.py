@@ -190,8 +190,9 @@ def table(report: dict) -> str:
             cell = f"{s['seconds']:.1f} s, {_peak(s):.2f} GiB"
             if s.get("jobs"):
                 fit = sum(j["fit_seconds"] or 0 for j in s["jobs"])
-                ranking = sum(j["ranking_seconds"] or 0 for j in s["jobs"])
-                cell += f" (fit {fit:.1f} s, ranking {ranking:.1f} s; parent {s['parent_peak_gib']:.2f} GiB)"
+                ranked = [j["ranking_seconds"] for j in s["jobs"] if j["ranking_seconds"] is not None]
+                ranking = f", ranking {sum(ranked):.1f} s" if ranked else ""
+                cell += f" (fit {fit:.1f} s{ranking}; parent {s['parent_peak_gib']:.2f} GiB)"
             for j in s.get("jobs") or []:
                 if j["status"] != "ok":  # e.g. "interaction: timeout after epoch 17"
                     epoch = (j.get("last_progress") or {}).get("epoch")
@@ -207,7 +208,7 @@ def table(report: dict) -> str:
                       "importing TensorFlow cancels out; equal numbers along a row = linear):", "",
                   "| stage | " + " | ".join(f"{a['rows'] / 1e6:g}M -> {b['rows'] / 1e6:g}M" for a, b in steps) + " |",
                   "|" + "---|" * (len(steps) + 1)]
-        for stage in stages:
+        for stage in [st for st in stages if any(st in a["stages"] and st in b["stages"] for a, b in steps)]:
             cells = [stage]
             for a, b in steps:
                 sa, sb = a["stages"].get(stage), b["stages"].get(stage)
