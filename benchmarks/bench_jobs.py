@@ -52,6 +52,19 @@ def run_once(selection: list[str], seeds: int, jobs: int, home: Path, timeout: f
     return {"jobs": jobs, "wall_seconds": wall, "n_results": len(jobs_out), "results": jobs_out}
 
 
+def _largest_difference(a: dict, b: dict | None) -> list | None:
+    """``[task.metric, difference]`` of the metric that differs most between two jobs' metrics
+    (None when the job is missing from one setting). A Keras model whose layers reduce over
+    threads (``nn``, ``hybrid``: TensorFlow's matmul) differs in the last digits between a whole
+    machine and a 1-core allotment; the size says whether that is rounding or a bug."""
+    if b is None:
+        return None
+    diffs = [(f"{task}.{name}", b[task][name] - value) for task, values in a.items() for name, value in values.items()
+             if isinstance(value, (int, float)) and isinstance(b.get(task, {}).get(name), (int, float))]
+    name, diff = max(diffs, key=lambda d: abs(d[1]), default=(None, 0.0))
+    return [name, float(f"{diff:.3g}")]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-m", "--model", dest="models", nargs="+", default=None, help="models (default: --all)")
@@ -74,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
         parallel = run_once(selection, args.seeds, args.jobs, home, args.timeout)
     same = {k: serial["results"][k]["metrics"] == parallel["results"].get(k, {}).get("metrics")
             for k in serial["results"]}
+    largest = {k: _largest_difference(serial["results"][k]["metrics"], parallel["results"].get(k, {}).get("metrics"))
+               for k, ok in same.items() if not ok}
     speedup = serial["wall_seconds"] / parallel["wall_seconds"]
     report = {
         "selection": selection, "seeds": args.seeds, "usable_cores": len(os.sched_getaffinity(0)),
@@ -82,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         "speedup": round(speedup, 3), "efficiency": round(speedup / args.jobs, 3),
         "n_jobs_run": serial["n_results"], "same_metrics": all(same.values()),
         "different_metrics": sorted(k for k, ok in same.items() if not ok),
+        # per job: the metric that moved most between the two settings, and by how much
+        "largest_differences": dict(sorted(largest.items())),
         "fit_seconds_sum": {"jobs_1": round(sum(v["fit_seconds"] or 0 for v in serial["results"].values()), 2),
                             f"jobs_{args.jobs}": round(sum(v["fit_seconds"] or 0
                                                            for v in parallel["results"].values()), 2)},
