@@ -162,8 +162,8 @@ def one_size(rows: int, models: list[str], work: Path, timeout: float) -> dict:
     with __import__("numpy").load(split_file) as z:
         stats = json.loads(bytes(z["meta"]).decode())["stats"]
     for spec in models:
-        name_, stage = run_stage(rows, spec, work, env, timeout)
-        stages[name_] = stage
+        label, stage = run_stage(rows, spec, work, env, timeout)
+        stages[label] = stage
     shutil.rmtree(home / "datasets", ignore_errors=True)
     return {"rows": rows, "users": users, "anime": anime, "csv_bytes": csv_bytes, "split_stats": stats,
             "stages": stages}
