@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -45,3 +47,20 @@ def embedded_split(embedded):
     """The mal2016-5k / v1 / seed 0 split (cached in the session home)."""
     from animerec_bench.protocol import get_protocol
     return get_protocol("v1").split(embedded, 0)
+
+
+@pytest.fixture(scope="module")
+def synthetic_data_home(tmp_path_factory) -> Path:
+    """A data home holding ``syn`` (20,000 synthetic rows: 300 users, 500 anime), made and
+    imported by the real ``animerec-bench data synth`` / ``data import``, for tests that run the
+    CLI on a data set of their own. One per test module, so no module sees another's caches."""
+    root = tmp_path_factory.mktemp("synth")
+    home = root / "home"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANIMEREC_BENCH_")}
+    env["ANIMEREC_BENCH_HOME"] = str(home)
+    cli = Path(sys.executable).parent / "animerec-bench"
+    for args in (["data", "synth", "--rows", "20000", "--users", "300", "--anime", "500", "--seed", "4",
+                  "--out", str(root / "syn")], ["data", "import", str(root / "syn"), "--name", "syn"]):
+        done = subprocess.run([str(cli), *args], capture_output=True, text=True, env=env, timeout=300)
+        assert done.returncode == 0, done.stderr
+    return home

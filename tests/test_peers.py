@@ -68,20 +68,6 @@ def _run(cmd: list, *, cwd: Path, env: dict, timeout: float = 300) -> subprocess
     return subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=timeout, cwd=cwd, env=env)
 
 
-@pytest.fixture(scope="module")
-def synth_home(tmp_path_factory) -> Path:
-    """A data home holding a small imported synthetic data set, ``syn``."""
-    root = tmp_path_factory.mktemp("synth")
-    home = root / "home"
-    env = _env(home)
-    made = _run([CLI, "data", "synth", "--rows", "20000", "--users", "300", "--anime", "500", "--seed", "4",
-                 "--out", root / "syn"], cwd=root, env=env)
-    assert made.returncode == 0, made.stderr
-    imported = _run([CLI, "data", "import", root / "syn", "--name", "syn"], cwd=root, env=env)
-    assert imported.returncode == 0, imported.stderr
-    return home
-
-
 def _row(board: str, model: str, task_heading: str) -> str:
     """The board line of ``model`` in the table under ``### task_heading``."""
     section = board.split(f"### {task_heading}\n", 1)[1].split("\n### ", 1)[0]
@@ -89,11 +75,11 @@ def _row(board: str, model: str, task_heading: str) -> str:
     return line
 
 
-def test_a_peer_is_recorded_in_its_results_and_noted_on_the_board(synth_home, tmp_path):
+def test_a_peer_is_recorded_in_its_results_and_noted_on_the_board(synthetic_data_home, tmp_path):
     plugins = tmp_path / "plugins"
     plugins.mkdir()
     (plugins / "borrowed.py").write_text(textwrap.dedent(PEER_PLUGIN))
-    env = _env(synth_home)
+    env = _env(synthetic_data_home)
     out, boards = tmp_path / "results", tmp_path / "boards"
     proc = _run([CLI, "run", "-m", "borrowed-mean", "-m", "our-mean", "--dataset", "syn", "--results", out,
                  "--plugins-dir", plugins], cwd=tmp_path, env=env)
@@ -191,10 +177,10 @@ def peers_python(tmp_path_factory) -> Path:
 
 
 @pytest.mark.skipif(_libraries_missing() is not None, reason=_libraries_missing() or "")
-def test_peers_package_installs_and_runs_through_the_cli(peers_python, synth_home, tmp_path):
+def test_peers_package_installs_and_runs_through_the_cli(peers_python, synthetic_data_home, tmp_path):
     python = peers_python
     cli = [python, "-c", "from animerec_bench.cli import main; main()"]
-    env = _env(synth_home)
+    env = _env(synthetic_data_home)
     listed = _run([*cli, "list", "--json"], cwd=tmp_path, env=env)
     assert listed.returncode == 0, listed.stderr
     models = {m["name"]: m for m in json.loads(listed.stdout)["models"]}

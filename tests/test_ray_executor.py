@@ -71,18 +71,14 @@ PLUGIN = '''
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory) -> dict:
-    """A data home holding a small synthetic data set, and a plugin folder."""
+def setup(tmp_path_factory, synthetic_data_home) -> dict:
+    """A data home holding a small synthetic data set (``syn``), and a plugin folder."""
     base = tmp_path_factory.mktemp("ray")
-    home, plugins = base / "home", base / "plugins"
+    home, plugins = synthetic_data_home, base / "plugins"
     plugins.mkdir()
     (plugins / "ray_models.py").write_text(textwrap.dedent(PLUGIN), encoding="utf-8")
     env = {**os.environ, "ANIMEREC_BENCH_HOME": str(home), "NO_COLOR": "1"}
     env.pop("RAY_ADDRESS", None)
-    for args in (["data", "synth", "--rows", "20000", "--users", "300", "--anime", "500", "--seed", "4",
-                  "--out", str(base / "syn")], ["data", "import", str(base / "syn"), "--name", "syn"]):
-        done = subprocess.run([str(BIN), *args], capture_output=True, text=True, env=env, timeout=120)
-        assert done.returncode == 0, done.stderr
     return {"base": base, "home": home, "plugins": plugins, "env": env}
 
 
