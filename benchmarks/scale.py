@@ -93,7 +93,7 @@ def jobs_of(results: Path) -> list[dict]:
     for path in sorted(results.glob("*.json")):
         r = json.loads(path.read_text())
         t, res = r.get("timing") or {}, r.get("resources") or {}
-        jobs.append({"tasks": r["tasks"], "status": r["status"], "error": r.get("error"),
+        jobs.append({"model": r["model"]["name"], "tasks": r["tasks"], "status": r["status"], "error": r.get("error"),
                      "error_kind": r.get("error_kind"), "last_progress": r.get("last_progress"),
                      "job_seconds": t.get("job_seconds"), "fit_seconds": t.get("fit_seconds"),
                      "epochs": t.get("epochs"), "seconds_per_epoch": t.get("seconds_per_epoch"),
@@ -116,12 +116,15 @@ def run_stage(rows: int, spec: str, work: Path, env: dict, timeout: float) -> tu
         raise SystemExit(f"{results}: already holds results; move it away first (its files would be counted)")
     stage = measure([BIN, "run", "-m", model, *(["--task", task] if task else []), "--dataset", f"scale-{rows}",
                      "--results", results, "--timeout", timeout], env, work / f"log-{rows}.txt")
-    jobs = jobs_of(results)
-    stage.update(jobs=jobs,
-                 worker_peak_gib=max((j["worker_peak_gib"] for j in jobs), default=None),
-                 parent_peak_gib=max((j["parent_peak_gib"] for j in jobs), default=None),
-                 failed=[j["error"] for j in jobs if j["status"] != "ok"])
+    stage.update(_summary(jobs_of(results)))
     return label, stage
+
+
+def _summary(jobs: list[dict]) -> dict:
+    """A run stage's per-job figures, its largest worker and parent, and its failures."""
+    return {"jobs": jobs, "worker_peak_gib": max((j["worker_peak_gib"] for j in jobs), default=None),
+            "parent_peak_gib": max((j["parent_peak_gib"] for j in jobs), default=None),
+            "failed": [j["error"] for j in jobs if j["status"] != "ok"]}
 
 
 def stage_from_results(results: Path) -> tuple[str, dict]:
@@ -130,14 +133,11 @@ def stage_from_results(results: Path) -> tuple[str, dict]:
     jobs = jobs_of(results)
     if not jobs:
         raise SystemExit(f"{results}: no result files (*.json) there")
-    models = sorted({json.loads(p.read_text())["model"]["name"] for p in results.glob("*.json")})
+    models = sorted({j["model"] for j in jobs})
     tasks = sorted({t for j in jobs for t in j["tasks"]})
     label = f"run {'+'.join(models)} ({'+'.join(tasks)})"
     return label, {"seconds": sum(j["job_seconds"] or 0 for j in jobs), "peak_gib": None, "load_before": None,
-                   "source": f"result files in {results}", "jobs": jobs,
-                   "worker_peak_gib": max(j["worker_peak_gib"] for j in jobs),
-                   "parent_peak_gib": max(j["parent_peak_gib"] for j in jobs),
-                   "failed": [j["error"] for j in jobs if j["status"] != "ok"]}
+                   "source": f"result files in {results}", **_summary(jobs)}
 
 
 def one_size(rows: int, models: list[str], work: Path, timeout: float) -> dict:
