@@ -12,7 +12,7 @@ import numpy as np
 
 from animerec_bench.model import Interactions, Model, check_param
 
-from .library import check_tasks, library_label
+from .library import library_label
 
 
 def cornac_trainset(user: np.ndarray, item: np.ndarray, value: np.ndarray, seed: int):
@@ -46,15 +46,19 @@ def _known(inner: dict, n: int) -> np.ndarray:
     return known
 
 
-def _validate_sgd(params) -> None:
-    """Both Cornac models' SGD settings: k and max_iter >= 1, a positive rate, reg >= 0."""
-    check_param(params, "k", at_least=1)
-    check_param(params, "max_iter", at_least=1)
-    check_param(params, "learning_rate", above=0)
-    check_param(params, "lambda_reg", at_least=0)
+class _CornacSGD(Model):
+    """What Cornac's MF and BPR share: their SGD settings and how those are checked."""
+
+    @classmethod
+    def validate_params(cls, params):
+        """k and max_iter >= 1, a positive rate, reg >= 0."""
+        check_param(params, "k", at_least=1)
+        check_param(params, "max_iter", at_least=1)
+        check_param(params, "learning_rate", above=0)
+        check_param(params, "lambda_reg", at_least=0)
 
 
-class CornacMF(Model):
+class CornacMF(_CornacSGD):
     """Cornac's ``MF``: biased matrix factorisation by SGD on the ratings, its defaults.
 
     ``score`` is Cornac's ``score``, unclipped: ``mu + b_u + b_i + <u_u, v_i>`` (a user Cornac
@@ -77,12 +81,10 @@ class CornacMF(Model):
         self.lambda_reg = lambda_reg
         self.use_bias = use_bias
 
-    validate_params = classmethod(lambda cls, params: _validate_sgd(params))
-
     def fit(self, train: Interactions, valid: Interactions | None, *, tasks=("rating",), seed: int = 0):
         from cornac.models import MF
 
-        check_tasks(self, tasks)
+        self.check_tasks(tasks)
         rated, y = train.for_task("rating")
         train_set, users, items = cornac_trainset(rated.user, rated.item, y, seed)
         self.algo_ = MF(k=int(self.k), max_iter=int(self.max_iter), learning_rate=self.learning_rate,
@@ -121,7 +123,7 @@ class CornacMF(Model):
         return {"rating": np.clip(est, *self.range_)}
 
 
-class CornacBPR(Model):
+class CornacBPR(_CornacSGD):
     """Cornac's ``BPR`` (Rendle et al. 2009), its defaults, trained on the train positives
     (interaction label 1): ``score`` is ``<u_u, v_i> + b_i``, Cornac's own.
 
@@ -144,12 +146,10 @@ class CornacBPR(Model):
         self.lambda_reg = lambda_reg
         self.use_bias = use_bias
 
-    validate_params = classmethod(lambda cls, params: _validate_sgd(params))
-
     def fit(self, train: Interactions, valid: Interactions | None, *, tasks=("ranking",), seed: int = 0):
         from cornac.models import BPR
 
-        check_tasks(self, tasks)
+        self.check_tasks(tasks)
         positives, _ = train.for_task("ranking")
         train_set, users, items = cornac_trainset(positives.user, positives.item,
                                                   np.ones(len(positives)), seed)

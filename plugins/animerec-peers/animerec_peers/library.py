@@ -13,8 +13,3 @@ def library_label(distribution: str, name: str) -> str:
     except importlib.metadata.PackageNotFoundError:
         return name
 
-
-def check_tasks(model, tasks) -> None:
-    """``fit`` asked for the tasks the model serves, else a ValueError naming both."""
-    if tuple(tasks) != model.tasks:
-        raise ValueError(f"model {model.name!r} serves {model.tasks}, asked to fit {tuple(tasks)}")

@@ -15,7 +15,7 @@ import numpy as np
 
 from animerec_bench.model import Interactions, Model, check_param
 
-from .library import check_tasks, library_label
+from .library import library_label
 
 #: Rating scale of protocol v1 (Surprise clips its estimates to its Reader's scale).
 SCALE = (1.0, 10.0)
@@ -85,7 +85,7 @@ class SurpriseSVD(Model):
     def fit(self, train: Interactions, valid: Interactions | None, *, tasks=("rating",), seed: int = 0):
         from surprise import SVD
 
-        check_tasks(self, tasks)
+        self.check_tasks(tasks)
         trainset, inner_user, inner_item = surprise_trainset(train)
         self.algo_ = SVD(n_factors=int(self.n_factors), n_epochs=int(self.n_epochs), biased=bool(self.biased),
                          init_mean=self.init_mean, init_std_dev=self.init_std_dev, lr_all=self.lr_all,
@@ -166,7 +166,7 @@ class SurpriseKNNBaseline(Model):
 
         from animerec_bench.builtin.knn_baseline import ItemKNNBaseline
 
-        check_tasks(self, tasks)
+        self.check_tasks(tasks)
         trainset, inner_user, inner_item = surprise_trainset(train)
         # Deterministic: ALS baselines and an exact similarity; nothing random to seed.
         self.algo_ = KNNBaseline(k=int(self.k), min_k=int(self.min_k), verbose=False,
