@@ -433,10 +433,7 @@ def record_result(job: Job, ctx: RunContext, split, attempt: WorkerRun,
                   machine: dict | None = None) -> tuple[dict, Path | None]:
     """Turn a worker's ``attempt`` into the job's result and write it (:func:`save_result`).
     ``machine``: keys added to the result's ``machine`` block (e.g. the executor that ran it)."""
-    result = _assemble(job, ctx, split, attempt.outcome, code=attempt.code, timed_out=attempt.timed_out,
-                       phase=attempt.phase, log_tail=attempt.log_tail, started_at=attempt.started_at,
-                       duration=attempt.duration, rusage=attempt.rusage, kernel_oom=attempt.kernel_oom,
-                       kernel_log_readable=attempt.kernel_log_readable, last_progress=attempt.last_progress)
+    result = _assemble(job, ctx, split, attempt)
     if machine:
         result["machine"] = {**result["machine"], **machine}
     return result, save_result(ctx, result, attempt.per_user if result["status"] == "ok" else None)
@@ -664,14 +661,13 @@ def _death_reason(code: int | None, log_tail: str, peak_mib: float | None, *,
     return "crash", f"worker exited with status {code} without a result" + (f": {last[:300]}" if last else "")
 
 
-def _assemble(job: Job, ctx: RunContext, split, outcome: dict | None, *, code: int | None, timed_out: bool,
-              phase: str, log_tail: str, started_at: str, duration: float, rusage,
-              kernel_oom: str | None = None, kernel_log_readable: bool = False,
-              last_progress: dict | None = None) -> dict:
+def _assemble(job: Job, ctx: RunContext, split, attempt: WorkerRun) -> dict:
+    """The result of ``job`` from what its worker left (``attempt``), ``ok`` or ``failed``."""
     entry = ctx.registry.models[job.model]
-    outcome = outcome or {}
-    peak_mib = rusage.ru_maxrss / 1024.0 if rusage is not None else None  # KiB on Linux
-    if timed_out:
+    outcome = attempt.outcome or {}
+    code, phase, duration, last_progress = attempt.code, attempt.phase, attempt.duration, attempt.last_progress
+    peak_mib = attempt.rusage.ru_maxrss / 1024.0 if attempt.rusage is not None else None  # KiB on Linux
+    if attempt.timed_out:
         status, kind = "failed", "timeout"
         error = f"timed out after {ctx.timeout:g} s (process group killed) during {phase}"
         if last_progress and last_progress.get("epoch") is not None:
@@ -680,8 +676,8 @@ def _assemble(job: Job, ctx: RunContext, split, outcome: dict | None, *, code: i
         status, kind, error = outcome["status"], outcome.get("error_kind"), outcome.get("error")
     else:
         status = "failed"
-        kind, error = _death_reason(code, log_tail, peak_mib, memory_limit_mb=ctx.memory_limit_mb,
-                                    kernel_oom=kernel_oom, kernel_log_readable=kernel_log_readable)
+        kind, error = _death_reason(code, attempt.log_tail, peak_mib, memory_limit_mb=ctx.memory_limit_mb,
+                                    kernel_oom=attempt.kernel_oom, kernel_log_readable=attempt.kernel_log_readable)
     identity = job_identity(job, ctx, split)
     params = dict(entry.params)
     params.update(job.params)
@@ -723,7 +719,7 @@ def _assemble(job: Job, ctx: RunContext, split, outcome: dict | None, *, code: i
                     "dirty": ctx.dirty},
         "identity": identity,
         "run_id": ctx.run_id,
-        "started_at": started_at,
+        "started_at": attempt.started_at,
         "duration_seconds": duration,
     }
     if job.validation_only:
@@ -742,5 +738,5 @@ def _assemble(job: Job, ctx: RunContext, split, outcome: dict | None, *, code: i
         status = "failed"
     if status == "failed":
         result["traceback"] = outcome.get("traceback")
-        result["log_tail"] = log_tail
+        result["log_tail"] = attempt.log_tail
     return result
