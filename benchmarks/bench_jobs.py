@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from animerec_bench.results import load_all
+
 BIN = Path(sys.executable).with_name("animerec-bench")
 
 
@@ -42,8 +44,7 @@ def run_once(selection: list[str], seeds: int, jobs: int, home: Path, timeout: f
         if keep is not None:
             shutil.copytree(results, keep, dirs_exist_ok=True)
         jobs_out = {}
-        for path in sorted(results.glob("*.json")):
-            r = json.loads(path.read_text(encoding="utf-8"))
+        for r in load_all(results):
             key = f"{r['model']['name']}[{'+'.join(r['tasks'])}] seed {r['split']['seed']}"
             jobs_out[key] = {"metrics": {t: v for t, v in r["metrics"].items()},
                              "fit_seconds": r["timing"].get("fit_seconds"),

@@ -39,6 +39,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from animerec_bench.results import load_all
 from animerec_bench.split_file import child_command
 
 BIN = Path(sys.executable).parent / "animerec-bench"
@@ -90,8 +91,7 @@ def _env(rows: int, work: Path) -> dict:
 def jobs_of(results: Path) -> list[dict]:
     """What each result file in ``results`` says about its job's time and memory."""
     jobs = []
-    for path in sorted(results.glob("*.json")):
-        r = json.loads(path.read_text())
+    for r in load_all(results):
         t, res = r.get("timing") or {}, r.get("resources") or {}
         jobs.append({"model": r["model"]["name"], "tasks": r["tasks"], "status": r["status"], "error": r.get("error"),
                      "error_kind": r.get("error_kind"), "last_progress": r.get("last_progress"),
