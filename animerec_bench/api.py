@@ -2,7 +2,7 @@
 
 What ``animerec-bench run`` does in its worker, without the process around it: the same
 split (the same cache and fingerprint), the same scoring functions
-(:func:`animerec_bench.worker.evaluate` and :func:`~animerec_bench.worker.evaluate_ranking`), so a
+(:func:`animerec_bench.execution.worker.evaluate` and :func:`~animerec_bench.execution.worker.evaluate_ranking`), so a
 model fitted in a notebook gets the numbers a run of it would write. ``docs/api.md`` has a
 worked example. Heavy imports (numpy, pandas) happen inside the functions.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .errors import UserError
+from animerec_bench.errors import UserError
 
 __all__ = ["load_split", "evaluate", "results_frame"]
 
@@ -22,14 +22,14 @@ PARTS = {"test": "test", "valid": "valid", "validation": "valid"}
 def load_split(dataset: str = "mal2016-5k", seed: int = 0, protocol: str = "v1", *, plugins_dir: Any = None):
     """The ``protocol`` split of ``dataset`` for ``seed``, as ``run`` uses it (from the same cache).
 
-    Returns a :class:`animerec_bench.protocol.Split`: ``train``, ``valid``, ``test``
+    Returns a :class:`animerec_bench.data.protocol.Split`: ``train``, ``valid``, ``test``
     (:class:`~animerec_bench.model.Interactions`), ``user_ids``/``anime_ids`` (index -> MyAnimeList
     id), ``stats`` and ``fingerprint``. ``dataset`` is any registered data set (built in, imported
     with ``data import``, or from a plugin; ``plugins_dir`` names a folder of loose plugin files,
     None for none).
     """
-    from .plugins import load_registry
-    from .protocol import get_protocol
+    from animerec_bench.data.protocol import get_protocol
+    from animerec_bench.plugins.registry import load_registry
 
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
         raise UserError(f"seed {seed!r}: expected an integer from 0 to 2**32 - 1")
@@ -48,8 +48,8 @@ def evaluate(model, split, tasks=None, part: str = "test") -> dict[str, dict[str
     ``"valid"`` (with ``val_loss``). Uses the worker's own functions, so the numbers equal
     those of a run of the same model, parameters and seed.
     """
-    from . import tasks as tasks_mod
-    from . import worker
+    from animerec_bench import tasks as tasks_mod
+    from animerec_bench.execution import worker
 
     if part not in PARTS:
         raise UserError(f"part {part!r}: expected one of test, valid")
@@ -96,8 +96,8 @@ def results_frame(folder="results"):
     """
     import pandas as pd
 
-    from . import results
-    from .machine import short_label
+    from animerec_bench.results import store as results
+    from animerec_bench.support.machine import short_label
 
     rows = []
     for r in results.load_all(Path(folder)):
@@ -130,7 +130,7 @@ def results_frame(folder="results"):
 
 
 def _task_order(column: str) -> int:
-    from .tasks import NAMES
+    from animerec_bench.tasks import NAMES
 
     task = column.split(".")[1]
     return NAMES.index(task) if task in NAMES else len(NAMES)

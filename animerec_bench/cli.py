@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import click
 
-from . import __version__
-from .commands.compare import compare
-from .commands.data import data
-from .commands.leaderboard import leaderboard
-from .commands.listing import list_
-from .commands.run import run
-from .commands.tune import tune
-from .errors import UserError
+from animerec_bench import __version__
+from animerec_bench.commands.compare import compare
+from animerec_bench.commands.data import data
+from animerec_bench.commands.leaderboard import leaderboard
+from animerec_bench.commands.listing import list_
+from animerec_bench.commands.run import run
+from animerec_bench.commands.tune import tune
+from animerec_bench.errors import UserError
 
 
 class _UserFacingError(click.ClickException):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DataError
+from animerec_bench.errors import DataError
 
 #: Column -> numpy dtype of the canonical interactions table every data set is stored in.
 CANONICAL_DTYPES: dict[str, str] = {
@@ -39,12 +39,12 @@ def __getattr__(name: str):
 def fingerprint_table(table) -> str:
     """sha256 over the canonical columns' values, in row order (independent of Parquet encoding)."""
     digest = hashlib.sha256(b"animerec-bench/interactions/v1")
-    for field in canonical_schema():
-        column = table.column(field.name).cast(field.type)
-        digest.update(field.name.encode())
+    for column_field in canonical_schema():
+        column = table.column(column_field.name).cast(column_field.type)
+        digest.update(column_field.name.encode())
         for chunk in column.chunks:
             values = chunk.to_numpy(zero_copy_only=False)
-            dtype = np.dtype(CANONICAL_DTYPES[field.name]).newbyteorder("<")
+            dtype = np.dtype(CANONICAL_DTYPES[column_field.name]).newbyteorder("<")
             digest.update(np.ascontiguousarray(values, dtype=dtype).tobytes())
     return digest.hexdigest()
 

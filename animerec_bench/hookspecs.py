@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
-    from .dataset import Dataset
+    from animerec_bench.dataset import Dataset
 
 hookspec = pluggy.HookspecMarker("animerec_bench")
 

@@ -14,8 +14,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from . import tasks as _tasks
-from .errors import PredictionError  # noqa: F401 - re-exported: plugins import it from here
+from animerec_bench import tasks as _tasks
+from animerec_bench.errors import PredictionError  # noqa: F401 - re-exported: plugins import it from here
 
 #: Names of the tasks a model can serve (each one's rules are in :mod:`animerec_bench.tasks`).
 TASKS: tuple[str, ...] = _tasks.NAMES

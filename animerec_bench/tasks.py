@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import metrics
-from .errors import PredictionError
+from animerec_bench import metrics
+from animerec_bench.errors import PredictionError
 
 
 @dataclass(frozen=True)
@@ -161,7 +161,7 @@ class RankingTask(Task):
     """Top-K anime for each test user over every candidate anime (full ranking, never sampled).
 
     The rules (which users, which items are relevant, which are candidates) are in
-    :mod:`animerec_bench.ranking`. Every model is ranked: a model that trains for the task (or
+    :mod:`animerec_bench.evaluation.ranking`. Every model is ranked: a model that trains for the task (or
     has a ``score`` method) by its own scores, any other from its interaction predictions, else
     its rating predictions; the result records which (``ranking.source``).
     """

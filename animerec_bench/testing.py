@@ -18,10 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from . import tasks as tasks_mod
-from .model import Interactions, PredictionError, param_defaults, validate_params, validate_predictions
-from .plugins import validate_model_class
-from .tuning import space_problem
+from animerec_bench import tasks as tasks_mod
+from animerec_bench.execution.tuning import space_problem
+from animerec_bench.model import Interactions, PredictionError, param_defaults, validate_params, validate_predictions
+from animerec_bench.plugins.registry import validate_model_class
 
 
 def synthetic_split(seed: int = 0, n_users: int = 300, n_items: int = 200, pairs_per_user: int = 24,

@@ -28,7 +28,7 @@ _RESULTS: dict[str, float] = {}
 @pytest.fixture(scope="session")
 def animelist() -> Path:
     """A synthetic Kaggle-format folder of ROWS rows, generated once and reused across sessions."""
-    from animerec_bench.synth import MARKER, SynthParams, write
+    from animerec_bench.data.synth import MARKER, SynthParams, write
 
     folder = Path(tempfile.gettempdir()) / "animerec-bench-bench" / f"synth-{ROWS}-{USERS}-{ANIME}-{SEED}"
     if not (folder / MARKER).exists():
@@ -57,7 +57,7 @@ def test_raw_parse(benchmark, animelist):
 
 def test_import(benchmark, animelist, home):
     """The whole ``data import`` (validate, de-duplicate, write Parquet, fingerprint, meta.json)."""
-    from animerec_bench.importer import import_folder
+    from animerec_bench.data.importer import import_folder
 
     meta = benchmark.pedantic(import_folder, args=(animelist, "bench"), rounds=ROUNDS, warmup_rounds=1)
     assert meta["rows"] == ROWS and meta["synthetic"]
@@ -76,7 +76,7 @@ def test_import_peak_memory(benchmark, animelist, tmp_path):
     VmHWM, not ru_maxrss: Linux carries ru_maxrss over exec, so a child of this big pytest
     process would report the parent's peak.
     """
-    code = ("import sys; from animerec_bench.importer import import_folder; "
+    code = ("import sys; from animerec_bench.data.importer import import_folder; "
             "import_folder(sys.argv[1], 'mem'); "
             "print(next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM:')))")
     env = {**os.environ, "ANIMEREC_BENCH_HOME": str(tmp_path)}
@@ -95,8 +95,8 @@ def test_import_peak_memory(benchmark, animelist, tmp_path):
 def test_split_v1(benchmark, animelist, home):
     """Protocol v1's split of the imported data set, without the cache (goal <= 10 s at 20M)."""
     from animerec_bench.builtin.datasets import imported_datasets
-    from animerec_bench.importer import import_folder
-    from animerec_bench.protocol import get_protocol
+    from animerec_bench.data.importer import import_folder
+    from animerec_bench.data.protocol import get_protocol
 
     if not (home / "datasets" / "bench").exists():
         import_folder(animelist, "bench")

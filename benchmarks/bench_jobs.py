@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from animerec_bench.results import load_all
+from animerec_bench.results.store import load_all
 
 BIN = Path(sys.executable).with_name("animerec-bench")
 

@@ -4,7 +4,7 @@
     .venv-bench/bin/python benchmarks/performance_table.py benchmarks/models.json
 
 - Real scale: a synthetic data set shaped like the 2020 file's tables (325k users x 17.5k anime,
-  long-tailed popularity, ~2.4M training pairs), built in memory with ``animerec_bench.synth``.
+  long-tailed popularity, ~2.4M training pairs), built in memory with ``animerec_bench.data.synth``.
   Training examples/s is measured on a steady-state epoch (the first, which traces the graph,
   is left out), default setup vs ``seed_compat`` (a small budget: the study's eager batch-64
   Adam), next to Surprise's SVD and Cornac's MF fitted on the same ratings.
@@ -24,10 +24,10 @@ import time
 
 import numpy as np
 import pytest
-
-from animerec_bench.model import Interactions
 from real_scale import REAL_ANIME, REAL_USERS
 from real_scale import real_scale as synthetic_real_scale
+
+from animerec_bench.model import Interactions
 
 #: Keras models' default setup: 2 epochs of this many steps, the second timed (mf-biased: 2 full passes).
 DEFAULT_STEPS = 96
@@ -66,7 +66,7 @@ def real_scale() -> tuple[Interactions, Interactions, Interactions]:
 @pytest.fixture(scope="module")
 def embedded():
     from animerec_bench.builtin.datasets import MAL2016_5K
-    from animerec_bench.protocol import get_protocol
+    from animerec_bench.data.protocol import get_protocol
 
     split = get_protocol("v1").split(MAL2016_5K, 0, cache=False)
     return split.train, split.valid, split.test

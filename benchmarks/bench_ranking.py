@@ -27,14 +27,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from animerec_bench.ranking import RankingData, evaluate
 from real_scale import REAL_ANIME, REAL_USERS
+
+from animerec_bench.evaluation.ranking import RankingData, evaluate
 
 #: The real animelist.csv: 109M rows for 325,772 users, ~335 entries per user.
 REAL_ROWS_PER_USER = 109_000_000 / 325_772
 #: Share of rows that are examples of neither task under v1, from the synthetic generator's
-#: marginals (animerec_bench.synth): 43 % unscored, less the unscored dropped (5 % x 0.5).
+#: marginals (animerec_bench.data.synth): 43 % unscored, less the unscored dropped (5 % x 0.5).
 NEITHER_SHARE = 0.43 - 0.05 * 0.5
 #: Share of example pairs with label 1: completed and scored (62 % - 13.2 % completed unscored)
 #: times the share of scores above 5 (87.6 %), over the examples (59.5 % of rows).
@@ -82,7 +82,7 @@ def real_scale_ranking(users: int = REAL_USERS, anime: int = REAL_ANIME, seed: i
         rel_items.append(item[relevant])
         ex_counts.append(np.bincount(user[excluded & keep] - lo, minlength=hi - lo)[ev - lo])
         ex_items.append(item[excluded & keep])
-    from animerec_bench.ranking import popularity_percentiles
+    from animerec_bench.evaluation.ranking import popularity_percentiles
 
     def indptr(parts):
         return np.concatenate([[0], np.cumsum(np.concatenate(parts))]).astype(np.int64)
@@ -112,7 +112,7 @@ def _reset_peak_rss() -> bool:
 @pytest.fixture(scope="module")
 def embedded_split():
     from animerec_bench.builtin.datasets import MAL2016_5K
-    from animerec_bench.protocol import get_protocol
+    from animerec_bench.data.protocol import get_protocol
 
     return get_protocol("v1").split(MAL2016_5K, 0, cache=False)
 

@@ -57,11 +57,11 @@ except ImportError:  # only HookimplMarker is used at import time
 
 import jax  # noqa: E402
 import keras  # noqa: E402
+from real_scale import real_scale  # noqa: E402  (benchmarks/, this script's folder)
 
 from animerec_bench.builtin.biased_mf import BiasedMatrixFactorization  # noqa: E402
 from animerec_bench.builtin.keras_models import KERAS_MODELS  # noqa: E402
 from animerec_bench.model import Interactions  # noqa: E402
-from real_scale import real_scale  # noqa: E402  (benchmarks/, this script's folder)
 
 TASKS = {"mf": ("rating",), "mf-biased": ("rating",), "nn": ("rating",), "hybrid": ("rating", "interaction")}
 

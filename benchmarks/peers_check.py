@@ -23,8 +23,8 @@ import numpy as np
 from animerec_bench.builtin.datasets import MAL2016_5K
 from animerec_bench.builtin.knn_baseline import ItemKNNBaseline
 from animerec_bench.builtin.logistic import LogisticRegression
+from animerec_bench.data.protocol import get_protocol
 from animerec_bench.metrics import auc, rmse
-from animerec_bench.protocol import get_protocol
 
 
 def timed(fn):
@@ -67,7 +67,7 @@ def logistic_row(split) -> dict:
     x_train = encoder.fit_transform(np.c_[split.user_ids[labelled.user], split.anime_ids[labelled.item]])
     x_test = encoder.transform(np.c_[split.user_ids[test.user], split.anime_ids[test.item]])
     for key, params in (("sklearn_default", {}), ("sklearn_converged", {"tol": 1e-10, "max_iter": 10000})):
-        fitted, seconds = timed(lambda: SkLogistic(**params).fit(x_train, y))
+        fitted, seconds = timed(lambda: SkLogistic(**params).fit(x_train, y))  # noqa: B023 - called here
         row[key] = auc(yt, fitted.predict_proba(x_test)[:, 1])
         row[key + "_fit"] = seconds
     return row
@@ -94,7 +94,7 @@ def main() -> None:
         if args.grid and seed == 0:
             users = np.unique(split.test.user).astype(np.int32)
             items = np.arange(split.n_items, dtype=np.int32)
-            _, seconds = timed(lambda: k["model"].predict(np.repeat(users, len(items)), np.tile(items, len(users))))
+            _, seconds = timed(lambda: k["model"].predict(np.repeat(users, len(items)), np.tile(items, len(users))))  # noqa: B023
             print(f"seed 0 item-knn-baseline scores every anime for every test user ({len(users):,} x "
                   f"{len(items):,} = {len(users) * len(items):,} pairs) in {seconds:.1f} s", flush=True)
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from animerec_bench.data.synth import SynthParams, generate
 from animerec_bench.model import Interactions
-from animerec_bench.synth import SynthParams, generate
 
 REAL_USERS, REAL_ANIME, REAL_ROWS = 325_000, 17_500, 5_000_000
 

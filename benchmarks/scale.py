@@ -7,7 +7,7 @@ in its own process, in a data home of its own:
 
 1. ``data synth`` (not a user's stage: it makes the input);
 2. ``data import`` of the synthetic folder (its peak RSS from ``wait4``);
-3. the split, made as ``run`` makes it: ``python -m animerec_bench.split_file`` (peak from ``wait4``);
+3. the split, made as ``run`` makes it: ``python -m animerec_bench.data.split_file`` (peak from ``wait4``);
 4. ``run -m MODEL`` per model (default ``bias mf-biased``; ``MODEL:TASK`` runs one task of it),
    split cached: the job's wall time,
    fit time and training rate, the worker's peak RSS and the parent's own (both as the
@@ -39,8 +39,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from animerec_bench.results import load_all
-from animerec_bench.split_file import child_command
+from animerec_bench.data.split_file import child_command
+from animerec_bench.results.store import load_all
 
 BIN = Path(sys.executable).parent / "animerec-bench"
 REAL_ROWS, REAL_USERS, REAL_ANIME = 109_000_000, 325_000, 17_500

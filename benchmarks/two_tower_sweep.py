@@ -66,8 +66,8 @@ def main() -> None:
 
     from animerec_bench.builtin.datasets import MAL2016_5K
     from animerec_bench.builtin.two_tower import TwoTower
-    from animerec_bench.protocol import get_protocol
-    from animerec_bench.ranking import RankingData, evaluate
+    from animerec_bench.data.protocol import get_protocol
+    from animerec_bench.evaluation.ranking import RankingData, evaluate
 
     started = time.perf_counter()
     split = get_protocol("v1").split(MAL2016_5K, args.seed)

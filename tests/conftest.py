@@ -45,7 +45,7 @@ def embedded():
 @pytest.fixture(scope="session")
 def embedded_split(embedded):
     """The mal2016-5k / v1 / seed 0 split (cached in the session home)."""
-    from animerec_bench.protocol import get_protocol
+    from animerec_bench.data.protocol import get_protocol
     return get_protocol("v1").split(embedded, 0)
 
 

@@ -28,9 +28,9 @@ def bias_run(tmp_path_factory):
 
 
 def test_evaluate_equals_the_run(bias_run):
-    from animerec_bench import results
-    from animerec_bench.plugins import load_registry
-    from animerec_bench.worker import seed_everything
+    from animerec_bench.execution.worker import seed_everything
+    from animerec_bench.plugins.registry import load_registry
+    from animerec_bench.results import store as results
 
     (written,) = results.load_all(bias_run)
     split = animerec_bench.load_split("mal2016-5k", seed=0)
@@ -59,7 +59,7 @@ def test_evaluate_equals_the_run(bias_run):
 
 def test_results_frame_reads_the_run(bias_run, tmp_path):
     frame = animerec_bench.results_frame(bias_run)
-    (written,) = __import__("animerec_bench.results", fromlist=["x"]).load_all(bias_run)
+    (written,) = __import__("animerec_bench.results.store", fromlist=["x"]).load_all(bias_run)
     assert len(frame) == 1
     row = frame.iloc[0]
     assert (row["model"], row["tasks"], row["seed"], row["status"]) == ("bias", "rating", 0, "ok")

@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from animerec_bench import results
+from animerec_bench.results import store as results
 
 from .test_run_signals import BIN
 

@@ -90,7 +90,7 @@ def test_baselines_on_the_embedded_split(embedded_split):
 
 
 def test_baselines_never_import_keras():
-    code = ("import sys; from animerec_bench.plugins import load_registry; from animerec_bench.testing import "
+    code = ("import sys; from animerec_bench.plugins.registry import load_registry; from animerec_bench.testing import "
             "check_model; from animerec_bench.builtin.baselines import BASELINES\n"
             "[check_model(c) for c in BASELINES]; load_registry()\n"
             "heavy = [m for m in ('keras', 'tensorflow', 'jax', 'torch') if m in sys.modules]\n"

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from animerec_bench import results
+from animerec_bench.results import store as results
 from tests.test_runner import write_plugins
 
 BIN = Path(sys.executable).parent / "animerec-bench"
@@ -19,7 +19,7 @@ def cli(*args, cwd=None, timeout=300):
 
 
 def test_run_leaderboard_check(tmp_path):
-    from animerec_bench.plugins import load_registry
+    from animerec_bench.plugins.registry import load_registry
 
     plugins = write_plugins(tmp_path / "plugins")
     models = ["bias", "popularity", "itemmean", "crasher"]

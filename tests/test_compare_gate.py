@@ -11,8 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from animerec_bench import results, significance
-from animerec_bench.significance import PerUser
+from animerec_bench.evaluation import significance
+from animerec_bench.evaluation.significance import PerUser
+from animerec_bench.results import store as results
 from tests.test_leaderboard import res
 
 BIN = Path(sys.executable).parent / "animerec-bench"

@@ -42,7 +42,7 @@ def test_synth_import_info_says_synthetic(fresh_home, tmp_path):
     assert info["fingerprint"] == meta["fingerprint"] and meta["synthetic"] is True
     assert "synthetic" in info["source"]
 
-    from animerec_bench.plugins import load_registry
+    from animerec_bench.plugins.registry import load_registry
 
     ds = load_registry().dataset("syn")
     assert ds.synthetic and ds.label == "syn (synthetic)"

@@ -19,12 +19,12 @@ import pytest
 from click.testing import CliRunner
 
 from animerec_bench.cli import cli
+from animerec_bench.data.importer import import_folder
+from animerec_bench.data.protocol import ProtocolV1, Split, get_protocol
+from animerec_bench.data.synth import SynthParams
+from animerec_bench.data.synth import write as write_synth
 from animerec_bench.dataset import CANONICAL_SCHEMA, Dataset, fingerprint_table
 from animerec_bench.errors import DataError
-from animerec_bench.importer import import_folder
-from animerec_bench.protocol import ProtocolV1, Split, get_protocol
-from animerec_bench.synth import SynthParams
-from animerec_bench.synth import write as write_synth
 
 from .conftest import FIXTURES
 
@@ -39,7 +39,7 @@ def _env(home: Path) -> dict:
 
 
 def _imported(name: str) -> Dataset:
-    from animerec_bench.plugins import load_registry
+    from animerec_bench.plugins.registry import load_registry
 
     return load_registry().dataset(name)
 
@@ -160,7 +160,7 @@ def test_a_cached_split_of_something_else_is_rebuilt(mismatch, fresh_home, tmp_p
 # ----------------------------------------------------------------------------- item 7: folders, names, lines
 
 def test_one_malformed_meta_json_warns_once_naming_it_and_the_others_load(fresh_home, tmp_path):
-    from animerec_bench.plugins import load_registry
+    from animerec_bench.plugins.registry import load_registry
 
     import_folder(SAMPLES, "good-a")
     import_folder(SAMPLES, "good-b")
@@ -226,7 +226,7 @@ def test_a_killed_import_leaves_a_temp_folder_that_the_next_list_sweeps(sig, fre
 
 
 def test_sweep_keeps_a_live_owner_s_temporary_until_it_is_stale(tmp_path):
-    from animerec_bench.atomic import sweep_stale_temporaries, temporary_sibling
+    from animerec_bench.support.atomic import sweep_stale_temporaries, temporary_sibling
 
     final = tmp_path / "mal2020"
     live = temporary_sibling(final)  # this process's pid: alive

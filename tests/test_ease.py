@@ -7,8 +7,8 @@ import pytest
 
 from animerec_bench.builtin import ease
 from animerec_bench.builtin.ease import EASE
+from animerec_bench.evaluation.ranking import RankingData, evaluate
 from animerec_bench.model import Interactions
-from animerec_bench.ranking import RankingData, evaluate
 from animerec_bench.testing import synthetic_split
 
 

@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from animerec_bench.cli import cli
-from animerec_bench.export import export_split
+from animerec_bench.data.export import export_split
 
 CLI = Path(sys.executable).parent / "animerec-bench"
 

@@ -18,8 +18,8 @@ import pytest
 from click.testing import CliRunner
 
 from animerec_bench.cli import cli
+from animerec_bench.data.importer import _PairCheck, import_folder
 from animerec_bench.dataset import CANONICAL_SCHEMA, fingerprint_table
-from animerec_bench.importer import _PairCheck, import_folder
 
 from .conftest import FIXTURES
 
@@ -73,7 +73,7 @@ def test_rating_complete_only_gets_status_completed(fresh_home, tmp_path):
 
 
 def test_registry_sees_the_import(fresh_home):
-    from animerec_bench.plugins import load_registry
+    from animerec_bench.plugins.registry import load_registry
 
     import_folder(SAMPLES, "mine")
     ds = load_registry().dataset("mine")

@@ -5,12 +5,11 @@ from __future__ import annotations
 import shutil
 
 import pytest
-
 from click.testing import CliRunner
 
-from animerec_bench import leaderboard as lb
-from animerec_bench import results
 from animerec_bench.cli import cli
+from animerec_bench.reports import leaderboard as lb
+from animerec_bench.results import store as results
 
 MACHINE = {"cpu": "Acme(R) X1 CPU @ 3.00GHz", "usable_cores": 2, "memory_bytes": 8 * 2**30, "gpus": [], "os": "Linux",
            "python": "3.11", "versions": {"keras": "3.15", "tensorflow-cpu": "2.21"}, "keras_backend": "tensorflow"}
@@ -95,7 +94,7 @@ def test_escaping_cannot_break_a_table(tmp_path):
 
 
 def test_index_links_every_table_and_states_the_protocol():
-    from animerec_bench.protocol import ProtocolV1
+    from animerec_bench.data.protocol import ProtocolV1
 
     files = lb.render([{**res("bias", "rating", 0, rating(1.2)), "_file": "a.json",
                         "protocol_params": ProtocolV1().params()}])

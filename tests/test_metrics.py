@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from animerec_bench import metrics, tasks, timing
+from animerec_bench import metrics, tasks
+from animerec_bench.support import timing
 
 
 def test_rating_metrics_by_hand():

@@ -81,7 +81,7 @@ def test_each_model_fits_only_the_tasks_it_may(small):
 
 
 def test_listing_models_does_not_import_keras():
-    code = ("import sys; from animerec_bench.plugins import load_registry; r = load_registry()\n"
+    code = ("import sys; from animerec_bench.plugins.registry import load_registry; r = load_registry()\n"
             "assert {'mf', 'nn', 'hybrid', 'mf-biased'} <= set(r.models), r.models\n"
             "heavy = [m for m in ('keras', 'tensorflow', 'jax', 'torch') if m in sys.modules]\n"
             "assert not heavy, heavy")

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from animerec_bench import results
 from animerec_bench.errors import UserError
+from animerec_bench.execution.runner import parse_params, parse_value
 from animerec_bench.model import Model, check_param, param_defaults, validate_params
-from animerec_bench.plugins import load_registry
-from animerec_bench.runner import parse_params, parse_value
+from animerec_bench.plugins.registry import load_registry
+from animerec_bench.results import store as results
 from animerec_bench.testing import check_model
 
 BIN = Path(sys.executable).parent / "animerec-bench"
@@ -185,7 +185,7 @@ def test_builtin_models_reject_nonsense(model, setting, message):
 
 def test_builtin_models_accept_their_defaults_and_the_study_setup():
     reg = load_registry(None)
-    for name, entry in reg.models.items():
+    for entry in reg.models.values():
         validate_params(entry.cls, param_defaults(entry.cls))
     assert parse_params(["mf.seed_compat=true", "mf.dropout=0", "hybrid.rating_loss_weight=0"], reg,
                         ["mf", "hybrid"]) == {"mf": {"seed_compat": True, "dropout": 0.0},

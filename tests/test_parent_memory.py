@@ -2,7 +2,7 @@
 
 Issue 14 measured the ``run`` parent at 3.6 GB while its worker trained at the full 2020 size;
 with ``--jobs`` or a remote executor that copy multiplies. The parent now keeps, per seed, the
-split's file, fingerprint and counts only (:mod:`animerec_bench.split_file`).
+split's file, fingerprint and counts only (:mod:`animerec_bench.data.split_file`).
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from animerec_bench import split_file
+from animerec_bench.data import split_file
+from animerec_bench.data.protocol import Split, get_protocol
 from animerec_bench.model import Interactions
-from animerec_bench.protocol import Split, get_protocol
 
 BIN = Path(sys.executable).parent / "animerec-bench"
 #: 3M rows: the old parent, which made the split itself, peaked near 380 MiB; the new one ~65 MiB.

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from animerec_bench import results
-from animerec_bench.plugins import validate_model_class
+from animerec_bench.plugins.registry import validate_model_class
+from animerec_bench.results import store as results
 
 from .conftest import REPO
 
@@ -121,7 +121,7 @@ def test_a_bad_peer_declaration_is_refused_in_one_line():
 
 
 def test_the_built_in_ports_of_peers_say_so_and_ours_do_not():
-    from animerec_bench.plugins import load_registry
+    from animerec_bench.plugins.registry import load_registry
 
     models = load_registry().models
     assert models["item-knn-baseline"].peer == "Koren 2010 / Surprise KNNBaseline, numpy port"

@@ -7,10 +7,9 @@ import sys
 
 from click.testing import CliRunner
 
-from animerec_bench import leaderboard as lb
-from animerec_bench import plots
-from animerec_bench import results
 from animerec_bench.cli import cli
+from animerec_bench.reports import plots
+from animerec_bench.results import store as results
 
 from .test_leaderboard import inter, rating, res
 

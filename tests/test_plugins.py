@@ -19,10 +19,16 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from animerec_bench import results
 from animerec_bench.cli import cli
 from animerec_bench.model import PredictionError, validate_predictions
-from animerec_bench.plugins import DEFAULT_PLUGINS, DISABLE_ENV, ENTRY_POINT_GROUP, get_plugin_manager, load_registry
+from animerec_bench.plugins.registry import (
+    DEFAULT_PLUGINS,
+    DISABLE_ENV,
+    ENTRY_POINT_GROUP,
+    get_plugin_manager,
+    load_registry,
+)
+from animerec_bench.results import store as results
 
 REPO = Path(__file__).resolve().parent.parent
 CLI = Path(sys.executable).parent / "animerec-bench"
@@ -356,7 +362,7 @@ def test_default_plugins_dir_is_dot_plugins_of_a_checkout(tmp_path, monkeypatch)
 
 
 def test_resolving_the_plugins_folder(tmp_path, monkeypatch):
-    from animerec_bench.plugins import PluginsFolder, resolve_plugins_dir
+    from animerec_bench.plugins.registry import PluginsFolder, resolve_plugins_dir
 
     here = tmp_path / "here"
     write(here / "plugins", "x", "")
@@ -451,7 +457,7 @@ def test_workers_load_the_folder_the_parent_resolved(tmp_path):
     for folder, imported in ((None, 0), (str(tmp_path / "a"), 1)):
         spec.write_text(json.dumps({"model": "no-such-model", "tasks": ["rating"], "seed": 0, "plugins_dir": folder,
                                     "split_path": "unused", "outcome_path": str(outcome)}))
-        proc = subprocess.run([sys.executable, "-c", "import sys; from animerec_bench.worker import main; "
+        proc = subprocess.run([sys.executable, "-c", "import sys; from animerec_bench.execution.worker import main; "
                                f"sys.exit(main([{str(spec)!r}]))"], cwd=tmp_path / "clone",
                               capture_output=True, text=True, timeout=60)
         assert proc.returncode == 1 and "unknown model 'no-such-model'" in outcome.read_text(), proc.stderr
@@ -610,7 +616,7 @@ def test_example_loose_plugin_is_fast_and_sensible_on_mal2016_5k(embedded_split)
 
 def test_declarations_are_resolved_once_into_the_model_entry():
     """Issue 13 item 13: one ModelEntry per model; every module reads it, and framework is declared."""
-    from animerec_bench.plugins import ModelEntry, load_registry, validate_model_class
+    from animerec_bench.plugins.registry import ModelEntry, load_registry, validate_model_class
 
     reg = load_registry(None)
     mf, bias, ease = reg.models["mf"], reg.models["bias"], reg.models["ease"]

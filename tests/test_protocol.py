@@ -7,8 +7,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from animerec_bench.data.protocol import ProtocolV1, Split, get_protocol
 from animerec_bench.dataset import CANONICAL_SCHEMA, Dataset
-from animerec_bench.protocol import ProtocolV1, Split, get_protocol
 
 # Pinned: mal2016-5k / v1 / seed 0. Changes only if the data, the protocol or the split code changes.
 MAL2016_5K_V1_SEED0 = "43daa332fb6de0191a75a891b711291cb7ca9f774eec7ed187b0b5a135169c1b"

@@ -11,8 +11,8 @@ import zipfile
 from importlib.metadata import entry_points
 from pathlib import Path
 
-from animerec_bench import leaderboard as lb
-from animerec_bench import results
+from animerec_bench.reports import leaderboard as lb
+from animerec_bench.results import store as results
 
 from .conftest import REPO
 from .test_leaderboard import inter, rating, res
@@ -141,7 +141,7 @@ def test_a_built_wheel_carries_the_commit_in_its_version(tmp_path):
 def test_an_installed_plugins_code_is_its_distributions_version_and_another_version_is_stale():
     import importlib.metadata
 
-    from animerec_bench import identity
+    from animerec_bench.results import identity
 
     cls = type("FromAPackage", (), {"__module__": "tabulate"})  # as if an entry-point plugin's model
     now = importlib.metadata.version("tabulate")
@@ -159,7 +159,7 @@ def test_an_installed_plugins_code_is_its_distributions_version_and_another_vers
 def test_a_loose_plugin_file_is_the_same_job_in_any_checkout(tmp_path):
     """The identity key leaves out where the loose file lies (CI clones to another path), not
     what it holds."""
-    from animerec_bench import identity
+    from animerec_bench.results import identity
 
     parts = {"model": "user-mean", "seed": 0,
              "code": {"kind": "source", "module": "animerec_bench_plugins.user_mean", "sha256": "a" * 64}}

@@ -10,9 +10,15 @@ import numpy as np
 import pytest
 
 from animerec_bench import metrics
+from animerec_bench.evaluation.ranking import (
+    RankingData,
+    evaluate,
+    popularity_percentiles,
+    scores_from_predictions,
+    top_k,
+    top_lists,
+)
 from animerec_bench.model import Interactions, PredictionError
-from animerec_bench.ranking import (RankingData, evaluate, popularity_percentiles, scores_from_predictions,
-                                    top_k, top_lists)
 from animerec_bench.testing import synthetic_split
 
 from .conftest import FIXTURES
@@ -253,9 +259,9 @@ def test_relevant_pairs_in_an_excluded_part_are_refused():
 # ----------------------------------------------------------------- the split's unknown-relevance pairs
 
 def test_split_other_holds_the_kept_users_warm_neither_task_pairs(fresh_home):
-    from animerec_bench.importer import import_folder
-    from animerec_bench.plugins import load_registry
-    from animerec_bench.protocol import get_protocol
+    from animerec_bench.data.importer import import_folder
+    from animerec_bench.data.protocol import get_protocol
+    from animerec_bench.plugins.registry import load_registry
 
     import_folder(FIXTURES / "mal2020-samples", "samples")
     dataset = load_registry().dataset("samples")
@@ -290,7 +296,7 @@ def test_split_other_holds_the_kept_users_warm_neither_task_pairs(fresh_home):
 
 
 def test_a_cached_split_without_the_other_part_is_rebuilt(fresh_home, embedded):
-    from animerec_bench.protocol import get_protocol
+    from animerec_bench.data.protocol import get_protocol
 
     protocol = get_protocol("v1")
     split = protocol.split(embedded, 0)

@@ -13,8 +13,8 @@ import tracemalloc
 import numpy as np
 import pytest
 
+from animerec_bench.evaluation.ranking import RankingData
 from animerec_bench.model import Interactions
-from animerec_bench.ranking import RankingData
 
 USERS, ITEMS, PER_USER = 20_000, 5_000, 100
 #: Peak traced bytes per excluded pair while building RankingData: 48.7 before, 20.6 now.

@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from animerec_bench import leaderboard as lb
 from animerec_bench import tasks
 from animerec_bench.builtin.ease import EASE
 from animerec_bench.model import Model
-from animerec_bench.plugins import validate_model_class
+from animerec_bench.plugins.registry import validate_model_class
+from animerec_bench.reports import leaderboard as lb
 from animerec_bench.testing import check_model
-from tests.test_runner import cli, load_dir, plugins  # noqa: F401 - plugins is a fixture
+from tests.test_runner import cli, load_dir, plugins  # noqa: F401, F811 - plugins is a fixture
 
 
 class Ranker(Model):

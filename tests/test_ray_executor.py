@@ -10,18 +10,18 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
-import signal
 import textwrap
 import time
 from pathlib import Path
 
 import pytest
 
-from animerec_bench import results
-from animerec_bench.ray_executor import ensure_split, lease_cores, node_split_path
+from animerec_bench.execution.ray_executor import ensure_split, lease_cores, node_split_path
+from animerec_bench.results import store as results
 
 BIN = Path(sys.executable).parent / "animerec-bench"
 needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None,
@@ -129,7 +129,7 @@ def test_ray_run_equals_a_local_run_and_fails_the_broken_the_timed_out_and_the_c
     fingerprint = ray_results["bias"]["split"]["fingerprint"]
     kept = setup["home"] / "splits" / "by-fingerprint" / f"{fingerprint}.npz"
     assert kept.is_file()
-    from animerec_bench.protocol import Split
+    from animerec_bench.data.protocol import Split
 
     assert Split.load(kept).fingerprint == fingerprint
 

@@ -7,9 +7,9 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from animerec_bench import leaderboard as lb
-from animerec_bench import results
 from animerec_bench.cli import cli
+from animerec_bench.reports import leaderboard as lb
+from animerec_bench.results import store as results
 from tests.test_leaderboard import rating, res
 
 

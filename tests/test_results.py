@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from animerec_bench import results
 from animerec_bench.errors import UserError
+from animerec_bench.results import store as results
 
 BIN = Path(sys.executable).parent / "animerec-bench"
 

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from animerec_bench import results
-from animerec_bench.machine import short_label
-from animerec_bench.runner import allot_cores, thread_env
+from animerec_bench.execution.runner import allot_cores, thread_env
+from animerec_bench.results import store as results
+from animerec_bench.support.machine import short_label
 
 from .test_run_signals import BIN, Run, running, wait_until
 

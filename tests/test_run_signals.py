@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from animerec_bench import results
+from animerec_bench.results import store as results
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc; Linux is the target")
 
@@ -335,7 +335,7 @@ def test_a_sigkill_is_not_reported_as_out_of_memory_without_evidence(run):
 
 
 def test_sigkill_rule_oom_only_on_evidence():
-    from animerec_bench.runner import _death_reason
+    from animerec_bench.execution.runner import _death_reason
 
     kill = -signal.SIGKILL
     record = "Out of memory: Killed process 4242 (python3) total-vm:9000000kB"

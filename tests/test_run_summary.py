@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import io
 
-from animerec_bench.progress import TerminalReporter
-from animerec_bench.runner import Job
+from animerec_bench.execution.progress import TerminalReporter
+from animerec_bench.execution.runner import Job
 from tests.test_runner import cli, plugins  # noqa: F401 - plugins is a fixture
 
 

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from animerec_bench import results, timing
 from animerec_bench.errors import UserError
+from animerec_bench.results import store as results
+from animerec_bench.support import timing
 
 BIN = Path(sys.executable).parent / "animerec-bench"
 
@@ -149,7 +150,7 @@ def plugins(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def registry(plugins):
-    from animerec_bench.plugins import load_registry
+    from animerec_bench.plugins.registry import load_registry
 
     reg = load_registry(plugins)
     assert not reg.errors, reg.errors
@@ -166,7 +167,7 @@ def load_dir(folder: Path) -> list[dict]:
 
 
 def test_parse_params_literals_strings_and_errors(registry):
-    from animerec_bench.runner import parse_params
+    from animerec_bench.execution.runner import parse_params
 
     got = parse_params(["itemmean.shrink=2.5", "itemmean.label=hello world", "jointmean.label=[1, 2]"],
                        registry, ["itemmean", "jointmean"])
@@ -180,7 +181,7 @@ def test_parse_params_literals_strings_and_errors(registry):
 
 
 def test_plan_per_task_joint_and_task_filter(registry):
-    from animerec_bench.runner import plan
+    from animerec_bench.execution.runner import plan
 
     jobs = plan(registry, ["itemmean", "jointmean", "noisy"], None, [0, 1], {"itemmean": {"shrink": 1.0}})
     assert [(j.model, j.tasks, j.seed) for j in jobs[:4]] == [
@@ -197,7 +198,7 @@ def test_plan_per_task_joint_and_task_filter(registry):
 
 
 def test_plan_ranks_every_model_once_per_seed(registry):
-    from animerec_bench.runner import plan
+    from animerec_bench.execution.runner import plan
 
     jobs = plan(registry, ["itemmean", "jointmean", "noisy", "toppop"], None, [0], {})
     # lists come from the model's own score, else its interaction, else its rating predictions
@@ -269,7 +270,7 @@ def test_same_seed_same_metrics_for_every_random_source(plugins, tmp_path):
 
 
 def test_mf_same_seed_same_metrics_on_cpu(tmp_path):
-    from animerec_bench.plugins import load_registry
+    from animerec_bench.plugins.registry import load_registry
 
     if "mf" not in load_registry().models:
         pytest.skip("the built-in mf model is not registered yet")
@@ -327,7 +328,7 @@ def test_worker_records_timing_and_provenance(plugins, tmp_path):
 
 
 def test_git_revision_says_whether_the_package_code_differs_from_the_commit(tmp_path):
-    from animerec_bench.runner import git_revision
+    from animerec_bench.execution.runner import git_revision
 
     assert git_revision(tmp_path) == (None, None)  # not a checkout
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(tmp_path)]

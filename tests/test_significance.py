@@ -14,9 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from animerec_bench import leaderboard as lb
-from animerec_bench import results, significance
-from animerec_bench.significance import PerUser
+from animerec_bench.evaluation import significance
+from animerec_bench.evaluation.significance import PerUser
+from animerec_bench.reports import leaderboard as lb
+from animerec_bench.results import store as results
 
 BIN = Path(sys.executable).parent / "animerec-bench"
 
@@ -187,7 +188,7 @@ def test_run_keeps_per_user_values_that_reproduce_each_metric(baseline_run):
     assert seen == {"rating", "interaction", "ranking"}
     # raw MyAnimeList user ids, not split indices: the split's test users
     from animerec_bench.builtin.datasets import MAL2016_5K
-    from animerec_bench.protocol import get_protocol
+    from animerec_bench.data.protocol import get_protocol
 
     split = get_protocol("v1").split(MAL2016_5K, 0)
     rating = next(results.load_per_user(r)["rating"] for r in loaded if "rating" in r["metrics"])

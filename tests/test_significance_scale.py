@@ -12,8 +12,8 @@ import tracemalloc
 
 import numpy as np
 
-from animerec_bench import significance
-from animerec_bench.significance import PerUser, _draws
+from animerec_bench.evaluation import significance
+from animerec_bench.evaluation.significance import PerUser, _draws
 
 USERS, DRAWS = 4_000, 1_000  # 4M cells: 32 MB of counts as a whole matrix
 

@@ -13,10 +13,10 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from animerec_bench.importer import import_folder
-from animerec_bench.protocol import _has_at_least, _lookup, get_protocol
-from animerec_bench.synth import SynthParams
-from animerec_bench.synth import write as write_synth
+from animerec_bench.data.importer import import_folder
+from animerec_bench.data.protocol import _has_at_least, _lookup, get_protocol
+from animerec_bench.data.synth import SynthParams
+from animerec_bench.data.synth import write as write_synth
 
 ROWS = 300_000
 #: numpy bytes a data-set row at the peak of making a split (the data set's table aside): 43.3
@@ -68,7 +68,7 @@ def test_making_a_split_peaks_under_a_bound_per_row(fresh_home, tmp_path):
     src = tmp_path / "src"
     write_synth(SynthParams(rows=ROWS, users=3_000, anime=5_000, seed=1), src)
     import_folder(src, "mem")
-    from animerec_bench.plugins import load_registry
+    from animerec_bench.plugins.registry import load_registry
 
     ds = load_registry().dataset("mem")
     rules = get_protocol("v1")

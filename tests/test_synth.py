@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from animerec_bench.cli import cli
+from animerec_bench.data.synth import MARKER, SCORED_COUNTS, STATUS_SHARES, SynthParams, generate, write
 from animerec_bench.errors import UserError
-from animerec_bench.synth import MARKER, SCORED_COUNTS, STATUS_SHARES, SynthParams, generate, write
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from animerec_bench import results, tasks, tuning
+from animerec_bench import tasks
+from animerec_bench.execution import tuning
 from animerec_bench.model import Model
+from animerec_bench.results import store as results
 from animerec_bench.testing import check_model
 
 BIN = Path(sys.executable).parent / "animerec-bench"
@@ -106,7 +108,7 @@ def study(env: dict, name: str):
 
 def split_of(env: dict, seed: int):
     from animerec_bench.builtin.datasets import MAL2016_5K
-    from animerec_bench.protocol import get_protocol
+    from animerec_bench.data.protocol import get_protocol
 
     old = os.environ.get("ANIMEREC_BENCH_HOME")
     os.environ["ANIMEREC_BENCH_HOME"] = env["ANIMEREC_BENCH_HOME"]
@@ -198,7 +200,7 @@ def test_a_tuning_objective_must_be_one_of_the_models_tasks():
 def test_builtin_learned_models_declare_valid_spaces_that_hold_their_defaults():
     """Each built-in learned model is tunable; its defaults lie in its space (trial 0 runs them, so
     tuning never picks worse than the defaults on validation), and the epoch budget is not searched."""
-    from animerec_bench.plugins import load_registry
+    from animerec_bench.plugins.registry import load_registry
 
     reg = load_registry("/nonexistent")
     for name in ("mf", "nn", "hybrid", "mf-biased", "bias", "popularity"):

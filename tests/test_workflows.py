@@ -125,8 +125,8 @@ def _rescale_rating(folder: Path, model: str, factor) -> None:
     """Make ``model``'s seed-0 rating result in ``folder`` as if it had scored differently: each user's
     sum of squared errors times ``factor(sse)`` (an array), its per-user file rewritten, the result's
     RMSE and the per-user file's sha256 made to match (the result stays a valid, consistent one)."""
-    from animerec_bench import significance
-    from animerec_bench.significance import PerUser
+    from animerec_bench.evaluation import significance
+    from animerec_bench.evaluation.significance import PerUser
 
     path = next(folder.glob(f"*--{model}--*.json"))
     data = json.loads(path.read_text())

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import hookimpl
-from ..model import Interactions, Model, check_param
+from animerec_bench import hookimpl
+from animerec_bench.model import Interactions, Model, check_param
 
 
 def _lookup(table: np.ndarray, index: np.ndarray, default: float) -> np.ndarray:

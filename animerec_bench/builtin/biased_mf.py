@@ -11,11 +11,11 @@ import time
 
 import numpy as np
 
-from .. import hookimpl
-from ..model import Interactions, Model, check_param
-from . import row_adagrad
-from .keras_backend import backend_name
-from .keras_models import predict_chunks
+from animerec_bench import hookimpl
+from animerec_bench.builtin import row_adagrad
+from animerec_bench.builtin.keras_backend import backend_name
+from animerec_bench.builtin.keras_models import predict_chunks
+from animerec_bench.model import Interactions, Model, check_param
 
 #: Rating predicted when there is nothing to learn from.
 EMPTY_MEAN = 5.5

@@ -8,9 +8,10 @@ import shlex
 import warnings
 from pathlib import Path
 
-from .. import hookimpl, paths
-from ..atomic import sweep_stale_temporaries
-from ..dataset import Dataset, DatasetWarning
+from animerec_bench import hookimpl
+from animerec_bench.dataset import Dataset, DatasetWarning
+from animerec_bench.support import paths
+from animerec_bench.support.atomic import sweep_stale_temporaries
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 

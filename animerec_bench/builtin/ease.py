@@ -16,9 +16,9 @@ import numpy as np
 import scipy.linalg
 import scipy.sparse
 
-from .. import hookimpl
-from ..model import Interactions, Model
-from ..ranking import RankingData, evaluate
+from animerec_bench import hookimpl
+from animerec_bench.evaluation.ranking import RankingData, evaluate
+from animerec_bench.model import Interactions, Model
 
 #: λ when there is no validation part to choose it on: the best on mal2016-5k / v1 (seeds 0, 1).
 DEFAULT_L2 = 100.0

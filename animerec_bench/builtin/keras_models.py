@@ -26,10 +26,10 @@ from typing import Any
 
 import numpy as np
 
-from .. import hookimpl
-from .. import tasks as tasks_mod
-from ..model import Interactions, Model, check_param
-from .keras_backend import gather_rows, keras, seed_everything, to_numpy
+from animerec_bench import hookimpl
+from animerec_bench import tasks as tasks_mod
+from animerec_bench.builtin.keras_backend import gather_rows, keras, seed_everything, to_numpy
+from animerec_bench.model import Interactions, Model, check_param
 
 #: Rows per numpy chunk in predict: small enough that the gathered rows stay in cache
 #: (measured for mf, 2 cores: 1M-row chunks 3M predictions/s, 16k-row chunks 20M/s).
@@ -221,7 +221,7 @@ class KerasModel(Model):
         step, which at the real data's 325k users costs ~10x the batch's own work."""
         if setup["optimizer"] == "adam":
             return keras().optimizers.Adam(learning_rate=setup["learning_rate"])
-        from .sparse_optim import LazyAdam
+        from animerec_bench.builtin.sparse_optim import LazyAdam
 
         return LazyAdam(learning_rate=setup["learning_rate"])
 

@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import hookimpl
-from ..model import Interactions, Model, check_param
+from animerec_bench import hookimpl
+from animerec_bench.model import Interactions, Model, check_param
 
 #: Rating predicted when there is nothing to learn from.
 EMPTY_MEAN = 5.5

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import hookimpl
-from ..model import Interactions, Model, check_param
+from animerec_bench import hookimpl
+from animerec_bench.model import Interactions, Model, check_param
 
 
 def _logit(p: float) -> float:
@@ -88,7 +88,7 @@ def newton(objective: Objective, w: np.ndarray, *, max_iter: int, tol: float,
         grad, curvature = objective.gradient_and_curvature(w, z)
         if np.max(np.abs(grad)) <= tol * n:
             return w, it, True
-        step = _conjugate_gradients(lambda v: objective.hessian_times(curvature, v), -grad,
+        step = _conjugate_gradients(lambda v: objective.hessian_times(curvature, v), -grad,  # noqa: B023 - called here
                                     objective.hessian_diagonal(curvature))
         slope = _dot(grad, step)
         t = 1.0

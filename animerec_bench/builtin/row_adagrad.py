@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .keras_backend import backend_name, keras
+from animerec_bench.builtin.keras_backend import backend_name, keras
 
 #: Columns after a row's factors: its bias, its factor accumulator, its bias accumulator.
 EXTRA_COLUMNS = 3

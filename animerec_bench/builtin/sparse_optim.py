@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import functools
 
-from .keras_backend import gather_rows, keras, row_update, sparse_rows
+from animerec_bench.builtin.keras_backend import gather_rows, keras, row_update, sparse_rows
 
 
 @functools.cache

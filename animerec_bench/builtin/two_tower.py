@@ -53,10 +53,10 @@ import time
 
 import numpy as np
 
-from .. import hookimpl
-from ..model import Interactions, Model, check_param
-from .keras_backend import keras, seed_everything, to_numpy
-from .sparse_optim import LazyAdam
+from animerec_bench import hookimpl
+from animerec_bench.builtin.keras_backend import keras, seed_everything, to_numpy
+from animerec_bench.builtin.sparse_optim import LazyAdam
+from animerec_bench.model import Interactions, Model, check_param
 
 #: Small constant under L2 normalisation's square root (an all-zero vector stays zero).
 NORM_EPSILON = 1e-12

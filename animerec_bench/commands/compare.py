@@ -1,9 +1,9 @@
 """``animerec-bench compare A B``: paired bootstrap deltas (B − A) between two models' stored results;
 ``compare --base DIR --head DIR``: every model of two result folders, and the leaderboards
-workflow's regression gate (:mod:`animerec_bench.regression_gate`).
+workflow's regression gate (:mod:`animerec_bench.reports.regression_gate`).
 
 No model is re-fitted: the per-user test values each result keeps beside its JSON are resampled
-(:mod:`animerec_bench.significance`).
+(:mod:`animerec_bench.evaluation.significance`).
 """
 
 from __future__ import annotations
@@ -44,11 +44,11 @@ def compare(a: str | None, b: str | None, base_dir: str | None, head_dir: str | 
     A and B are two model names in one --results folder, or two result folders (each holding
     one model's results). Or --base DIR --head DIR: every model of two result folders, one
     table, and with --fail-on-regression a gate (exit 1 on an undeclared regression)."""
-    from .. import significance
-    from ..errors import UserError
-    from ..leaderboard import escape
-    from ..results import load_all, load_per_user
-    from ..tasks import NAMES, TASKS
+    from animerec_bench.errors import UserError
+    from animerec_bench.evaluation import significance
+    from animerec_bench.reports.leaderboard import escape
+    from animerec_bench.results.store import load_all, load_per_user
+    from animerec_bench.tasks import NAMES, TASKS
 
     for t in task_names:
         if t not in NAMES:
@@ -124,7 +124,7 @@ def compare(a: str | None, b: str | None, base_dir: str | None, head_dir: str | 
 
 
 def _only_model(loaded: list[dict], folder: str) -> str:
-    from ..errors import UserError
+    from animerec_bench.errors import UserError
 
     names = sorted({r["model"]["name"] for r in loaded if r["status"] == "ok"})
     if len(names) != 1:
@@ -134,7 +134,7 @@ def _only_model(loaded: list[dict], folder: str) -> str:
 
 
 def _dataset_protocol(rs: list[dict], dataset: str | None, protocol: str | None) -> tuple[str, str]:
-    from ..errors import UserError
+    from animerec_bench.errors import UserError
 
     found = sorted({(r["dataset"]["name"], r["protocol"]) for r in rs
                     if (dataset is None or r["dataset"]["name"] == dataset)
@@ -160,7 +160,7 @@ def _by_task_and_seed(name: str, rs: list[dict], load_per_user) -> dict:
 
 def _threshold(text: str | None) -> float | None:
     """``--fail-on-regression``: a fraction of the base value, ``0.02`` or ``2%``."""
-    from ..errors import UserError
+    from animerec_bench.errors import UserError
 
     if text is None:
         return None
@@ -180,9 +180,9 @@ def _compare_folders(base_dir: str, head_dir: str, threshold: float | None, expe
     """``compare --base DIR --head DIR``: the table on stdout; exit 1 with one line on a regression."""
     from pathlib import Path
 
-    from .. import regression_gate as gate
-    from ..errors import UserError
-    from ..results import forget_missing_per_user, load_all
+    from animerec_bench.errors import UserError
+    from animerec_bench.reports import regression_gate as gate
+    from animerec_bench.results.store import forget_missing_per_user, load_all
 
     found = {}
     for flag, folder in (("--base", base_dir), ("--head", head_dir)):

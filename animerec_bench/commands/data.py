@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from .options import load_plugins, plugins_dir_option
+from animerec_bench.commands.options import load_plugins, plugins_dir_option
 
 
 @click.group("data")
@@ -31,7 +31,7 @@ def import_(source: str, name: str | None) -> None:
     way, is labelled synthetic and is named after its folder (never mal2020) unless --name
     says otherwise. Re-importing replaces the earlier import atomically.
     """
-    from ..importer import import_folder
+    from animerec_bench.data.importer import import_folder
 
     meta = import_folder(source, name, progress=sys.stderr.isatty())
     kind = " (synthetic)" if meta["synthetic"] else ""
@@ -51,7 +51,7 @@ def import_(source: str, name: str | None) -> None:
               help="Folder to write (Kaggle format: animelist.csv, anime.csv, SYNTHETIC.json).")
 def synth(rows: int, users: int, anime: int, seed: int, out: str) -> None:
     """Write a seeded synthetic data set in the Kaggle 2020 format (then: data import OUT)."""
-    from ..synth import SynthParams, write
+    from animerec_bench.data.synth import SynthParams, write
 
     write(SynthParams(rows=rows, users=users, anime=anime, seed=seed), out)
     click.echo(f"wrote {rows:,} synthetic rows to {out} (import it with: animerec-bench data import {out}; "
@@ -62,8 +62,8 @@ def describe_dataset(ds) -> dict:
     """What ``data info`` shows, as plain data."""
     import numpy as np
 
-    from ..dataset import STATUSES
-    from ..importer import count_distinct
+    from animerec_bench.data.importer import count_distinct
+    from animerec_bench.dataset import STATUSES
 
     table = ds.table()
     user = table.column("user_id").to_numpy()
@@ -130,9 +130,9 @@ def export_split_(name: str, protocol: str, seed: int, fmt: str, out: str, force
 
     To score any other library on exactly the pairs the leaderboards are scored on.
     """
-    from ..export import check_target, export_split
-    from ..plugins import load_registry
-    from ..protocol import get_protocol
+    from animerec_bench.data.export import check_target, export_split
+    from animerec_bench.data.protocol import get_protocol
+    from animerec_bench.plugins.registry import load_registry
 
     check_target(out, fmt, force=force)  # before the split is made: that can take a while
     ds = load_registry(plugins_dir).dataset(name)

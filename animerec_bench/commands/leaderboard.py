@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .options import publish_option
+from animerec_bench.commands.options import publish_option
 
 
 @click.command("leaderboard")
@@ -23,10 +23,10 @@ def leaderboard(results_dirs: tuple[str, ...], out_dir: str | None, publish: boo
     """Render one Markdown leaderboard per data set x protocol, plus an index README.md."""
     from pathlib import Path
 
-    from .. import leaderboard as lb
-    from .. import paths
-    from ..errors import UserError
-    from ..results import forget_missing_per_user, load_all
+    from animerec_bench.errors import UserError
+    from animerec_bench.reports import leaderboard as lb
+    from animerec_bench.results.store import forget_missing_per_user, load_all
+    from animerec_bench.support import paths
 
     if publish and (results_dirs or out_dir is not None):
         raise UserError("give either --publish or --results/--out, not both")

@@ -6,12 +6,12 @@ import json
 
 import click
 
-from .options import load_plugins, plugins_dir_option
+from animerec_bench.commands.options import load_plugins, plugins_dir_option
 
 
 def describe(reg) -> dict:
     """Everything ``list`` shows about a registry, as plain data."""
-    from ..tasks import TASKS
+    from animerec_bench.tasks import TASKS
 
     models = [{
         "name": name, "tasks": list(e.tasks), "joint": e.joint, "baseline": e.baseline,
@@ -27,7 +27,7 @@ def describe(reg) -> dict:
 
 def _ranked_by(entry) -> str:
     """How ``list`` says a model gets its ranking row (the same rule as the runner's plan)."""
-    from ..tasks import RANKING
+    from animerec_bench.tasks import RANKING
 
     return RANKING.ranking_source(entry.cls) or "-"
 

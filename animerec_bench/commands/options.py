@@ -19,7 +19,7 @@ def load_plugins(plugins_dir: str | None, *, deadline: float | None = None):
     probe process (see ``plugins.probe``), so one that exits or hangs stops with one line
     naming it instead of ending or hanging this command. Returns (registry, resolved folder).
     """
-    from ..plugins import load_registry, loose_plugin_files, probe, resolve_plugins_dir
+    from animerec_bench.plugins.registry import load_registry, loose_plugin_files, probe, resolve_plugins_dir
 
     folder = resolve_plugins_dir(plugins_dir)
     if folder.warning:
@@ -41,8 +41,8 @@ publish_option = click.option(
 
 def results_folder(results_dir: str | None, publish: bool) -> str:
     """Where ``run``/``tune`` write: ``--results``, else ``--publish``'s ``./results``, else the data home's."""
-    from .. import paths
-    from ..errors import UserError
+    from animerec_bench.errors import UserError
+    from animerec_bench.support import paths
 
     if publish and results_dir is not None:
         raise UserError("give either --publish or --results DIR, not both")
@@ -71,7 +71,7 @@ def job_options(*, all_help: str, model_help: str, seeds_help: str, seed_help: s
     """The options ``run`` and ``tune`` share (which models, tasks, data set, protocol, seeds,
     parameters, time limit, results folder, plugins), in one place so the two cannot drift;
     the help texts say what each command does with them. Read them with :func:`plan_jobs`."""
-    from ..tasks import NAMES as TASK_NAMES
+    from animerec_bench.tasks import NAMES as TASK_NAMES
 
     return _apply([
         click.option("--all", "run_all", is_flag=True, help=all_help),
@@ -97,7 +97,7 @@ def job_seeds(seeds: int | None, seed: int | None, timeout: float) -> list[int]:
     sane limit, after checking that ``--timeout`` is finite."""
     import math
 
-    from ..errors import UserError
+    from animerec_bench.errors import UserError
 
     if seeds is not None and seed is not None:
         raise UserError("give either --seeds N or --seed S, not both")
@@ -115,7 +115,7 @@ def plan_jobs(*, run_all: bool, models: tuple, more_models: tuple, tasks: tuple,
     """Load the plugins (their warnings on stderr), pick the models, read ``--param`` and plan the
     jobs: ``(registry, plugins folder, model names, jobs)``. ``check_model(registry, name)``
     (optional) may refuse a model before any parameter is read."""
-    from .. import runner
+    from animerec_bench.execution import runner
 
     registry, plugins_path = load_plugins(plugins_dir, deadline=timeout)
     for err in registry.warnings + registry.errors:

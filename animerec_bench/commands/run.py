@@ -9,8 +9,8 @@ import sys
 
 import click
 
-from ..errors import UserError
-from .options import job_options, plan_jobs, job_seeds, results_folder
+from animerec_bench.commands.options import job_options, job_seeds, plan_jobs, results_folder
+from animerec_bench.errors import UserError
 
 
 def _no_early_exit_zero(command):
@@ -70,7 +70,7 @@ def _check_backend(name: str) -> None:
     """``--backend NAME``: a backend this package supports and that is installed, else one line."""
     import importlib.util
 
-    from ..runner import KERAS_BACKENDS
+    from animerec_bench.execution.runner import KERAS_BACKENDS
 
     if name not in KERAS_BACKENDS:
         raise UserError(f"--backend {name}: unknown Keras backend; expected one of {', '.join(KERAS_BACKENDS)}")
@@ -89,8 +89,8 @@ def run_summary(finished: list[tuple], results_dir, publish: bool) -> list[str]:
     just run; where the full error of each failed job is; how to render the board and where it goes."""
     import statistics
 
-    from ..paths import home
-    from ..tasks import TASKS
+    from animerec_bench.support.paths import home
+    from animerec_bench.tasks import TASKS
 
     values: dict[tuple, list[float]] = {}
     for job, result, _ in finished:
@@ -126,7 +126,7 @@ def run_parallel(jobs, ctx, allotments, reporter, record, running: list) -> None
     import queue
     import threading
 
-    from .. import runner
+    from animerec_bench.execution import runner
 
     todo: queue.SimpleQueue = queue.SimpleQueue()
     for job in jobs:
@@ -206,7 +206,7 @@ def _ray_options(executor: str, n_jobs: int, address, cpus, gpus):
     if n_jobs != 1:
         raise UserError(f"--jobs {n_jobs} with --executor ray: Ray decides how many jobs run at once; "
                         f"give each job's cores with --ray-cpus-per-job instead")
-    from ..ray_executor import RayOptions, import_ray
+    from animerec_bench.execution.ray_executor import RayOptions, import_ray
 
     import_ray()  # not installed: one line now, before any split is made
     return RayOptions(address=address or None, cpus_per_job=cpus or 1, gpus_per_job=gpus or 0.0)
@@ -215,7 +215,7 @@ def _ray_options(executor: str, n_jobs: int, address, cpus, gpus):
 def _connect_ray(options):
     """Connect to (or start) Ray before the run's signal handlers are set: ``ray.init`` sets its
     own SIGTERM handler, which the run's then replace. Ctrl-C meanwhile stops the run cleanly."""
-    from ..ray_executor import connect
+    from animerec_bench.execution.ray_executor import connect
 
     where = f"the Ray cluster at {options.address}" if options.address else "a local Ray instance (127.0.0.1)"
     click.echo(f"connecting to {where}", err=True)
@@ -238,7 +238,7 @@ def _probe_results_folder(folder) -> None:
     import uuid
     from pathlib import Path
 
-    from ..errors import UserError
+    from animerec_bench.errors import UserError
 
     probe = Path(folder) / f".probe-{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp"
     try:
@@ -254,8 +254,8 @@ def _missing_jobs(jobs: list, ctx, results_dir) -> tuple[list, int]:
     import dataclasses
     from pathlib import Path
 
-    from .. import results as results_mod
-    from .. import runner
+    from animerec_bench.execution import runner
+    from animerec_bench.results import store as results_mod
 
     problems: list[str] = []
     existing = results_mod.load_all(results_dir, problems) if Path(results_dir).is_dir() else []
@@ -310,10 +310,10 @@ def run(run_all, models, more_models, tasks, dataset, protocol, seeds, seed, par
 
     from tabulate import tabulate
 
-    from .. import runner
-    from ..machine import machine_info
-    from ..progress import Reporter, primary_summary, reporter_for
-    from ..protocol import get_protocol
+    from animerec_bench.data.protocol import get_protocol
+    from animerec_bench.execution import runner
+    from animerec_bench.execution.progress import Reporter, primary_summary, reporter_for
+    from animerec_bench.support.machine import machine_info
 
     seeds_run = job_seeds(seeds, seed, timeout)
     if n_jobs < 1:
@@ -378,7 +378,7 @@ def run(run_all, models, more_models, tasks, dataset, protocol, seeds, seed, par
             for s in sorted({job.seed for job in jobs}):
                 ctx.split(s)
             if ray_options:
-                from ..ray_executor import run_jobs
+                from animerec_bench.execution.ray_executor import run_jobs
 
                 click.echo(f"{len(jobs)} job(s) submitted to Ray, {ray_options.cpus_per_job} core(s) each"
                            + (f", {ray_options.gpus_per_job:g} GPU(s) per Keras job" if ray_options.gpus_per_job

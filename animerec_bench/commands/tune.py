@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .options import job_options, job_seeds, plan_jobs, results_folder
+from animerec_bench.commands.options import job_options, job_seeds, plan_jobs, results_folder
 
 
 @click.command("tune")
@@ -41,12 +41,12 @@ def tune(run_all, models, more_models, trials, budget_seconds, tasks, dataset, p
 
     from tabulate import tabulate
 
-    from .. import results as results_mod
-    from .. import runner, tuning
-    from ..errors import UserError
-    from ..machine import machine_info
-    from ..progress import primary_summary
-    from ..protocol import get_protocol
+    from animerec_bench.data.protocol import get_protocol
+    from animerec_bench.errors import UserError
+    from animerec_bench.execution import runner, tuning
+    from animerec_bench.execution.progress import primary_summary
+    from animerec_bench.results import store as results_mod
+    from animerec_bench.support.machine import machine_info
 
     if trials is None and budget_seconds is None:
         raise UserError("give a budget: --trials N and/or --budget SECONDS (each per model, task and seed)")

@@ -1,8 +1,8 @@
 """The plugin's own tests: the same conformance checks every built-in model passes."""
 
-from animerec_bench.testing import check_model
-
 from animerec_itemknn import ItemKNN
+
+from animerec_bench.testing import check_model
 
 
 def test_itemknn_conforms():

@@ -15,7 +15,7 @@ os.environ["ANIMEREC_BENCH_HOME"] = tempfile.mkdtemp(prefix="animerec-peers-test
 def mal_split():
     """mal2016-5k / protocol v1 / seed 0: the leaderboard's own split."""
     from animerec_bench.builtin.datasets import MAL2016_5K
-    from animerec_bench.protocol import get_protocol
+    from animerec_bench.data.protocol import get_protocol
 
     return get_protocol("v1").split(MAL2016_5K, 0)
 

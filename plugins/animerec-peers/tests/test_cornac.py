@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+from animerec_peers import CornacBPR, CornacMF
+
 from animerec_bench.model import Interactions
 from animerec_bench.testing import check_model
-
-from animerec_peers import CornacBPR, CornacMF
 
 
 def test_cornac_models_conform():

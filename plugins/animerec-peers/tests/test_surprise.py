@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from animerec_bench.testing import check_model
-
 from animerec_peers import SurpriseKNNBaseline, SurpriseSVD
+
+from animerec_bench.testing import check_model
 
 
 def test_surprise_models_conform():

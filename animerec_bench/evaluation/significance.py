@@ -75,8 +75,8 @@ def rating_per_user(user: np.ndarray, y, p) -> tuple[np.ndarray, np.ndarray, np.
 def pointwise_per_user(task: str, y, p, user) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(user indices ascending, values, weights) of a pointwise task's scored pairs, as the task
     scores them (rating predictions clipped to 1-10; interaction: users with both classes)."""
-    from . import metrics
-    from . import tasks as tasks_mod
+    from animerec_bench import metrics
+    from animerec_bench import tasks as tasks_mod
 
     if task == "rating":
         return rating_per_user(user, y, tasks_mod.RATING.clip(p))

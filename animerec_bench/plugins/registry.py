@@ -17,11 +17,11 @@ from typing import Any
 
 import pluggy
 
-from . import hookspecs
-from .dataset import DatasetWarning
-from .errors import PluginError
-from .model import Model, param_defaults
-from .tasks import NAMES as TASKS
+from animerec_bench import hookspecs
+from animerec_bench.dataset import DatasetWarning
+from animerec_bench.errors import PluginError
+from animerec_bench.model import Model, param_defaults
+from animerec_bench.tasks import NAMES as TASKS
 
 PROJECT = "animerec_bench"
 #: What a model's ``framework`` may say: "numpy" (anything that needs no warm-up: numpy, scipy,
@@ -172,7 +172,7 @@ def get_plugin_manager(plugins_dir: Any = AUTO, on_step: StepListener | None = N
     blocked = disabled_plugins()
     for name in blocked:
         pm.set_blocked(name)
-    from . import __version__
+    from animerec_bench import __version__
 
     for modname in DEFAULT_PLUGINS:
         short = modname.rsplit(".", 1)[-1]
@@ -476,7 +476,7 @@ def probe(plugins_dir: Path | None, deadline: float) -> None:
         return
     with tempfile.TemporaryDirectory(prefix="animerec-bench-probe-") as tmp:
         steps, log = Path(tmp) / "steps", Path(tmp) / "log"
-        code = "import sys; from animerec_bench.plugins import _probe_main; _probe_main(sys.argv[1], sys.argv[2])"
+        code = "import sys; from animerec_bench.plugins.registry import _probe_main; _probe_main(sys.argv[1], sys.argv[2])"
         with open(log, "wb") as out:
             # -P: the current folder's modules must not shadow installed ones (a plugin is not a file there).
             proc = subprocess.Popen([sys.executable, "-P", "-c", code, str(steps), str(plugins_dir or "")],

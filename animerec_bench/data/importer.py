@@ -20,10 +20,10 @@ from typing import Callable
 import numpy as np
 import pyarrow as pa
 
-from . import paths
-from .atomic import atomic_path, sweep_stale_temporaries
-from .dataset import CANONICAL_SCHEMA, fingerprint_table
-from .errors import DataError, UserError
+from animerec_bench.dataset import CANONICAL_SCHEMA, fingerprint_table
+from animerec_bench.errors import DataError, UserError
+from animerec_bench.support import paths
+from animerec_bench.support.atomic import atomic_path, sweep_stale_temporaries
 
 DEFAULT_NAME = "mal2020"
 RESERVED_NAMES = {"mal2016-5k"}
@@ -78,7 +78,7 @@ def find_files(src: Path) -> tuple[Path, Layout, Path | None, Path | None]:
 
     ``src`` is the downloaded folder, or one of the interactions files itself.
     """
-    from .synth import MARKER
+    from animerec_bench.data.synth import MARKER
 
     if src.is_file():
         layout = next((lay for lay in LAYOUTS if lay.filename == src.name), ANIMELIST)

@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .model import Interactions, PredictionError
+from animerec_bench.model import Interactions, PredictionError
 
 if TYPE_CHECKING:
-    from .protocol import Split
+    from animerec_bench.data.protocol import Split
 
 #: Cut-offs of the per-user metrics; coverage and novelty are reported at the smallest.
 DEFAULT_KS = (10, 20)
@@ -276,7 +276,7 @@ def evaluate(data: RankingData, score_fn: ScoreFn, ks: Sequence[int] = DEFAULT_K
 
     With a ``per_user`` dict, it also receives ``users`` (``data.users``) and, for each K,
     ``ndcg@K``: each evaluated user's own NDCG (float64, ``ndcg@K`` is their mean), for paired
-    significance tests (:mod:`animerec_bench.significance`).
+    significance tests (:mod:`animerec_bench.evaluation.significance`).
     """
     ks = tuple(sorted(set(int(k) for k in ks)))
     if not ks or ks[0] < 1:

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import UserError
+from animerec_bench.errors import UserError
 
 MARKER = "SYNTHETIC.json"
 GENERATOR_VERSION = 1
@@ -205,8 +205,8 @@ def write(p: SynthParams, out: Path | str) -> dict:
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    from . import __version__
-    from .atomic import atomic_path
+    from animerec_bench import __version__
+    from animerec_bench.support.atomic import atomic_path
 
     out = Path(out)
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MARKER).exists())):

@@ -19,9 +19,9 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from . import results as results_mod
-from . import significance
-from .tasks import NAMES, TASKS
+from animerec_bench.evaluation import significance
+from animerec_bench.results import store as results_mod
+from animerec_bench.tasks import NAMES, TASKS
 
 #: Significance level of the gate's paired test.
 ALPHA = 0.05
@@ -56,7 +56,7 @@ class Row:
 
 
 def _label(r: dict) -> str:
-    from .tuning import TUNED
+    from animerec_bench.execution.tuning import TUNED
 
     name = str(results_mod.get(r, "model.name"))
     return f"{name}, tuned" if results_mod.get(r, "tuning.method") == TUNED else name
@@ -179,7 +179,7 @@ def markdown(rows: list[Row], *, base_name: str, head_name: str, threshold: floa
     """One Markdown table (GitHub style) and the lines that say how to read it."""
     from tabulate import tabulate
 
-    from .leaderboard import escape
+    from animerec_bench.reports.leaderboard import escape
 
     table = []
     for row in rows:

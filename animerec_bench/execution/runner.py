@@ -2,7 +2,7 @@
 
 The parent prepares each seed's split once (cached on disk; made by a child process and
 verified by streaming, so the parent never holds its arrays, see :mod:`.split_file`), starts
-``python -m animerec_bench.worker`` per job in a new process group, reads its progress
+``python -m animerec_bench.execution.worker`` per job in a new process group, reads its progress
 lines from a pipe, kills the whole job (its group and every process it started, see
 :mod:`.job_processes`) when the time limit passes, and writes one result file per job
 whatever happened: a crash, a hang, NaN or running out of memory ends that job as
@@ -34,15 +34,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import __version__, paths, results
-from .errors import UserError
-from .job_processes import JOB_ENV, KernelLog, kernel_pid, kill_job, pid_alive
-from .model import validate_params
-from .split_file import cached_or_made, without_test
-from .tasks import NAMES as TASK_NAMES
-from .tasks import RANKING
-from .timing import harness_seconds
-from .worker import SPAWNED_AT_ENV
+from animerec_bench import __version__
+from animerec_bench.data.split_file import cached_or_made, without_test
+from animerec_bench.errors import UserError
+from animerec_bench.execution.job_processes import JOB_ENV, KernelLog, kernel_pid, kill_job, pid_alive
+from animerec_bench.execution.worker import SPAWNED_AT_ENV
+from animerec_bench.model import validate_params
+from animerec_bench.results import store as results
+from animerec_bench.support import paths
+from animerec_bench.support.timing import harness_seconds
+from animerec_bench.tasks import NAMES as TASK_NAMES
+from animerec_bench.tasks import RANKING
 
 DEFAULT_TIMEOUT = 1800.0
 #: A job's scratch folder: this, the runner's pid, ``-``, a random part.
@@ -238,7 +240,7 @@ def git_revision(root: Path | None = None) -> tuple[str | None, bool | None]:
 
 def job_identity(job: Job, ctx: RunContext, split) -> dict:
     """The job's identity (:mod:`.identity`): what makes a stored result current for it."""
-    from .identity import job_identity as make
+    from animerec_bench.results.identity import job_identity as make
 
     entry = ctx.registry.models[job.model]
     params = {**entry.params, **job.params}
@@ -442,7 +444,7 @@ def record_result(job: Job, ctx: RunContext, split, attempt: WorkerRun,
 def run_worker(job: Job, settings: WorkerSettings, split_path: Path, split_fingerprint: str,
                on_event: Listener | None = None, on_tick: Callable[[], None] | None = None,
                cores: tuple[int, ...] | None = None) -> WorkerRun:
-    """Start ``python -m animerec_bench.worker`` for ``job`` on the split file at ``split_path``,
+    """Start ``python -m animerec_bench.execution.worker`` for ``job`` on the split file at ``split_path``,
     relay its progress, kill the whole job at the time limit, and return what it left. The same
     code runs here for a local run and on the node for a Ray one (:mod:`.ray_executor`). A
     validation-only job's worker gets a copy of the split file without its test part."""
@@ -493,7 +495,7 @@ def run_worker(job: Job, settings: WorkerSettings, split_path: Path, split_finge
                 with open(log_path, "wb") as log:
                     # -P: the current folder is not put on sys.path, so a numpy.py (or any
                     # module) in an untrusted folder cannot shadow the real one in the worker.
-                    proc = subprocess.Popen([sys.executable, "-P", "-m", "animerec_bench.worker", str(spec_path)],
+                    proc = subprocess.Popen([sys.executable, "-P", "-m", "animerec_bench.execution.worker", str(spec_path)],
                                             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                             pass_fds=(write_fd,), start_new_session=True, env=env)
             finally:

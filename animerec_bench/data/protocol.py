@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import paths
-from .atomic import atomic_path
-from .dataset import Dataset
-from .errors import UserError
-from .model import Interactions
-from .tasks import POINTWISE
+from animerec_bench.dataset import Dataset
+from animerec_bench.errors import UserError
+from animerec_bench.model import Interactions
+from animerec_bench.support import paths
+from animerec_bench.support.atomic import atomic_path
+from animerec_bench.tasks import POINTWISE
 
 if TYPE_CHECKING:
     import pyarrow as pa

@@ -25,10 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import paths, results
-from . import tasks as tasks_mod
-from .errors import UserError
-from .model import param_defaults
+from animerec_bench import tasks as tasks_mod
+from animerec_bench.errors import UserError
+from animerec_bench.model import param_defaults
+from animerec_bench.results import store as results
+from animerec_bench.support import paths
 
 KINDS = ("int", "float", "categorical")
 SCALES = ("linear", "log")
@@ -347,7 +348,7 @@ def tune_job(job, ctx, budget: Budget, *, existing: list[dict], say: Say) -> Out
             "sampler": {"name": "TPESampler", "seed": "per trial: tuning.sampler_seed(split seed, trial index)"}}
     say(f"{job.label}: best of {len(used)} trial(s) is #{best.number} ({objective.label} {best.value:.4f}; "
         f"{params_text(best.params)}); scoring it once on the test part")
-    from . import runner
+    from animerec_bench.execution import runner
 
     final = dataclasses.replace(job, params={**job.params, **best.params}, extra={"tuning": info})
     outcome.result, outcome.path = runner.execute(final, ctx)
@@ -369,7 +370,7 @@ def within(budget: Budget, trials: list) -> list:
 
 def _run_default(job, ctx, cls: type, existing: list[dict], say: Say) -> Outcome:
     """One normal test job with the model's defaults (and ``--param``), marked ``default``."""
-    from . import runner
+    from animerec_bench.execution import runner
 
     reason = ("every searched hyperparameter is fixed by --param" if search_space(cls)
               else "the model declares no search space")
@@ -415,7 +416,7 @@ def _run_trial(study, job, ctx, dists, objective: Objective, index: int, say: Sa
     from optuna.samplers import TPESampler
     from optuna.trial import TrialState
 
-    from . import runner
+    from animerec_bench.execution import runner
 
     study.sampler = TPESampler(seed=sampler_seed(job.seed, index))
     trial = study.ask(dists)

@@ -1,6 +1,6 @@
-"""One job in its own process: ``python -m animerec_bench.worker SPEC.json``.
+"""One job in its own process: ``python -m animerec_bench.execution.worker SPEC.json``.
 
-The parent (:mod:`animerec_bench.runner`) writes the job spec, starts this module with a
+The parent (:mod:`animerec_bench.execution.runner`) writes the job spec, starts this module with a
 time limit and reads two things back: progress lines (JSON, one per line) on the file
 descriptor ``progress_fd``, and the outcome (metrics, timings, machine, or the failure) as a
 JSON file at ``outcome_path``. The worker never writes result files: the parent does, so a
@@ -94,7 +94,7 @@ def _plain(info: dict) -> dict:
 
 def classify(exc: BaseException) -> str:
     """A short kind for a failure: ``oom``, ``nan``, ``prediction`` or ``crash``."""
-    from .model import PredictionError
+    from animerec_bench.model import PredictionError
 
     name = type(exc).__name__
     if isinstance(exc, MemoryError) or "ResourceExhausted" in name or "out of memory" in str(exc).lower():
@@ -135,9 +135,9 @@ def evaluate(model_name: str, model, part, tasks, *, predictions=None,
     (the model's own work; the rest of a job's time beside fit is the harness's). With
     ``per_user_out``, each task's (user indices, values, weights) for paired significance
     tests go to ``per_user_out[task]`` (:func:`.significance.pointwise_per_user`)."""
-    from . import tasks as tasks_mod
-    from . import timing
-    from .model import validate_predictions
+    from animerec_bench import tasks as tasks_mod
+    from animerec_bench.model import validate_predictions
+    from animerec_bench.support import timing
 
     mask = _union_mask(part, tasks)
     scored = part.subset(mask)
@@ -154,7 +154,7 @@ def evaluate(model_name: str, model, part, tasks, *, predictions=None,
         out[task] = spec.score(y, preds[task][m], user=scored.user[m])
         losses[task] = spec.val_loss(y, preds[task][m])
         if per_user_out is not None:
-            from .significance import pointwise_per_user
+            from animerec_bench.evaluation.significance import pointwise_per_user
 
             per_user_out[task] = pointwise_per_user(task, y, preds[task][m], scored.user[m])
     return out, losses
@@ -162,7 +162,7 @@ def evaluate(model_name: str, model, part, tasks, *, predictions=None,
 
 def run(spec: dict, progress: Progress, outcome: dict) -> None:
     """Do the job, filling ``outcome`` as it goes (so a failure keeps what was measured)."""
-    from . import timing
+    from animerec_bench.support import timing
 
     timing_out = outcome["timing"]
     spawned = float(os.environ.get(SPAWNED_AT_ENV, "nan"))
@@ -171,9 +171,9 @@ def run(spec: dict, progress: Progress, outcome: dict) -> None:
     t0 = timing.clock()
     import numpy as np
 
-    from . import tasks as tasks_mod
-    from .plugins import load_registry
-    from .protocol import Split
+    from animerec_bench import tasks as tasks_mod
+    from animerec_bench.data.protocol import Split
+    from animerec_bench.plugins.registry import load_registry
 
     if _guard_ready is not None:  # no plugin code before the worker adopts its orphans
         _guard_ready.wait(5.0)
@@ -291,8 +291,8 @@ def run(spec: dict, progress: Progress, outcome: dict) -> None:
 
 def save_per_user(path: str, per_user: dict, user_ids) -> None:
     """Write the job's per-user test values (raw user ids) for the parent to keep beside the result."""
-    from .atomic import atomic_path
-    from .significance import PerUser, encode
+    from animerec_bench.evaluation.significance import PerUser, encode
+    from animerec_bench.support.atomic import atomic_path
 
     data = encode({task: PerUser(user_ids[users].astype("int64"), values, weights)
                    for task, (users, values, weights) in per_user.items()})
@@ -302,12 +302,12 @@ def save_per_user(path: str, per_user: dict, user_ids) -> None:
 
 def evaluate_ranking(model, split, source: str, part: str = "test",
                      per_user: dict | None = None) -> tuple[dict, dict]:
-    """The ranking metrics of ``model`` on ``split``'s ``part`` (see :mod:`animerec_bench.ranking`
+    """The ranking metrics of ``model`` on ``split``'s ``part`` (see :mod:`animerec_bench.evaluation.ranking`
     for which anime are candidates), its lists taken from ``source``: its own ``score``, or its
     ``interaction``/``rating`` predictions over every anime. With ``per_user``, its ``ranking``
     entry gets each evaluated user's NDCG at the primary cut-off (user indices, values, ones)."""
-    from . import ranking
-    from . import tasks as tasks_mod
+    from animerec_bench import tasks as tasks_mod
+    from animerec_bench.evaluation import ranking
 
     data = ranking.RankingData.from_split(split, part)
     if source == "score":
@@ -328,7 +328,7 @@ def user_latency(model, split, seed: int, n_users: int, max_seconds: float) -> d
     """Time scoring every anime for one user, over up to ``n_users`` test users (ms, p50/p95)."""
     import numpy as np
 
-    from . import timing
+    from animerec_bench.support import timing
 
     users = np.unique(split.test.user)
     if not len(users) or n_users <= 0:
@@ -439,7 +439,7 @@ def _parent_gone(parent: int) -> bool:
     a zombie. The second matters: the kernel sends the parent-death signal when the thread
     that forked us exits, and hands us to another thread of the dying runner first, so for a
     moment our parent pid has not changed yet."""
-    from .job_processes import pid_alive
+    from animerec_bench.execution.job_processes import pid_alive
 
     return os.getppid() != parent or not pid_alive(parent)
 
@@ -449,7 +449,7 @@ def _watchdog(spec: dict, parent: int, stop_at: float | None, cpu_seconds: float
     import select
     import signal
 
-    from .job_processes import become_subreaper, set_parent_death_signal
+    from animerec_bench.execution.job_processes import become_subreaper, set_parent_death_signal
 
     # Set up here, beside the job's imports rather than before them: the kernel applies each
     # to the whole process (the parent-death signal while this thread lives: all along).
@@ -488,12 +488,12 @@ def _stop_job(spec: dict, failure: tuple[str, str] | None, remove_folder: bool =
     import shutil
     import signal
 
-    from .job_processes import kill_job
+    from animerec_bench.execution.job_processes import kill_job
 
     if failure is not None:
         try:
-            from .atomic import write_text
-            from .results import dumps
+            from animerec_bench.results.store import dumps
+            from animerec_bench.support.atomic import write_text
 
             kind, error = failure
             write_text(spec["outcome_path"], dumps({"status": "failed", "error_kind": kind, "error": error,
@@ -535,7 +535,7 @@ def pin_to_cores(spec: dict) -> dict:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
-        print("usage: python -m animerec_bench.worker SPEC.json", file=sys.stderr)
+        print("usage: python -m animerec_bench.execution.worker SPEC.json", file=sys.stderr)
         return 2
     with open(argv[0], encoding="utf-8") as fh:
         spec = json.load(fh)
@@ -558,18 +558,18 @@ def main(argv: list[str] | None = None) -> int:
                        error_kind=kind, traceback=traceback.format_exc()[-4000:])
         code = 1
     try:
-        from .machine import machine_info
+        from animerec_bench.support.machine import machine_info
 
         outcome["machine"] = {**machine_info(), **cores}
     except BaseException:  # noqa: BLE001 - a memory cap can break even this; the parent fills it in
         pass
-    from .atomic import write_text
-    from .results import dumps
+    from animerec_bench.results.store import dumps
+    from animerec_bench.support.atomic import write_text
 
     outcome["timing"]["worker_seconds"] = time.perf_counter() - _STARTED_PERF
     write_text(spec["outcome_path"], dumps(outcome))
     if spec.get("parent_pid"):  # a plugin's processes end with its job, detached or not
-        from .job_processes import has_children, kill_job
+        from animerec_bench.execution.job_processes import has_children, kill_job
 
         if has_children() is not False:  # a subreaper: every process of the job is below it
             kill_job(None, root=os.getpid())

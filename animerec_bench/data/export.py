@@ -18,14 +18,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import __version__
-from .atomic import atomic_path
-from .errors import UserError
+from animerec_bench import __version__
+from animerec_bench.errors import UserError
+from animerec_bench.support.atomic import atomic_path
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from .protocol import Split
+    from animerec_bench.data.protocol import Split
 
 FORMATS = ("parquet", "csv")
 #: File name (without suffix) of each part of the split, in the split's own part order.

@@ -10,7 +10,7 @@ remote executor would multiply. So:
   members a chunk at a time (the same bytes :attr:`Split.fingerprint` hashes), so the parent's
   memory does not grow with the data;
 - a split that must be made is made by a child process (``python -m
-  animerec_bench.split_file``), which loads the same plugins, builds and caches it, and exits,
+  animerec_bench.data.split_file``), which loads the same plugins, builds and caches it, and exits,
   taking its memory with it;
 - a tuning trial's copy without the test part is written member by member (:func:`without_test`).
 """
@@ -29,8 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_path
-from .errors import UserError
+from animerec_bench.errors import UserError
+from animerec_bench.support.atomic import atomic_path
 
 PARTS = ("train", "valid", "test")
 #: Each part's arrays in the order, and as the little-endian types, the fingerprint hashes them.
@@ -79,7 +79,7 @@ def _member_arrays(zf: zipfile.ZipFile, name: str, dtype: str):
 
 
 def streamed_fingerprint(path: Path, meta: dict | None = None) -> str:
-    """The fingerprint :attr:`animerec_bench.protocol.Split.fingerprint` gives the split saved at
+    """The fingerprint :attr:`animerec_bench.data.protocol.Split.fingerprint` gives the split saved at
     ``path``, computed a few MB at a time."""
     meta = read_meta(path) if meta is None else meta
     h = hashlib.sha256(b"animerec-bench/split/v1")
@@ -147,11 +147,11 @@ def child_command(protocol: str, dataset: str, seed: int, plugins_dir: str | Non
     spec = json.dumps({"protocol": protocol, "dataset": dataset, "seed": seed, "plugins_dir": plugins_dir})
     env = dict(os.environ)
     env.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
-    return [sys.executable, "-P", "-m", "animerec_bench.split_file", spec], env
+    return [sys.executable, "-P", "-m", "animerec_bench.data.split_file", spec], env
 
 
 def _make_in_child(protocol: str, dataset: str, seed: int, plugins_dir: str | None) -> None:
-    """Run ``python -m animerec_bench.split_file`` to make and cache one split; a user's mistake
+    """Run ``python -m animerec_bench.data.split_file`` to make and cache one split; a user's mistake
     it meets (a damaged data file) comes back as the same one-line UserError."""
     argv, env = child_command(protocol, dataset, seed, plugins_dir)
     proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, env=env)
@@ -202,8 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     spec = json.loads(args[0])
     try:
-        from .plugins import load_registry
-        from .protocol import get_protocol
+        from animerec_bench.data.protocol import get_protocol
+        from animerec_bench.plugins.registry import load_registry
 
         dataset = load_registry(spec.get("plugins_dir")).dataset(spec["dataset"])
         get_protocol(spec["protocol"]).split(dataset, int(spec["seed"]))

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from typing import IO
 
-from . import tasks
+from animerec_bench import tasks
 
 
 def primary_summary(result: dict) -> str:

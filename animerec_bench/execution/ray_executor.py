@@ -30,8 +30,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import __version__, paths
-from .errors import UserError
+from animerec_bench import __version__
+from animerec_bench.errors import UserError
+from animerec_bench.support import paths
 
 #: The ``error_kind`` of a job that Ray could not run to its end (not the job's own failure).
 RAY_FAILURE = "executor"
@@ -153,7 +154,7 @@ def node_split_path(fingerprint: str) -> Path:
 
 
 def _verifies(path: Path, fingerprint: str) -> bool:
-    from .protocol import Split
+    from animerec_bench.data.protocol import Split
 
     try:
         stat = path.stat()
@@ -172,8 +173,8 @@ def ensure_split(fingerprint: str, fetch: Callable[[], bytes]) -> Path:
     """The split file with ``fingerprint`` on this node: reused when present and verified, else
     written from ``fetch()`` (its bytes) atomically and verified first. Raises RuntimeError
     naming the fingerprint when the bytes fetched are not that split."""
-    from .atomic import atomic_path
-    from .protocol import Split
+    from animerec_bench.data.protocol import Split
+    from animerec_bench.support.atomic import atomic_path
 
     path = node_split_path(fingerprint)
     if _verifies(path, fingerprint):
@@ -230,7 +231,7 @@ def run_on_node(job, settings, split_fingerprint: str, split_box: list, cpus: in
     ``{"attempt": WorkerRun, "node": {...}}`` for the driver to record."""
     import ray
 
-    from . import runner
+    from animerec_bench.execution import runner
 
     context = ray.get_runtime_context()
     node = {"hostname": socket.gethostname(), "node_id": context.get_node_id(),
@@ -258,7 +259,7 @@ def run_on_node(job, settings, split_fingerprint: str, split_box: list, cpus: in
 
 def failed_attempt(error: str, started_at: str, duration: float):
     """A :class:`.runner.WorkerRun` for a job Ray could not run to its end (kind ``executor``)."""
-    from .runner import WorkerRun
+    from animerec_bench.execution.runner import WorkerRun
 
     return WorkerRun(outcome={"status": "failed", "error_kind": RAY_FAILURE, "error": error, "timing": {}},
                      per_user=None, code=None, rusage=None, timed_out=False, phase="start", log_tail="",
@@ -272,7 +273,7 @@ def run_jobs(jobs, ctx, options: RayOptions, reporter, record, running: list, ra
     this, the main thread, so a stop signal lands here), with a line from ``reporter`` as each
     ends (Ray does not say when a queued task starts). ``running`` holds the jobs not yet back. On the way out (done, Ctrl-C, SIGTERM) every task still out is cancelled, which
     kills its Ray worker and with it the job's worker (its parent-death signal)."""
-    from . import runner
+    from animerec_bench.execution import runner
 
     ray = ray or import_ray()
     task = ray.remote(run_on_node)

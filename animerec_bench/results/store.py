@@ -14,8 +14,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from .atomic import write_text
-from .errors import UserError
+from animerec_bench.errors import UserError
+from animerec_bench.support.atomic import write_text
 
 SCHEMA = 1
 #: A result's per-user file: ``<result stem>`` + this, beside the JSON.
@@ -96,8 +96,8 @@ def write(results_dir: Path | str, result: dict, per_user: bytes | None = None) 
         companion = path.with_name(path.stem + PER_USER_SUFFIX)
         if not path.exists() and not companion.exists():
             if per_user is not None:
-                from .atomic import atomic_path
-                from .significance import sha256
+                from animerec_bench.evaluation.significance import sha256
+                from animerec_bench.support.atomic import atomic_path
 
                 with atomic_path(companion) as tmp:
                     tmp.write_bytes(per_user)
@@ -133,7 +133,7 @@ def check(result: Any, where: str) -> dict:
 
 def metrics_problem(result: dict) -> str | None:
     """Why the result's ``metrics`` cannot be trusted (types and ranges from the tasks), or None."""
-    from . import tasks
+    from animerec_bench import tasks
 
     found = result["metrics"]
     if not isinstance(found, dict):
@@ -219,7 +219,7 @@ def load_per_user(result: dict) -> dict | None:
     """The per-user test values of a loaded result (``{task: PerUser}``), or None for a result
     without them (older results, failed jobs). :class:`ResultFileError` naming the file when it is
     missing, not in the result's folder, or its sha256 differs from the one the result records."""
-    from . import significance
+    from animerec_bench.evaluation import significance
 
     info = result.get("per_user")
     if not info:

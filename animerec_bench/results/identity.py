@@ -62,7 +62,7 @@ def job_identity(cls: type, params: dict, *, dataset_fingerprint: str, split_fin
                  tasks: list[str] | tuple[str, ...], ranking: str | None, protocol: str, protocol_params: dict,
                  schema: int) -> dict:
     """``{"key": sha256, "parts": {...}}`` for one job."""
-    from .results import json_safe
+    from animerec_bench.results.store import json_safe
 
     parts = json_safe({
         "model": cls.name, "code": code_fingerprint(cls), "version": str(getattr(cls, "version", "1")),

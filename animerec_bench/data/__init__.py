@@ -1,0 +1,1 @@
+"""Data: import, synthesis, protocols, cached split files and split export."""

@@ -1,0 +1,1 @@
+"""Evaluation: scoring a fitted model, full ranking, significance."""

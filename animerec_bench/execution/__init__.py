@@ -1,0 +1,1 @@
+"""Execution: jobs, the runner (parent), the worker (job process), executors, tuning, progress."""

@@ -1,0 +1,1 @@
+"""Reports: leaderboards, plots and the regression gate, all rendered from result files."""
