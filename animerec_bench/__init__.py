@@ -7,10 +7,14 @@ import importlib.metadata
 
 import pluggy
 
+from animerec_bench import _moved
+
 try:  # set at install time by setuptools-scm: the release, or 0.1.devN+g<commit>[.d<date>] between them
     __version__ = importlib.metadata.version("animerec-bench")
 except importlib.metadata.PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0+unknown"
+
+_moved.install()  # the flat layout's module paths keep working (with a DeprecationWarning)
 
 #: Marker for hook implementations in plugins: ``@animerec_bench.hookimpl``.
 hookimpl = pluggy.HookimplMarker("animerec_bench")
@@ -24,7 +28,7 @@ __all__ = ["__version__", "hookimpl", *_API]
 
 def __getattr__(name: str):
     if name in _API:
-        from . import api
+        from animerec_bench import api
 
         return getattr(api, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
