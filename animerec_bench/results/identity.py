@@ -1,7 +1,8 @@
 """A job's identity: what decides whether a stored result is still the result of that job.
 
-The parts are the model's code fingerprint (sha256 of the source file of its class's module
-for built-in models and loose plugin files; the installed distribution's version for a model
+The parts are the model's code fingerprint (for built-in models and loose plugin files, sha256
+of the source of its class's module with its import statements, comments and layout left out,
+so that moving a module or reordering its imports does not mark its results stale; the installed distribution's version for a model
 from an entry-point plugin), its declared ``version``, its parameters, the data set and split
 fingerprints, the protocol and its parameters, and the result schema. The key is the sha256
 of those parts as canonical JSON. ``run --missing`` skips a job whose key has an ``ok`` result;
@@ -15,8 +16,10 @@ import functools
 import hashlib
 import importlib.metadata
 import importlib.util
+import io
 import json
 import sys
+import tokenize
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +28,45 @@ from typing import Any
 SOURCE_PREFIXES = ("animerec_bench.", "animerec_bench_plugins.")
 
 
-def _sha256_file(path: Path | str) -> str | None:
+#: How a source file is normalised before hashing (recorded with the fingerprint).
+SOURCE_METHOD = "tokens-without-imports"
+_LAYOUT = {tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.ENCODING, tokenize.ENDMARKER}
+_BLOCK = {tokenize.INDENT: "<indent>", tokenize.DEDENT: "<dedent>"}
+
+
+def normalised_source(source: str) -> str:
+    """The code's logical lines as tokens, without import statements, comments or blank lines.
+
+    What a model computes is in the rest; where its imports come from is not (a layout move
+    rewrites them). Blocks still count (indent and dedent markers), spacing and line breaks
+    inside a statement do not. Source that does not tokenize is returned as it is."""
     try:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
+    except (tokenize.TokenError, SyntaxError):
+        return source
+    kept: list[str] = []
+    markers: list[str] = []
+    words: list[str] = []
+    for tok in tokens:
+        if tok.type in _BLOCK:
+            markers.append(_BLOCK[tok.type])
+        elif tok.type not in _LAYOUT:
+            words.append(tok.string)
+        elif tok.type in (tokenize.NEWLINE, tokenize.ENDMARKER):
+            kept.extend(markers)
+            if words and words[0] not in ("import", "from"):
+                kept.append(" ".join(words))
+            markers, words = [], []
+    return "\n".join(kept)
+
+
+def _sha256_file(path: Path | str) -> str | None:
+    """sha256 of a Python source file's :func:`normalised_source`."""
+    try:
+        source = Path(path).read_text(encoding="utf-8", errors="surrogateescape")
     except OSError:
         return None
+    return hashlib.sha256(normalised_source(source).encode("utf-8", "surrogateescape")).hexdigest()
 
 
 @functools.lru_cache(maxsize=1)
@@ -43,7 +80,8 @@ def code_fingerprint(cls: type) -> dict:
     module = cls.__module__
     if module.startswith(SOURCE_PREFIXES):
         file = getattr(sys.modules.get(module), "__file__", None)
-        entry = {"kind": "source", "module": module, "sha256": _sha256_file(file) if file else None}
+        entry = {"kind": "source", "module": module, "method": SOURCE_METHOD,
+                 "sha256": _sha256_file(file) if file else None}
         if module.startswith("animerec_bench_plugins.") and file:
             entry["file"] = str(Path(file).resolve())
         return entry
@@ -55,7 +93,7 @@ def code_fingerprint(cls: type) -> dict:
         except importlib.metadata.PackageNotFoundError:
             pass
     file = getattr(sys.modules.get(module), "__file__", None)  # e.g. a module on sys.path, not installed
-    return {"kind": "source", "module": module, "sha256": _sha256_file(file) if file else None}
+    return {"kind": "source", "module": module, "method": SOURCE_METHOD, "sha256": _sha256_file(file) if file else None}
 
 
 def job_identity(cls: type, params: dict, *, dataset_fingerprint: str, split_fingerprint: str, seed: int,
