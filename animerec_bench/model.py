@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
@@ -29,6 +29,12 @@ class Interactions:
     A pair may be an example of one task or both: ``rating`` is 0 where the pair is not a
     rating example (else 1-10); ``label`` is -1 where it is not an interaction example
     (else 1 positive, 0 negative).
+
+    ``other``: on the validation part the harness hands to ``fit``, the split's pairs that are
+    examples of neither task (completed but unscored): the validation ranking ``tune`` scores
+    trials by excludes them from the candidates, as well as train. A model that chooses its own
+    settings on validation ranks the same candidates through
+    ``RankingData.validation(train, valid)``. None elsewhere (and in a subset).
     """
 
     user: np.ndarray  # int32
@@ -37,6 +43,7 @@ class Interactions:
     label: np.ndarray  # int8, -1 = no interaction example
     n_users: int
     n_items: int
+    other: "Interactions | None" = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.user)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -197,6 +197,11 @@ class Split:
 
     def part(self, name: str) -> Interactions:
         return {"train": self.train, "valid": self.valid, "test": self.test}[name]
+
+    def valid_for_fit(self) -> Interactions:
+        """The validation part as ``fit`` gets it: with ``other`` attached, so a model choosing its
+        settings inside ``fit`` ranks the same candidates as ``tune``'s validation ranking."""
+        return replace(self.valid, other=self.other)
 
     @property
     def n_users(self) -> int:

@@ -6,8 +6,9 @@ The protocol's rules (issue 11):
   **evaluated** when they have at least one;
 - **candidates**: every anime of the training vocabulary minus the user's pairs in the excluded
   parts. On test: train, validation and the split's ``other`` pairs (examples of neither task,
-  e.g. unscored plan-to-watch: their relevance is unknown). On validation (a model tuning its
-  hyperparameters inside ``fit``): train only. Target pairs with label 0 stay candidates: a
+  e.g. unscored plan-to-watch: their relevance is unknown). On validation (``tune``'s trials,
+  and a model tuning its hyperparameters inside ``fit``: :meth:`RankingData.validation`): train
+  and ``other``. Target pairs with label 0 stay candidates: a
   dropped or disliked show ranked high is a miss.
 
 Users are scored in chunks of at most ``chunk_cells`` (user, anime) scores, so memory is
@@ -143,6 +144,14 @@ class RankingData:
                    popularity_percentiles(np.bincount(train.item, minlength=n_items)), n_items)
 
     @classmethod
+    def validation(cls, train: Interactions, valid: Interactions) -> "RankingData":
+        """The validation ranking ``tune`` scores trials by, from what ``fit`` is given: relevant
+        items from ``valid``; excluded: ``train`` and ``valid.other`` (the split's pairs of neither
+        task, attached by the harness; without them, train only). A model choosing its settings
+        inside ``fit`` uses this, so its choice and ``tune``'s agree."""
+        return cls.from_parts(train, valid, () if valid.other is None else (valid.other,))
+
+    @classmethod
     def from_split(cls, split: "Split", part: str = "test") -> "RankingData":
         """The test ranking (excluding train, validation and ``split.other``), or with
         ``part="valid"`` the validation ranking the harness scores tuning trials by (excluding train
@@ -151,7 +160,7 @@ class RankingData:
         if part == "test":
             return cls.from_parts(split.train, split.test, (split.valid, *other))
         if part == "valid":
-            return cls.from_parts(split.train, split.valid, other)
+            return cls.validation(split.train, split.valid_for_fit())
         raise ValueError(f"ranking is evaluated on 'test' or 'valid', not {part!r}")
 
     def _keys(self, indptr: np.ndarray, items: np.ndarray) -> np.ndarray:

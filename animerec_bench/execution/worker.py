@@ -212,7 +212,7 @@ def run(spec: dict, progress: Progress, outcome: dict) -> None:
 
     progress.send("phase", phase="fit")
     t0 = timing.clock()
-    fitted = model.fit(split.train, split.valid, tasks=tasks, seed=seed)
+    fitted = model.fit(split.train, split.valid_for_fit(), tasks=tasks, seed=seed)
     fit_seconds = timing.clock() - t0
     if progress.history:
         outcome["history"] = progress.history
