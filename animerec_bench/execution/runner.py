@@ -228,7 +228,7 @@ def git_revision(root: Path | None = None) -> tuple[str | None, bool | None]:
     makes results (``animerec_bench/``, ``plugins/``) differs from it (edited or new files);
     (None, None) outside a checkout. A result from a dirty tree is not reproducible from its
     commit, so its file says so."""
-    root = root or Path(__file__).resolve().parent.parent
+    root = root or paths.SOURCE_ROOT
     if not (root / ".git").exists():
         return None, None
     commit = (_git(root, "rev-parse", "HEAD") or "").strip()
