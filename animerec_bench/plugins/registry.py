@@ -153,7 +153,7 @@ def get_plugin_manager(plugins_dir: Any = AUTO, on_step: StepListener | None = N
     blocked = disabled_plugins()
     for name in blocked:
         pm.set_blocked(name)
-    from animerec_bench import __version__
+    from animerec_bench.support.version import __version__
 
     for modname in DEFAULT_PLUGINS:
         short = modname.rsplit(".", 1)[-1]
