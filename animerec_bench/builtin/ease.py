@@ -147,7 +147,7 @@ class EASE(Model):
 
     def _choose_weights(self, train: Interactions, valid: Interactions | None, started: float) -> None:
         """A given λ: one Cholesky inverse. Else the grid: one eigendecomposition for all of it."""
-        self.history_ = {"l2": [], "val_ndcg@10": []}
+        self.history_: dict[str, list[float]] = {"l2": [], "val_ndcg@10": []}
         extra = self._extra_diagonal()
         data = RankingData.validation(train, valid) if valid is not None and self.l2 is None else None
         if self.l2 is not None or data is None or data.n_users == 0 or len(self.l2_grid) < 2:

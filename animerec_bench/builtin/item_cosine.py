@@ -19,7 +19,11 @@ from animerec_bench.model import Interactions, Model, check_param
 
 class ItemKNNCosine(Model):
     """Cosine item-kNN for ranking. State: ``x_`` (CSR positives), ``weights_`` (dense float32
-    ``[n_items, n_items]``, row i: anime i's kept neighbours)."""
+    ``[n_items, n_items]``, column j: anime j's kept neighbours).
+
+    Defaults from a grid on mal2016-5k / v1 / seed 0's validation ranking (``tune``'s): NDCG@10
+    with shrinkage 1: k 20 / 50 / 200 / 1000 gave 0.2345 / 0.2280 / 0.2221 / 0.2082; shrinkage 10
+    and 100 were lower at every k."""
 
     name = "item-knn-cosine"
     tasks = ("ranking",)
@@ -30,7 +34,7 @@ class ItemKNNCosine(Model):
     peer = "Sarwar et al. 2001 item-kNN (cosine, shrunk), numpy"
     search_space = {"k": ("int", 10, 2000, "log"), "shrinkage": ("float", 0.1, 1000.0, "log")}
 
-    def __init__(self, k: int = 200, shrinkage: float = 10.0) -> None:
+    def __init__(self, k: int = 20, shrinkage: float = 1.0) -> None:
         self.k = k
         self.shrinkage = shrinkage
 
