@@ -127,6 +127,10 @@ def test_the_built_in_ports_of_peers_say_so_and_ours_do_not():
     assert models["item-knn-baseline"].peer == "Koren 2010 / Surprise KNNBaseline, numpy port"
     assert models["logistic"].peer.startswith("logistic regression (scikit-learn")
     assert models["mf-biased"].peer is None and models["ease"].peer is None and models["bias"].peer is None
+    # issue 22's published models, written here in numpy: each names whose method it is
+    assert models["ials"].peer.startswith("Hu et al. 2008") and models["rp3beta"].peer.startswith("Paudel")
+    assert models["edlae"].peer.startswith("Steck 2020") and models["item-knn-cosine"].peer.startswith("Sarwar")
+    assert models["itemknn"].peer is None
 
 
 def _libraries_missing() -> str | None:
