@@ -49,6 +49,7 @@ DEFAULT_PLUGINS = (
     "animerec_bench.builtin.rp3beta",
     "animerec_bench.builtin.ials",
     "animerec_bench.builtin.edlae",
+    "animerec_bench.builtin.dlae",
 )
 
 

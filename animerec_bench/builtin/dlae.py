@@ -1,0 +1,176 @@
+"""``dlae``: a denoising linear autoencoder with EASE's zero diagonal, learnt by gradient descent in
+Keras (the ranking task).
+
+The model is EASE's: a full item-item weight matrix ``B`` (anime with a train positive only), zero
+on its diagonal, a user's scores ``X[user] @ B`` (X: the binary matrix of train positives). It is
+not rank-limited, unlike a two-tower model or MultVAE (which is why those stay below EASE here).
+What differs from :mod:`ease` and :mod:`edlae` is how ``B`` is found: Adam on mini-batches of
+users, minimising the denoising objective in expectation (Steck, NeurIPS 2020: dropping each input
+anime with probability p is, in expectation, a per-anime L2 term; no sampled noise, so the steps
+are deterministic and converge faster):
+
+    mean over users of ||x - x B||²  +  (1 / n_users) · Σ_j (λ + p / (1 - p) · XᵀX[j, j]) · ||B[j, :]||²
+
+with ``diag(B) = 0`` held by projection after every step. Its minimiser is EDLAE's closed form
+(``tests/test_dlae.py`` checks that the Keras fit approaches it). The batch goes in as a sparse
+matrix (``keras.ops.matmul`` of a sparse batch and the dense weights), so a step costs about
+``nnz(batch) · n_anime`` plus the optimiser's pass over ``B``, not ``batch · n_anime²``.
+
+Early stopping on validation NDCG@10 (``RankingData.validation``: the ranking ``tune`` uses), the
+best epoch's weights kept; every epoch's loss and NDCG are in ``history_``. Written with ``keras``
+and ``keras.ops`` only (any backend that takes sparse inputs: TensorFlow, JAX); Keras is imported
+inside ``fit``.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+
+import numpy as np
+
+from animerec_bench import hookimpl
+from animerec_bench.builtin.ease import EASE, blas_limited
+from animerec_bench.builtin.keras_backend import keras, seed_everything, to_numpy
+from animerec_bench.evaluation.ranking import RankingData, evaluate
+from animerec_bench.model import Interactions, check_param
+
+
+@functools.cache
+def _network_class():
+    """The Keras network, defined on first use (Keras is imported only to train)."""
+    k = keras()
+    ops = k.ops
+
+    class ZeroDiagonal(k.constraints.Constraint):
+        """Projection onto ``diag(B) = 0``: exact projected gradient descent (Adam is per entry,
+        and the diagonal is zero whenever the forward pass reads it)."""
+
+        def __call__(self, w):
+            return w * (1.0 - ops.eye(ops.shape(w)[0], dtype=w.dtype))
+
+    class RowL2:
+        """``Σ_j weight[j] · ||B[j, :]||²``, the denoising term in expectation plus λ."""
+
+        def __init__(self, row_weight: np.ndarray):
+            self.row_weight = np.asarray(row_weight, np.float32).reshape(-1, 1)
+
+        def __call__(self, w):
+            return ops.sum(self.row_weight * ops.square(w))
+
+    class LinearAutoencoder(k.Model):
+        """``x @ B``: input a (sparse) batch ``[users, m]`` of train positives, output the scores."""
+
+        def __init__(self, m: int, row_weight: np.ndarray, **kw):
+            super().__init__(**kw)
+            self.b = self.add_weight(shape=(m, m), initializer="zeros", name="item_weights",
+                                     regularizer=RowL2(row_weight), constraint=ZeroDiagonal())
+
+        def call(self, x):
+            return ops.matmul(x, self.b)
+
+    def squared_error(y_true, y_pred):
+        return ops.sum(ops.square(y_true - y_pred), axis=-1)
+
+    return LinearAutoencoder, squared_error
+
+
+class DLAE(EASE):
+    """A linear item-item autoencoder with a zero diagonal, trained by Adam in Keras.
+
+    ``dropout`` (p) and ``l2`` (λ) set the regulariser above (p = 0: EASE's objective);
+    ``epochs`` at most, stopping after ``patience`` epochs without a better validation NDCG@10.
+    """
+
+    name = "dlae"
+    tasks = ("ranking",)
+    joint = False
+    version = "1"
+    baseline = False
+    framework = "keras"
+    search_space = {"dropout": ("float", 0.0, 0.5), "l2": ("float", 10.0, 1000.0, "log"),
+                    "learning_rate": ("float", 3e-4, 1e-2, "log")}
+
+    def __init__(self, dropout: float = 0.2, l2: float = 100.0, epochs: int = 30, batch_size: int = 256,
+                 learning_rate: float = 0.02, momentum: float = 0.9, patience: int = 3) -> None:
+        self.momentum = momentum
+        self.dropout = dropout
+        self.l2 = l2
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.patience = patience
+
+    @classmethod
+    def validate_params(cls, params):
+        """0 <= dropout < 1; l2 and the learning rate > 0; epochs, batch size, patience >= 1."""
+        check_param(params, "dropout", at_least=0, below=1)
+        for key in ("l2", "learning_rate"):
+            check_param(params, key, above=0)
+        for key in ("epochs", "batch_size", "patience"):
+            check_param(params, key, at_least=1)
+
+    def fit(self, train: Interactions, valid: Interactions | None, *, tasks=("ranking",), seed: int = 0):
+        self.check_tasks(tasks)
+        started = time.perf_counter()
+        k = keras()
+        seed_everything(seed)
+        self._prepare(train)
+        n, m = self.x_.shape
+        degree = np.asarray(self.x_.sum(axis=0), dtype=np.float64).ravel()
+        p = float(self.dropout)
+        row_weight = (self.l2 + p / (1.0 - p) * degree) / max(n, 1)
+        Network, loss = _network_class()
+        net = Network(m, row_weight)
+        net.build((None, m))
+        steps = self.epochs * -(-n // self.batch_size)
+        rate = k.optimizers.schedules.CosineDecay(self.learning_rate, decay_steps=max(steps, 1))
+        optimizer = k.optimizers.SGD(learning_rate=rate, momentum=self.momentum, nesterov=True)
+        net.compile(optimizer=optimizer, loss=loss,
+                    jit_compile=k.backend.backend() == "jax")
+        self.history_: dict[str, list] = {"loss": [], "val_ndcg@10": []}
+        self.epochs_ = self.best_epoch_ = 0
+        self.weights_ = np.zeros((m, m), np.float32)
+        if n and m:
+            with blas_limited():
+                self._train(net, train, valid, np.random.default_rng(seed), started)
+        self.network_ = None  # the weights are numpy now: nothing of Keras is kept
+        self.fit_seconds_ = time.perf_counter() - started
+        return self
+
+    def _train(self, net, train, valid, rng, started) -> None:
+        """Epochs over the users in a seeded random order; the best validation epoch's weights kept
+        (without validation: the last epoch's)."""
+        data = RankingData.validation(train, valid) if valid is not None else None
+        if data is not None and data.n_users == 0:
+            data = None
+        dense = self.x_.toarray()
+        best, waited = -np.inf, 0
+        for epoch in range(self.epochs):
+            order = rng.permutation(len(dense))
+            x, y = self.x_[order], dense[order]
+            loss = float(net.fit(x, y, batch_size=self.batch_size, epochs=1, shuffle=False,
+                                 verbose=0).history["loss"][-1])
+            self.weights_ = to_numpy(net.b)
+            ndcg = evaluate(data, self.score, ks=(10,))["ndcg@10"] if data is not None else None
+            self.history_["loss"].append(loss)
+            self.history_["val_ndcg@10"].append(ndcg)
+            self.epochs_ = epoch + 1
+            self.report_progress(epoch=epoch + 1, loss=loss, val_ndcg=ndcg,
+                                 seconds=round(time.perf_counter() - started, 3))
+            if data is None:
+                continue
+            if ndcg > best:
+                best, best_weights, waited, self.best_epoch_ = ndcg, self.weights_, 0, epoch + 1
+            else:
+                waited += 1
+                if waited >= self.patience:
+                    break
+        if data is not None:
+            self.weights_ = best_weights
+        else:
+            self.best_epoch_ = self.epochs_
+
+@hookimpl
+def register_models(register):
+    register(DLAE)

@@ -1,0 +1,49 @@
+"""dlae: gradient descent in Keras reaches EDLAE's closed form (the same objective), the diagonal
+stays zero, validation picks the best epoch, and the fit ranks better than popularity."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from animerec_bench.builtin.dlae import DLAE
+from animerec_bench.builtin.edlae import EDLAE
+from animerec_bench.evaluation.ranking import RankingData, evaluate
+from animerec_bench.testing import check_model, synthetic_split
+
+pytest.importorskip("keras")
+
+
+def test_full_batch_descent_reaches_the_closed_form():
+    # Same objective as EDLAE (p = 0.3, λ = 30); full batches, so plain (deterministic) descent.
+    train, _, _ = synthetic_split(seed=3)
+    closed = EDLAE(dropout=0.3, l2=30.0).fit(train, None, tasks=("ranking",), seed=0)
+    model = DLAE(dropout=0.3, l2=30.0, epochs=300, batch_size=10_000, learning_rate=0.05)
+    model.fit(train, None, tasks=("ranking",), seed=0)
+    np.testing.assert_array_equal(model.active_, closed.active_)
+    assert np.all(np.diagonal(model.weights_) == 0.0)
+    gap = np.linalg.norm(model.weights_ - closed.weights_) / np.linalg.norm(closed.weights_)
+    assert gap < 0.02, gap
+    assert model.history_["loss"][-1] < model.history_["loss"][0]
+
+
+def test_validation_keeps_the_best_epoch_and_beats_popularity():
+    train, valid, test = synthetic_split(seed=4)
+    model = DLAE(epochs=8, patience=8, batch_size=64)
+    seen = []
+    model.on_progress = seen.append
+    model.fit(train, valid, tasks=("ranking",), seed=0)
+    history = model.history_["val_ndcg@10"]
+    assert len(history) == 8 and [s["epoch"] for s in seen] == list(range(1, 9))
+    assert model.best_epoch_ == int(np.argmax(history)) + 1
+    assert max(history) > history[0]  # training improves the ranking
+    kept = evaluate(RankingData.validation(train, valid), model.score, ks=(10,))["ndcg@10"]
+    assert kept == pytest.approx(max(history), abs=1e-9)
+    data = RankingData.from_parts(train, test, (valid,))
+    counts = np.bincount(train.item[train.label == 1], minlength=train.n_items).astype(np.float32)
+    popular = evaluate(data, lambda u: np.tile(counts, (len(u), 1)), ks=(10,))["ndcg@10"]
+    assert evaluate(data, model.score, ks=(10,))["ndcg@10"] > popular
+
+
+def test_conforms():
+    check_model(DLAE, epochs=2)
