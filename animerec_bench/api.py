@@ -2,7 +2,7 @@
 
 What ``animerec-bench run`` does in its worker, without the process around it: the same
 split (the same cache and fingerprint), the same scoring functions
-(:func:`animerec_bench.execution.worker.evaluate` and :func:`~animerec_bench.execution.worker.evaluate_ranking`), so a
+(:mod:`animerec_bench.evaluation.scoring`), so a
 model fitted in a notebook gets the numbers a run of it would write. ``docs/api.md`` has a
 worked example. Heavy imports (numpy, pandas) happen inside the functions.
 """
@@ -45,11 +45,11 @@ def evaluate(model, split, tasks=None, part: str = "test") -> dict[str, dict[str
     ``"ranking"``, which by default is included for every model, as the runner ranks every
     model: by its ``score``, else its interaction, else its rating predictions. ``part``:
     ``"test"`` (what a result's ``metrics`` hold, with ``test_loss`` and ``val_loss``) or
-    ``"valid"`` (with ``val_loss``). Uses the worker's own functions, so the numbers equal
+    ``"valid"`` (with ``val_loss``). Uses the worker's own scoring functions, so the numbers equal
     those of a run of the same model, parameters and seed.
     """
     from animerec_bench import tasks as tasks_mod
-    from animerec_bench.execution import worker
+    from animerec_bench.evaluation import scoring
 
     if part not in PARTS:
         raise UserError(f"part {part!r}: expected one of test, valid")
@@ -72,16 +72,16 @@ def evaluate(model, split, tasks=None, part: str = "test") -> dict[str, dict[str
     pointwise = tuple(t for t in tasks_mod.NAMES if t in wanted and tasks_mod.get(t).pointwise)
     out: dict[str, dict[str, float]] = {}
     if pointwise:
-        val_metrics, val_losses = worker.evaluate(name, model, split.valid, pointwise)
+        val_metrics, val_losses = scoring.evaluate(name, model, split.valid, pointwise)
         if part == "test":
             # As the worker's test phase: predict on the pairs of the scored tasks, then score.
-            test = split.test.subset(worker._union_mask(split.test, pointwise))
-            metrics, losses = worker.evaluate(name, model, test, pointwise)
+            test = split.test.subset(scoring.union_mask(split.test, pointwise))
+            metrics, losses = scoring.evaluate(name, model, test, pointwise)
             out = {t: {**metrics[t], "test_loss": losses[t], "val_loss": val_losses[t]} for t in pointwise}
         else:
             out = {t: {**val_metrics[t], "val_loss": val_losses[t]} for t in pointwise}
     if "ranking" in wanted:
-        out["ranking"], _ = worker.evaluate_ranking(model, split, source, part=part)
+        out["ranking"], _ = scoring.evaluate_ranking(model, split, source, part=part)
     return {t: {m: float(v) if v is not None else None for m, v in values.items()} for t, values in out.items()}
 
 

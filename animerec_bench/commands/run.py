@@ -349,7 +349,7 @@ def run(run_all, models, more_models, tasks, dataset, protocol, seeds, seed, par
                    f"core(s): " + "; ".join(",".join(map(str, a)) for a in allotments), err=True)
     # Several jobs at once: plain lines (a live line cannot show two jobs), one call at a time.
     def epochs_of(job) -> int | None:
-        budget = {**registry.models[job.model].params, **job.params}.get("epochs")
+        budget = job.run_params(registry).get("epochs")
         return budget if isinstance(budget, int) and not isinstance(budget, bool) else None
 
     plain = allotments or ray_options

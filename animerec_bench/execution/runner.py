@@ -38,6 +38,7 @@ from animerec_bench import __version__
 from animerec_bench.data.split_file import cached_or_made, without_test
 from animerec_bench.errors import UserError
 from animerec_bench.execution.job_processes import JOB_ENV, KernelLog, kernel_pid, kill_job, pid_alive
+from animerec_bench.execution.jobs import Job, JobSpec, Measurement, WorkerSettings
 from animerec_bench.execution.worker import SPAWNED_AT_ENV
 from animerec_bench.model import validate_params
 from animerec_bench.results import store as results
@@ -52,32 +53,6 @@ JOB_DIR_PREFIX = "animerec-bench-job-"
 #: A worker killed by SIGKILL counts as out of memory when its peak RSS reached this share
 #: of ``--memory-limit``.
 OOM_RSS_SHARE = 0.9
-
-
-@dataclass(frozen=True)
-class Job:
-    """One model, the task(s) it trains in one fit, one seed, and the hyperparameters set.
-
-    ``rank``: where this job's ranking evaluation takes the model's lists from (``score``,
-    ``interaction`` or ``rating``); None when another job of the model ranks it.
-    """
-
-    index: int
-    model: str
-    tasks: tuple[str, ...]
-    seed: int
-    params: dict = field(default_factory=dict, hash=False)
-    rank: str | None = None
-    #: A tuning trial: the worker gets the split with its test part emptied and is scored on
-    #: validation only (``tuning``), so no test pair can reach the choice of hyperparameters.
-    validation_only: bool = False
-    #: Top-level keys added to the result as they are (e.g. ``tuning``); never replaces a key.
-    extra: dict = field(default_factory=dict, hash=False, compare=False)
-
-    @property
-    def label(self) -> str:
-        ranked = " → ranking" if self.rank and "ranking" not in self.tasks else ""
-        return f"{self.model} [{'+'.join(self.tasks)}{ranked}] seed {self.seed}"
 
 
 _TRUE = ("true", "yes", "1")
@@ -243,8 +218,7 @@ def job_identity(job: Job, ctx: RunContext, split) -> dict:
     from animerec_bench.results.identity import job_identity as make
 
     entry = ctx.registry.models[job.model]
-    params = {**entry.params, **job.params}
-    return make(entry.cls, params, dataset_fingerprint=ctx.dataset.fingerprint, split_fingerprint=split.fingerprint,
+    return make(entry.cls, job.run_params(ctx.registry), dataset_fingerprint=ctx.dataset.fingerprint, split_fingerprint=split.fingerprint,
                 seed=job.seed, tasks=job.tasks, ranking=job.rank, protocol=ctx.protocol.name,
                 protocol_params=ctx.protocol.params(), schema=results.SCHEMA)
 
@@ -296,16 +270,14 @@ class RunContext:
     #: ``run --backend``: the Keras backend every job's worker uses (``KERAS_BACKEND``); None:
     #: the environment's or Keras' own default.
     keras_backend: str | None = None
-    #: Inference timing budget per job (kept small in tests).
-    predict_rounds: int = 5
-    latency_users: int = 50
+    #: Inference timing budget per job.
+    measurement: Measurement = field(default_factory=Measurement)
 
     def worker_settings(self) -> WorkerSettings:
         """The run's settings every job's worker gets (the same on a Ray node)."""
         return WorkerSettings(plugins_dir=self.plugins_dir, timeout=self.timeout,
-                              memory_limit_mb=self.memory_limit_mb, predict_rounds=self.predict_rounds,
-                              latency_users=self.latency_users, keras_backend=self.keras_backend,
-                              run_id=self.run_id)
+                              memory_limit_mb=self.memory_limit_mb, keras_backend=self.keras_backend,
+                              run_id=self.run_id, measurement=self.measurement)
 
     def split(self, seed: int) -> tuple[Path, Any]:
         """The cache file of the split for ``seed``, which the worker reads, and its
@@ -375,20 +347,6 @@ def sweep_stale_job_dirs(tmp: Path | str | None = None) -> list[Path]:
             shutil.rmtree(entry.path, ignore_errors=True)
             removed.append(Path(entry.path))
     return removed
-
-
-@dataclass(frozen=True)
-class WorkerSettings:
-    """What a job's worker process needs from its run: plain values, so that a Ray task can
-    carry them to another machine (the run's registry and data set stay with the driver)."""
-
-    plugins_dir: str | None
-    timeout: float
-    memory_limit_mb: int | None
-    predict_rounds: int
-    latency_users: int
-    keras_backend: str | None
-    run_id: str
 
 
 @dataclass
@@ -470,16 +428,15 @@ def run_worker(job: Job, settings: WorkerSettings, split_path: Path, split_finge
             worker_fingerprint = without_test(split_path, worker_split)
         read_fd, write_fd = os.pipe()
         deadline = time.monotonic() + settings.timeout
-        spec = {"model": job.model, "tasks": list(job.tasks), "seed": job.seed, "params": job.params,
-                "plugins_dir": settings.plugins_dir, "split_path": str(worker_split),
-                "split_fingerprint": worker_fingerprint, "validation_only": job.validation_only,
-                "outcome_path": str(outcome_path), "ranking_source": job.rank,
-                "progress_fd": write_fd, "memory_limit_mb": settings.memory_limit_mb,
-                "predict_rounds": settings.predict_rounds, "latency_users": settings.latency_users,
-                "parent_pid": os.getpid(), "job_dir": str(tmpdir), "timeout_seconds": settings.timeout,
-                "per_user_path": str(tmpdir / "users.npz"),
-                "deadline": time.time() + settings.timeout, "cores": list(cores) if cores else None}
-        spec_path.write_text(json.dumps(spec), encoding="utf-8")
+        spec = JobSpec(model=job.model, tasks=job.tasks, seed=job.seed, params=job.params,
+                       plugins_dir=settings.plugins_dir, split_path=str(worker_split),
+                       split_fingerprint=worker_fingerprint, validation_only=job.validation_only,
+                       outcome_path=str(outcome_path), ranking_source=job.rank, progress_fd=write_fd,
+                       memory_limit_mb=settings.memory_limit_mb, measurement=settings.measurement,
+                       parent_pid=os.getpid(), job_dir=str(tmpdir), timeout_seconds=settings.timeout,
+                       per_user_path=str(tmpdir / "users.npz"), deadline=time.time() + settings.timeout,
+                       cores=tuple(cores) if cores else None)
+        spec_path.write_text(spec.to_json(), encoding="utf-8")
         env = dict(os.environ)
         env["PYTHONHASHSEED"] = str(job.seed)
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -681,9 +638,7 @@ def _assemble(job: Job, ctx: RunContext, split, attempt: WorkerRun) -> dict:
         kind, error = _death_reason(code, attempt.log_tail, peak_mib, memory_limit_mb=ctx.memory_limit_mb,
                                     kernel_oom=attempt.kernel_oom, kernel_log_readable=attempt.kernel_log_readable)
     identity = job_identity(job, ctx, split)
-    params = dict(entry.params)
-    params.update(job.params)
-    params = outcome.get("params", params)
+    params = outcome.get("params", job.run_params(ctx.registry))
     timing = dict(outcome.get("timing") or {})
     timing["job_seconds"] = duration
     harness = harness_seconds(timing) if status == "ok" else None

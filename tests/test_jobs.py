@@ -1,0 +1,38 @@
+"""The job spec: what the runner tells a job's worker process, as typed JSON."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from animerec_bench.execution.jobs import Job, JobSpec, Measurement
+from animerec_bench.plugins.registry import load_registry
+
+
+def test_job_spec_survives_the_process_boundary():
+    spec = JobSpec(model="mf", tasks=("rating", "interaction"), seed=3, split_path="/s.npz", outcome_path="/o.json",
+                   params={"epochs": 2}, ranking_source="interaction", measurement=Measurement(2, 7),
+                   cores=(0, 1), deadline=12.5, progress_fd=9)
+    again = JobSpec.from_json(spec.to_json())
+    assert again == spec
+    assert again.tasks == ("rating", "interaction") and again.cores == (0, 1)
+    assert again.measurement.latency_users == 7
+
+
+def test_job_spec_names_a_missing_or_unknown_key():
+    text = JobSpec(model="mf", tasks=("rating",), seed=0, split_path="s", outcome_path="o").to_json()
+    data = json.loads(text)
+    with pytest.raises(ValueError, match="unknown key.*predict_min_seconds"):
+        JobSpec.from_json(json.dumps({**data, "predict_min_seconds": 1}))
+    del data["split_path"]
+    with pytest.raises(ValueError, match="missing key.*split_path"):
+        JobSpec.from_json(json.dumps(data))
+
+
+def test_run_params_are_the_defaults_then_the_ones_set():
+    registry = load_registry(None)
+    job = Job(1, "mf", ("rating",), 0, params={"epochs": 1})
+    params = job.run_params(registry)
+    assert params["epochs"] == 1
+    assert set(params) == set(registry.models["mf"].params)
