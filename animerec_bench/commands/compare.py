@@ -46,9 +46,8 @@ def compare(a: str | None, b: str | None, base_dir: str | None, head_dir: str | 
     table, and with --fail-on-regression a gate (exit 1 on an undeclared regression)."""
     from animerec_bench.errors import UserError
     from animerec_bench.evaluation import significance
-    from animerec_bench.reports.leaderboard import escape
     from animerec_bench.results.store import load_all, load_per_user
-    from animerec_bench.tasks import NAMES, TASKS
+    from animerec_bench.tasks import NAMES
 
     for t in task_names:
         if t not in NAMES:
@@ -92,35 +91,44 @@ def compare(a: str | None, b: str | None, base_dir: str | None, head_dir: str | 
                f"per-user values were kept: run them again)") if missing else ""
         raise UserError(f"models {sides[0][0]!r} and {sides[1][0]!r} have no per-user values for {wanted} in "
                         f"common on {key[0]} / {key[1]}{why}")
-    from tabulate import tabulate
-
     out = []
     for t in tasks:
-        metric = significance.METRIC[t]
-        spec = TASKS[t]
-        try:
-            per_seed, combined = significance.compare(t, per_side[0][t], per_side[1][t],
-                                                      draws or significance.DRAWS)
-        except ValueError as exc:
-            raise UserError(f"task {t}: {sides[0][0]!r} and {sides[1][0]!r}: {exc}") from None
-        better = "higher" if t != "rating" else "lower"
-        rows = []
-        for seed, iv in per_seed.items():
-            rows.append([str(seed), str(iv.users), f"{per_side[0][t][seed].metric(t):.4f}",
-                         f"{per_side[1][t][seed].metric(t):.4f}", f"{iv.estimate:+.4f}",
-                         f"{iv.low:+.4f} to {iv.high:+.4f}", f"{iv.p:.4f}"])
-        rows.append(["combined", str(combined.users), "", "", f"{combined.estimate:+.4f}",
-                     f"{combined.low:+.4f} to {combined.high:+.4f}", f"{combined.p:.4f}"])
-        headers = ["seed", "users", f"A {metric}", f"B {metric}", "B − A", "95% CI", "p"]
-        form = "" if spec.primary == metric else f"; the per-user form of {spec.primary}"
-        out += [f"### {t}: {metric} ({better} is better{form})",
-                "", f"A = {escape(sides[0][0])}, B = {escape(sides[1][0])}; {escape(key[0])} / protocol "
-                f"{escape(key[1])}; paired bootstrap over "
-                f"common test users, {draws or significance.DRAWS} draws per seed, seeds averaged draw by draw; "
-                f"p two-sided.", "",
-                tabulate(rows, headers, tablefmt="github", disable_numparse=True,
-                         colalign=["left"] + ["right"] * (len(headers) - 1)), ""]
+        out += _task_table(t, per_side, [name for name, _, _ in sides], key, draws or significance.DRAWS)
     click.echo("\n".join(out).rstrip("\n"))
+
+
+def _task_table(t: str, per_side: list, names: list[str], key: tuple, draws: int) -> list[str]:
+    """The lines of one task's comparison: B − A per seed and combined, with intervals and p-values."""
+    from tabulate import tabulate
+
+    from animerec_bench.errors import UserError
+    from animerec_bench.evaluation import significance
+    from animerec_bench.reports.leaderboard import escape
+    from animerec_bench.tasks import TASKS
+
+    metric = significance.METRIC[t]
+    task = TASKS[t]
+    try:
+        per_seed, combined = significance.compare(t, per_side[0][t], per_side[1][t], draws)
+    except ValueError as exc:
+        raise UserError(f"task {t}: {names[0]!r} and {names[1]!r}: {exc}") from None
+    better = "higher" if task.higher_is_better else "lower"
+    rows = []
+    for seed, iv in per_seed.items():
+        rows.append([str(seed), str(iv.users), f"{per_side[0][t][seed].metric(t):.4f}",
+                     f"{per_side[1][t][seed].metric(t):.4f}", f"{iv.estimate:+.4f}",
+                     f"{iv.low:+.4f} to {iv.high:+.4f}", f"{iv.p:.4f}"])
+    rows.append(["combined", str(combined.users), "", "", f"{combined.estimate:+.4f}",
+                 f"{combined.low:+.4f} to {combined.high:+.4f}", f"{combined.p:.4f}"])
+    headers = ["seed", "users", f"A {metric}", f"B {metric}", "B − A", "95% CI", "p"]
+    form = "" if task.primary == metric else f"; the per-user form of {task.primary}"
+    return [f"### {t}: {metric} ({better} is better{form})",
+            "", f"A = {escape(names[0])}, B = {escape(names[1])}; {escape(key[0])} / protocol "
+            f"{escape(key[1])}; paired bootstrap over "
+            f"common test users, {draws} draws per seed, seeds averaged draw by draw; "
+            f"p two-sided.", "",
+            tabulate(rows, headers, tablefmt="github", disable_numparse=True,
+                     colalign=["left"] + ["right"] * (len(headers) - 1)), ""]
 
 
 def _only_model(loaded: list[dict], folder: str) -> str:

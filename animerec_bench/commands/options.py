@@ -19,7 +19,9 @@ def load_plugins(plugins_dir: str | None, *, deadline: float | None = None):
     probe process (see ``plugins.probe``), so one that exits or hangs stops with one line
     naming it instead of ending or hanging this command. Returns (registry, resolved folder).
     """
-    from animerec_bench.plugins.registry import load_registry, loose_plugin_files, probe, resolve_plugins_dir
+    from animerec_bench.plugins.loader import loose_plugin_files, resolve_plugins_dir
+    from animerec_bench.plugins.probe import probe
+    from animerec_bench.plugins.registry import load_registry
 
     folder = resolve_plugins_dir(plugins_dir)
     if folder.warning:
@@ -69,8 +71,9 @@ def _apply(decorators):
 def job_options(*, all_help: str, model_help: str, seeds_help: str, seed_help: str, param_help: str,
                 timeout_help: str, results_help: str):
     """The options ``run`` and ``tune`` share (which models, tasks, data set, protocol, seeds,
-    parameters, time limit, results folder, plugins), in one place so the two cannot drift;
-    the help texts say what each command does with them. Read them with :func:`plan_jobs`."""
+    parameters, time limit, memory limit, Keras backend, results folder, plugins), in one place so
+    the two cannot drift; the help texts say what each command does with them. Read them with
+    :func:`plan_run`."""
     from animerec_bench.tasks import NAMES as TASK_NAMES
 
     return _apply([
@@ -86,6 +89,11 @@ def job_options(*, all_help: str, model_help: str, seeds_help: str, seed_help: s
         click.option("--param", "params", multiple=True, metavar="MODEL.KEY=VALUE", help=param_help),
         click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=1800.0, show_default=True,
                      help=timeout_help),
+        click.option("--memory-limit", "memory_limit", type=click.IntRange(min=1), default=None, metavar="MB",
+                     help="Cap each job's address space (RLIMIT_AS); exceeding it fails the job as out of memory."),
+        click.option("--backend", "keras_backend", default=None, metavar="NAME",
+                     help="Keras backend of the Keras models' jobs: tensorflow or jax (default: KERAS_BACKEND, "
+                          "else Keras' own); recorded with the hardware."),
         click.option("--results", "results_dir", type=click.Path(file_okay=False), default=None, help=results_help),
         publish_option,
         plugins_dir_option,
@@ -126,3 +134,42 @@ def plan_jobs(*, run_all: bool, models: tuple, more_models: tuple, tasks: tuple,
             check_model(registry, name)
     overrides = runner.parse_params(params, registry, names)
     return registry, plugins_path, names, runner.plan(registry, names, tuple(tasks) or None, seeds, overrides)
+
+
+def check_backend(name: str) -> None:
+    """``--backend NAME``: a backend this package supports and that is installed, else one line."""
+    import importlib.util
+
+    from animerec_bench.errors import UserError
+    from animerec_bench.execution.runner import KERAS_BACKENDS
+
+    if name not in KERAS_BACKENDS:
+        raise UserError(f"--backend {name}: unknown Keras backend; expected one of {', '.join(KERAS_BACKENDS)}")
+    if importlib.util.find_spec(name) is None:
+        extra = " (pip install 'animerec-bench[jax]')" if name == "jax" else ""
+        raise UserError(f"--backend {name}: {name} is not installed{extra}")
+
+
+def plan_run(*, run_all: bool, models: tuple, more_models: tuple, tasks: tuple, dataset: str, protocol: str,
+             seeds: list[int], params: tuple, timeout: float, memory_limit: int | None, keras_backend: str | None,
+             results_dir: str, plugins_dir: str | None, check_model=None):
+    """The one place ``run`` and ``tune`` build their :class:`.runner.RunContext`: load the plugins
+    (once for the whole run), plan the jobs (:func:`plan_jobs`), and gather what every job shares.
+    Returns ``(ctx, jobs)``."""
+    from pathlib import Path
+
+    from animerec_bench.data.protocol import get_protocol
+    from animerec_bench.execution import runner
+    from animerec_bench.support.machine import machine_info
+
+    if keras_backend is not None:
+        check_backend(keras_backend)
+    registry, plugins_path, _, jobs = plan_jobs(
+        run_all=run_all, models=models, more_models=more_models, tasks=tasks, seeds=seeds, params=params,
+        timeout=timeout, plugins_dir=plugins_dir, check_model=check_model)
+    commit, dirty = runner.git_revision()
+    ctx = runner.RunContext(registry=registry, dataset=registry.dataset(dataset), protocol=get_protocol(protocol),
+                            results_dir=Path(results_dir), plugins_dir=plugins_path and str(plugins_path),
+                            timeout=timeout, memory_limit_mb=memory_limit, commit=commit, dirty=dirty,
+                            parent_machine=machine_info(), keras_backend=keras_backend)
+    return ctx, jobs

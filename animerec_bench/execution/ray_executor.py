@@ -10,7 +10,7 @@ is set, a GPU (``num_gpus``). On the node the task
    verifies, and verified (its content against the fingerprint) before use;
 2. takes the job's cores on that node (an exclusive lock per core, so two tasks Ray placed on
    one node never share a core) and runs the worker exactly as a local run does
-   (:func:`.runner.run_worker`: same spec, time limit, kill and failure classification);
+   (:func:`.runner.spawn_worker`: same spec, time limit, kill and failure classification);
 3. returns what the worker left (outcome, per-user file, exit, resources) to the driver.
 
 The driver writes every result file (:func:`.runner.record_result`, atomically), so a result
@@ -32,6 +32,7 @@ from pathlib import Path
 
 from animerec_bench import __version__
 from animerec_bench.errors import UserError
+from animerec_bench.execution.executors import Executor
 from animerec_bench.support import paths
 
 #: The ``error_kind`` of a job that Ray could not run to its end (not the job's own failure).
@@ -253,7 +254,7 @@ def run_on_node(job, settings, split_fingerprint: str, split_box: list, cpus: in
     if problem is not None:
         return {"attempt": failed_attempt(problem, started_at, time.perf_counter() - t0), "node": node}
     with lease_cores(cpus) as cores:
-        attempt = runner.run_worker(job, settings, split_path, split_fingerprint, cores=cores)
+        attempt = runner.spawn_worker(job, settings, split_path, split_fingerprint, cores=cores)
     return {"attempt": attempt, "node": node}
 
 
@@ -267,6 +268,19 @@ def failed_attempt(error: str, started_at: str, duration: float):
 
 
 # --- on the driver ----------------------------------------------------------------------------
+
+class RayExecutor(Executor):
+    """``run --executor ray``: every job a Ray task (see :func:`run_jobs`); ``ray`` is the module
+    :func:`connect` returned."""
+
+    def __init__(self, ctx, reporter, options: RayOptions, ray=None) -> None:
+        super().__init__(ctx, reporter)
+        self.options = options
+        self.ray = ray
+
+    def execute(self, jobs, record) -> None:
+        run_jobs(jobs, self.ctx, self.options, self.reporter, record, self.running, ray=self.ray)
+
 
 def run_jobs(jobs, ctx, options: RayOptions, reporter, record, running: list, ray=None) -> None:
     """Submit every job as a Ray task and hand each result to ``record`` as it comes back (in

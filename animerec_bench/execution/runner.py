@@ -370,7 +370,7 @@ class WorkerRun:
     last_progress: dict | None = None
 
 
-def execute(job: Job, ctx: RunContext, on_event: Listener | None = None,
+def execute_job(job: Job, ctx: RunContext, on_event: Listener | None = None,
             on_tick: Callable[[], None] | None = None,
             cores: tuple[int, ...] | None = None) -> tuple[dict, Path | None]:
     """Run ``job`` in its own process; write and return its result (``ok`` or ``failed``) and
@@ -384,7 +384,7 @@ def execute(job: Job, ctx: RunContext, on_event: Listener | None = None,
     waits for its worker, so it may run in a thread that does nothing else meanwhile (the
     worker's parent-death signal fires when the thread that started it ends)."""
     split_path, split = ctx.split(job.seed)
-    attempt = run_worker(job, ctx.worker_settings(), split_path, split.fingerprint, on_event, on_tick,
+    attempt = spawn_worker(job, ctx.worker_settings(), split_path, split.fingerprint, on_event, on_tick,
                          cores=cores)
     return record_result(job, ctx, split, attempt)
 
@@ -399,7 +399,22 @@ def record_result(job: Job, ctx: RunContext, split, attempt: WorkerRun,
     return result, save_result(ctx, result, attempt.per_user if result["status"] == "ok" else None)
 
 
-def run_worker(job: Job, settings: WorkerSettings, split_path: Path, split_fingerprint: str,
+def worker_env(job: Job, settings: WorkerSettings, job_id: str, cores: tuple[int, ...] | None) -> dict[str, str]:
+    """The environment of ``job``'s worker: hash seed, job id (:mod:`.job_processes`), thread
+    counts sized to its cores, the run's Keras backend."""
+    env = dict(os.environ)
+    env["PYTHONHASHSEED"] = str(job.seed)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    env[SPAWNED_AT_ENV] = repr(time.time())
+    env[JOB_ENV] = job_id
+    if cores:
+        env.update(thread_env(len(cores)))
+    if settings.keras_backend:
+        env["KERAS_BACKEND"] = settings.keras_backend
+    return env
+
+
+def spawn_worker(job: Job, settings: WorkerSettings, split_path: Path, split_fingerprint: str,
                on_event: Listener | None = None, on_tick: Callable[[], None] | None = None,
                cores: tuple[int, ...] | None = None) -> WorkerRun:
     """Start ``python -m animerec_bench.execution.worker`` for ``job`` on the split file at ``split_path``,
@@ -437,15 +452,7 @@ def run_worker(job: Job, settings: WorkerSettings, split_path: Path, split_finge
                        per_user_path=str(tmpdir / "users.npz"), deadline=time.time() + settings.timeout,
                        cores=tuple(cores) if cores else None)
         spec_path.write_text(spec.to_json(), encoding="utf-8")
-        env = dict(os.environ)
-        env["PYTHONHASHSEED"] = str(job.seed)
-        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        env[SPAWNED_AT_ENV] = repr(time.time())
-        env[JOB_ENV] = job_id
-        if cores:
-            env.update(thread_env(len(cores)))
-        if settings.keras_backend:
-            env["KERAS_BACKEND"] = settings.keras_backend
+        env = worker_env(job, settings, job_id, cores)
         kernel_log = KernelLog()
         try:
             try:

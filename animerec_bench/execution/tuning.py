@@ -351,7 +351,7 @@ def tune_job(job, ctx, budget: Budget, *, existing: list[dict], say: Say) -> Out
     from animerec_bench.execution import runner
 
     final = dataclasses.replace(job, params={**job.params, **best.params}, extra={"tuning": info})
-    outcome.result, outcome.path = runner.execute(final, ctx)
+    outcome.result, outcome.path = runner.execute_job(final, ctx)
     outcome.error = outcome.result.get("error")
     return outcome
 
@@ -387,7 +387,7 @@ def _run_default(job, ctx, cls: type, existing: list[dict], say: Say) -> Outcome
         return Outcome(job, DEFAULT, reused, reused=True)
     say(f"{job.label}: default ({reason}): one test job")
     info = {"method": DEFAULT, "reason": reason, "fixed": fixed}
-    result, path = runner.execute(dataclasses.replace(job, extra={"tuning": info}), ctx)
+    result, path = runner.execute_job(dataclasses.replace(job, extra={"tuning": info}), ctx)
     return Outcome(job, DEFAULT, result, path, error=result.get("error"))
 
 
@@ -423,7 +423,7 @@ def _run_trial(study, job, ctx, dists, objective: Objective, index: int, say: Sa
     trial_job = dataclasses.replace(job, params={**job.params, **trial.params}, validation_only=True,
                                     extra={"trial": {"study": study.study_name, "number": trial.number}})
     try:
-        result, path = runner.execute(trial_job, ctx)
+        result, path = runner.execute_job(trial_job, ctx)
     except BaseException:  # interrupted: the trial is not counted, a rerun carries on from here
         study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
         raise

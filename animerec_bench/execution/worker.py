@@ -123,7 +123,7 @@ def seed_everything(seed: int) -> bool:
     return False
 
 
-def run(spec: JobSpec, progress: Progress, outcome: dict) -> None:
+def do_job(spec: JobSpec, progress: Progress, outcome: dict) -> None:
     """Do the job, filling ``outcome`` as it goes (so a failure keeps what was measured):
     load, fit, score, record."""
     spawned = float(os.environ.get(SPAWNED_AT_ENV, "nan"))
@@ -351,7 +351,7 @@ def guard_job(spec: JobSpec) -> None:
     - past the spec's ``deadline`` (epoch seconds) plus :data:`DEADLINE_GRACE_SECONDS` it
       writes a ``timeout`` outcome and does the same but leaves the folder to the parent;
     - a SIGTERM from anyone else fails the job as ``killed``, likewise. (So the runner must
-      start a worker from a thread that outlives it, as :func:`.runner.execute` does: the
+      start a worker from a thread that outlives it, as :func:`.executors.ParallelExecutor` does: the
       parent-death signal fires when that thread ends.)
 
     The watchdog needs the GIL: a plugin stuck in C code that holds it delays it (the
@@ -511,7 +511,7 @@ def main(argv: list[str] | None = None) -> int:
     code = 0
     try:
         set_memory_limit(spec.memory_limit_mb)
-        run(spec, progress, outcome)
+        do_job(spec, progress, outcome)
     except BaseException as exc:  # noqa: BLE001 - every failure must end up in the result
         if spec.memory_limit_mb:
             lift_memory_limit()
