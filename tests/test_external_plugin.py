@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from animerec_bench.plugins.registry import DEFAULT_PLUGINS, ENTRY_POINT_GROUP, load_registry
+from animerec_bench.plugins.loader import DEFAULT_PLUGINS, ENTRY_POINT_GROUP
+from animerec_bench.plugins.registry import load_registry
 
 REPO = Path(__file__).resolve().parent.parent
 PACKAGE = REPO / "plugins" / "animerec-itemknn"

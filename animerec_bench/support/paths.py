@@ -44,7 +44,7 @@ PUBLISHED_LEADERBOARDS = "leaderboards"
 def published(option: str = "--publish", cwd: Path | None = None) -> tuple[Path, Path]:
     """The current checkout's ``results/`` and ``leaderboards/``; a UserError outside a checkout."""
     from animerec_bench.errors import UserError
-    from animerec_bench.plugins.registry import is_checkout
+    from animerec_bench.plugins.loader import is_checkout
 
     cwd = Path.cwd() if cwd is None else cwd
     if not is_checkout(cwd):
