@@ -56,9 +56,9 @@ def evaluate(model, split, tasks=None, part: str = "test") -> dict[str, dict[str
     part = PARTS[part]
     declared = tuple(getattr(model, "tasks", ()) or ())
     name = str(getattr(model, "name", type(model).__name__))
-    source = tasks_mod.RANKING.ranking_source(model)
+    sources = {t: task.ranking_source(model) for t, task in tasks_mod.LISTWISE.items()}  # every model is ranked
     if tasks is None:
-        wanted = declared + (("ranking",) if source and "ranking" not in declared else ())
+        wanted = declared + tuple(t for t, source in sources.items() if source and t not in declared)
     else:
         wanted = (tasks,) if isinstance(tasks, str) else tuple(tasks)
     for t in wanted:
@@ -66,7 +66,7 @@ def evaluate(model, split, tasks=None, part: str = "test") -> dict[str, dict[str
             raise UserError(f"task {t!r}: unknown; known: {', '.join(tasks_mod.NAMES)}")
         if tasks_mod.get(t).pointwise and t not in declared:
             raise UserError(f"task {t!r}: model {name} does not serve it (it serves {', '.join(declared)})")
-    if "ranking" in wanted and not source:
+    if any(t in wanted and not source for t, source in sources.items()):
         raise UserError(f"model {name} cannot be ranked: it has no score() and serves no pointwise task")
 
     pointwise = tuple(t for t in tasks_mod.NAMES if t in wanted and tasks_mod.get(t).pointwise)
@@ -80,8 +80,8 @@ def evaluate(model, split, tasks=None, part: str = "test") -> dict[str, dict[str
             out = {t: {**metrics[t], "test_loss": losses[t], "val_loss": val_losses[t]} for t in pointwise}
         else:
             out = {t: {**val_metrics[t], "val_loss": val_losses[t]} for t in pointwise}
-    if "ranking" in wanted:
-        out["ranking"], _ = scoring.evaluate_ranking(model, split, source, part=part)
+    for t in (t for t in sources if t in wanted):
+        out[t], _ = scoring.evaluate_ranking(model, split, sources[t], part=part, task=t)
     return {t: {m: float(v) if v is not None else None for m, v in values.items()} for t, values in out.items()}
 
 

@@ -81,6 +81,18 @@ class Task:
         """Unused by pointwise tasks (see :meth:`RankingTask.ranking_source`)."""
         return None
 
+    def ranked_by(self, model_cls) -> str | None:
+        """Unused by pointwise tasks (see :meth:`RankingTask.ranked_by`)."""
+        return None
+
+    def required_method(self) -> str:
+        """The method a model that declares this task must implement: ``predict`` (scored per pair)."""
+        return "predict"
+
+    def method_hint(self) -> str:
+        """What to say, after the method's name, to a model that declares this task and lacks it."""
+        return ""
+
     def mask(self, rating: np.ndarray, label: np.ndarray) -> np.ndarray:
         """Which pairs (given their rating and label arrays) are examples of this task."""
         raise NotImplementedError
@@ -186,6 +198,21 @@ class RankingTask(Task):
         served = tuple(getattr(model_cls, "tasks", ()))
         return next((t for t in self.SOURCES[1:] if t in served), None)
 
+    def ranked_by(self, model_cls) -> str | None:
+        """Which of the model's declared tasks' fit ranks it: this task's own when it trains for it,
+        else the fit of the task its lists come from (a model with ``score`` but no ranking fit:
+        its interaction fit, else its rating fit); None: it cannot be ranked."""
+        declared = tuple(getattr(model_cls, "tasks", ()))
+        if self.name in declared:
+            return self.name
+        return next((t for t in (self.ranking_source(model_cls), *self.SOURCES[1:]) if t in declared), None)
+
+    def required_method(self) -> str:
+        return "score"  # a model that trains for ranking ranks by its own scores
+
+    def method_hint(self) -> str:
+        return f" (a model that lists '{self.name}' in its tasks must implement score(user) -> [users, anime])"
+
 
 _INF = math.inf
 _LOSSES = {"val_loss": (0.0, _INF), "test_loss": (0.0, _INF)}
@@ -245,6 +272,8 @@ RANKING = RankingTask(
 TASKS: dict[str, Task] = {t.name: t for t in (RATING, INTERACTION, RANKING)}
 #: The tasks scored per (user, anime) pair, whose examples the protocol counts.
 POINTWISE: dict[str, Task] = {name: t for name, t in TASKS.items() if t.pointwise}
+#: The tasks scored over whole lists, which every model gets (from its own scores or its predictions).
+LISTWISE: dict[str, Task] = {name: t for name, t in TASKS.items() if not t.pointwise}
 #: Their names, in order.
 NAMES: tuple[str, ...] = tuple(TASKS)
 

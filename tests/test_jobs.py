@@ -36,3 +36,29 @@ def test_run_params_are_the_defaults_then_the_ones_set():
     params = job.run_params(registry)
     assert params["epochs"] == 1
     assert set(params) == set(registry.models["mf"].params)
+
+
+def test_the_ranking_task_says_which_fit_ranks_a_model_and_what_it_requires():
+    from animerec_bench import tasks
+
+    class Lists:
+        tasks = ("ranking", "interaction")
+
+        def score(self, user):
+            return None
+
+    class Scores:
+        tasks = ("rating", "interaction")
+
+        def score(self, user):
+            return None
+
+    class Ratings:
+        tasks = ("rating",)
+
+    assert tasks.RANKING.ranked_by(Lists) == "ranking"
+    assert (tasks.RANKING.ranked_by(Scores), tasks.RANKING.ranking_source(Scores)) == ("interaction", "score")
+    assert (tasks.RANKING.ranked_by(Ratings), tasks.RANKING.ranking_source(Ratings)) == ("rating", "rating")
+    assert tasks.RATING.ranked_by(Ratings) is None
+    assert [t.required_method() for t in tasks.TASKS.values()] == ["predict", "predict", "score"]
+    assert list(tasks.LISTWISE) == ["ranking"]

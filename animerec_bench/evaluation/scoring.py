@@ -51,23 +51,25 @@ def evaluate(model_name: str, model, part, tasks, *, predictions=None,
 
 
 def evaluate_ranking(model, split, source: str, part: str = "test",
-                     per_user: dict | None = None) -> tuple[dict, dict]:
-    """The ranking metrics of ``model`` on ``split``'s ``part`` (see :mod:`animerec_bench.evaluation.ranking`
-    for which anime are candidates), its lists taken from ``source``: its own ``score``, or its
-    ``interaction``/``rating`` predictions over every anime. With ``per_user``, its ``ranking``
-    entry gets each evaluated user's NDCG at the primary cut-off (user indices, values, ones)."""
+                     per_user: dict | None = None, *, task: str) -> tuple[dict, dict]:
+    """The metrics of list task ``task`` for ``model`` on ``split``'s ``part`` (see
+    :mod:`animerec_bench.evaluation.ranking` for which anime are candidates), its lists taken
+    from ``source``: its own ``score``, or its ``interaction``/``rating`` predictions over every
+    anime. With ``per_user``, its ``task`` entry gets each evaluated user's value of the task's
+    primary metric (user indices, values, ones)."""
     from animerec_bench.evaluation import ranking
 
+    list_task = tasks_mod.get(task)
     data = ranking.RankingData.from_split(split, part)
     if source == "score":
         score_fn = model.score
     else:
         score_fn = ranking.scores_from_predictions(model, source, split.n_items)
-    users_ndcg: dict | None = {} if per_user is not None else None
-    metrics = ranking.evaluate(data, score_fn, ks=tasks_mod.KS, per_user=users_ndcg)
-    if users_ndcg and per_user is not None:
-        values = users_ndcg[tasks_mod.RANKING.primary]
-        per_user["ranking"] = (users_ndcg["users"], values, np.ones(len(values)))
+    users_values: dict | None = {} if per_user is not None else None
+    metrics = ranking.evaluate(data, score_fn, ks=tasks_mod.KS, per_user=users_values)
+    if users_values and per_user is not None:
+        values = users_values[list_task.primary]
+        per_user[task] = (users_values["users"], values, np.ones(len(values)))
     return metrics, {"source": source, "users": int(data.n_users)}
 
 

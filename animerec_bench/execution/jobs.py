@@ -37,7 +37,10 @@ class Job:
 
     @property
     def label(self) -> str:
-        ranked = " → ranking" if self.rank and "ranking" not in self.tasks else ""
+        from animerec_bench.tasks import LISTWISE  # not at import: the worker imports this module first thing
+
+        lists = [t for t in LISTWISE if t not in self.tasks] if self.rank else []
+        ranked = f" → {'+'.join(lists)}" if lists else ""
         return f"{self.model} [{'+'.join(self.tasks)}{ranked}] seed {self.seed}"
 
     def run_params(self, registry) -> dict:

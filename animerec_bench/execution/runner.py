@@ -44,8 +44,8 @@ from animerec_bench.model import validate_params
 from animerec_bench.results import store as results
 from animerec_bench.support import paths
 from animerec_bench.support.timing import harness_seconds
+from animerec_bench.tasks import LISTWISE
 from animerec_bench.tasks import NAMES as TASK_NAMES
-from animerec_bench.tasks import RANKING
 
 DEFAULT_TIMEOUT = 1800.0
 #: A job's scratch folder: this, the runner's pid, ``-``, a random part.
@@ -162,9 +162,7 @@ def plan(registry, models: list[str], tasks: tuple[str, ...] | None, seeds: list
 
     ``tasks`` filters which jobs run; a joint model that serves any of them still trains and
     is scored on all its tasks, since that is what one joint fit does. Every model is ranked
-    once per seed: by the fit that trains ``ranking`` when it declares it, else by the fit of the
-    task its lists come from (:meth:`RankingTask.ranking_source`; a model with ``score`` but no
-    ranking fit: its interaction fit, else its rating fit).
+    once per seed, by the fit :meth:`.tasks.RankingTask.ranked_by` names.
     """
     for t in tasks or ():
         if t not in TASK_NAMES:
@@ -172,14 +170,12 @@ def plan(registry, models: list[str], tasks: tuple[str, ...] | None, seeds: list
     units: list[tuple[str, tuple[str, ...], str | None]] = []
     for name in models:
         entry = registry.models[name]
-        declared = entry.tasks
-        source = RANKING.ranking_source(entry.cls)
-        ranked_by = "ranking" if "ranking" in declared else next(
-            (t for t in (source, "interaction", "rating") if t in declared), None)
-        fits = [declared] if entry.joint else [(t,) for t in declared]
+        fits = [entry.tasks] if entry.joint else [(t,) for t in entry.tasks]
         for fit in fits:
-            rank = source if ranked_by in fit else None
-            if not tasks or any(t in tasks for t in fit) or (rank and "ranking" in tasks):
+            # the list tasks this fit ranks the model on, and where its lists come from
+            ranks = {t.name: t.ranking_source(entry.cls) for t in LISTWISE.values() if t.ranked_by(entry.cls) in fit}
+            rank = next(iter(ranks.values()), None)
+            if not tasks or any(t in tasks for t in fit) or any(t in tasks for t in ranks):
                 units.append((name, fit, rank))
     if not units:
         raise UserError(f"none of the models {', '.join(models)} serves task(s) {', '.join(tasks or ())}")

@@ -230,9 +230,9 @@ def score_validation(name: str, model, split, tasks: tuple, progress: Progress, 
         val_metrics, val_losses = _validate(name, model, split, pointwise, progress, timing_out)
         out = {t: {**val_metrics[t], "val_loss": val_losses[t]} for t in pointwise}
     for task in tasks:
-        if not tasks_mod.get(task).pointwise:
+        if task in tasks_mod.LISTWISE:
             progress.send("phase", phase=task)
-            out[task], _ = scoring.evaluate_ranking(model, split, "score", part="valid")
+            out[task], _ = scoring.evaluate_ranking(model, split, "score", part="valid", task=task)
     return out
 
 
@@ -263,15 +263,15 @@ def score(name: str, model, split, spec: JobSpec, progress: Progress, outcome: d
         outcome["metrics"] = {t: {**test_metrics[t], "test_loss": test_losses[t], "val_loss": val_losses[t]}
                               for t in pointwise}
         outcome["val_metrics"] = val_metrics
-    if spec.ranking_source:
-        progress.send("phase", phase="ranking")
+    for task in tasks_mod.LISTWISE if spec.ranking_source else ():
+        progress.send("phase", phase=task)
         t0 = timing.clock()
-        ranked, info = scoring.evaluate_ranking(model, split, spec.ranking_source, per_user=per_user)
+        ranked, info = scoring.evaluate_ranking(model, split, spec.ranking_source, per_user=per_user, task=task)
         seconds = timing.clock() - t0
         timing_out["ranking_seconds"] = seconds
         timing_out["ranking_users_per_second"] = info["users"] / seconds if seconds > 0 else None
-        outcome["metrics"]["ranking"] = ranked
-        outcome["ranking"] = info
+        outcome["metrics"][task] = ranked
+        outcome["ranking"] = info  # the result's ``ranking`` block: where the lists came from
 
 
 def record(model, split, spec: JobSpec, progress: Progress, timing_out: dict, per_user: dict) -> None:

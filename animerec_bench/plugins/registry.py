@@ -16,6 +16,7 @@ from animerec_bench.errors import PluginError
 from animerec_bench.model import Model, param_defaults
 from animerec_bench.plugins.loader import AUTO, PluginManager, StepListener, describe_exit, get_plugin_manager
 from animerec_bench.tasks import NAMES as TASKS
+from animerec_bench.tasks import get as get_task
 
 #: What a model's ``framework`` may say: "numpy" (anything that needs no warm-up: numpy, scipy,
 #: plain Python), or the module ``fit`` needs, imported by the worker before ``fit`` is timed
@@ -95,16 +96,11 @@ def validate_model_class(cls: Any) -> str | None:
     unknown = [t for t in tasks if t not in TASKS]
     if unknown:
         return f"model {name!r} declares unknown task(s) {unknown}; known tasks: {', '.join(TASKS)}"
-    needs = ["fit"]
-    if any(t != "ranking" for t in tasks):
-        needs.append("predict")  # pointwise tasks are scored per pair
-    if "ranking" in tasks:
-        needs.append("score")  # a model that trains for ranking ranks by its own scores
-    for method in needs:
+    declared = [get_task(t) for t in TASKS if t in tasks]  # in the tasks' own order: predict before score
+    hints = {task.required_method(): task.method_hint() for task in reversed(declared)}
+    for method in ["fit", *dict.fromkeys(task.required_method() for task in declared)]:
         if not callable(getattr(cls, method, None)):
-            return f"model {name!r} misses the method `{method}`" + (
-                " (a model that lists 'ranking' in its tasks must implement score(user) -> [users, anime])"
-                if method == "score" else "")
+            return f"model {name!r} misses the method `{method}`" + hints.get(method, "")
         if getattr(cls, method) is getattr(Model, method, None):
             return f"model {name!r} does not implement `{method}`"
     if getattr(cls, "score", None) is not None and not callable(cls.score):
