@@ -67,8 +67,8 @@ def _stop_signals_raise():
 
 
 def run_summary(finished: list[tuple], results_dir, publish: bool) -> list[str]:
-    """The end of a run a person reads: each model's primary metric(s), mean ± std over the seeds
-    just run; where the full error of each failed job is; how to render the board and where it goes."""
+    """The end of a run a person reads: each task's models ranked by its primary metric (mean ± std
+    over the seeds just run, best first, the direction the Task gives); where the full error of each failed job is; how to render the board and where it goes."""
     import statistics
 
     from animerec_bench.support.paths import home
@@ -85,9 +85,14 @@ def run_summary(finished: list[tuple], results_dir, publish: bool) -> list[str]:
     lines = []
     if values:
         lines.append("mean ± std over the seeds just run:")
-        for (model, task, metric), vs in sorted(values.items()):
+    for task in (t for t in TASKS.values() if any(key[1] == t.name for key in values)):
+        lines.append(f"  {task.name}, best first by {task.primary} ({'higher' if task.higher_is_better else 'lower'} "
+                     f"is better):")
+        ranked = sorted(((statistics.fmean(vs), key, vs) for key, vs in values.items() if key[1] == task.name),
+                        key=lambda entry: (-entry[0] if task.higher_is_better else entry[0], entry[1]))
+        for mean, (model, _, metric), vs in ranked:
             spread = f" ± {statistics.stdev(vs):.4f}" if len(vs) > 1 else ""
-            lines.append(f"  {model} {task} {metric} {statistics.fmean(vs):.4f}{spread} ({len(vs)} seed(s))")
+            lines.append(f"    {model} {task.name} {metric} {mean:.4f}{spread} ({len(vs)} seed(s))")
     for job, result, path in finished:
         if result.get("status") != "ok":
             where = f"full error (traceback, log tail) in {path}" if path else "its result could not be written"
@@ -266,7 +271,8 @@ class _Table:
 
 def _executor(jobs, ctx, allotments, ray_options, ray):
     """The executor for this run: Ray's, ``--jobs N``'s, or one job at a time (with a live line on a
-    terminal; several jobs at once get plain lines, as a live line cannot show two jobs)."""
+    terminal; several jobs at once get plain lines, as a live line cannot show two jobs; Ray's
+    jobs report only when they end)."""
     from animerec_bench.execution.executors import LocalExecutor, ParallelExecutor
     from animerec_bench.execution.progress import Reporter, reporter_for
 
@@ -277,9 +283,9 @@ def _executor(jobs, ctx, allotments, ray_options, ray):
     if ray_options:
         from animerec_bench.execution.ray_executor import RayExecutor
 
-        return RayExecutor(ctx, Reporter(len(jobs)), ray_options, ray=ray)
+        return RayExecutor(ctx, Reporter(len(jobs), epochs_of=epochs_of), ray_options, ray=ray)
     if allotments:
-        return ParallelExecutor(ctx, Reporter(len(jobs)), allotments)
+        return ParallelExecutor(ctx, Reporter(len(jobs), epochs_of=epochs_of), allotments)
     return LocalExecutor(ctx, reporter_for(len(jobs), epochs_of=epochs_of))
 
 

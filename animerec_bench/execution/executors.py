@@ -108,9 +108,9 @@ class ParallelExecutor(Executor):
         if self._stop.is_set():
             raise _Cancelled()
 
-    def _event(self, kind: str, info: dict) -> None:
+    def _event(self, job: Job, kind: str, info: dict) -> None:
         with self._lock:
-            self.reporter.event(kind, info)
+            self.reporter.event(kind, info, job)
 
     def _slot(self, cores: tuple[int, ...]) -> None:
         while not self._stop.is_set():
@@ -122,7 +122,8 @@ class ParallelExecutor(Executor):
                 self.running.append(job)
                 self.reporter.start(job)
             try:
-                result, path = runner.execute_job(job, self.ctx, self._event, self._tick, cores=cores)
+                result, path = runner.execute_job(job, self.ctx, lambda kind, info, job=job: self._event(job, kind, info),
+                                                  self._tick, cores=cores)
             except _Cancelled:
                 return
             except BaseException as exc:  # noqa: BLE001 - handed to the main thread, which raises it
