@@ -80,8 +80,9 @@ def evaluate(model, split, tasks=None, part: str = "test") -> dict[str, dict[str
             out = {t: {**metrics[t], "test_loss": losses[t], "val_loss": val_losses[t]} for t in pointwise}
         else:
             out = {t: {**val_metrics[t], "val_loss": val_losses[t]} for t in pointwise}
-    for t in (t for t in sources if t in wanted):
-        out[t], _ = scoring.evaluate_ranking(model, split, sources[t], part=part, task=t)
+    for t, source in sources.items():
+        if t in wanted and source:
+            out[t], _ = scoring.evaluate_ranking(model, split, source, part=part, task=t)
     return {t: {m: float(v) if v is not None else None for m, v in values.items()} for t, values in out.items()}
 
 

@@ -205,7 +205,7 @@ class RankingTask(Task):
         declared = tuple(getattr(model_cls, "tasks", ()))
         if self.name in declared:
             return self.name
-        return next((t for t in (self.ranking_source(model_cls), *self.SOURCES[1:]) if t in declared), None)
+        return next((t for t in (self.ranking_source(model_cls),) + self.SOURCES[1:] if t in declared), None)
 
     def required_method(self) -> str:
         return "score"  # a model that trains for ranking ranks by its own scores

@@ -13,6 +13,7 @@ SIGTERM, SIGHUP) lands there; on the way out every job still under way has been 
 from __future__ import annotations
 
 import contextlib
+import functools
 import queue
 import threading
 from collections.abc import Callable, Sequence
@@ -122,8 +123,8 @@ class ParallelExecutor(Executor):
                 self.running.append(job)
                 self.reporter.start(job)
             try:
-                result, path = runner.execute_job(job, self.ctx, lambda kind, info, job=job: self._event(job, kind, info),
-                                                  self._tick, cores=cores)
+                result, path = runner.execute_job(job, self.ctx, functools.partial(self._event, job), self._tick,
+                                                  cores=cores)
             except _Cancelled:
                 return
             except BaseException as exc:  # noqa: BLE001 - handed to the main thread, which raises it

@@ -25,6 +25,7 @@ import os  # noqa: E402
 import random  # noqa: E402
 import sys  # noqa: E402
 import traceback  # noqa: E402
+from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 from animerec_bench.execution.jobs import JobSpec  # noqa: E402
@@ -161,7 +162,7 @@ def load(spec: JobSpec, progress: Progress, timing_out: dict):
     timing_out["import_seconds"] = timing.clock() - t0
     progress.send("phase", phase="load split")
     t0 = timing.clock()
-    split = Split.load(spec.split_path)
+    split = Split.load(Path(spec.split_path))
     if spec.split_fingerprint and split.fingerprint != spec.split_fingerprint:
         raise RuntimeError(f"split file {spec.split_path} changed since the run planned it")
     if spec.validation_only and len(split.test):
@@ -263,10 +264,13 @@ def score(name: str, model, split, spec: JobSpec, progress: Progress, outcome: d
         outcome["metrics"] = {t: {**test_metrics[t], "test_loss": test_losses[t], "val_loss": val_losses[t]}
                               for t in pointwise}
         outcome["val_metrics"] = val_metrics
-    for task in tasks_mod.LISTWISE if spec.ranking_source else ():
+    source = spec.ranking_source  # None: another job of this model ranks it
+    for task in tasks_mod.LISTWISE:
+        if source is None:
+            break
         progress.send("phase", phase=task)
         t0 = timing.clock()
-        ranked, info = scoring.evaluate_ranking(model, split, spec.ranking_source, per_user=per_user, task=task)
+        ranked, info = scoring.evaluate_ranking(model, split, source, per_user=per_user, task=task)
         seconds = timing.clock() - t0
         timing_out["ranking_seconds"] = seconds
         timing_out["ranking_users_per_second"] = info["users"] / seconds if seconds > 0 else None
