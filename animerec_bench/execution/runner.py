@@ -179,7 +179,7 @@ def plan(registry, models: list[str], tasks: tuple[str, ...] | None, seeds: list
                 units.append((name, fit, rank))
     if not units:
         raise UserError(f"none of the models {', '.join(models)} serves task(s) {', '.join(tasks or ())}")
-    jobs = []
+    jobs: list[Job] = []
     for seed in seeds:
         for name, job_tasks, rank in units:
             jobs.append(Job(len(jobs) + 1, name, job_tasks, seed, dict(params.get(name, {})), rank))
@@ -324,7 +324,7 @@ def sweep_stale_job_dirs(tmp: Path | str | None = None) -> list[Path]:
 
     Only this user's folders, named ``animerec-bench-job-<pid>-XXXX`` with ``pid`` not alive."""
     root = Path(tmp or tempfile.gettempdir())
-    removed = []
+    removed: list[Path] = []
     try:
         entries = list(os.scandir(root))
     except OSError:
@@ -623,23 +623,29 @@ def _death_reason(code: int | None, log_tail: str, peak_mib: float | None, *,
     return "crash", f"worker exited with status {code} without a result" + (f": {last[:300]}" if last else "")
 
 
+def _how_it_ended(attempt: WorkerRun, timeout: float, memory_limit_mb: int | None,
+                  peak_mib: float | None) -> tuple[str, str | None, str | None]:
+    """(status, error kind, error) of a worker's ``attempt``: timed out, its own outcome, or a death."""
+    outcome = attempt.outcome or {}
+    if attempt.timed_out:
+        error = f"timed out after {timeout:g} s (process group killed) during {attempt.phase}"
+        if attempt.last_progress and attempt.last_progress.get("epoch") is not None:
+            error += f", after epoch {attempt.last_progress['epoch']}"
+        return "failed", "timeout", error
+    if outcome.get("status") in ("ok", "failed"):
+        return outcome["status"], outcome.get("error_kind"), outcome.get("error")
+    kind, error = _death_reason(attempt.code, attempt.log_tail, peak_mib, memory_limit_mb=memory_limit_mb,
+                                kernel_oom=attempt.kernel_oom, kernel_log_readable=attempt.kernel_log_readable)
+    return "failed", kind, error
+
+
 def _assemble(job: Job, ctx: RunContext, split, attempt: WorkerRun) -> dict:
     """The result of ``job`` from what its worker left (``attempt``), ``ok`` or ``failed``."""
     entry = ctx.registry.models[job.model]
     outcome = attempt.outcome or {}
-    code, phase, duration, last_progress = attempt.code, attempt.phase, attempt.duration, attempt.last_progress
+    code, duration, last_progress = attempt.code, attempt.duration, attempt.last_progress
     peak_mib = attempt.rusage.ru_maxrss / 1024.0 if attempt.rusage is not None else None  # KiB on Linux
-    if attempt.timed_out:
-        status, kind = "failed", "timeout"
-        error = f"timed out after {ctx.timeout:g} s (process group killed) during {phase}"
-        if last_progress and last_progress.get("epoch") is not None:
-            error += f", after epoch {last_progress['epoch']}"
-    elif outcome.get("status") in ("ok", "failed"):
-        status, kind, error = outcome["status"], outcome.get("error_kind"), outcome.get("error")
-    else:
-        status = "failed"
-        kind, error = _death_reason(code, attempt.log_tail, peak_mib, memory_limit_mb=ctx.memory_limit_mb,
-                                    kernel_oom=attempt.kernel_oom, kernel_log_readable=attempt.kernel_log_readable)
+    status, kind, error = _how_it_ended(attempt, ctx.timeout, ctx.memory_limit_mb, peak_mib)
     identity = job_identity(job, ctx, split)
     params = outcome.get("params", job.run_params(ctx.registry))
     timing = dict(outcome.get("timing") or {})
