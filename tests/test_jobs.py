@@ -62,3 +62,23 @@ def test_the_ranking_task_says_which_fit_ranks_a_model_and_what_it_requires():
     assert tasks.RATING.ranked_by(Ratings) is None
     assert [t.required_method() for t in tasks.TASKS.values()] == ["predict", "predict", "score"]
     assert list(tasks.LISTWISE) == ["ranking"]
+
+
+def test_run_and_tune_build_their_context_in_one_place(tmp_path):
+    """tune had drifted without --memory-limit and --backend; both commands now get them from
+    job_options and build their RunContext with plan_run."""
+    from click.testing import CliRunner
+
+    from animerec_bench.cli import cli
+    from animerec_bench.commands.options import plan_run
+
+    ctx, jobs = plan_run(run_all=False, models=("bias",), more_models=(), tasks=("rating",), dataset="mal2016-5k",
+                         protocol="v1", seeds=[0, 1], params=(), timeout=60.0, memory_limit=512,
+                         keras_backend="tensorflow", results_dir=str(tmp_path / "r"), plugins_dir=str(tmp_path))
+    assert (ctx.memory_limit_mb, ctx.keras_backend, ctx.timeout) == (512, "tensorflow", 60.0)
+    assert ctx.worker_settings().memory_limit_mb == 512 and ctx.worker_settings().keras_backend == "tensorflow"
+    assert [(j.model, j.seed) for j in jobs] == [("bias", 0), ("bias", 1)]
+    for command in ("run", "tune"):
+        res = CliRunner().invoke(cli, [command, "-m", "bias", "--backend", "nosuch", "--plugins-dir", str(tmp_path)]
+                                 + (["--trials", "1"] if command == "tune" else []))
+        assert res.exit_code == 2 and "--backend nosuch: unknown Keras backend" in res.output, (command, res.output)
