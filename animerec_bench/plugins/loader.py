@@ -22,6 +22,7 @@ from typing import Any
 import pluggy
 
 from animerec_bench import hookspecs
+from animerec_bench.support.paths import is_checkout
 
 PROJECT = "animerec_bench"
 ENTRY_POINT_GROUP = "animerec_bench"
@@ -61,26 +62,6 @@ class PluginsFolder:
     source: str
     #: One line for the user when something is off (a named folder that does not exist...).
     warning: str | None = None
-
-
-def is_checkout(folder: Path) -> bool:
-    """Whether ``folder`` is a checkout of this project: its ``pyproject.toml`` names
-    ``animerec-bench``, or it is the source tree this package runs from."""
-    import tomllib
-
-    try:
-        if folder.resolve() == _source_root():
-            return True
-        with open(folder / "pyproject.toml", "rb") as fh:
-            name = tomllib.load(fh).get("project", {}).get("name", "")
-    except (OSError, ValueError, AttributeError):
-        return False
-    return isinstance(name, str) and name.lower().replace("_", "-") == "animerec-bench"
-
-
-def _source_root() -> Path | None:
-    root = Path(__file__).resolve().parents[2]
-    return root if (root / "pyproject.toml").exists() or (root / ".git").exists() else None
 
 
 def resolve_plugins_dir(explicit: str | os.PathLike | None = None, *, cwd: Path | None = None) -> PluginsFolder:
@@ -168,7 +149,7 @@ def get_plugin_manager(plugins_dir: Any = AUTO, on_step: StepListener | None = N
     blocked = disabled_plugins()
     for name in blocked:
         pm.set_blocked(name)
-    from animerec_bench import __version__
+    from animerec_bench.support.version import __version__
 
     for modname in DEFAULT_PLUGINS:
         short = modname.rsplit(".", 1)[-1]
