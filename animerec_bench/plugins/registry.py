@@ -45,7 +45,7 @@ class ModelEntry:
     has_score: bool
 
     @classmethod
-    def of(cls, model_cls: type, plugin: str, plugin_version: str) -> "ModelEntry":
+    def of(cls, model_cls: Any, plugin: str, plugin_version: str) -> "ModelEntry":
         """The entry of a class that passed :func:`validate_model_class`."""
         return cls(model_cls, plugin, plugin_version, name=model_cls.name, tasks=tuple(model_cls.tasks),
                    joint=bool(getattr(model_cls, "joint", False)),
@@ -103,7 +103,8 @@ def validate_model_class(cls: Any) -> str | None:
             return f"model {name!r} misses the method `{method}`" + hints.get(method, "")
         if getattr(cls, method) is getattr(Model, method, None):
             return f"model {name!r} does not implement `{method}`"
-    if getattr(cls, "score", None) is not None and not callable(cls.score):
+    score = getattr(cls, "score", None)
+    if score is not None and not callable(score):
         return f"model {name!r}: `score` must be a method score(user) -> [len(user), n_anime] array"
     framework = getattr(cls, "framework", None)
     if framework not in FRAMEWORKS:
