@@ -130,13 +130,7 @@ def do_job(spec: JobSpec, progress: Progress, outcome: dict) -> None:
     spawned = float(os.environ.get(SPAWNED_AT_ENV, "nan"))
     outcome["timing"]["process_start_seconds"] = _STARTED - spawned if math.isfinite(spawned) else None
     entry, split = load(spec, progress, outcome["timing"])
-    model = entry.cls(**spec.params)
-    try:
-        model.on_progress = progress
-    except AttributeError:
-        pass
-    if hasattr(model, "get_params"):
-        outcome["params"] = model.get_params()
+    model = make_model(entry, spec, progress, outcome)
     model = fit(model, split, spec, progress, outcome)
     if spec.validation_only:  # a tuning trial: scored on validation alone; there is no test part
         outcome["val_metrics"] = score_validation(entry.name, model, split, spec.tasks, progress, outcome["timing"])
@@ -175,15 +169,32 @@ def load(spec: JobSpec, progress: Progress, timing_out: dict):
     return entry, split
 
 
+def make_model(entry, spec: JobSpec, progress: Progress, outcome: dict):
+    """The model, built with the job's parameters after seeding Python and numpy (a model may draw
+    in its constructor), and Keras once: before the constructor when it is imported, else after
+    it when the constructor imported it."""
+    keras_seeded = seed_everything(spec.seed)
+    model = entry.cls(**spec.params)
+    if not keras_seeded and "keras" in sys.modules:  # the constructor pulled Keras in
+        keras_seeded = seed_everything(spec.seed)
+    outcome["seeding"] = {"python": spec.seed, "numpy": spec.seed, "keras": spec.seed if keras_seeded else None}
+    try:
+        model.on_progress = progress
+    except AttributeError:
+        pass
+    if hasattr(model, "get_params"):
+        outcome["params"] = model.get_params()
+    return model
+
+
 def fit(model, split, spec: JobSpec, progress: Progress, outcome: dict):
-    """Seed (once, right before ``fit``), fit, and time it: the fitted model."""
+    """Fit and time it: the fitted model."""
     import numpy as np
 
     from animerec_bench.evaluation import scoring
     from animerec_bench.support import timing
 
-    keras_seeded = seed_everything(spec.seed)
-    outcome["seeding"] = {"python": spec.seed, "numpy": spec.seed, "keras": spec.seed if keras_seeded else None}
+    keras_seeded = outcome["seeding"]["keras"] is not None
     progress.send("phase", phase="fit")
     t0 = timing.clock()
     fitted = model.fit(split.train, split.valid, tasks=spec.tasks, seed=spec.seed)
