@@ -192,6 +192,7 @@ def _compare_folders(base_dir: str, head_dir: str, threshold: float | None, expe
         loaded = load_all(folder, problems)
         for problem in problems:
             click.echo(f"warning: skipped {problem}", err=True)
+        gate.check_content(loaded, require_hash=flag == "--head")
         for warning in forget_missing_per_user(loaded):
             click.echo(f"warning: {warning}", err=True)
         found[flag] = gate.sides(loaded, dataset=dataset, protocol=protocol, tasks=task_names)

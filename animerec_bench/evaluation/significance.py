@@ -120,8 +120,33 @@ def decode(data: bytes, where: str) -> dict[str, PerUser]:
             raise ValueError(f"{where}: task {task!r} arrays differ in length")
         if len(users) > 1 and not np.all(users[1:] > users[:-1]):
             raise ValueError(f"{where}: task {task!r} user ids are not unique and ascending")
+        bad = ~(np.isfinite(values) & np.isfinite(weights)) | (weights <= 0)
+        if bad.any():  # a NaN would pass every comparison unnoticed and read as "better"
+            raise ValueError(f"{where}: task {task!r} holds a value that is not a finite number (user "
+                             f"{int(users[np.argmax(bad)])}), or a weight that is not positive")
         out[task] = PerUser(users.astype(np.int64), values.astype(np.float64), weights.astype(np.float64))
     return out
+
+
+#: How far a result's headline metric may lie from the one its per-user file gives: both are the
+#: same float64 sums taken in another order (the published results agree to 3e-16).
+HEADLINE_TOLERANCE = 1e-9
+
+
+def headline_problem(metrics: dict, per_task: dict[str, PerUser]) -> str | None:
+    """Why a result's headline ``metrics`` disagree with its per-user values, or None: each task's
+    :data:`METRIC` recomputed from the file must equal the one the result states."""
+    import math
+
+    for task, pu in sorted(per_task.items()):
+        stated = (metrics.get(task) or {}).get(METRIC[task]) if isinstance(metrics, dict) else None
+        if not isinstance(stated, (int, float)) or isinstance(stated, bool):
+            continue  # e.g. GAUC not recorded: the per-user file is the only number
+        recomputed = pu.metric(task)
+        if not math.isclose(stated, recomputed, rel_tol=HEADLINE_TOLERANCE, abs_tol=HEADLINE_TOLERANCE):
+            return (f"metrics.{task}.{METRIC[task]} {stated:.4f} disagrees with its per-user file, which gives "
+                    f"{recomputed:.4f} (the result was edited, or its files were mixed up)")
+    return None
 
 
 def sha256(data: bytes) -> str:

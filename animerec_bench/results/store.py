@@ -102,6 +102,7 @@ def write(results_dir: Path | str, result: dict, per_user: bytes | None = None) 
                 with atomic_path(companion) as tmp:
                     tmp.write_bytes(per_user)
                 result["per_user"] = {"file": companion.name, "sha256": sha256(per_user)}
+            result[CONTENT_KEY] = content_sha256(result)
             try:
                 write_text(path, dumps(result))
             except BaseException:  # no per-user file without its result
@@ -110,6 +111,31 @@ def write(results_dir: Path | str, result: dict, per_user: bytes | None = None) 
                 raise
             return path
     raise RuntimeError(f"could not find a free result file name in {folder}")
+
+
+#: The key holding the sha256 of the rest of the result (:func:`content_sha256`).
+CONTENT_KEY = "content_sha256"
+
+
+def content_sha256(result: dict) -> str:
+    """sha256 of the result as canonical JSON, without this hash and the loader's ``_`` keys. The
+    per-user file is covered through the sha256 the result records for it. It tells a result that
+    was edited after it was written (by hand, or by a script) from the one the run wrote."""
+    import hashlib
+
+    body = {k: v for k, v in result.items() if k != CONTENT_KEY and not str(k).startswith("_")}
+    text = json.dumps(json_safe(body), sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def content_problem(result: dict) -> str | None:
+    """Why ``result`` is not the file its run wrote, as far as its content hash tells, or None."""
+    recorded = result.get(CONTENT_KEY)
+    if recorded is None:
+        return f"has no {CONTENT_KEY} (written by an older version, or edited): run it again"
+    if recorded != content_sha256(result):
+        return f"edited after it was written ({CONTENT_KEY} differs): run it again"
+    return None
 
 
 def check(result: Any, where: str) -> dict:
@@ -237,6 +263,10 @@ def load_per_user(result: dict) -> dict | None:
         raise ResultFileError(f"{path}: sha256 differs from the one {where} records (per_user.sha256): "
                               f"not the file that run wrote")
     try:
-        return significance.decode(data, str(path))
+        per_task = significance.decode(data, str(path))
     except ValueError as exc:
         raise ResultFileError(str(exc)) from None
+    problem = significance.headline_problem(result.get("metrics") or {}, per_task)
+    if problem:
+        raise ResultFileError(f"{where}: {problem}")
+    return per_task
