@@ -309,8 +309,8 @@ def _significance_note(task: str, header: str) -> str:
     metric = {"rating": "RMSE from per-user sums of squared errors",
               "interaction": "GAUC: mean of per-user AUC; the global AUC has no per-user form",
               "ranking": "mean of per-user NDCG@10"}[task]
-    return (f"{header}: 95% paired bootstrap interval over test users ({significance.DRAWS} draws per seed, seeds "
-            f"averaged; {metric}). Notes 'best': the best-ranked row with per-user values; '≈ best': not "
+    return (f"{header}: 95% paired bootstrap interval over test users ({significance.DRAWS} draws, each user drawn "
+            f"once for all seeds, seeds averaged; {metric}). Notes 'best': the best-ranked row with per-user values; '≈ best': not "
             f"significantly different from it (the 95% interval of the paired difference holds 0). {MISSING}: results "
             f"written before per-user values were kept get no interval and no mark; animerec-bench compare "
             f"tests any two models.")

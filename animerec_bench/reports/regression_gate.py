@@ -234,7 +234,7 @@ def markdown(rows: list[Row], *, base_name: str, head_name: str, threshold: floa
         table.append([f"{escape(dataset)} / {escape(protocol)}", escape(model), task, spec.primary,
                       _side_cell(row.base, row.seeds), _side_cell(row.head, row.seeds),
                       "" if row.change is None else f"{row.change:+.2%}", paired,
-                      "–" if row.paired is None else f"{row.paired.p:.4f}", row.verdict])
+                      "–" if row.paired is None else significance.format_p(row.paired.p, draws), row.verdict])
     headers = ["data set", "model", "task", "metric", "base", "head", "change", "paired Δ (95% CI)", "p", "verdict"]
     gate = (f"Regression: the primary metric worse by more than {threshold:.1%} of the base value (relative) and, "
             f"where both sides have per-user values, p < {ALPHA} in the worse direction; a model named with "
@@ -243,8 +243,8 @@ def markdown(rows: list[Row], *, base_name: str, head_name: str, threshold: floa
     out = [f"### Primary metrics: {escape(head_name)} against {escape(base_name)}", "",
            "Change: (head − base) / |base| of the task's primary metric, mean over the seeds both sides have "
            f"(the latest ok result per seed, of the model's newest code, version and parameters). Paired Δ: "
-           f"head − base over the test users both scored, seeds combined ({draws} bootstrap "
-           "draws per seed; interaction: per-user AUC, i.e. GAUC), 95% interval, two-sided p; – where a side "
+           f"head − base over the test users both scored, seeds combined, each user drawn once for all seeds "
+           f"({draws} bootstrap draws; interaction: per-user AUC, i.e. GAUC), 95% interval, two-sided p; – where a side "
            f"has no per-user file. {gate}", ""]
     if table:
         out.append(tabulate(table, headers, tablefmt="github", disable_numparse=True,
@@ -254,7 +254,7 @@ def markdown(rows: list[Row], *, base_name: str, head_name: str, threshold: floa
     return "\n".join(out)
 
 
-def failure_line(rows: list[Row], threshold: float) -> str | None:
+def failure_line(rows: list[Row], threshold: float, draws: int = significance.DRAWS) -> str | None:
     """The one line that says why the gate fails, or None when it passes."""
     bad = [row for row in rows if row.failed]
     if not bad:
@@ -265,7 +265,7 @@ def failure_line(rows: list[Row], threshold: float) -> str | None:
         if row.head is None:
             parts.append(f"{model} {task}: no usable result in the head (deleted, renamed, failed or not a number)")
             continue
-        p = "" if row.paired is None else f", p {row.paired.p:.4f}"
+        p = "" if row.paired is None else f", p {significance.format_p(row.paired.p, draws)}"
         seeds = row.seeds or None
         parts.append(f"{model} {task} {TASKS[task].primary} {row.base.mean(seeds):.4f} -> "
                      f"{row.head.mean(seeds):.4f} ({row.change:+.2%}{p})")
