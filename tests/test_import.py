@@ -279,3 +279,22 @@ def test_ctrl_c_leaves_no_partial_folder(fresh_home, tmp_path):
         pytest.skip("the import finished before the interrupt arrived")
     assert proc.returncode != 0 and "Traceback" not in err
     assert leftovers(fresh_home) == []
+
+
+def test_a_hidden_leftover_never_shadows_the_real_data_set(fresh_home, tmp_path):
+    """#25 item 5: a live or recent import's temporary ``datasets/.NAME.*.tmp`` (kept by the sweep)
+    holds a meta.json naming NAME; the registry must read only the real folder."""
+    import os
+
+    from animerec_bench.support.atomic import temporary_sibling
+    from animerec_bench.plugins.registry import load_registry
+
+    import_folder(SAMPLES, "mine")
+    real = fresh_home / "datasets" / "mine"
+    partial = temporary_sibling(real)  # owned by this (live) process: the sweep keeps it
+    shutil.copytree(real, partial)
+    table = pq.read_table(partial / "interactions.parquet").slice(0, 13)
+    pq.write_table(table, partial / "interactions.parquet")
+    assert os.path.isdir(partial)
+    ds = load_registry().dataset("mine")
+    assert ds.path == real / "interactions.parquet" and ds.table().num_rows == 499

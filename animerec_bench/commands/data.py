@@ -122,7 +122,8 @@ def info(name: str, as_json: bool, plugins_dir: str | None) -> None:
 @click.option("--format", "fmt", default="parquet", show_default=True, metavar="parquet|csv",
               help="File format of train, validation and test.")
 @click.option("--out", type=click.Path(path_type=str), required=True, help="Folder to create.")
-@click.option("--force", is_flag=True, help="Replace --out when it is a non-empty folder.")
+@click.option("--force", is_flag=True, help="Replace --out when it is an earlier export (a folder this command "
+              "wrote, with its split.json); any other non-empty folder is refused.")
 @plugins_dir_option
 def export_split_(name: str, protocol: str, seed: int, fmt: str, out: str, force: bool,
                   plugins_dir: str | None) -> None:
