@@ -286,8 +286,8 @@ def test_a_hidden_leftover_never_shadows_the_real_data_set(fresh_home, tmp_path)
     holds a meta.json naming NAME; the registry must read only the real folder."""
     import os
 
-    from animerec_bench.support.atomic import temporary_sibling
     from animerec_bench.plugins.registry import load_registry
+    from animerec_bench.support.atomic import temporary_sibling
 
     import_folder(SAMPLES, "mine")
     real = fresh_home / "datasets" / "mine"
