@@ -416,12 +416,19 @@ def test_user_mistakes_are_one_line_errors(env):
         (["-m", "bad-space", "--trials", "2"], "model 'bad-space' (plugin 'spy'): search_space['shrinkage']: "
                                                "'shrinkage' is not a keyword argument of __init__"),
         (["-m", "spy", "--trials", "2", "--param", "spy.nope=1"], "model 'spy' has no hyperparameter 'nope'"),
+        # #25 item 6: a budget that never runs out is not a budget
+        (["-m", "spy", "--budget", "nan"], "--budget nan: expected a finite number of seconds greater than 0"),
+        (["-m", "spy", "--budget", "inf"], "--budget inf: expected a finite number of seconds greater than 0"),
+        (["-m", "spy", "--budget", "1e999"], "--budget inf: expected a finite number of seconds greater than 0"),
     ):
         done = tune(env, *args, timeout=60)
         assert done.returncode == 2, (args, done.stderr)
         lines = [ln for ln in done.stderr.strip().splitlines() if not ln.startswith("loading plugin files")]
         assert "Traceback" not in done.stderr and len(lines) == 1, done.stderr
         assert expected in done.stderr, done.stderr
+    for option, value in (("--budget", "-5"), ("--trials", "-1"), ("--trials", "nan"), ("--trials", "inf")):
+        done = tune(env, "-m", "spy", option, value, timeout=60)  # click's range and type checks
+        assert done.returncode == 2 and f"Invalid value for '{option}'" in done.stderr, done.stderr
 
 
 def test_cli_and_tune_help_import_neither_optuna_nor_tensorflow():

@@ -36,6 +36,7 @@ def tune(run_all, models, more_models, trials, budget_seconds, tasks, dataset, p
     "default". Studies are kept under the data home: an interrupted tune resumes where it
     stopped. The exit status is 1 when a study or a test job failed.
     """
+    import math
     import signal
     from pathlib import Path
 
@@ -48,6 +49,8 @@ def tune(run_all, models, more_models, trials, budget_seconds, tasks, dataset, p
     from animerec_bench.results import store as results_mod
     from animerec_bench.support.machine import machine_info
 
+    if budget_seconds is not None and not math.isfinite(budget_seconds):  # nan passes a range check
+        raise UserError(f"--budget {budget_seconds}: expected a finite number of seconds greater than 0")
     if trials is None and budget_seconds is None:
         raise UserError("give a budget: --trials N and/or --budget SECONDS (each per model, task and seed)")
     seed_list = job_seeds(seeds, seed, timeout)
