@@ -27,6 +27,40 @@ REQUIRED = ("schema", "status", "error", "model.name", "model.params", "tasks", 
             "timing", "machine", "package.version", "package.commit", "started_at")
 
 
+#: The type each required field must have (besides ``metrics``, checked by :func:`metrics_problem`).
+_STR, _OBJ, _STR_OR_NULL = "a string", "an object", "a string or null"
+FIELD_TYPES = {
+    "status": _STR, "error": _STR_OR_NULL, "model.name": _STR, "model.params": _OBJ,
+    "tasks": "a list of task names", "dataset.name": _STR, "dataset.fingerprint": _STR, "protocol": _STR,
+    "split.seed": "a whole number", "split.fingerprint": _STR, "timing": _OBJ, "machine": _OBJ,
+    "package.version": _STR, "package.commit": _STR_OR_NULL, "started_at": _STR,
+}
+
+
+def _type_ok(value: Any, expected: str) -> bool:
+    if expected == _STR:
+        return isinstance(value, str)
+    if expected == _STR_OR_NULL:
+        return value is None or isinstance(value, str)
+    if expected == _OBJ:
+        return isinstance(value, dict)
+    if expected == "a whole number":
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)  # tasks
+
+
+def fields_problem(result: dict) -> str | None:
+    """The first required field whose type is wrong (a seed "0" is not the seed 0), or None."""
+    for dotted, expected in FIELD_TYPES.items():
+        value = get(result, dotted)
+        if not _type_ok(value, expected):
+            kind = "null" if value is None else type(value).__name__
+            return f"{dotted} is {kind}, expected {expected}"
+    if result["split"]["seed"] < 0:
+        return f"split.seed is {result['split']['seed']}, expected a whole number >= 0"
+    return None
+
+
 class ResultFileError(UserError):
     """A result file cannot be read or has the wrong schema; the message names the file."""
 
@@ -149,6 +183,9 @@ def check(result: Any, where: str) -> dict:
     missing = [k for k in REQUIRED if not _has(result, k)]
     if missing:
         raise ResultFileError(f"{where}: result misses key(s) {', '.join(missing)}")
+    problem = fields_problem(result)
+    if problem:
+        raise ResultFileError(f"{where}: {problem}")
     if result["status"] not in STATUSES:
         raise ResultFileError(f"{where}: status {result['status']!r} is not one of {', '.join(STATUSES)}")
     problem = metrics_problem(result)
@@ -187,6 +224,8 @@ def load(path: Path | str) -> dict:
         raise ResultFileError(f"{path}: cannot read result file: {exc}") from None
     except json.JSONDecodeError as exc:
         raise ResultFileError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}") from None
+    except RecursionError:
+        raise ResultFileError(f"{path}: not valid JSON (nested too deeply)") from None
     return check(data, str(path))
 
 
