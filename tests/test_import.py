@@ -298,3 +298,18 @@ def test_a_hidden_leftover_never_shadows_the_real_data_set(fresh_home, tmp_path)
     assert os.path.isdir(partial)
     ds = load_registry().dataset("mine")
     assert ds.path == real / "interactions.parquet" and ds.table().num_rows == 499
+
+
+@pytest.mark.parametrize("marker, found", [("[1, 2]", "a list"), ('{"params": 3}', "params of type int"),
+                                           ('"x"', "a str")])
+def test_a_synthetic_marker_that_is_not_an_object_is_one_line(fresh_home, tmp_path, marker, found):
+    """#25 item 10: SYNTHETIC.json holding a list was a traceback."""
+    src = tmp_path / "syn"
+    src.mkdir()
+    (src / "animelist.csv").write_text(HEADER + "1,2,8,2,12\n1,3,7,2,12\n")
+    (src / "SYNTHETIC.json").write_text(marker)
+    result = run_import(str(src))
+    assert result.exit_code == 2, result.output
+    (line,) = result.output.strip().splitlines()
+    assert line.startswith(f"Error: {src / 'SYNTHETIC.json'}: expected the JSON object written by 'data synth'")
+    assert found in line and leftovers(fresh_home) == []

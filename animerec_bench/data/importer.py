@@ -630,6 +630,12 @@ def import_folder(src: Path | str, name: str | None = None, *, progress: bool = 
             marker = json.loads(marker_path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise DataError(f"{marker_path}: expected the JSON written by 'data synth', found: {exc}") from None
+        params = marker.get("params", {}) if isinstance(marker, dict) else None
+        if not isinstance(params, dict):
+            found = (f"params of type {type(params).__name__}" if isinstance(marker, dict)
+                     else f"a {type(marker).__name__}")
+            raise DataError(f"{marker_path}: expected the JSON object written by 'data synth' (with params an "
+                            f"object), found {found}")
     if name is None:
         name = synthetic_name(path.parent) if marker is not None else DEFAULT_NAME
     sweep_stale_temporaries(paths.datasets_dir())  # what a killed import left behind
