@@ -439,3 +439,31 @@ def test_cli_and_tune_help_import_neither_optuna_nor_tensorflow():
             "assert not heavy, heavy")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("damage", ["random bytes", "truncated", "another program's", "a folder"])
+def test_a_damaged_studies_file_is_one_line_naming_it(env, tmp_path, damage):
+    """#25 item 10: tuning/studies.sqlite3 that is not tune's SQLite file was a traceback (and
+    another program's SQLite file would have had Optuna's tables written into it)."""
+    import sqlite3
+
+    path = tmp_path / "home" / "tuning" / "studies.sqlite3"
+    path.parent.mkdir(parents=True)
+    if damage == "random bytes":
+        path.write_bytes(np.random.default_rng(0).bytes(4096))
+    elif damage == "a folder":
+        path.mkdir()
+    else:
+        with sqlite3.connect(path) as db:
+            db.execute("CREATE TABLE notes (body TEXT)")
+            db.executemany("INSERT INTO notes VALUES (?)", [("x" * 500,)] * 200)
+        db.close()
+        if damage == "truncated":
+            path.write_bytes(path.read_bytes()[:3000])
+    before = path.read_bytes() if path.is_file() else None
+    done = tune(env, "-m", "spy", "--trials", "1", timeout=120)
+    assert done.returncode == 2, done.stderr
+    lines = [ln for ln in done.stderr.strip().splitlines() if not ln.startswith("loading plugin files")]
+    assert "Traceback" not in done.stderr and len(lines) == 1, done.stderr
+    assert lines[0].startswith(f"Error: {path}: not the studies database tune keeps"), lines[0]
+    assert (path.read_bytes() if path.is_file() else None) == before  # left as it was

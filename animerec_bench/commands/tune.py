@@ -51,6 +51,7 @@ def tune(run_all, models, more_models, trials, budget_seconds, tasks, dataset, p
 
     if budget_seconds is not None and not math.isfinite(budget_seconds):  # nan passes a range check
         raise UserError(f"--budget {budget_seconds}: expected a finite number of seconds greater than 0")
+    tuning.check_storage()  # before any split or job: a damaged studies file is one line
     if trials is None and budget_seconds is None:
         raise UserError("give a budget: --trials N and/or --budget SECONDS (each per model, task and seed)")
     seed_list = job_seeds(seeds, seed, timeout)
