@@ -313,3 +313,30 @@ def test_a_synthetic_marker_that_is_not_an_object_is_one_line(fresh_home, tmp_pa
     (line,) = result.output.strip().splitlines()
     assert line.startswith(f"Error: {src / 'SYNTHETIC.json'}: expected the JSON object written by 'data synth'")
     assert found in line and leftovers(fresh_home) == []
+
+
+def test_nul_bytes_and_terminal_escapes_from_a_csv_are_shown_escaped(fresh_home, tmp_path):
+    """#25 item 12: a CSV's bytes were echoed raw into the error line (a NUL, or an escape sequence
+    that recolours or clears the user's terminal)."""
+    src = tmp_path / "dl"
+    src.mkdir()
+    (src / "animelist.csv").write_bytes(b"user_id,anime_id\x00\x1b[2J\x1b[31m,rating\n1,2,8\n")
+    proc = subprocess.run([str(CLI), "data", "import", str(src)], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "ANIMEREC_BENCH_HOME": str(fresh_home)})
+    assert proc.returncode == 2, proc.stderr
+    assert "\x00" not in proc.stderr and "\x1b" not in proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    assert "anime_id\\x00\\x1b[2J\\x1b[31m" in line, line
+
+
+def test_names_that_differ_only_by_punctuation_are_refused(fresh_home):
+    """#25 item 13: `--name mal2016-5k.` was accepted, and every board of a folder holding both
+    then failed (both names make the same board file name)."""
+    import_folder(SAMPLES, "mine-1")
+    for clash, other in (("mal2016-5k.", "mal2016-5k"), ("mine_1", "mine-1"), ("Mine1", "mine-1")):
+        result = run_import(str(SAMPLES), "--name", clash)
+        assert result.exit_code == 2, result.output
+        assert result.output.strip() == (f"Error: --name {clash!r}: too like the data set {other!r} (names must "
+                                         f"differ in more than case and punctuation)")
+    assert leftovers(fresh_home) == sorted(leftovers(fresh_home))
+    assert run_import(str(SAMPLES), "--name", "mine-1").exit_code == 0  # re-importing the same name replaces it

@@ -595,7 +595,19 @@ def check_name(name: str) -> str:
                         "starting with a letter or digit)")
     if name in RESERVED_NAMES:
         raise UserError(f"--name {name!r} is a built-in data set; choose another name")
+    taken = RESERVED_NAMES | {DEFAULT_NAME}
+    if paths.datasets_dir().is_dir():
+        taken |= {p.name for p in paths.datasets_dir().iterdir() if not p.name.startswith(".")}
+    for other in sorted(taken - {name}):
+        if _name_key(other) == _name_key(name):  # board and result file names would collide
+            raise UserError(f"--name {name!r}: too like the data set {other!r} (names must differ in more than "
+                            f"case and punctuation)")
     return name
+
+
+def _name_key(name: str) -> str:
+    """What is left of a data set name in file names and on a case-insensitive disk."""
+    return re.sub(r"[^a-z0-9]", "", name.lower())
 
 
 def synthetic_name(folder: Path) -> str:
