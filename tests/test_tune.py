@@ -330,8 +330,12 @@ def test_an_interrupted_tune_resumes_where_it_stopped(env, tmp_path):
         finished += line.lstrip().startswith("trial ")
     assert finished == 2, "".join(lines)
     proc.send_signal(signal.SIGTERM)
-    proc.communicate(timeout=60)
-    assert proc.returncode != 0
+    _, rest = proc.communicate(timeout=60)
+    assert proc.returncode == 143, rest  # 128 + SIGTERM, as `run` exits (#25 item 11)
+    last = rest.strip().splitlines()[-1]
+    assert last.startswith("tune stopped by SIGTERM while tuning spy [") and "Aborted!" not in rest, rest
+    assert f"its finished trials are kept in {Path(env['ANIMEREC_BENCH_HOME']) / 'tuning' / 'studies.sqlite3'}" in last
+    assert last.endswith(f"a rerun resumes there); 0 test result(s) written to {res}"), last
     assert not res.exists() or not list(res.glob("*.json"))  # no test job ran
     for marker in Path(env["SPY_LOG"]).glob("running-*"):  # no trial's process outlived tune
         pid = int(marker.name.split("-")[1])

@@ -77,13 +77,20 @@ def tune(run_all, models, more_models, trials, budget_seconds, tasks, dataset, p
                f"{tuning.storage_path()}; results -> {results_dir}", err=True)
 
     def on_term(signum, frame):  # SIGTERM stops like Ctrl-C: the running trial's processes are killed
-        raise KeyboardInterrupt
+        raise KeyboardInterrupt(signal.Signals(signum).name)
 
     signal.signal(signal.SIGTERM, on_term)
     say = lambda line: click.echo(line, err=True)  # noqa: E731
     rows, failed = [], 0
     for job in jobs:
-        out = tuning.tune_job(job, ctx, budget, existing=existing, say=say)
+        try:
+            out = tuning.tune_job(job, ctx, budget, existing=existing, say=say)
+        except KeyboardInterrupt as exc:  # say what was kept, and exit 128 + the signal, as `run` does
+            signum = signal.SIGTERM if str(exc) == "SIGTERM" else signal.SIGINT
+            click.echo(f"tune stopped by {signum.name} while tuning {job.label} (its finished trials are kept "
+                       f"in {tuning.storage_path()}: a rerun resumes there); {len(rows)} test result(s) written "
+                       f"to {results_dir}", err=True)
+            raise SystemExit(128 + signum) from None
         r = out.result or {}
         bad = out.method == "failed" or r.get("status") != "ok"
         failed += bad
