@@ -97,7 +97,9 @@ def classify(exc: BaseException) -> str:
     from animerec_bench.model import PredictionError
 
     name = type(exc).__name__
-    if isinstance(exc, MemoryError) or "ResourceExhausted" in name or "out of memory" in str(exc).lower():
+    text = str(exc).lower()
+    if isinstance(exc, MemoryError) or "ResourceExhausted" in name or "out of memory" in text \
+            or "failed to map segment" in text or "cannot allocate memory" in text:  # mmap under RLIMIT_AS
         return "oom"
     if isinstance(exc, NonFiniteLoss):
         return "nan"
@@ -554,6 +556,9 @@ def main(argv: list[str] | None = None) -> int:
         message = f"{type(exc).__name__}: {exc}".strip()
         if kind == "oom":
             message = f"out of memory: {message}"
+            if spec.get("memory_limit_mb"):  # say which limit (a MemoryError has no message of its own)
+                message = (f"out of memory: the job needed more address space than --memory-limit "
+                           f"{spec['memory_limit_mb']} MB allows ({message.rstrip(':')})")
         outcome.update(status="failed", error=message.splitlines()[0][:500] if message else type(exc).__name__,
                        error_kind=kind, traceback=traceback.format_exc()[-4000:])
         code = 1
