@@ -25,3 +25,37 @@ def test_a_memory_limit_too_small_to_run_says_so(tmp_path):
     assert r["status"] == "failed" and r["error_kind"] == "oom"
     assert r["error"].startswith("out of memory: the job needed more address space than --memory-limit 1 MB "
                                  "allows ("), r["error"]  # a MemoryError, or an ImportError of a library's mmap
+
+
+def _copy_results(dst: Path, models: tuple[str, ...]) -> None:
+    import shutil
+
+    repo = Path(__file__).resolve().parent.parent / "results"
+    dst.mkdir(exist_ok=True)
+    for model in models:
+        for src in repo.glob(f"mal2016-5k--v1--{model}--*"):
+            shutil.copy(src, dst / src.name)
+
+
+def test_leaderboard_out_on_a_full_disk_leaves_the_old_board_whole(tmp_path):
+    """Each board file was atomic, the set was not: a full disk midway left some files new and
+    others old. Now every file is written beside its place first, and renamed only when all are."""
+    import resource
+
+    res, out = tmp_path / "results", tmp_path / "boards"
+    _copy_results(res, ("global-mean",))
+    first = cli("leaderboard", "--results", res, "--out", out)
+    assert first.returncode == 0, first.stderr
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    _copy_results(res, ("bias", "popularity", "user-mean", "most-popular"))
+    small = min(len(b) for b in before.values())
+
+    def limit():  # no file larger than the smallest old one: some new files fit, the larger ones do not
+        resource.setrlimit(resource.RLIMIT_FSIZE, (small, small))
+
+    proc = subprocess.run([str(BIN), "leaderboard", "--results", str(res), "--out", str(out)], capture_output=True,
+                          text=True, timeout=300, preexec_fn=limit)
+    assert proc.returncode == 2, proc.stderr
+    (line,) = [ln for ln in proc.stderr.strip().splitlines() if ln.startswith("Error")]
+    assert line.startswith(f"Error: {out}/") and "File too large" in line and "board left as it was" in line, line
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
