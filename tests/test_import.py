@@ -340,3 +340,29 @@ def test_names_that_differ_only_by_punctuation_are_refused(fresh_home):
                                          f"differ in more than case and punctuation)")
     assert leftovers(fresh_home) == sorted(leftovers(fresh_home))
     assert run_import(str(SAMPLES), "--name", "mine-1").exit_code == 0  # re-importing the same name replaces it
+
+
+def test_a_cr_only_csv_says_its_line_endings(fresh_home, tmp_path):
+    """#25 item 11: a file with old-Mac line endings (CR only) said "no data rows"."""
+    src = tmp_path / "dl"
+    src.mkdir()
+    (src / "animelist.csv").write_bytes(HEADER.replace("\n", "\r").encode() + b"1,2,8,2,12\r1,3,7,2,12\r")
+    result = run_import(str(src))
+    assert result.exit_code == 2
+    (line,) = result.output.strip().splitlines()
+    assert line == (f"Error: {src / 'animelist.csv'}: lines end in CR alone (old Mac line endings); expected LF or "
+                    f"CRLF line endings: convert the file first (e.g. tr '\\r' '\\n')")
+
+
+def test_special_files_say_what_they_are(fresh_home, tmp_path):
+    """#25 item 11: /dev/null, a FIFO or a symlink loop said "no such file"."""
+    fifo = tmp_path / "fifo.csv"
+    os.mkfifo(fifo)
+    loop = tmp_path / "loop.csv"
+    loop.symlink_to(loop)
+    for src, what in (("/dev/null", "a device, not a file"), (str(fifo), "a FIFO (named pipe), not a file"),
+                      (str(loop), "a symlink loop")):
+        result = run_import(src)
+        assert result.exit_code == 2, result.output
+        (line,) = result.output.strip().splitlines()
+        assert line == f"Error: {src}: {what}; expected the downloaded folder or its animelist.csv", line

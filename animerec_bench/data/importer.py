@@ -10,6 +10,7 @@ written atomically: an error or Ctrl-C leaves the cache as it was.
 
 from __future__ import annotations
 
+import errno
 import json
 import re
 import sys
@@ -73,6 +74,26 @@ def _expected(col: str, layout: Layout) -> str:
 
 # ----------------------------------------------------------------------------- file checks
 
+def _check_special(src: Path) -> None:
+    """One line saying what ``src`` is when it is neither a regular file nor a folder (is_file and
+    is_dir both say False for these, which read as "no such file")."""
+    import stat
+
+    try:
+        mode = src.stat().st_mode
+    except FileNotFoundError:
+        return  # really not there (or a dangling link): "no such file or folder"
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise DataError(f"{src}: a symlink loop; expected the downloaded folder or its animelist.csv") from None
+        raise DataError(f"{src}: cannot read: {exc.strerror or exc}") from None
+    what = ("a device, not a file" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else
+            "a FIFO (named pipe), not a file" if stat.S_ISFIFO(mode) else
+            "a socket, not a file" if stat.S_ISSOCK(mode) else None)
+    if what:
+        raise DataError(f"{src}: {what}; expected the downloaded folder or its animelist.csv")
+
+
 def find_files(src: Path) -> tuple[Path, Layout, Path | None, Path | None]:
     """(interactions file, its layout, anime.csv or None, SYNTHETIC.json or None) in ``src``.
 
@@ -80,6 +101,7 @@ def find_files(src: Path) -> tuple[Path, Layout, Path | None, Path | None]:
     """
     from animerec_bench.data.synth import MARKER
 
+    _check_special(src)
     if src.is_file():
         layout = next((lay for lay in LAYOUTS if lay.filename == src.name), ANIMELIST)
         path, folder = src, src.parent
@@ -113,6 +135,9 @@ def check_start(path: Path, required: tuple[str, ...]) -> list[str]:
             raise DataError(f"{path}: expected a plain-text CSV, found {kind}-compressed data; "
                             f"decompress it first (the name ends in .csv but the content is {kind})"
                             if kind != "Parquet" else f"{path}: expected a plain-text CSV, found a Parquet file")
+    if b"\r" in head and b"\n" not in head:
+        raise DataError(f"{path}: lines end in CR alone (old Mac line endings); expected LF or CRLF line endings: "
+                        f"convert the file first (e.g. tr '\\r' '\\n')")
     first, _, rest = head.partition(b"\n")
     try:
         header = first.decode("utf-8-sig").rstrip("\r")
