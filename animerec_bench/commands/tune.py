@@ -81,7 +81,8 @@ def tune(run_all, models, more_models, trials, budget_seconds, tasks, dataset, p
 
     signal.signal(signal.SIGTERM, on_term)
     say = lambda line: click.echo(line, err=True)  # noqa: E731
-    rows, failed = [], 0
+    rows: list[list] = []
+    failed = 0
     for job in jobs:
         try:
             out = tuning.tune_job(job, ctx, budget, existing=existing, say=say)

@@ -254,9 +254,11 @@ def _over_seeds(per_seed: list[np.ndarray]) -> np.ndarray:
         return np.nanmean(stacked, axis=0)
 
 
-def format_p(p: float, draws: int) -> str:
+def format_p(p: float | None, draws: int) -> str:
     """A bootstrap p-value as printed: four decimals, or at the smallest value ``draws`` can give
     (2 / (draws + 1)) that floor rounded up to one significant digit, as "< 0.002" (1,000 draws)."""
+    if p is None:
+        return "–"
     floor = 2.0 / (draws + 1)
     if p <= floor * (1 + 1e-9):
         digits = -int(math.floor(math.log10(floor)))
