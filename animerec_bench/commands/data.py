@@ -133,10 +133,8 @@ def export_split_(name: str, protocol: str, seed: int, fmt: str, out: str, force
     """
     from animerec_bench.data.export import check_target, export_split
     from animerec_bench.data.protocol import get_protocol
-    from animerec_bench.plugins.registry import load_registry
-
     check_target(out, fmt, force=force)  # before the split is made: that can take a while
-    ds = load_registry(plugins_dir).dataset(name)
+    ds = load_plugins(plugins_dir)[0].dataset(name)
     meta = export_split(get_protocol(protocol).split(ds, seed), out, fmt, force=force, dataset_label=ds.label)
     counts = ", ".join(f"{part} {p['pairs']:,}" for part, p in meta["parts"].items())
     click.echo(f"wrote {ds.label} / {meta['protocol']} / seed {seed} to {out} ({fmt}): {counts} pairs")
