@@ -366,3 +366,16 @@ def test_special_files_say_what_they_are(fresh_home, tmp_path):
         assert result.exit_code == 2, result.output
         (line,) = result.output.strip().splitlines()
         assert line == f"Error: {src}: {what}; expected the downloaded folder or its animelist.csv", line
+
+
+def test_a_bad_anime_csv_row_is_located(fresh_home, tmp_path):
+    """#25 item 11: a bad anime.csv said only Arrow's "CSV conversion error", no row."""
+    src = tmp_path / "dl"
+    src.mkdir()
+    shutil.copy(SAMPLES / "animelist.csv", src)
+    (src / "anime.csv").write_text('MAL_ID,Name,Score\n1,"Cowboy\nBebop",8.7\n5,Trigun,8.2\nx7,Oops,1\n')
+    result = run_import(str(src))
+    assert result.exit_code == 2, result.output
+    (line,) = result.output.strip().splitlines()
+    assert line == (f"Error: {src / 'anime.csv'}: row 3 (line 5), column 'MAL_ID': expected an integer "
+                    f"0-2147483647, found 'x7'"), line

@@ -587,6 +587,24 @@ def drop_duplicates(table: pa.Table) -> tuple[pa.Table, int]:
     return table.take(pa.array(keep)), dropped
 
 
+def _bad_title_row(path: Path, names: list[str]) -> str | None:
+    """Where Arrow's parse of anime.csv failed, found again with the csv module (the file is
+    small): the first row whose MAL_ID is not an integer 0-INT32_MAX, with its line number."""
+    import csv
+
+    column = names.index("MAL_ID")
+    with open(path, encoding="utf-8-sig", errors="replace", newline="") as fh:
+        reader = csv.reader(fh)
+        next(reader, None)
+        for row_number, row in enumerate(reader, 1):
+            value = row[column].strip() if column < len(row) else ""
+            if not (value.isdigit() and int(value) <= INT32_MAX):
+                shown = value[:40] if value else "nothing"
+                return (f"{path}: row {row_number} (line {reader.line_num}), column 'MAL_ID': expected an integer "
+                        f"0-{INT32_MAX}, found {shown!r}")
+    return None
+
+
 def read_titles(path: Path) -> pa.Table:
     """anime.csv -> (anime_id int32, title string), one row per anime (the last wins)."""
     import pyarrow.csv as pacsv
@@ -598,7 +616,7 @@ def read_titles(path: Path) -> pa.Table:
                                column_types={"MAL_ID": pa.int32(), "Name": pa.string()},
                                include_columns=["MAL_ID", "Name"], null_values=[]))
     except pa.ArrowInvalid as exc:
-        raise DataError(f"{path}: cannot parse: {str(exc).splitlines()[0]}") from None
+        raise DataError(_bad_title_row(path, names) or f"{path}: cannot parse: {str(exc).splitlines()[0]}") from None
     ids = t.column("MAL_ID").to_numpy()
     if len(ids) and ids.min() < 0:
         row = int(np.argmax(ids < 0)) + 1
