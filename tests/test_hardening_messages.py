@@ -59,3 +59,26 @@ def test_leaderboard_out_on_a_full_disk_leaves_the_old_board_whole(tmp_path):
     (line,) = [ln for ln in proc.stderr.strip().splitlines() if ln.startswith("Error")]
     assert line.startswith(f"Error: {out}/") and "File too large" in line and "board left as it was" in line, line
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_a_data_set_with_no_interaction_examples_says_so(tmp_path):
+    """A data set where no pair is completed or dropped has no interaction examples: every
+    interaction job failed with "metrics.interaction.auc is null"."""
+    import numpy as np
+
+    src, home = tmp_path / "dl", tmp_path / "home"
+    src.mkdir()
+    rng = np.random.default_rng(0)
+    rows = ["user_id,anime_id,rating,watching_status,watched_episodes"]
+    for user in range(60):
+        for anime in rng.choice(40, 15, replace=False):
+            rows.append(f"{user},{anime},{rng.integers(1, 11)},1,3")  # all "watching", rated
+    (src / "animelist.csv").write_text("\n".join(rows) + "\n")
+    env = {"ANIMEREC_BENCH_HOME": str(home)}
+    imported = cli("data", "import", src, "--name", "watching", env=env)
+    assert imported.returncode == 0, imported.stderr
+    proc = cli("run", "-m", "always-positive", "--dataset", "watching", "--results", tmp_path / "r", env=env)
+    assert proc.returncode == 1, proc.stderr
+    (r,) = results.load_all(tmp_path / "r")
+    assert r["status"] == "failed"
+    assert "task interaction has no examples in the test part of data set 'watching'" in r["error"], r["error"]

@@ -194,6 +194,11 @@ def run(spec: dict, progress: Progress, outcome: dict) -> None:
     if validation_only and len(split.test):
         raise RuntimeError(f"a validation-only job got a split with {len(split.test)} test pairs")
     timing_out["load_split_seconds"] = timing.clock() - t0
+    scored_part, part_name = (split.valid, "validation") if validation_only else (split.test, "test")
+    for task in tasks:  # else every metric of the task comes out null, which says nothing
+        if task != "ranking" and not scored_part.task_mask(task).any():
+            raise ValueError(f"task {task} has no examples in the {part_name} part of data set "
+                             f"{split.dataset!r} (protocol {split.protocol}): nothing to score it on")
 
     if entry.framework != "numpy" and entry.framework not in sys.modules:
         t0 = timing.clock()
