@@ -82,3 +82,38 @@ def test_a_data_set_with_no_interaction_examples_says_so(tmp_path):
     (r,) = results.load_all(tmp_path / "r")
     assert r["status"] == "failed"
     assert "task interaction has no examples in the test part of data set 'watching'" in r["error"], r["error"]
+
+
+def test_a_timeout_while_importing_the_framework_names_that_phase(tmp_path):
+    """A timeout during TensorFlow's import was reported "during load split"."""
+    import textwrap
+
+    plugins, slow = tmp_path / "plugins", tmp_path / "slow"
+    plugins.mkdir()
+    slow.mkdir()
+    (slow / "cornac.py").write_text("import time\ntime.sleep(60)\n")  # a framework that takes long to import
+    (plugins / "slow_model.py").write_text(textwrap.dedent('''
+        import numpy as np
+        import animerec_bench
+        from animerec_bench.model import Model
+
+        class Slow(Model):
+            name = "slow"
+            tasks = ("rating",)
+            framework = "cornac"
+
+            def fit(self, train, valid, *, tasks, seed):
+                return self
+
+            def predict(self, user, item):
+                return {"rating": np.full(len(user), 7.0)}
+
+        @animerec_bench.hookimpl
+        def register_models(register):
+            register(Slow)
+        '''))
+    proc = cli("run", "-m", "slow", "--plugins-dir", plugins, "--timeout", "8", "--results", tmp_path / "r",
+               env={"PYTHONPATH": str(slow)})
+    assert proc.returncode == 1, proc.stderr
+    (r,) = results.load_all(tmp_path / "r")
+    assert r["error"].startswith("timed out after 8 s (process group killed) during import cornac"), r["error"]

@@ -201,6 +201,7 @@ def run(spec: dict, progress: Progress, outcome: dict) -> None:
                              f"{split.dataset!r} (protocol {split.protocol}): nothing to score it on")
 
     if entry.framework != "numpy" and entry.framework not in sys.modules:
+        progress.send("phase", phase=f"import {entry.framework}")  # a timeout here is not the split's
         t0 = timing.clock()
         importlib.import_module(entry.framework)  # imported here so fit_seconds does not include it
 
