@@ -14,10 +14,19 @@ from animerec_bench.errors import UserError
 from animerec_bench.support.version import __version__
 
 
+def printable(text: str) -> str:
+    """``text`` with every character a terminal would act on (NUL, ESC sequences, other control
+    characters) written as its Python escape: a message quotes bytes from the user's files."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 class _UserFacingError(click.ClickException):
     """A :class:`UserError` shown as ``Error: <one line>`` with exit status 2."""
 
     exit_code = 2
+
+    def __init__(self, message: str) -> None:
+        super().__init__(printable(message))
 
 
 class _Group(click.Group):

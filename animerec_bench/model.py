@@ -90,6 +90,9 @@ class Model:
     #: "keras" when fit needs Keras: the runner imports it before timing fit (it takes seconds);
     #: "numpy" for anything else. A class that does not subclass Model must declare it.
     framework: ClassVar[str] = "numpy"
+    #: Hyperparameters that may be given as inf (or NaN) with ``--param``, e.g. a "no limit" value;
+    #: any other non-finite number is refused before a job runs.
+    accepts_non_finite: ClassVar[tuple[str, ...]] = ()
 
     #: Set by the runner: called with a dict such as ``{"epoch": 3, "loss": 1.2, "val_loss": 1.3}``.
     on_progress: Callable[[Mapping[str, Any]], None] | None = None

@@ -87,6 +87,8 @@ def imported_datasets(root: Path | None = None) -> list[Dataset]:
     if not root.is_dir():
         return found
     for meta_path in sorted(root.glob(f"*/{META_FILE}")):
+        if meta_path.parent.name.startswith("."):  # an import's temporary (a live one is kept): never a data set
+            continue
         try:
             found.append(_from_meta(meta_path))
         except _Unusable as exc:

@@ -12,12 +12,29 @@ plugins_dir_option = click.option(
          "Default: ./plugins, only when the current folder is an animerec-bench checkout.")
 
 
+#: How long ``list``, ``data info`` and ``data export-split`` give the plugin probe (``run`` and
+#: ``tune`` give it ``--timeout``); ANIMEREC_BENCH_PROBE_SECONDS overrides it.
+PROBE_SECONDS = 60.0
+
+
+def probe_seconds() -> float:
+    import math
+    import os
+
+    try:
+        value = float(os.environ.get("ANIMEREC_BENCH_PROBE_SECONDS", PROBE_SECONDS))
+    except ValueError:
+        value = PROBE_SECONDS
+    return value if math.isfinite(value) and value > 0 else PROBE_SECONDS
+
+
 def load_plugins(plugins_dir: str | None, *, deadline: float | None = None):
     """Resolve the plugins folder, say on stderr which loose files will run, load the registry.
 
-    With ``deadline`` (seconds), third-party plugins are first imported in a short-lived
-    probe process (see ``plugins.probe``), so one that exits or hangs stops with one line
-    naming it instead of ending or hanging this command. Returns (registry, resolved folder).
+    Third-party plugins are first imported in a short-lived probe process (see ``plugins.probe``),
+    killed after ``deadline`` seconds (default :func:`probe_seconds`), so one that exits or hangs
+    stops every command with one line naming it instead of ending or hanging it. Returns
+    (registry, resolved folder).
     """
     from animerec_bench.plugins.registry import load_registry, loose_plugin_files, probe, resolve_plugins_dir
 
@@ -28,8 +45,7 @@ def load_plugins(plugins_dir: str | None, *, deadline: float | None = None):
     if files:
         click.echo(f"loading plugin files from {folder.path} ({folder.source}): "
                    f"{', '.join(p.name for p in files)}", err=True)
-    if deadline is not None:
-        probe(folder.path, deadline)
+    probe(folder.path, deadline if deadline is not None else probe_seconds())
     return load_registry(folder.path), folder.path
 
 

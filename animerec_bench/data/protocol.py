@@ -107,7 +107,11 @@ class ProtocolV1:
                 path.unlink(missing_ok=True)
         result = self._make_split(dataset, seed)
         if cache:
-            result.save(path)
+            try:
+                result.save(path)
+            except OSError as exc:  # full, size-limited or read-only data home: jobs read this file
+                raise UserError(f"{path}: cannot write the split cache ({exc.strerror or exc}); the data home "
+                                f"(ANIMEREC_BENCH_HOME) needs room and write access") from None
         return result
 
     def cache_path(self, dataset: Dataset, seed: int) -> Path:
