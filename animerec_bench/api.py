@@ -14,7 +14,7 @@ from typing import Any
 
 from animerec_bench.errors import UserError
 
-__all__ = ["load_split", "evaluate", "results_frame", "fit", "recommend"]
+__all__ = ["load_split", "evaluate", "results_frame", "fit", "recommend", "recommendations"]
 
 PARTS = {"test": "test", "valid": "valid", "validation": "valid"}
 

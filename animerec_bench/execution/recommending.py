@@ -71,8 +71,8 @@ def newest_anime(anime_ids: np.ndarray, anime_examples: np.ndarray) -> np.ndarra
 
 @dataclass
 class AnimeInfo:
-    """What is shown of each anime: title, type, episodes, genres (from the data set's metadata,
-    else its titles, else the list's own titles)."""
+    """What is shown of each anime: title, type, episodes, genres (from the data set's metadata
+    file, else only its titles)."""
 
     title: dict[int, str] = field(default_factory=dict)
     type: dict[int, str] = field(default_factory=dict)
@@ -81,18 +81,17 @@ class AnimeInfo:
 
     @classmethod
     def of(cls, dataset) -> "AnimeInfo":
-        info = cls(title=dataset.titles())
         path = getattr(dataset, "anime_path", None)
-        if path is not None and Path(path).is_file():
-            import pyarrow.parquet as pq
+        if path is None or not Path(path).is_file():
+            return cls(title=dataset.titles())
+        import pyarrow.parquet as pq
 
-            table = pq.read_table(path, columns=["anime_id", "name", "type", "episodes", "genres"]).to_pydict()
-            ids = table["anime_id"]
-            info.title.update((a, t) for a, t in zip(ids, table["name"]) if t)
-            info.type = {a: t for a, t in zip(ids, table["type"]) if t}
-            info.episodes = {a: e for a, e in zip(ids, table["episodes"]) if e is not None}
-            info.genres = {a: ", ".join(g) for a, g in zip(ids, table["genres"]) if g}
-        return info
+        table = pq.read_table(path, columns=["anime_id", "name", "type", "episodes", "genres"]).to_pydict()
+        ids = table["anime_id"]
+        return cls(title={a: t for a, t in zip(ids, table["name"]) if t},
+                   type={a: t for a, t in zip(ids, table["type"]) if t},
+                   episodes={a: e for a, e in zip(ids, table["episodes"]) if e is not None},
+                   genres={a: ", ".join(g) for a, g in zip(ids, table["genres"]) if g})
 
 
 @dataclass
