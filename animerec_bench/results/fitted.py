@@ -40,7 +40,7 @@ def fitted_identity(model_cls: Any, params: dict, tasks: tuple[str, ...], *, dat
 
     The package version is part of it: a fitted model is reused only by the release (or dev
     commit) that made it."""
-    from animerec_bench import __version__
+    from animerec_bench.support.version import __version__
 
     parts = json_safe({
         "model": model_cls.name, "code": code_fingerprint(model_cls), "version": str(getattr(model_cls, "version", "1")),
