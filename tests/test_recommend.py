@@ -145,7 +145,7 @@ def test_fit_command_says_where_it_saved(fresh_home):
     assert done.returncode == 0, done.stderr
     assert "fitted in" in done.stdout and str(fresh_home / "models") in done.stdout
     assert "already saved" in cli("fit", "-m", "most-popular").stdout
-    refused = cli("fit", "-m", "bias")
+    refused = cli("fit", "-m", "popularity")
     assert refused.returncode == 2 and "cannot be saved" in refused.stderr and "ease" in refused.stderr
 
 

@@ -103,6 +103,17 @@ class Bias(Model):
         score = self.mean_ + _lookup(self.user_bias_, user, 0.0) + _lookup(self.item_bias_, item, 0.0)
         return {"rating": score}
 
+    def save(self, folder) -> None:
+        save_arrays(folder, self.get_params(), mean=np.float64(self.mean_), user_bias=self.user_bias_,
+                    item_bias=self.item_bias_)
+
+    @classmethod
+    def load(cls, folder) -> "Bias":
+        params, z = load_arrays(folder)
+        model = from_saved_params(cls, params)
+        model.mean_, model.user_bias_, model.item_bias_ = float(z["mean"]), z["user_bias"], z["item_bias"]
+        return model
+
 
 class Popularity(Model):
     """P(positive) = the anime's positive rate in train, shrunk toward the global rate.
