@@ -157,3 +157,12 @@ def test_anime_metadata_is_what_the_script_makes(tmp_path, embedded):
                     "--source", str(SHARED / "data" / "mal2016-5k"), "--out", str(tmp_path)],
                    check=True, capture_output=True)
     assert pq.read_table(tmp_path / "mal2016-5k-anime.parquet").equals(pq.read_table(embedded.anime_path))
+
+
+def test_a_list_without_liked_anime_is_flagged_flat_for_ease(tmp_path):
+    path = tmp_path / "list.csv"
+    path.write_text("anime_id,score,status\n5081,0,Plan to Watch\n269,3,Dropped\n")
+    out = api.recommendations("ease", path, 5)
+    assert out.flat and out.match.liked == 0 and out.match.disliked == 1
+    assert not {r["anime_id"] for r in out.rows} & {5081, 269}
+    assert not api.recommendations("ease", write_export(tmp_path / "fan.xml", FAN_LIST), 5).flat

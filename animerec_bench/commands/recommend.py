@@ -45,9 +45,12 @@ def recommend(model: str, list_path: str, k: int, new_only: bool, as_json: bool,
     m = out.match
     summary = {"entries": out.entries, "liked": m.liked, "disliked": m.disliked, "unknown_taste": m.unknown_taste,
                "unknown_ids": m.unknown_ids.tolist(), "candidates": out.candidates}
+    if out.flat:
+        click.echo(f"warning: {model} scores every candidate the same for this list (it knows none of your liked "
+                   f"anime: completed with a score above 5), so the order below means nothing", err=True)
     if as_json:
         click.echo(json.dumps({"model": model, "dataset": dataset, "protocol": protocol, "new_only": new_only,
-                               "list": summary, "seconds": {s: round(v, 4) for s, v in out.seconds.items()},
+                               "list": summary, "flat": out.flat, "seconds": {s: round(v, 4) for s, v in out.seconds.items()},
                                "recommendations": out.rows}, indent=1))
         return
     click.echo(_table(out.rows))

@@ -103,6 +103,9 @@ class Recommendations:
     match: ListMatch
     seconds: dict[str, float]
     candidates: int
+    #: True when every candidate scored the same: the model learnt nothing from the list (e.g.
+    #: EASE and a list with no liked anime it knows), so the order says nothing.
+    flat: bool = False
 
 
 def recommend(model, anime_ids: np.ndarray, anime_examples: np.ndarray, anime_list: AnimeList, protocol, *,
@@ -136,7 +139,8 @@ def recommend(model, anime_ids: np.ndarray, anime_examples: np.ndarray, anime_li
                      "url": URL.format(anime), "type": info.type.get(anime), "episodes": info.episodes.get(anime),
                      "genres": info.genres.get(anime), "score": float(scores[item]), "why": reason})
     seconds["explain"] = time.perf_counter() - t0
-    return Recommendations(rows, len(anime_list), match, seconds, len(candidates))
+    flat = bool(len(candidates)) and float(np.ptp(scores[candidates])) == 0.0
+    return Recommendations(rows, len(anime_list), match, seconds, len(candidates), flat)
 
 
 def _top(scores: np.ndarray, k: int) -> np.ndarray:
