@@ -58,3 +58,22 @@ def test_mf_biased_fold_in_ranks_as_the_fitted_model(embedded_split, test_users)
         overlap.append(len(set(np.argsort(-folded)[:20]) & set(np.argsort(-row)[:20])) / 20)
     assert np.median(rho) >= 0.95, np.median(rho)
     assert np.mean(overlap) >= 0.6, np.mean(overlap)
+
+
+def test_two_tower_fold_in_ranks_as_the_fitted_model(embedded_split, test_users):
+    """The user tower on the liked anime, with the training users' mean embedding for the one a new
+    user lacks. Measured (4 epochs, seed 0): Spearman median 0.970, 10th percentile 0.946; top-20
+    overlap mean 0.66. Tolerance: median >= 0.93, mean overlap >= 0.5."""
+    pytest.importorskip("keras")
+    from animerec_bench.builtin.two_tower import TwoTower
+
+    train = embedded_split.train
+    model = TwoTower(epochs=4).fit(train, embedded_split.valid, tasks=("ranking",), seed=0)
+    own = model.score(test_users)
+    rho, overlap = [], []
+    for row, u in zip(own, test_users):
+        folded = model.score(model.fold_in(History.of_user(train, int(u))))[0]
+        rho.append(spearmanr(folded, row).statistic)
+        overlap.append(len(set(np.argsort(-folded)[:20]) & set(np.argsort(-row)[:20])) / 20)
+    assert np.median(rho) >= 0.93, np.median(rho)
+    assert np.mean(overlap) >= 0.5, np.mean(overlap)
