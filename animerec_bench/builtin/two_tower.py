@@ -56,8 +56,16 @@ import numpy as np
 from animerec_bench import hookimpl
 from animerec_bench.builtin.keras_backend import keras, seed_everything, to_numpy
 from animerec_bench.builtin.sparse_optim import LazyAdam
-from animerec_bench.model import FoldedUsers, History, from_saved_params, load_arrays, save_arrays
-from animerec_bench.model import Interactions, Model, check_param
+from animerec_bench.model import (
+    FoldedUsers,
+    History,
+    Interactions,
+    Model,
+    check_param,
+    from_saved_params,
+    load_arrays,
+    save_arrays,
+)
 
 #: Small constant under L2 normalisation's square root (an all-zero vector stays zero).
 NORM_EPSILON = 1e-12
