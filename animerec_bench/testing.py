@@ -177,7 +177,7 @@ def check_model(model_cls: type, *, seed: int = 0, data_seed: int = 0, **params:
 
     summary: dict[str, Any] = {"model": name, "runs": []}
     for tasks in _task_runs(model_cls):
-        first = _fit_predict(name, model_cls, got, train, valid, test, tasks, seed, round_trip=True)
+        first = _fit_predict(name, model_cls, got, train, valid, test, tasks, seed)
         # Perturb the test targets: nothing fit sees may depend on them.
         perturbed = Interactions(test.user, test.item, np.where(test.rating > 0, 11 - test.rating, 0).astype(np.float32),
                                  np.where(test.label >= 0, 1 - test.label, -1).astype(np.int8),
@@ -258,7 +258,7 @@ def _check_round_trip(name: str, model, test: Interactions, scores: dict[str, np
             raise _fail(name, "save/load", f"the loaded model's {key} differs from the saved one's by {diff:.3g}")
 
 
-def _fit_predict(name, model_cls, params, train, valid, test, tasks, seed, round_trip=False) -> dict[str, np.ndarray]:
+def _fit_predict(name, model_cls, params, train, valid, test, tasks, seed) -> dict[str, np.ndarray]:
     model = model_cls(**params)
     frozen_train, frozen_valid = _frozen(train), _frozen(valid)
     try:
@@ -281,8 +281,7 @@ def _fit_predict(name, model_cls, params, train, valid, test, tasks, seed, round
     if callable(getattr(model, "score", None)):
         scores[SCORE] = _check_score(name, model, np.unique(test.user), train.n_items)
     if not pointwise:
-        if round_trip:
-            _check_round_trip(name, model, test, scores)
+        _check_round_trip(name, model, test, scores)
         return scores
     try:
         raw = model.predict(test.user.copy(), test.item.copy())
@@ -300,6 +299,5 @@ def _fit_predict(name, model_cls, params, train, valid, test, tasks, seed, round
                 lo_ok, hi_ok = tasks_mod.get(task).prediction_range
                 raise _fail(name, "predictions", f"{task} scores span {lo:.3g}..{hi:.3g}, expected about "
                                                  f"{lo_ok:g}-{hi_ok:g}")
-    if round_trip:
-        _check_round_trip(name, model, test, scores)
+    _check_round_trip(name, model, test, scores)
     return scores
