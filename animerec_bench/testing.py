@@ -221,43 +221,6 @@ def _same(a: Any, b: Any) -> bool:
         return a is b
 
 
-def _check_round_trip(name: str, model, test: Interactions, scores: dict[str, np.ndarray]) -> None:
-    """A model with ``save``/``load``: saved into an empty folder and loaded back, it scores and
-    predicts the same to 1e-6, its hyperparameters read back the same, and no file is a pickle."""
-    import tempfile
-    from pathlib import Path
-
-    has = [callable(getattr(model, m, None)) for m in ("save", "load")]
-    if not any(has):
-        return
-    if not all(has):
-        raise _fail(name, "save/load", "declares only one of save(folder) and load(folder); a model needs both")
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
-            model.save(Path(tmp))
-            for file in Path(tmp).rglob("*"):
-                if file.suffix in (".pkl", ".pickle"):
-                    raise _fail(name, "save/load", f"save wrote {file.name}: no pickle (use .npz or .keras)")
-            loaded = type(model).load(Path(tmp))
-        except AssertionError:
-            raise
-        except Exception as exc:
-            raise _fail(name, "save/load", f"raised {type(exc).__name__}: {exc}") from exc
-    if not _same(_get_params(name, loaded), _get_params(name, model)):
-        raise _fail(name, "save/load", f"the loaded model's get_params() {_get_params(name, loaded)} differs from "
-                                       f"the saved one's {_get_params(name, model)}")
-    pointwise = tuple(t for t in scores if t != SCORE)
-    again: dict[str, np.ndarray] = {}
-    if SCORE in scores:
-        again[SCORE] = _check_score(name, loaded, np.unique(test.user), test.n_items)
-    if pointwise:
-        again.update(validate_predictions(name, loaded.predict(test.user.copy(), test.item.copy()), len(test), pointwise))
-    for key, value in scores.items():
-        diff = float(np.max(np.abs(value - again[key]))) if len(value) else 0.0
-        if diff > 1e-6:
-            raise _fail(name, "save/load", f"the loaded model's {key} differs from the saved one's by {diff:.3g}")
-
-
 def _fit_predict(name, model_cls, params, train, valid, test, tasks, seed) -> dict[str, np.ndarray]:
     model = model_cls(**params)
     frozen_train, frozen_valid = _frozen(train), _frozen(valid)
@@ -301,3 +264,40 @@ def _fit_predict(name, model_cls, params, train, valid, test, tasks, seed) -> di
                                                  f"{lo_ok:g}-{hi_ok:g}")
     _check_round_trip(name, model, test, scores)
     return scores
+
+
+def _check_round_trip(name: str, model, test: Interactions, scores: dict[str, np.ndarray]) -> None:
+    """A model with ``save``/``load``: saved into an empty folder and loaded back, it scores and
+    predicts the same to 1e-6, its hyperparameters read back the same, and no file is a pickle."""
+    import tempfile
+    from pathlib import Path
+
+    has = [callable(getattr(model, m, None)) for m in ("save", "load")]
+    if not any(has):
+        return
+    if not all(has):
+        raise _fail(name, "save/load", "declares only one of save(folder) and load(folder); a model needs both")
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            model.save(Path(tmp))
+            for file in Path(tmp).rglob("*"):
+                if file.suffix in (".pkl", ".pickle"):
+                    raise _fail(name, "save/load", f"save wrote {file.name}: no pickle (use .npz or .keras)")
+            loaded = type(model).load(Path(tmp))
+        except AssertionError:
+            raise
+        except Exception as exc:
+            raise _fail(name, "save/load", f"raised {type(exc).__name__}: {exc}") from exc
+    if not _same(_get_params(name, loaded), _get_params(name, model)):
+        raise _fail(name, "save/load", f"the loaded model's get_params() {_get_params(name, loaded)} differs from "
+                                       f"the saved one's {_get_params(name, model)}")
+    pointwise = tuple(t for t in scores if t != SCORE)
+    again: dict[str, np.ndarray] = {}
+    if SCORE in scores:
+        again[SCORE] = _check_score(name, loaded, np.unique(test.user), test.n_items)
+    if pointwise:
+        again.update(validate_predictions(name, loaded.predict(test.user.copy(), test.item.copy()), len(test), pointwise))
+    for key, value in scores.items():
+        diff = float(np.max(np.abs(value - again[key]))) if len(value) else 0.0
+        if diff > 1e-6:
+            raise _fail(name, "save/load", f"the loaded model's {key} differs from the saved one's by {diff:.3g}")
