@@ -12,13 +12,14 @@ from animerec_bench.commands.options import plugins_dir_option
 
 @click.command("recommend")
 @click.option("-m", "--model", default="ease", show_default=True, metavar="NAME",
-              help="Model (one with fold_in: ease, most-popular, mf-biased, ...).")
+              help="Model (one with fold_in: ease, mf-biased, two-tower, most-popular, ...).")
 @click.option("--list", "list_path", required=True, type=click.Path(dir_okay=False, path_type=str), metavar="FILE",
               help="Your list: MyAnimeList's export (.xml or .xml.gz) or a CSV of anime_id,score,status.")
 @click.option("-k", "k", type=click.IntRange(min=1, max=1000), default=20, show_default=True,
               help="How many anime to recommend.")
 @click.option("--new-only", is_flag=True,
-              help="Only the newest anime (the season-v1 rule: the newest 5% of anime by MyAnimeList id).")
+              help="Only the newest anime (the season-v1 rule: the newest 5%, by MyAnimeList id, of the anime "
+                   "with >= 5 example pairs).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 @dataset_options
 @plugins_dir_option
