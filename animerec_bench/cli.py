@@ -6,8 +6,10 @@ import click
 
 from animerec_bench.commands.compare import compare
 from animerec_bench.commands.data import data
+from animerec_bench.commands.fit import fit
 from animerec_bench.commands.leaderboard import leaderboard
 from animerec_bench.commands.listing import list_
+from animerec_bench.commands.recommend import recommend
 from animerec_bench.commands.run import run
 from animerec_bench.commands.tune import tune
 from animerec_bench.errors import UserError
@@ -54,6 +56,8 @@ cli.add_command(leaderboard)
 cli.add_command(data)
 cli.add_command(tune)
 cli.add_command(compare)
+cli.add_command(fit)
+cli.add_command(recommend)
 
 
 def main() -> None:

@@ -71,6 +71,9 @@ class Dataset:
     fingerprint_source: str | None = field(default=None, compare=False)
     #: How a user restores the file when it is damaged (e.g. the ``data import`` line that made it).
     repair: str | None = field(default=None, compare=False)
+    #: Anime metadata (Parquet, one row per anime: anime_id, name, genres, type, episodes) from
+    #: which the framework builds models' anime features; None: the data set has none.
+    anime_path: Path | None = field(default=None, compare=False)
 
     def table(self):
         """The interactions as an Arrow table with the canonical schema, verified against

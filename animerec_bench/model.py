@@ -143,6 +143,114 @@ class Model:
     # ranked by it when it has it, else from its interaction, else its rating predictions.
     # Not defined here, so that ``hasattr(model, "score")`` says whether a model has one.
 
+    # Optional, for ``fit`` / ``recommend`` (docs/plugins.md, "Saving and fold-in"); like ``score``,
+    # not defined here, so that ``hasattr`` says whether a model has them:
+    # - ``save(self, folder: Path) -> None``: write the fitted state into the (empty, existing)
+    #   ``folder``, with no pickle: numpy arrays with :func:`save_arrays`, a Keras model in the
+    #   ``.keras`` format plus its config as JSON.
+    # - ``load(cls, folder: Path) -> Model`` (classmethod): the fitted model ``save`` wrote, its
+    #   scores equal to the saved one's (``check_model`` checks it to 1e-6).
+    # - ``fold_in(self, history: History) -> FoldedUsers``: a user the model never saw, from
+    #   their list, in the form ``score`` accepts in place of user indices (exact for item-item
+    #   models: the user's row; one least-squares solve with the item factors fixed for factor models).
+    # - ``explain(self, history: History, items: np.ndarray) -> np.ndarray``: for each of
+    #   ``items``, the position in ``history`` of the entry that contributed most to its score
+    #   (-1: none did); item-item models can say it, the ``why`` column of ``recommend``.
+
+
+@dataclass(frozen=True)
+class History:
+    """One user's list as ``fold_in`` gets it: anime of the training vocabulary (indices), each with
+    its rating (0 = not scored, else 1-10) and interaction label (-1 = unknown taste, 1 liked,
+    0 disliked), by the protocol's rules (``recommend`` maps a MyAnimeList list this way)."""
+
+    item: np.ndarray  # int32 indices into the training vocabulary, distinct
+    rating: np.ndarray  # float32, 0 = not a rating example
+    label: np.ndarray  # int8, -1 = not an interaction example
+    n_items: int
+
+    def __len__(self) -> int:
+        return len(self.item)
+
+    @classmethod
+    def of_user(cls, part: Interactions, user: int) -> "History":
+        """The pairs of ``user`` in ``part`` (e.g. a split's train part) as a history."""
+        mine = part.user == user
+        return cls(part.item[mine].astype(np.int32), part.rating[mine].astype(np.float32),
+                   part.label[mine].astype(np.int8), part.n_items)
+
+
+@dataclass(frozen=True)
+class FoldedUsers:
+    """Users the model never saw, as ``fold_in`` returns them and ``score`` accepts them.
+
+    ``rows``: the model's own representation, one row per user (e.g. a sparse row of liked anime
+    for an item-item model, the factor vector for a factor model)."""
+
+    rows: Any
+
+    def __len__(self) -> int:
+        return self.rows.shape[0]
+
+
+#: The files :func:`save_arrays` writes: the hyperparameters, and one ``.npy`` per array in a folder.
+PARAMS_FILE = "params.json"
+ARRAYS_DIR = "arrays"
+#: Arrays larger than this are memory-mapped when loaded (read-only): a saved EASE matrix of
+#: 200 MB then costs nothing to load, and scoring a user reads only the rows it needs.
+MMAP_BYTES = 1 << 20
+
+
+def save_arrays(folder, params: Mapping[str, Any], **arrays: Any) -> None:
+    """Save a numpy model: ``params.json`` (hyperparameters) and ``arrays/<name>.npy`` for each
+    array or scalar (no object arrays: they would need pickle)."""
+    import json
+    from pathlib import Path
+
+    folder = Path(folder)
+    (folder / ARRAYS_DIR).mkdir(parents=True, exist_ok=True)
+    for key, value in arrays.items():
+        value = np.asarray(value)
+        if value.dtype == object or not key.isidentifier():
+            raise TypeError(f"save_arrays: {key!r} must be a numeric array with a plain name (no pickle)")
+        np.save(folder / ARRAYS_DIR / f"{key}.npy", value, allow_pickle=False)
+    (folder / PARAMS_FILE).write_text(json.dumps(_plain(dict(params)), sort_keys=True), encoding="utf-8")
+
+
+def load_arrays(folder) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """What :func:`save_arrays` wrote: (hyperparameters, arrays), read with ``allow_pickle=False``;
+    arrays over :data:`MMAP_BYTES` are memory-mapped read-only."""
+    import json
+    from pathlib import Path
+
+    folder = Path(folder)
+    params = json.loads((folder / PARAMS_FILE).read_text(encoding="utf-8"))
+    arrays = {}
+    for path in sorted((folder / ARRAYS_DIR).glob("*.npy")):
+        big = path.stat().st_size > MMAP_BYTES
+        arrays[path.stem] = np.load(path, mmap_mode="r" if big else None, allow_pickle=False)
+    return params, arrays
+
+
+def _plain(value: Any) -> Any:
+    """Hyperparameters as JSON: tuples become lists (read back as tuples by :func:`from_saved_params`)."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def from_saved_params(cls: type, params: Mapping[str, Any]):
+    """An unfitted ``cls`` built from saved hyperparameters, lists turned back into tuples where the
+    default is a tuple (JSON has no tuples; ``get_params`` must read back what was saved)."""
+    defaults = param_defaults(cls)
+    fixed = {k: (tuple(v) if isinstance(defaults.get(k), tuple) and isinstance(v, list) else v)
+             for k, v in params.items() if k in defaults}
+    return cls(**fixed)
+
 
 def param_defaults(cls: type) -> dict[str, Any]:
     """Hyperparameters with their defaults, read from the signature of ``cls.__init__``."""
