@@ -22,6 +22,7 @@ MAL2016_5K = Dataset(
     licence="CC0 Public Domain (as stated on Kaggle); MyAnimeList's terms govern its users' data",
     path=DATA / "mal2016-5k.parquet",
     titles_path=DATA / "mal2016-5k-titles.parquet",
+    anime_path=DATA / "mal2016-5k-anime.parquet",  # built by scripts/build_anime_metadata.py
     description="every completed entry of 5,000 users; rating 0 = completed but unscored",
     # Pinned (tests/test_embedded.py checks it against the file and the build script): a changed
     # file is refused, and the cache key needs no read of the file.

@@ -43,6 +43,7 @@ DEFAULT_PLUGINS = (
     "animerec_bench.builtin.knn_baseline",
     "animerec_bench.builtin.logistic",
     "animerec_bench.builtin.two_tower",
+    "animerec_bench.builtin.content",
 )
 
 
@@ -308,6 +309,8 @@ class ModelEntry:
     framework: str
     params: dict
     has_score: bool
+    #: Whether the model takes anime features (issue 23), so it can score anime unseen in training.
+    item_features: bool = False
 
     @classmethod
     def of(cls, model_cls: type, plugin: str, plugin_version: str) -> "ModelEntry":
@@ -317,7 +320,8 @@ class ModelEntry:
                    baseline=bool(getattr(model_cls, "baseline", False)),
                    peer=getattr(model_cls, "peer", None) or None,
                    version=str(getattr(model_cls, "version", "1")), framework=str(model_cls.framework),
-                   params=param_defaults(model_cls), has_score=callable(getattr(model_cls, "score", None)))
+                   params=param_defaults(model_cls), has_score=callable(getattr(model_cls, "score", None)),
+                   item_features=getattr(model_cls, "item_features", False) is True)
 
 
 @dataclass
@@ -375,6 +379,11 @@ def validate_model_class(cls: Any) -> str | None:
             return f"model {name!r} does not implement `{method}`"
     if getattr(cls, "score", None) is not None and not callable(cls.score):
         return f"model {name!r}: `score` must be a method score(user) -> [len(user), n_anime] array"
+    if getattr(cls, "item_features", False) not in (True, False):
+        return f"model {name!r} declares item_features {cls.item_features!r}; expected True or False"
+    if getattr(cls, "item_features", False) and not callable(getattr(cls, "set_item_features", None)):
+        return (f"model {name!r} declares item_features = True but has no set_item_features(features) "
+                f"method (subclass animerec_bench.model.Model, which has one)")
     framework = getattr(cls, "framework", None)
     if framework not in FRAMEWORKS:
         return (f"model {name!r} declares framework {framework!r}; expected one of {', '.join(map(repr, FRAMEWORKS))} "
