@@ -47,8 +47,9 @@ def _assert_files_hold_the_split(out: Path, split, fmt: str) -> dict:
         assert info["interaction_examples"] == int((p.label >= 0).sum())
         assert info["users"] == len(np.unique(p.user)) and info["anime"] == len(np.unique(p.item))
         assert info["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    anime = [f"anime.{fmt}"] if "anime_features" in meta else []  # the features models get (issue 23)
     assert sorted(p.name for p in out.iterdir()) == sorted(["split.json", f"train.{fmt}", f"validation.{fmt}",
-                                                            f"test.{fmt}"])
+                                                            f"test.{fmt}", *anime])
     return meta
 
 

@@ -193,3 +193,44 @@ def test_build_script_reproduces_the_shipped_metadata(tmp_path):
                    check=True, capture_output=True)
     shipped = REPO / "animerec_bench" / "data" / "mal2016-5k-anime.parquet"
     assert pq.read_table(tmp_path / "mal2016-5k-anime.parquet").equals(pq.read_table(shipped))
+
+
+def test_export_split_writes_the_features_models_get(tmp_path, season):
+    from animerec_bench.data.export import export_split
+
+    meta = export_split(season, tmp_path / "out", "csv", features=season.features)
+    frame = __import__("pandas").read_csv(tmp_path / "out" / "anime.csv")
+    assert meta["anime_features"]["fingerprint"] == season.stats["features"]["fingerprint"]
+    assert set(frame.anime_id) <= set(season.anime_ids.tolist()) and len(frame) == season.features.matrix.nnz
+    assert {f.split("=")[0] for f in frame.feature} == {"genre", "type", "episodes", "name"}
+    assert meta["anime_features"]["seen_only_to_score"] == season.anime_ids[6626:].tolist()
+
+
+@pytest.mark.parametrize("name", ["random", "genre-popularity", "content-knn", "feature-ridge"])
+def test_content_baseline_passes_check_model(name):
+    from animerec_bench.builtin.content import CONTENT_MODELS
+    from animerec_bench.testing import check_model
+
+    check_model({c.name: c for c in CONTENT_MODELS}[name])
+
+
+def test_the_documented_features_plugin_runs_on_season_v1(season):
+    """docs/plugins.md's complete cold-start example: it loads, passes check_model, and beats
+    random on season-v1 (measured 0.089 against 0.053)."""
+    import re
+    import types
+
+    from animerec_bench.testing import check_model
+
+    doc = (REPO / "docs" / "plugins.md").read_text()
+    code = re.search(r"<!-- features-example -->\s*```python\n(.*?)^```$", doc, re.M | re.S).group(1)
+    module = types.ModuleType("genre_affinity")
+    exec(compile(code, "docs/plugins.md", "exec"), module.__dict__)
+    cls = module.GenreAffinity
+    assert cls.item_features is True
+    check_model(cls)
+    model = cls().fit(season.train, season.valid, tasks=("ranking",), seed=0,
+                      features=season.features.head(season.n_fit_items))
+    model.set_item_features(season.features)
+    ndcg = ranking.evaluate(ranking.RankingData.from_split(season, "test"), model.score, ks=(10,))["ndcg@10"]
+    assert ndcg == pytest.approx(0.0886, abs=0.002)

@@ -7,6 +7,11 @@ with ``user_id``, ``anime_id`` (MyAnimeList's ids), ``rating`` (0 = not a rating
 split and the data set, the protocol and its parameters, the seed and the counts. Pairs whose
 user or anime never appears in train are not in the split's parts, so not in the files either
 (``split.json`` counts them). The folder appears whole or not at all.
+
+When the data set has anime metadata, ``anime.parquet`` / ``anime.csv`` holds the anime features
+the framework gives models (issue 23), one row per non-zero value: ``anime_id``, ``feature``
+(``genre=Action``, ``type=TV``, ``episodes=14-26``, ``name=gintama``), ``value``. On a
+cold-start protocol a model sees the test anime's rows only when it scores.
 """
 
 from __future__ import annotations
@@ -67,8 +72,10 @@ def part_table(split: Split, part: str) -> pa.Table:
 
 
 def export_split(split: Split, out: Path | str, fmt: str = "parquet", *, force: bool = False,
-                 dataset_label: str | None = None) -> dict:
-    """Write ``split`` into the folder ``out`` (atomically); return what ``split.json`` says."""
+                 dataset_label: str | None = None, features=None) -> dict:
+    """Write ``split`` into the folder ``out`` (atomically); return what ``split.json`` says.
+    ``features``: the split's :class:`~animerec_bench.data.features.ItemFeatures`, written as
+    ``anime.<fmt>`` (None: no anime file)."""
     import pyarrow.csv as pa_csv
     import pyarrow.parquet as pq
 
@@ -109,8 +116,28 @@ def export_split(split: Split, out: Path | str, fmt: str = "parquet", *, force: 
                 "users": int(len(np.unique(table.column("user_id").to_numpy()))),
                 "anime": int(len(np.unique(table.column("anime_id").to_numpy()))),
             }
+        if features is not None:
+            meta["anime_features"] = _write_features(features, tmp / f"anime.{fmt}", fmt, split.n_fit_items)
         (tmp / "split.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return meta
+
+
+def _write_features(features, path: Path, fmt: str, fit_rows: int) -> dict:
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(features.frame(), preserve_index=False)
+    if fmt == "parquet":
+        pq.write_table(table, path)
+    else:
+        pa_csv.write_csv(table, path)
+    return {"file": path.name, "sha256": _sha256(path), "rows": table.num_rows, "anime": features.n_items,
+            "features": len(features.names), "fingerprint": features.fingerprint(),
+            "seen_only_to_score": sorted(int(a) for a in features.anime_ids[fit_rows:]),
+            "note": "genre/type/episodes are 0/1, name is tf-idf (unit length per anime); the first "
+                    f"{fit_rows} anime of the split's vocabulary are the ones a model sees while it fits, "
+                    "the rest (held-out anime) only when it scores; MAL's score and members are never features"}
 
 
 def _sha256(path: Path) -> str:

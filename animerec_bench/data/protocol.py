@@ -61,6 +61,11 @@ class ProtocolV1:
                 f"Users with < {self.min_user_examples} example pairs removed; one seeded pair-level split "
                 f"{a}/{b}/{c} shared by all tasks; vocabularies from train, cold val/test pairs not scored.")
 
+    def question(self) -> str | None:
+        """The question the protocol's board answers, in a sentence for its top (None: v1's
+        warm question, which the README asks)."""
+        return None
+
     def examples(self, table: pa.Table) -> dict[str, np.ndarray]:
         """Example pairs of either task, after the user filter: user_id, anime_id, rating, label."""
         return self._examples_and_unknown(table)[0]
@@ -205,6 +210,18 @@ class ColdItemsProtocol(ProtocolV1):
                 f"whole: {held}.\nModels see those anime only through their features (genres, type, "
                 f"episodes, title words; never MAL's score or members); rankings are over the held-out "
                 f"anime only.")
+
+    def question(self) -> str:
+        if self.holdout == "season":
+            return ("Which of this season's new shows, which nobody has rated yet, will a user like? The newest "
+                    "anime (by MyAnimeList id, which follows season order) are held out whole; models know them only "
+                    "by their genres, type, episode count and title words. Only models that can score unseen "
+                    "anime take part; for contrast, warm models that saw other users' ratings of the same shows "
+                    "reach about twice these scores.")
+        return ("Can a model recommend anime nobody in training has rated? A seeded random 10% of anime is held "
+                "out whole (known only by genres, type, episodes and title words). Easier than season-v1: a "
+                "held-out anime's franchise relatives, earlier and later, sit in train. Read it over seeds: "
+                "non-personalised models swing a lot from one seed to the next.")
 
     def _make_split(self, dataset: Dataset, seed: int) -> "Split":
         from animerec_bench.data import features as features_mod
