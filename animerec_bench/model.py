@@ -92,6 +92,9 @@ class Model:
     #: in the cold-start protocols (``season-v1``, ``cold-items-v1``); the others are skipped there.
     #: Never among the features: MAL's mean score and members (measured after a show airs).
     item_features: ClassVar[bool] = False
+    #: The protocols the model takes part in (None: every one). A model that answers only the
+    #: cold-start question (``("season-v1", "cold-items-v1")``) adds no time to ``run --all`` on v1.
+    protocols: ClassVar[tuple[str, ...] | None] = None
 
     #: Set by the runner: called with a dict such as ``{"epoch": 3, "loss": 1.2, "val_loss": 1.3}``.
     on_progress: Callable[[Mapping[str, Any]], None] | None = None

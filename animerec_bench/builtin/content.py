@@ -8,6 +8,9 @@ Each declares ``item_features = True``: ``fit`` gets the features of the anime i
 - ``genre-popularity``: not personalised; an anime scores the mean popularity of its genres;
 - ``content-knn``: an anime's k nearest known anime by features, weighted by the user's likes;
 - ``feature-ridge``: user x feature ridge regression in closed form.
+
+They take part in the cold-start protocols only (``protocols``): on v1 every anime is warm and
+the id-based models answer better, so ``run --all`` there spends no time on them.
 """
 
 from __future__ import annotations
@@ -18,6 +21,9 @@ import scipy.sparse as sp
 
 from animerec_bench import hookimpl
 from animerec_bench.model import Interactions, Model, check_param
+
+#: The protocols these models take part in.
+COLD_PROTOCOLS = ("season-v1", "cold-items-v1")
 
 
 def _liked(train: Interactions, n_items: int) -> sp.csr_matrix:
@@ -50,6 +56,7 @@ class RandomScores(Model):
     tasks = ("ranking",)
     baseline = True
     item_features = True  # it takes part in the cold-start protocols (it ignores the features)
+    protocols = COLD_PROTOCOLS
     version = "1"
 
     def __init__(self) -> None:
@@ -76,6 +83,7 @@ class GenrePopularity(Model):
     tasks = ("ranking",)
     baseline = True
     item_features = True
+    protocols = COLD_PROTOCOLS
     version = "1"
     search_space = {"shrinkage": ("float", 0.1, 1000.0, "log")}
 
@@ -120,6 +128,7 @@ class ContentKNN(Model):
     tasks = ("ranking",)
     baseline = True
     item_features = True
+    protocols = COLD_PROTOCOLS
     version = "1"
     search_space = {"k": ("int", 5, 200, "log"), "name_weight": ("float", 0.1, 10.0, "log")}
 
@@ -174,6 +183,7 @@ class FeatureRidge(Model):
     tasks = ("rating", "ranking")
     baseline = True
     item_features = True
+    protocols = COLD_PROTOCOLS
     version = "1"
     search_space = {"reg": ("float", 0.1, 1000.0, "log"), "name_weight": ("float", 0.1, 10.0, "log")}
 

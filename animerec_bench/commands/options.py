@@ -131,20 +131,25 @@ def plan_jobs(*, run_all: bool, models: tuple, more_models: tuple, tasks: tuple,
 
 
 def cold_start_models(registry, names: list[str], protocol: str) -> list[str]:
-    """``names`` less, on a protocol that holds anime out whole (issue 23), the models that take
-    no anime features and so cannot score them: each is skipped with one line on stderr, not
-    failed. UserError when none is left."""
+    """``names`` less the models that do not take part in ``protocol``, each skipped with one
+    line on stderr, not failed: on a protocol that holds anime out whole (issue 23), those that
+    take no anime features and so cannot score them; anywhere, those whose ``protocols`` leave
+    it out. UserError when none is left."""
     from animerec_bench.data.protocol import get_protocol
     from animerec_bench.errors import UserError
 
-    if not get_protocol(protocol).cold_items:
-        return names
-    kept = [n for n in names if registry.model(n).item_features]
+    cold = get_protocol(protocol).cold_items
+    kept = []
     for name in names:
-        if name not in kept:
+        entry = registry.model(name)
+        if entry.protocols is not None and protocol not in entry.protocols:
+            click.echo(f"skipped {name}: it takes part in protocol(s) {', '.join(entry.protocols)} only", err=True)
+        elif cold and not entry.item_features:
             click.echo(f"skipped {name}: protocol {protocol} ranks anime no training pair has, and {name} "
                        f"takes no anime features (item_features)", err=True)
+        else:
+            kept.append(name)
     if not kept:
-        raise UserError(f"protocol {protocol}: none of the models asked for can score anime unseen in training "
-                        f"(a model must declare item_features = True; `animerec-bench list` shows which do)")
+        raise UserError(f"protocol {protocol}: none of the models asked for takes part in it (on a cold-start "
+                        f"protocol a model must declare item_features = True; `animerec-bench list` shows models)")
     return kept

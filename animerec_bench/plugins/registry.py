@@ -311,6 +311,8 @@ class ModelEntry:
     has_score: bool
     #: Whether the model takes anime features (issue 23), so it can score anime unseen in training.
     item_features: bool = False
+    #: The protocols it takes part in; None: every one.
+    protocols: tuple[str, ...] | None = None
 
     @classmethod
     def of(cls, model_cls: type, plugin: str, plugin_version: str) -> "ModelEntry":
@@ -321,7 +323,8 @@ class ModelEntry:
                    peer=getattr(model_cls, "peer", None) or None,
                    version=str(getattr(model_cls, "version", "1")), framework=str(model_cls.framework),
                    params=param_defaults(model_cls), has_score=callable(getattr(model_cls, "score", None)),
-                   item_features=getattr(model_cls, "item_features", False) is True)
+                   item_features=getattr(model_cls, "item_features", False) is True,
+                   protocols=None if getattr(model_cls, "protocols", None) is None else tuple(model_cls.protocols))
 
 
 @dataclass
@@ -384,6 +387,10 @@ def validate_model_class(cls: Any) -> str | None:
     if getattr(cls, "item_features", False) and not callable(getattr(cls, "set_item_features", None)):
         return (f"model {name!r} declares item_features = True but has no set_item_features(features) "
                 f"method (subclass animerec_bench.model.Model, which has one)")
+    protocols = getattr(cls, "protocols", None)
+    if protocols is not None and (not isinstance(protocols, (tuple, list)) or not protocols
+                                  or not all(isinstance(p, str) for p in protocols)):
+        return f"model {name!r} declares protocols {protocols!r}; expected None or a tuple of protocol names"
     framework = getattr(cls, "framework", None)
     if framework not in FRAMEWORKS:
         return (f"model {name!r} declares framework {framework!r}; expected one of {', '.join(map(repr, FRAMEWORKS))} "
