@@ -176,6 +176,8 @@ def test_content_baselines_beat_random_on_season_v1(season):
     data = ranking.RankingData.from_split(season, "test")
     ndcg = {}
     for cls in CONTENT_MODELS:
+        if cls.name == "feature-kernel":  # ~30 s more (a 6,392-anime kernel): measured 0.244, see the report
+            continue
         model = cls().fit(season.train, season.valid, tasks=("ranking",), seed=0,
                           features=season.features.head(season.n_fit_items))
         model.set_item_features(season.features)
@@ -206,7 +208,7 @@ def test_export_split_writes_the_features_models_get(tmp_path, season):
     assert meta["anime_features"]["seen_only_to_score"] == season.anime_ids[6626:].tolist()
 
 
-@pytest.mark.parametrize("name", ["random", "genre-popularity", "content-knn", "feature-ridge"])
+@pytest.mark.parametrize("name", ["random", "genre-popularity", "content-knn", "feature-ridge", "feature-kernel"])
 def test_content_baseline_passes_check_model(name):
     from animerec_bench.builtin.content import CONTENT_MODELS
     from animerec_bench.testing import check_model
