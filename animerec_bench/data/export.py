@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -80,7 +80,7 @@ def export_split(split: Split, out: Path | str, fmt: str = "parquet", *, force: 
     import pyarrow.parquet as pq
 
     out = check_target(out, fmt, force=force)
-    meta = {
+    meta: dict[str, Any] = {
         "format": fmt,
         "split_fingerprint": split.fingerprint,
         "dataset": split.dataset,

@@ -298,6 +298,7 @@ class ModelEntry:
     @classmethod
     def of(cls, model_cls: type, plugin: str, plugin_version: str) -> "ModelEntry":
         """The entry of a class that passed :func:`validate_model_class`."""
+        protocols = getattr(model_cls, "protocols", None)
         return cls(model_cls, plugin, plugin_version, name=model_cls.name, tasks=tuple(model_cls.tasks),
                    joint=bool(getattr(model_cls, "joint", False)),
                    baseline=bool(getattr(model_cls, "baseline", False)),
@@ -305,7 +306,7 @@ class ModelEntry:
                    version=str(getattr(model_cls, "version", "1")), framework=str(model_cls.framework),
                    params=param_defaults(model_cls), has_score=callable(getattr(model_cls, "score", None)),
                    item_features=getattr(model_cls, "item_features", False) is True,
-                   protocols=None if getattr(model_cls, "protocols", None) is None else tuple(model_cls.protocols))
+                   protocols=None if protocols is None else tuple(protocols))
 
 
 @dataclass
@@ -363,9 +364,10 @@ def validate_model_class(cls: Any) -> str | None:
             return f"model {name!r} does not implement `{method}`"
     if getattr(cls, "score", None) is not None and not callable(cls.score):
         return f"model {name!r}: `score` must be a method score(user) -> [len(user), n_anime] array"
-    if getattr(cls, "item_features", False) not in (True, False):
-        return f"model {name!r} declares item_features {cls.item_features!r}; expected True or False"
-    if getattr(cls, "item_features", False) and not callable(getattr(cls, "set_item_features", None)):
+    item_features = getattr(cls, "item_features", False)
+    if item_features not in (True, False):
+        return f"model {name!r} declares item_features {item_features!r}; expected True or False"
+    if item_features and not callable(getattr(cls, "set_item_features", None)):
         return (f"model {name!r} declares item_features = True but has no set_item_features(features) "
                 f"method (subclass animerec_bench.model.Model, which has one)")
     protocols = getattr(cls, "protocols", None)
