@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from animerec_bench.errors import DataError
+from animerec_bench.errors import DataError, UserError
 
 #: Column -> numpy dtype of the canonical interactions table every data set is stored in.
 CANONICAL_DTYPES: dict[str, str] = {
@@ -118,6 +118,16 @@ class Dataset:
 
         t = pq.read_table(self.titles_path, columns=["anime_id", "title"])
         return dict(zip(t.column("anime_id").to_pylist(), t.column("title").to_pylist()))
+
+    def anime_metadata(self, columns: list[str]):
+        """The metadata's ``columns`` as an Arrow table (only those are read); UserError when
+        the data set has no metadata file (the cold-start protocols need one)."""
+        import pyarrow.parquet as pq
+
+        if self.anime_path is None or not Path(self.anime_path).exists():
+            raise UserError(f"data set {self.name!r} has no anime metadata (genres, type, episodes, names); "
+                            f"the anime features and the cold-start protocols need it")
+        return pq.read_table(self.anime_path, columns=columns)
 
     @property
     def label(self) -> str:

@@ -93,6 +93,18 @@ class Model:
     #: Hyperparameters that may be given as inf (or NaN) with ``--param``, e.g. a "no limit" value;
     #: any other non-finite number is refused before a job runs.
     accepts_non_finite: ClassVar[tuple[str, ...]] = ()
+    #: True when the model uses anime features (genres, type, episodes, title words; see
+    #: :mod:`animerec_bench.data.features`) and so can score anime no training pair has. Then
+    #: ``fit`` gets a keyword argument ``features`` (the features of the anime it may know: the
+    #: first ``features.n_items`` of the vocabulary, train and validation anime), and after ``fit``,
+    #: before it scores anything, the framework calls :meth:`set_item_features` with every anime's
+    #: features (test anime included: they reach the model only then). Only such models take part
+    #: in the cold-start protocols (``season-v1``, ``cold-items-v1``); the others are skipped there.
+    #: Never among the features: MAL's mean score and members (measured after a show airs).
+    item_features: ClassVar[bool] = False
+    #: The protocols the model takes part in (None: every one). A model that answers only the
+    #: cold-start question (``("season-v1", "cold-items-v1")``) adds no time to ``run --all`` on v1.
+    protocols: ClassVar[tuple[str, ...] | None] = None
 
     #: Set by the runner: called with a dict such as ``{"epoch": 3, "loss": 1.2, "val_loss": 1.3}``.
     on_progress: Callable[[Mapping[str, Any]], None] | None = None
@@ -110,6 +122,12 @@ class Model:
     def get_params(self) -> dict[str, Any]:
         """The hyperparameters this instance was built with (read back from attributes)."""
         return {k: getattr(self, k) for k in param_defaults(type(self))}
+
+    def set_item_features(self, features: Any) -> None:
+        """Receive every anime's features (an ``ItemFeatures``: ``features.matrix`` is a scipy CSR
+        matrix, one row per anime index) before scoring; kept as ``self.features_``. Called only
+        for a model that declares ``item_features = True``."""
+        self.features_ = features
 
     def report_progress(self, **info: Any) -> None:
         if self.on_progress is not None:

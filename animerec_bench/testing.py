@@ -193,7 +193,7 @@ def check_model(model_cls: type, *, seed: int = 0, data_seed: int = 0, **params:
 
     tasks = _task_runs(model_cls)[0]
     try:
-        model_cls(**got).fit(_frozen(train), None, tasks=tasks, seed=seed)
+        model_cls(**got).fit(_frozen(train), None, tasks=tasks, seed=seed, **_feature_kwargs(model_cls, train))
     except Exception as exc:
         raise _fail(name, "fit without validation", f"fit(train, None, ...) raised {type(exc).__name__}: {exc}") from exc
     return summary
@@ -221,11 +221,38 @@ def _same(a: Any, b: Any) -> bool:
         return a is b
 
 
+def synthetic_features(n_items: int, seed: int = 0):
+    """Anime features for ``n_items`` synthetic anime (random genres, types, episode counts and
+    titles from a small word list), as the framework builds them from real metadata."""
+    import pyarrow as pa
+
+    from animerec_bench.data.features import build
+
+    rng = np.random.default_rng(seed)
+    genres = ["Action", "Comedy", "Drama", "Romance", "Sci-Fi", "Slice of Life"]
+    words = ["hikari", "no", "sora", "kimi", "2nd", "season", "movie", "tokyo", "hero", "academia"]
+    table = pa.table({
+        "anime_id": pa.array(np.arange(n_items), pa.int32()),
+        "name": [" ".join(rng.choice(words, 2)) for _ in range(n_items)],
+        "genres": [sorted(set(rng.choice(genres, 2).tolist())) for _ in range(n_items)],
+        "type": rng.choice(["TV", "Movie", "OVA"], n_items).tolist(),
+        "episodes": pa.array([None if e == 0 else int(e) for e in rng.integers(0, 30, n_items)], pa.int32())})
+    return build(table, np.arange(n_items), n_items)
+
+
+def _feature_kwargs(model_cls, train: Interactions) -> dict[str, Any]:
+    """``fit``'s ``features`` keyword for a model that declares ``item_features``, else none."""
+    return {"features": synthetic_features(train.n_items)} if getattr(model_cls, "item_features", False) else {}
+
+
 def _fit_predict(name, model_cls, params, train, valid, test, tasks, seed) -> dict[str, np.ndarray]:
     model = model_cls(**params)
     frozen_train, frozen_valid = _frozen(train), _frozen(valid)
+    features = _feature_kwargs(model_cls, train)
     try:
-        returned = model.fit(frozen_train, frozen_valid, tasks=tasks, seed=seed)
+        returned = model.fit(frozen_train, frozen_valid, tasks=tasks, seed=seed, **features)
+        if features:  # as the framework does after fit: every anime's features, to score
+            model.set_item_features(features["features"])
     except ValueError as exc:
         if "read-only" in str(exc):
             raise _fail(name, "fit leaves its inputs alone", f"fit wrote into the training/validation "

@@ -51,8 +51,9 @@ def _assert_files_hold_the_split(out: Path, split, fmt: str) -> dict:
     np.testing.assert_array_equal(other.column("user_id").to_numpy(), split.user_ids[split.other.user])
     np.testing.assert_array_equal(other.column("anime_id").to_numpy(), split.anime_ids[split.other.item])
     assert meta["parts"]["other"]["pairs"] == len(split.other) == other.num_rows
+    anime = [f"anime.{fmt}"] if "anime_features" in meta else []  # the features models get (issue 23)
     assert sorted(p.name for p in out.iterdir()) == sorted(["split.json", f"train.{fmt}", f"validation.{fmt}",
-                                                            f"test.{fmt}", f"other.{fmt}"])
+                                                            f"test.{fmt}", f"other.{fmt}", *anime])
     return meta
 
 

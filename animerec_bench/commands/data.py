@@ -129,13 +129,23 @@ def export_split_(name: str, protocol: str, seed: int, fmt: str, out: str, force
                   plugins_dir: str | None) -> None:
     """Write one split (train, validation, test with the original ids) and split.json to OUT.
 
-    To score any other library on exactly the pairs the leaderboards are scored on.
+    To score any other library on exactly the pairs the leaderboards are scored on; with the
+    anime features models get (anime.parquet / anime.csv) when the data set has metadata.
     """
+    from pathlib import Path
+
     from animerec_bench.data.export import check_target, export_split
     from animerec_bench.data.protocol import get_protocol
     check_target(out, fmt, force=force)  # before the split is made: that can take a while
     ds = load_plugins(plugins_dir)[0].dataset(name)
-    meta = export_split(get_protocol(protocol).split(ds, seed), out, fmt, force=force, dataset_label=ds.label)
+    split = get_protocol(protocol).split(ds, seed)
+    features = None
+    if split.features is not None or (ds.anime_path is not None and Path(ds.anime_path).exists()):
+        from animerec_bench.data.features import for_split
+
+        features = for_split(split, ds)  # the anime features models get (issue 23)
+    meta = export_split(split, out, fmt, force=force, dataset_label=ds.label, features=features)
     counts = ", ".join(f"{part} {p['pairs']:,}" for part, p in meta["parts"].items())
-    click.echo(f"wrote {ds.label} / {meta['protocol']} / seed {seed} to {out} ({fmt}): {counts} pairs")
+    click.echo(f"wrote {ds.label} / {meta['protocol']} / seed {seed} to {out} ({fmt}): {counts} pairs"
+               + (f"; anime features of {features.n_items:,} anime in anime.{fmt}" if features is not None else ""))
     click.echo(f"split fingerprint {meta['split_fingerprint']}")

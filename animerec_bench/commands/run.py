@@ -325,7 +325,7 @@ def run(run_all, models, more_models, tasks, dataset, protocol, seeds, seed, par
     results_dir = results_folder(results_dir, publish)
     registry, plugins_path, _, jobs = plan_jobs(
         run_all=run_all, models=models, more_models=more_models, tasks=tasks, seeds=seeds_run, params=params,
-        timeout=timeout, plugins_dir=plugins_dir)
+        timeout=timeout, plugins_dir=plugins_dir, protocol=protocol)
     allotments = runner.allot_cores(n_jobs) if n_jobs > 1 else None
     ds = registry.dataset(dataset)
     commit, dirty = runner.git_revision()

@@ -64,7 +64,7 @@ def tune(run_all, models, more_models, trials, budget_seconds, tasks, dataset, p
 
     registry, plugins_path, _, jobs = plan_jobs(
         run_all=run_all, models=models, more_models=more_models, tasks=tasks, seeds=seed_list, params=params,
-        timeout=timeout, plugins_dir=plugins_dir, check_model=check_space)
+        timeout=timeout, plugins_dir=plugins_dir, check_model=check_space, protocol=protocol)
     ds = registry.dataset(dataset)
     commit, dirty = runner.git_revision()
     ctx = runner.RunContext(registry=registry, dataset=ds, protocol=get_protocol(protocol),

@@ -12,6 +12,11 @@ counts them). The folder appears whole or not at all.
 
 ``--force`` replaces only a folder this command wrote: one with a ``split.json`` that says so
 and nothing but the files an export holds (never a checkout, a data home, or a user's files).
+
+When the data set has anime metadata, ``anime.parquet`` / ``anime.csv`` holds the anime features
+the framework gives models (issue 23), one row per non-zero value: ``anime_id``, ``feature``
+(``genre=Action``, ``type=TV``, ``episodes=14-26``, ``name=gintama``), ``value``. On a
+cold-start protocol a model sees the test anime's rows only when it scores.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -73,7 +78,8 @@ def _check_replaceable(out: Path, given: str) -> None:
         why = "it has no split.json" if not meta_path.exists() else "its split.json is not an export's"
         raise UserError(f"--out {given}: not an export of this command ({why}); --force only replaces an "
                         f"earlier export")
-    ours = {"split.json"} | {f"{stem}.{f}" for stem in PART_FILES.values() for f in FORMATS}
+    stems = [*PART_FILES.values(), "anime"]  # anime: the features models get (issue 23)
+    ours = {"split.json"} | {f"{stem}.{f}" for stem in stems for f in FORMATS}
     for entry in sorted(out.iterdir()):
         if entry.name not in ours or entry.is_symlink() or not entry.is_file():
             raise UserError(f"--out {given}: holds {entry.name}, which this command did not write; --force "
@@ -98,13 +104,15 @@ def part_table(split: Split, part: str) -> pa.Table:
 
 
 def export_split(split: Split, out: Path | str, fmt: str = "parquet", *, force: bool = False,
-                 dataset_label: str | None = None) -> dict:
-    """Write ``split`` into the folder ``out`` (atomically); return what ``split.json`` says."""
+                 dataset_label: str | None = None, features=None) -> dict:
+    """Write ``split`` into the folder ``out`` (atomically); return what ``split.json`` says.
+    ``features``: the split's :class:`~animerec_bench.data.features.ItemFeatures`, written as
+    ``anime.<fmt>`` (None: no anime file)."""
     import pyarrow.csv as pa_csv
     import pyarrow.parquet as pq
 
     out = check_target(out, fmt, force=force)
-    meta = {
+    meta: dict[str, Any] = {
         "format": fmt,
         "split_fingerprint": split.fingerprint,
         "dataset": split.dataset,
@@ -145,8 +153,28 @@ def export_split(split: Split, out: Path | str, fmt: str = "parquet", *, force: 
                 "users": int(len(np.unique(table.column("user_id").to_numpy()))),
                 "anime": int(len(np.unique(table.column("anime_id").to_numpy()))),
             }
+        if features is not None:
+            meta["anime_features"] = _write_features(features, tmp / f"anime.{fmt}", fmt, split.n_fit_items)
         (tmp / "split.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return meta
+
+
+def _write_features(features, path: Path, fmt: str, fit_rows: int) -> dict:
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(features.frame(), preserve_index=False)
+    if fmt == "parquet":
+        pq.write_table(table, path)
+    else:
+        pa_csv.write_csv(table, path)
+    return {"file": path.name, "sha256": _sha256(path), "rows": table.num_rows, "anime": features.n_items,
+            "features": len(features.names), "fingerprint": features.fingerprint(),
+            "seen_only_to_score": sorted(int(a) for a in features.anime_ids[fit_rows:]),
+            "note": "genre/type/episodes are 0/1, name is tf-idf (unit length per anime); the first "
+                    f"{fit_rows} anime of the split's vocabulary are the ones a model sees while it fits, "
+                    "the rest (held-out anime) only when it scores; MAL's score and members are never features"}
 
 
 def _sha256(path: Path) -> str:

@@ -218,14 +218,24 @@ def run(spec: dict, progress: Progress, outcome: dict) -> None:
     if hasattr(model, "get_params"):
         outcome["params"] = model.get_params()
 
+    # Anime features (issue 23), for a model that declares item_features: fit gets those of the
+    # anime it may know (train and validation anime), set_item_features every anime's after fit.
+    features, fit_kwargs = None, {}
+    if entry.item_features:
+        from animerec_bench.data.features import for_split
+
+        features = for_split(split, registry.dataset(split.dataset))
+        fit_kwargs = {"features": features.head(split.n_fit_items)}
     progress.send("phase", phase="fit")
     t0 = timing.clock()
-    fitted = model.fit(split.train, split.valid_for_fit(), tasks=tasks, seed=seed)
+    fitted = model.fit(split.train, split.valid_for_fit(), tasks=tasks, seed=seed, **fit_kwargs)
     fit_seconds = timing.clock() - t0
     if progress.history:
         outcome["history"] = progress.history
     if fitted is not None:
         model = fitted
+    if features is not None:  # issue 23: the test anime's features reach the model only now
+        model.set_item_features(features)
     epochs = getattr(model, "epochs_", None)
     if not isinstance(epochs, (int, np.integer)):
         epochs = progress.last_epoch

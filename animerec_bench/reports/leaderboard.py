@@ -355,6 +355,14 @@ def _protocol_summary(name: str, params: dict | None) -> str:
             f"(not known to this version)")
 
 
+def _protocol_question(name: str) -> str | None:
+    """The question a protocol's board answers (cold-start protocols, issue 23), or None."""
+    from animerec_bench.data.protocol import PROTOCOLS
+
+    proto = PROTOCOLS.get(name)
+    return proto.question() if proto is not None else None
+
+
 def _plot_rows(task: str, group: list[dict]) -> list[tuple[str, list[float], list[float]]]:
     """(label, fit seconds per seed, primary metric per seed) of every row of the task's table."""
     spec = tasks_mod.get(task)
@@ -407,7 +415,9 @@ def render_group(dataset: str, protocol: str, group: list[dict], plots: dict[str
                       + (" (edited tree)" if results_mod.get(r, "package.dirty") else "") for r in group})
     dates = sorted(str(r.get("started_at")) for r in group)
     n_ok = sum(r["status"] == "ok" for r in group)
+    question = _protocol_question(protocol)
     out = [MARKER, "", f"# {escape(label)} — protocol {escape(protocol)}", "",
+           *([f"**The question.** {escape(question)}", ""] if question else []),
            *_protocol_summary(protocol, results_mod.get(group[0], "protocol_params")).splitlines(), "",
            f"Data set fingerprint: {', '.join(code(f[:16]) for f in fps)}. "
            f"Splits (seed: fingerprint): {', '.join(f'{escape(s)}: {code(f[:12])}' for s, f in splits)}.", "",
