@@ -103,7 +103,9 @@ def classify(exc: BaseException) -> str:
     from animerec_bench.model import PredictionError
 
     name = type(exc).__name__
-    if isinstance(exc, MemoryError) or "ResourceExhausted" in name or "out of memory" in str(exc).lower():
+    text = str(exc).lower()
+    if isinstance(exc, MemoryError) or "ResourceExhausted" in name or "out of memory" in text \
+            or "failed to map segment" in text or "cannot allocate memory" in text:  # mmap under RLIMIT_AS
         return "oom"
     if isinstance(exc, NonFiniteLoss):
         return "nan"
@@ -129,9 +131,9 @@ def do_job(spec: JobSpec, progress: Progress, outcome: dict) -> None:
     load, fit, score, record."""
     spawned = float(os.environ.get(SPAWNED_AT_ENV, "nan"))
     outcome["timing"]["process_start_seconds"] = _STARTED - spawned if math.isfinite(spawned) else None
-    entry, split = load(spec, progress, outcome["timing"])
+    entry, split, features = load(spec, progress, outcome["timing"])
     model = make_model(entry, spec, progress, outcome)
-    model = fit(model, split, spec, progress, outcome)
+    model = fit(model, split, features, spec, progress, outcome)
     if spec.validation_only:  # a tuning trial: scored on validation alone; there is no test part
         outcome["val_metrics"] = score_validation(entry.name, model, split, spec.tasks, progress, outcome["timing"])
         outcome["status"] = "ok"
@@ -143,16 +145,19 @@ def do_job(spec: JobSpec, progress: Progress, outcome: dict) -> None:
 
 
 def load(spec: JobSpec, progress: Progress, timing_out: dict):
-    """The model's registry entry and the job's split; its framework imported (outside ``fit_seconds``)."""
+    """The model's registry entry, the job's split and (for a model that takes them) the anime
+    features; its framework imported (outside ``fit_seconds``)."""
     from animerec_bench.support import timing
 
     t0 = timing.clock()
+    from animerec_bench import tasks as tasks_mod
     from animerec_bench.data.protocol import Split
     from animerec_bench.plugins.registry import load_registry
 
     if _guard_ready is not None:  # no plugin code before the worker adopts its orphans
         _guard_ready.wait(5.0)
-    entry = load_registry(spec.plugins_dir).model(spec.model)
+    registry = load_registry(spec.plugins_dir)
+    entry = registry.model(spec.model)
     timing_out["import_seconds"] = timing.clock() - t0
     progress.send("phase", phase="load split")
     t0 = timing.clock()
@@ -162,11 +167,22 @@ def load(spec: JobSpec, progress: Progress, timing_out: dict):
     if spec.validation_only and len(split.test):
         raise RuntimeError(f"a validation-only job got a split with {len(split.test)} test pairs")
     timing_out["load_split_seconds"] = timing.clock() - t0
+    scored_part, part_name = (split.valid, "validation") if spec.validation_only else (split.test, "test")
+    for task in spec.tasks:  # else every metric of the task comes out null, which says nothing
+        if tasks_mod.get(task).pointwise and not scored_part.task_mask(task).any():
+            raise ValueError(f"task {task} has no examples in the {part_name} part of data set "
+                             f"{split.dataset!r} (protocol {split.protocol}): nothing to score it on")
     if entry.framework != "numpy" and entry.framework not in sys.modules:
+        progress.send("phase", phase=f"import {entry.framework}")  # a timeout here is not the split's
         t0 = timing.clock()
         importlib.import_module(entry.framework)  # imported here so fit_seconds does not include it
         timing_out["framework_import_seconds"] = timing.clock() - t0
-    return entry, split
+    features = None  # anime features (issue 23), for a model that declares item_features
+    if entry.item_features:
+        from animerec_bench.data.features import for_split
+
+        features = for_split(split, registry.dataset(split.dataset))
+    return entry, split, features
 
 
 def make_model(entry, spec: JobSpec, progress: Progress, outcome: dict):
@@ -187,21 +203,27 @@ def make_model(entry, spec: JobSpec, progress: Progress, outcome: dict):
     return model
 
 
-def fit(model, split, spec: JobSpec, progress: Progress, outcome: dict):
-    """Fit and time it: the fitted model."""
+
+def fit(model, split, features, spec: JobSpec, progress: Progress, outcome: dict):
+    """Fit and time it: the fitted model. A model that declares ``item_features`` (issue 23) gets
+    the features of the anime it may know (train and validation anime) in ``fit``, and every
+    anime's after it."""
     import numpy as np
 
     from animerec_bench.evaluation import scoring
     from animerec_bench.support import timing
 
     keras_seeded = outcome["seeding"]["keras"] is not None
+    fit_kwargs = {"features": features.head(split.n_fit_items)} if features is not None else {}
     progress.send("phase", phase="fit")
     t0 = timing.clock()
-    fitted = model.fit(split.train, split.valid, tasks=spec.tasks, seed=spec.seed)
+    fitted = model.fit(split.train, split.valid_for_fit(), tasks=spec.tasks, seed=spec.seed, **fit_kwargs)
     fit_seconds = timing.clock() - t0
     if progress.history:
         outcome["history"] = progress.history
     model = fitted if fitted is not None else model
+    if features is not None:  # issue 23: the test anime's features reach the model only now
+        model.set_item_features(features)
     epochs = getattr(model, "epochs_", None)
     if not isinstance(epochs, (int, np.integer)):
         epochs = progress.last_epoch
@@ -534,6 +556,9 @@ def main(argv: list[str] | None = None) -> int:
         message = f"{type(exc).__name__}: {exc}".strip()
         if kind == "oom":
             message = f"out of memory: {message}"
+            if spec.memory_limit_mb:  # say which limit (a MemoryError has no message of its own)
+                message = (f"out of memory: the job needed more address space than --memory-limit "
+                           f"{spec.memory_limit_mb} MB allows ({message.rstrip(':')})")
         outcome.update(status="failed", error=message.splitlines()[0][:500] if message else type(exc).__name__,
                        error_kind=kind, traceback=traceback.format_exc()[-4000:])
         code = 1

@@ -40,6 +40,12 @@ DEFAULT_PLUGINS = (
     "animerec_bench.builtin.knn_baseline",
     "animerec_bench.builtin.logistic",
     "animerec_bench.builtin.two_tower",
+    "animerec_bench.builtin.item_knn",
+    "animerec_bench.builtin.item_cosine",
+    "animerec_bench.builtin.rp3beta",
+    "animerec_bench.builtin.ials",
+    "animerec_bench.builtin.edlae",
+    "animerec_bench.builtin.content",
 )
 
 
