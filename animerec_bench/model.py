@@ -273,7 +273,7 @@ def from_saved_params(cls: type, params: Mapping[str, Any]):
 def param_defaults(cls: type) -> dict[str, Any]:
     """Hyperparameters with their defaults, read from the signature of ``cls.__init__``."""
     out: dict[str, Any] = {}
-    for p in inspect.signature(cls.__init__).parameters.values():
+    for p in inspect.signature(cls).parameters.values():
         if p.name == "self" or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
             continue
         out[p.name] = None if p.default is p.empty else p.default
