@@ -54,11 +54,13 @@ window.addEventListener('load', () => {
 """
 
 
-def render(md_text: str) -> str:
+def render(md_text: str, base: str = "") -> str:
+    """The page GitHub would show for ``md_text``; ``base``: the file's folder URI (images resolve)."""
     from markdown_it import MarkdownIt
 
     body = MarkdownIt("commonmark", {"html": True}).enable("table").render(md_text)
-    return (f"<!doctype html><html><head><meta charset='utf-8'><style>{CSS}</style></head>"
+    head = f"<base href='{html.escape(base)}'>" if base else ""
+    return (f"<!doctype html><html><head><meta charset='utf-8'>{head}<style>{CSS}</style></head>"
             f"<body><article class='markdown-body'>{body}</article>{SCRIPT}</body></html>")
 
 
@@ -100,11 +102,11 @@ def main(argv: list[str] | None = None) -> int:
     bad = []
     with tempfile.TemporaryDirectory() as tmp:
         for md in files:
-            page = Path(tmp) / (md.stem + ".html")
-            page.write_text(render(md.read_text(encoding="utf-8")), encoding="utf-8")
+            page = Path(tmp) / f"{md.resolve().parent.name}-{md.stem}.html"
+            page.write_text(render(md.read_text(encoding="utf-8"), md.resolve().parent.as_uri() + "/"), encoding="utf-8")
             if args.screenshot:
                 args.screenshot.mkdir(parents=True, exist_ok=True)
-                screenshot(browser, page, args.screenshot / f"{md.stem}.png")
+                screenshot(browser, page, args.screenshot / f"{md.resolve().parent.name}-{md.stem}.png")
             for t in measure(browser, page):
                 if t["over"] > 0:
                     bad.append(f"{md}: table {t['table']} (first column {t['first']!r}) is {t['over']} px wider "
