@@ -301,8 +301,9 @@ def data_size(group: list[dict]) -> str:
     if not seeds:
         return "Data set size: not recorded in these results."
     stats = seeds[0][1]["split"]["stats"]
-    parts = {p: (stats.get(p) or {}).get("pairs") for p in ("train", "valid", "test", "other")}
-    if not all(isinstance(v, int) for v in parts.values()):
+    found = {p: (stats.get(p) or {}).get("pairs") for p in ("train", "valid", "test", "other")}
+    parts: dict[str, int] = {p: v for p, v in found.items() if isinstance(v, int)}
+    if len(parts) < len(found):
         return "Data set size: not recorded in these results."
     total = sum(parts.values())
     who = "".join(f", {stats[k]:,} {k}" for k in ("users", "anime") if isinstance(stats.get(k), int))
@@ -363,7 +364,7 @@ def _curves(stem: str, label: str, group: list[dict], plots: dict[str, str] | No
         versions[key.model].add(key.version)
     # One panel per model and fitted task(s): a rating loss and an interaction loss differ in scale.
     found = plots_mod.histories(group, lambda r: f"{plain_label(row_key(r), versions)}: {'+'.join(map(str, r.get('tasks') or []))}")
-    losses = {t: tasks_mod.get(t).loss for t in tasks_mod.NAMES if tasks_mod.get(t).loss}
+    losses = {t: str(spec.loss) for t, spec in tasks_mod.TASKS.items() if spec.loss}
     curves = plots_mod.learning_curves(found, f"{label}: loss per epoch", losses)
     if curves is None or plots is None:
         return []

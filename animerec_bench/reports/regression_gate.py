@@ -20,6 +20,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from animerec_bench.evaluation import significance
+from animerec_bench.reports.board_rows import variant_label
 from animerec_bench.results import store as results_mod
 from animerec_bench.tasks import NAMES, TASKS
 
@@ -56,10 +57,9 @@ class Row:
 
 
 def _label(r: dict) -> str:
-    from animerec_bench.execution.tuning import TUNED
-
-    name = str(results_mod.get(r, "model.name"))
-    return f"{name}, tuned" if results_mod.get(r, "tuning.method") == TUNED else name
+    """The row's label as every view writes it (``two-tower (tuned)``)."""
+    res = results_mod.Result(r)
+    return variant_label(res.model, res.tuned)
 
 
 def _code_state(r: dict) -> str:
