@@ -80,7 +80,7 @@ def evaluate(model, split, tasks=None, part: str = "test") -> dict[str, dict[str
             out = {t: {**metrics[t], "test_loss": losses[t], "val_loss": val_losses[t]} for t in pointwise}
         else:
             out = {t: {**val_metrics[t], "val_loss": val_losses[t]} for t in pointwise}
-    if "ranking" in wanted:
+    if "ranking" in wanted and source:  # no source: refused above
         out["ranking"], _ = worker.evaluate_ranking(model, split, source, part=part)
     return {t: {m: float(v) if v is not None else None for m, v in values.items()} for t, values in out.items()}
 

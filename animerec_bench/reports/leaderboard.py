@@ -491,7 +491,7 @@ def write(out_dir: Path | str, rendered: dict[str, str]) -> list[Path]:
 def diff(out_dir: Path | str, rendered: dict[str, str]) -> str:
     """Unified diff from the tree's Markdown to the rendered one; empty when they agree."""
     out_dir = Path(out_dir)
-    chunks = []
+    chunks: list[str] = []
     for name, text in sorted(rendered.items()):
         path = out_dir / name
         old = path.read_text(encoding="utf-8") if path.exists() else ""

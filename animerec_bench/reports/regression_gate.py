@@ -104,7 +104,7 @@ def sides(loaded: list[dict], *, dataset: str | None = None, protocol: str | Non
         per_user: dict | None = {}
         for seed, r in by_seed.items():
             found = results_mod.load_per_user(r)
-            if not found or task not in found:
+            if per_user is None or not found or task not in found:
                 per_user = None
                 break
             per_user[seed] = found[task]
@@ -223,6 +223,7 @@ def failure_line(rows: list[Row], threshold: float) -> str | None:
         _, _, model, task = row.key
         p = "" if row.paired is None else f", p {row.paired.p:.4f}"
         seeds = row.seeds or None
+        assert row.base is not None and row.head is not None  # a failed row has both sides
         parts.append(f"{model} {task} {TASKS[task].primary} {row.base.mean(seeds):.4f} -> "
                      f"{row.head.mean(seeds):.4f} ({row.change:+.2%}{p})")
     return (f"regression beyond {threshold:.1%} (relative) on a model this change did not declare "
