@@ -14,7 +14,7 @@ from typing import Any
 
 from animerec_bench.errors import UserError
 
-__all__ = ["load_split", "evaluate", "results_frame"]
+__all__ = ["load_split", "evaluate", "results_frame", "fit", "recommend", "recommendations"]
 
 PARTS = {"test": "test", "valid": "valid", "validation": "valid"}
 
@@ -129,3 +129,80 @@ def _task_order(column: str) -> int:
 
     task = column.split(".")[1]
     return NAMES.index(task) if task in NAMES else len(NAMES)
+
+
+def fit(model: str = "ease", dataset: str = "mal2016-5k", protocol: str = "v1", *, refit: bool = False,
+        plugins_dir: Any = None, on_progress=None):
+    """``model`` fitted on every example of ``dataset`` (no hold-out), from the fitted-model store
+    under the data home, fitted and saved first when it is not there (or ``refit``).
+
+    Returns :class:`animerec_bench.results.fitted.FittedModel` (``model``, ``anime_ids``,
+    ``manifest``, ``folder``) and whether it was fitted now. ``on_progress(dict)`` sees the fit's
+    progress reports. A model without ``save``/``load`` is refused with one line naming those that have them.
+    """
+    from animerec_bench.data.protocol import get_protocol
+    from animerec_bench.execution import fitting
+    from animerec_bench.plugins.registry import load_registry
+
+    registry = load_registry(plugins_dir)
+    ds = registry.dataset(dataset)
+    fit_plan = fitting.plan(registry, model, ds, get_protocol(protocol))
+    return fitting.fitted(fit_plan, refit=refit, on_progress=on_progress)
+
+
+def recommendations(model: str, list_path, k: int = 20, *, dataset: str = "mal2016-5k", protocol: str = "v1",
+                    new_only: bool = False, plugins_dir: Any = None, registry=None, on_progress=None,
+                    on_fit_start=None):
+    """What :func:`recommend` returns, with the list's counts and timings
+    (:class:`animerec_bench.execution.recommending.Recommendations`). ``list_path`` may be an
+    :class:`~animerec_bench.data.mal_list.AnimeList` already read; ``registry``: plugins already
+    loaded; ``on_fit_start()`` is called before a first fit."""
+    import time
+
+    from animerec_bench.data.mal_list import AnimeList, read_list
+    from animerec_bench.data.protocol import get_protocol
+    from animerec_bench.execution import fitting, recommending
+    from animerec_bench.plugins.registry import load_registry
+
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise UserError(f"k {k!r}: expected a whole number >= 1")
+    t0 = time.perf_counter()
+    # A bad file is refused before anything is loaded or fitted.
+    anime_list = list_path if isinstance(list_path, AnimeList) else read_list(list_path)
+    parse_seconds = time.perf_counter() - t0
+    registry = registry if registry is not None else load_registry(plugins_dir)
+    entry = registry.model(model)
+    if not callable(getattr(entry.cls, "fold_in", None)):
+        raise UserError(f"model {model!r} cannot score a user it never saw (it has no fold_in); models that can: "
+                        f"{', '.join(fitting.models_with(registry, 'fold_in', 'save', 'load'))}")
+    ds = registry.dataset(dataset)
+    rules = get_protocol(protocol)
+    fit_plan = fitting.plan(registry, model, ds, rules)
+    t0 = time.perf_counter()
+    found, fitted_now = fitting.fitted(fit_plan, on_progress=on_progress, on_fit_start=on_fit_start)
+    load_seconds = time.perf_counter() - t0
+    info = recommending.AnimeInfo.of(ds)
+    out = recommending.recommend(found.model, found.anime_ids, found.anime_examples, anime_list, rules, k=k,
+                                 new_only=new_only, info=info)
+    out.seconds = {"parse": parse_seconds, ("fit" if fitted_now else "load"): load_seconds, **out.seconds}
+    return out
+
+
+def recommend(model: str, list_path, k: int = 20, *, dataset: str = "mal2016-5k", protocol: str = "v1",
+              new_only: bool = False, plugins_dir: Any = None):
+    """The ``k`` best anime for the owner of the list at ``list_path`` (MyAnimeList's export,
+    ``.xml`` or ``.xml.gz``, or a CSV of ``anime_id,score,status``) by ``model``, as a pandas
+    DataFrame: ``rank``, ``anime_id``, ``title``, ``url``, ``type``, ``episodes``, ``genres``,
+    ``score``, ``why``. Nothing on the list comes back. The model is fitted on all of
+    ``dataset`` on first use and saved (:func:`fit`); ``df.attrs`` holds the list's counts
+    (``entries``, ``liked``, ``disliked``, ``unknown_taste``, ``unknown_ids``).
+    """
+    import pandas as pd
+
+    out = recommendations(model, list_path, k, dataset=dataset, protocol=protocol, new_only=new_only,
+                          plugins_dir=plugins_dir)
+    frame = pd.DataFrame(out.rows, columns=["rank", "anime_id", "title", "url", "type", "episodes", "genres",
+                                            "score", "why"])
+    frame.attrs.update(entries=out.entries, liked=out.match.liked, disliked=out.match.disliked,
+                       unknown_taste=out.match.unknown_taste, unknown_ids=out.match.unknown_ids.tolist())
+    return frame

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
+import scipy.sparse
 
 from animerec_bench.builtin import ease
 from animerec_bench.builtin.ease import EASE
@@ -86,3 +89,43 @@ def test_declared_as_a_numpy_baseline_plugin():
     assert registered == [EASE]
     assert EASE.tasks == ("ranking",) and EASE.baseline and EASE.framework == "numpy"
     assert EASE().get_params() == {"l2": None, "l2_grid": (50.0, 100.0, 200.0)}
+    assert EASE.version == "2"
+
+
+@pytest.mark.parametrize("users", [30, 200])  # fewer users than anime (Woodbury side), and more
+def test_one_eigendecomposition_gives_every_lambdas_weights(users):
+    rng = np.random.default_rng(users)
+    x = (rng.random((users, 60)) < 0.2).astype(np.float32)
+    x[:, 0] = 1.0
+    inverses = ease.GramInverses(scipy.sparse.csr_matrix(x))
+    assert inverses.by_users == (users < 60)
+    for l2 in (3.0, 30.0):
+        want = ease._weights(x.T.astype(np.float64) @ x, l2)
+        np.testing.assert_allclose(inverses.weights(l2), want, rtol=1e-3, atol=1e-4)
+
+
+def test_lambda_is_chosen_on_tunes_validation_ranking():
+    """fit's validation ranking excludes valid.other (the split's neither-task pairs), as tune's does."""
+    train, valid, _ = synthetic_split(seed=4)
+    rng = np.random.default_rng(0)
+    # neither-task pairs: for each user some anime in none of the parts (rating 0, label -1)
+    taken = set(zip(train.user.tolist(), train.item.tolist())) | set(zip(valid.user.tolist(), valid.item.tolist()))
+    pairs = [(u, i) for u, i in zip(rng.integers(0, train.n_users, 3000), rng.integers(0, train.n_items, 3000))
+             if (u, i) not in taken]
+    u, i = (np.array(c, np.int32) for c in zip(*sorted(set(pairs))))
+    other = Interactions(u, i, np.zeros(len(u), np.float32), np.full(len(u), -1, np.int8),
+                         train.n_users, train.n_items)
+    with_other = dataclasses.replace(valid, other=other)
+    model = EASE(l2_grid=(1.0, 30.0, 1000.0)).fit(train, with_other, tasks=("ranking",), seed=0)
+    tune_ranking = RankingData.from_parts(train, valid, (other,))
+    assert RankingData.validation(train, with_other).excluded.tolist() == tune_ranking.excluded.tolist()
+    best = evaluate(tune_ranking, model.score, ks=(10,))["ndcg@10"]
+    assert best == pytest.approx(max(model.history_["val_ndcg@10"]))
+    train_only = evaluate(RankingData.from_parts(train, valid), model.score, ks=(10,))["ndcg@10"]
+    assert best != pytest.approx(train_only)  # the neither-task pairs changed the ranking scored
+
+
+def test_the_worker_hands_fit_the_split_other_pairs(embedded_split):
+    valid = embedded_split.valid_for_fit()
+    assert valid.other is embedded_split.other and len(valid.other) > 0
+    assert valid.user is embedded_split.valid.user

@@ -70,7 +70,7 @@ def plain_env(monkeypatch, tmp_path) -> dict[str, str]:
 
 
 def test_installed_as_a_real_distribution(itemknn):
-    assert itemknn.version == "0.1.0"
+    assert itemknn.version == "0.2.0"
     eps = [ep for ep in itemknn.entry_points if ep.group == ENTRY_POINT_GROUP]
     assert [(ep.name, ep.value) for ep in eps] == [("itemknn", "animerec_itemknn")]
     module = importlib.import_module("animerec_itemknn")
@@ -84,16 +84,16 @@ def test_cli_lists_it_through_the_entry_point(itemknn, plain_env, tmp_path):
     assert proc.returncode == 0, proc.stderr
     info = json.loads(proc.stdout)
     models = {m["name"]: m for m in info["models"]}
-    assert models["itemknn"]["plugin"] == "itemknn"
-    assert models["itemknn"]["plugin_version"] == "0.1.0"
-    assert models["itemknn"]["tasks"] == ["rating", "interaction"]
-    assert models["itemknn"]["joint"] is False
-    assert models["itemknn"]["params"]["k"] == 10
+    assert models["itemknn-example"]["plugin"] == "itemknn"
+    assert models["itemknn-example"]["plugin_version"] == "0.2.0"
+    assert models["itemknn-example"]["tasks"] == ["rating", "interaction"]
+    assert models["itemknn-example"]["joint"] is False
+    assert models["itemknn-example"]["params"]["k"] == 10
     assert info["errors"] == []
 
     table = subprocess.run([str(CLI), "list"], capture_output=True, text=True, timeout=60,
                            cwd=tmp_path, env=plain_env)
-    assert "| itemknn" in table.stdout and "itemknn 0.1.0" in table.stdout
+    assert "| itemknn-example" in table.stdout and "itemknn 0.2.0" in table.stdout
 
 
 def test_disabled_by_name(itemknn, plain_env, tmp_path):
@@ -101,7 +101,7 @@ def test_disabled_by_name(itemknn, plain_env, tmp_path):
     proc = subprocess.run([str(CLI), "list", "--json"], capture_output=True, text=True, timeout=60,
                           cwd=tmp_path, env=env)
     assert proc.returncode == 0, proc.stderr
-    assert "itemknn" not in {m["name"] for m in json.loads(proc.stdout)["models"]}
+    assert "itemknn-example" not in {m["name"] for m in json.loads(proc.stdout)["models"]}
 
 
 def test_load_order_builtins_entry_points_loose_files(itemknn, plain_env, tmp_path, monkeypatch):
@@ -127,10 +127,10 @@ def test_load_order_builtins_entry_points_loose_files(itemknn, plain_env, tmp_pa
     plugins_in_order = list(dict.fromkeys(e.plugin for e in reg.models.values()))
     builtins = [m.rsplit(".", 1)[-1] for m in DEFAULT_PLUGINS if not m.endswith(".datasets")]
     assert plugins_in_order == [*builtins, "itemknn"]
-    assert reg.models["itemknn"].plugin == "itemknn"
-    assert reg.models["itemknn"].cls.__module__ == "animerec_itemknn"
+    assert reg.models["itemknn-example"].plugin == "itemknn"
+    assert reg.models["itemknn-example"].cls.__module__ == "animerec_itemknn"
     assert sorted(reg.errors) == [
-        "plugin 'aaa_clash': model 'itemknn' not registered: plugin 'itemknn', loaded earlier, already registered "
+        "plugin 'aaa_clash': model 'itemknn-example' not registered: plugin 'itemknn', loaded earlier, already registered "
         "that name",
         f"plugin 'itemknn' ({folder / 'itemknn.py'}) not loaded: a plugin of that name is already loaded; "
         "rename the file",
@@ -139,7 +139,7 @@ def test_load_order_builtins_entry_points_loose_files(itemknn, plain_env, tmp_pa
 
 def test_passes_check_model(itemknn, plain_env):
     testing = pytest.importorskip("animerec_bench.testing")
-    cls = load_registry().model("itemknn").cls  # the class the entry point registered
+    cls = load_registry().model("itemknn-example").cls  # the class the entry point registered
     summary = testing.check_model(cls)
     assert [r["tasks"] for r in summary["runs"]] == [("rating",), ("interaction",)]
     testing.check_model(cls, k=2, min_support=1, shrinkage=0.0)
@@ -208,4 +208,4 @@ def test_a_package_that_fails_to_import_is_reported_and_others_load(itemknn, pla
                                   "to load: ImportError: cannot import name 'no_such_name' from 'animerec_bench' "
                                   f"({Path(importlib.import_module('animerec_bench').__file__)})")
     models = {m["name"]: m["plugin"] for m in json.loads(cli.stdout)["models"]}
-    assert models["itemknn"] == "itemknn" and models["bias"] == "baselines"
+    assert models["itemknn-example"] == "itemknn" and models["bias"] == "baselines"

@@ -130,6 +130,10 @@ def test_the_built_in_ports_of_peers_say_so_and_ours_do_not():
     assert models["item-knn-baseline"].peer == "Koren 2010 / Surprise KNNBaseline, numpy port"
     assert models["logistic"].peer.startswith("logistic regression (scikit-learn")
     assert models["mf-biased"].peer is None and models["ease"].peer is None and models["bias"].peer is None
+    # issue 22's published models, written here in numpy: each names whose method it is
+    assert models["ials"].peer.startswith("Hu et al. 2008") and models["rp3beta"].peer.startswith("Paudel")
+    assert models["edlae"].peer.startswith("Steck 2020") and models["item-knn-cosine"].peer.startswith("Sarwar")
+    assert models["itemknn"].peer is None
 
 
 def _libraries_missing() -> str | None:
@@ -188,7 +192,7 @@ def test_peers_package_installs_and_runs_through_the_cli(peers_python, synthetic
     assert listed.returncode == 0, listed.stderr
     models = {m["name"]: m for m in json.loads(listed.stdout)["models"]}
     for name in ("surprise-svd", "surprise-knn-baseline", "cornac-mf", "cornac-bpr"):
-        assert models[name]["plugin"] == "peers" and models[name]["plugin_version"] == "0.1.1"
+        assert models[name]["plugin"] == "peers" and models[name]["plugin_version"] == "0.1.2"
     assert models["cornac-bpr"]["tasks"] == ["ranking"] and models["surprise-svd"]["params"]["n_factors"] == 100
 
     out, boards = tmp_path / "results", tmp_path / "boards"
@@ -200,7 +204,7 @@ def test_peers_package_installs_and_runs_through_the_cli(peers_python, synthetic
     svd, bpr = got["surprise-svd"], got["cornac-bpr"]
     assert svd["model"]["peer"].startswith("Surprise 1.") and bpr["model"]["peer"].startswith("Cornac ")
     assert svd["identity"]["parts"]["code"] == {"kind": "distribution", "distribution": "animerec-peers",
-                                                "version": "0.1.1"}
+                                                "version": "0.1.2"}
     assert 0.5 < svd["metrics"]["rating"]["rmse"] < 3.0
     assert svd["ranking"]["source"] == "score" and "ranking" in svd["metrics"]  # ranked by its own score
     assert bpr["tasks"] == ["ranking"] and 0.0 < bpr["metrics"]["ranking"]["ndcg@10"] <= 1.0

@@ -20,7 +20,8 @@ from .test_leaderboard import inter, rating, res
 BIN = Path(sys.executable).parent / "animerec-bench"
 #: Only the numpy baselines (and loose files): the Keras and other built-ins would make --all slow, and
 #: so would installed entry-point plugins (e.g. a developer's animerec-peers).
-HEAVY = ",".join(["keras_models", "biased_mf", "ease", "knn_baseline", "logistic", "two_tower",
+HEAVY = ",".join(["keras_models", "biased_mf", "ease", "knn_baseline", "logistic", "two_tower", "item_knn",
+                  "item_cosine", "rp3beta", "ials", "edlae",
                   *(ep.name for ep in entry_points(group="animerec_bench"))])
 
 
@@ -168,3 +169,23 @@ def test_a_loose_plugin_file_is_the_same_job_in_any_checkout(tmp_path):
     edited = {**there, "code": {**there["code"], "sha256": "b" * 64}}
     assert identity.key_of(here) == identity.key_of(there) == identity.key_of(parts)
     assert identity.key_of(edited) != identity.key_of(there)
+
+
+def test_run_missing_reruns_a_result_edited_after_it_was_written(tmp_path):
+    """#25 item 1: a result whose metrics (or version) were edited is not the job's result, so
+    `--missing` computes it again instead of letting CI gate on the edited number."""
+    import json
+
+    out, home = tmp_path / "results", tmp_path / "home"
+    first = cli("run", "-m", "global-mean", "--results", out, cwd=tmp_path, home=home)
+    assert first.returncode == 0, first.stderr
+    (path,) = out.glob("*.json")
+    kept = cli("run", "-m", "global-mean", "--missing", "--results", out, cwd=tmp_path, home=home)
+    assert kept.returncode == 0 and "nothing to run" in kept.stdout, kept.stderr
+    data = json.loads(path.read_text())
+    data["metrics"]["rating"]["rmse"] = 0.5
+    path.write_text(json.dumps(data))
+    again = cli("run", "-m", "global-mean", "--missing", "--results", out, cwd=tmp_path, home=home)
+    assert again.returncode == 0, again.stderr
+    assert "--missing: 0 job(s) already have a current ok result" in again.stderr
+    assert len(list(out.glob("*.json"))) == 2

@@ -332,8 +332,12 @@ def test_an_interrupted_tune_resumes_where_it_stopped(env, tmp_path):
         finished += line.lstrip().startswith("trial ")
     assert finished == 2, "".join(lines)
     proc.send_signal(signal.SIGTERM)
-    proc.communicate(timeout=60)
-    assert proc.returncode != 0
+    _, rest = proc.communicate(timeout=60)
+    assert proc.returncode == 143, rest  # 128 + SIGTERM, as `run` exits (#25 item 11)
+    last = rest.strip().splitlines()[-1]
+    assert last.startswith("tune stopped by SIGTERM while tuning spy [") and "Aborted!" not in rest, rest
+    assert f"its finished trials are kept in {Path(env['ANIMEREC_BENCH_HOME']) / 'tuning' / 'studies.sqlite3'}" in last
+    assert last.endswith(f"a rerun resumes there); 0 test result(s) written to {res}"), last
     assert not res.exists() or not list(res.glob("*.json"))  # no test job ran
     for marker in Path(env["SPY_LOG"]).glob("running-*"):  # no trial's process outlived tune
         pid = int(marker.name.split("-")[1])
@@ -418,12 +422,19 @@ def test_user_mistakes_are_one_line_errors(env):
         (["-m", "bad-space", "--trials", "2"], "model 'bad-space' (plugin 'spy'): search_space['shrinkage']: "
                                                "'shrinkage' is not a keyword argument of __init__"),
         (["-m", "spy", "--trials", "2", "--param", "spy.nope=1"], "model 'spy' has no hyperparameter 'nope'"),
+        # #25 item 6: a budget that never runs out is not a budget
+        (["-m", "spy", "--budget", "nan"], "--budget nan: expected a finite number of seconds greater than 0"),
+        (["-m", "spy", "--budget", "inf"], "--budget inf: expected a finite number of seconds greater than 0"),
+        (["-m", "spy", "--budget", "1e999"], "--budget inf: expected a finite number of seconds greater than 0"),
     ):
         done = tune(env, *args, timeout=60)
         assert done.returncode == 2, (args, done.stderr)
         lines = [ln for ln in done.stderr.strip().splitlines() if not ln.startswith("loading plugin files")]
         assert "Traceback" not in done.stderr and len(lines) == 1, done.stderr
         assert expected in done.stderr, done.stderr
+    for option, value in (("--budget", "-5"), ("--trials", "-1"), ("--trials", "nan"), ("--trials", "inf")):
+        done = tune(env, "-m", "spy", option, value, timeout=60)  # click's range and type checks
+        assert done.returncode == 2 and f"Invalid value for '{option}'" in done.stderr, done.stderr
 
 
 def test_cli_and_tune_help_import_neither_optuna_nor_tensorflow():
@@ -434,3 +445,31 @@ def test_cli_and_tune_help_import_neither_optuna_nor_tensorflow():
             "assert not heavy, heavy")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("damage", ["random bytes", "truncated", "another program's", "a folder"])
+def test_a_damaged_studies_file_is_one_line_naming_it(env, tmp_path, damage):
+    """#25 item 10: tuning/studies.sqlite3 that is not tune's SQLite file was a traceback (and
+    another program's SQLite file would have had Optuna's tables written into it)."""
+    import sqlite3
+
+    path = tmp_path / "home" / "tuning" / "studies.sqlite3"
+    path.parent.mkdir(parents=True)
+    if damage == "random bytes":
+        path.write_bytes(np.random.default_rng(0).bytes(4096))
+    elif damage == "a folder":
+        path.mkdir()
+    else:
+        with sqlite3.connect(path) as db:
+            db.execute("CREATE TABLE notes (body TEXT)")
+            db.executemany("INSERT INTO notes VALUES (?)", [("x" * 500,)] * 200)
+        db.close()
+        if damage == "truncated":
+            path.write_bytes(path.read_bytes()[:3000])
+    before = path.read_bytes() if path.is_file() else None
+    done = tune(env, "-m", "spy", "--trials", "1", timeout=120)
+    assert done.returncode == 2, done.stderr
+    lines = [ln for ln in done.stderr.strip().splitlines() if not ln.startswith("loading plugin files")]
+    assert "Traceback" not in done.stderr and len(lines) == 1, done.stderr
+    assert lines[0].startswith(f"Error: {path}: not the studies database tune keeps"), lines[0]
+    assert (path.read_bytes() if path.is_file() else None) == before  # left as it was

@@ -40,7 +40,7 @@ import click
 @click.option("--task", "task_names", multiple=True,
               help="Task(s) to compare (default: every task both have per-user values for).")
 @click.option("--draws", type=click.IntRange(min=100), default=None,
-              help="Bootstrap draws per seed (default 1000).")
+              help="Bootstrap draws (default 1000; each draw takes each user once for all seeds).")
 def compare(a: str | None, b: str | None, base_dir: str | None, head_dir: str | None, threshold: str | None,
             expect_change: tuple[str, ...], results_dir: str | None, variant: str | None, dataset: str | None,
             protocol: str | None, task_names: tuple[str, ...], draws: int | None) -> None:
@@ -106,15 +106,17 @@ def _task_table(t: str, per_side: list[dict], labels: list[str], key: tuple[str,
     except ValueError as exc:
         raise UserError(f"task {t}: {labels[0]} and {labels[1]}: {exc}") from None
     rows = [[str(seed), str(iv.users), f"{per_side[0][t][seed].metric(t):.4f}", f"{per_side[1][t][seed].metric(t):.4f}",
-             f"{iv.estimate:+.4f}", f"{iv.low:+.4f} to {iv.high:+.4f}", f"{iv.p:.4f}"] for seed, iv in per_seed.items()]
+             f"{iv.estimate:+.4f}", f"{iv.low:+.4f} to {iv.high:+.4f}", significance.format_p(iv.p, draws)]
+            for seed, iv in per_seed.items()]
     rows.append(["combined", str(combined.users), "", "", f"{combined.estimate:+.4f}",
-                 f"{combined.low:+.4f} to {combined.high:+.4f}", f"{combined.p:.4f}"])
+                 f"{combined.low:+.4f} to {combined.high:+.4f}", significance.format_p(combined.p, draws)])
     headers = ["seed", "users", f"A {metric}", f"B {metric}", "B − A", "95% CI", "p"]
     better = "higher" if spec.higher_is_better else "lower"
     form = "" if spec.primary == metric else f"; the per-user form of {spec.primary}"
     return [f"### {t}: {metric} ({better} is better{form})", "",
             f"A = {escape(labels[0])}, B = {escape(labels[1])}; {escape(key[0])} / protocol {escape(key[1])}; paired "
-            f"bootstrap over common test users, {draws} draws per seed, seeds averaged draw by draw; p two-sided.", "",
+            f"bootstrap over common test users, each user drawn once for all seeds ({draws} draws), seeds averaged "
+            f"draw by draw; p two-sided.", "",
             tabulate(rows, headers, tablefmt="github", disable_numparse=True,
                      colalign=["left"] + ["right"] * (len(headers) - 1)), ""]
 
@@ -220,6 +222,7 @@ def _compare_folders(base_dir: str, head_dir: str, threshold: float | None, expe
         loaded = load_all(folder, problems)
         for problem in problems:
             click.echo(f"warning: skipped {problem}", err=True)
+        gate.check_content(loaded, require_hash=flag == "--head")
         for warning in forget_missing_per_user(loaded):
             click.echo(f"warning: {warning}", err=True)
         found[flag] = gate.sides(loaded, dataset=dataset, protocol=protocol, tasks=task_names)
@@ -230,7 +233,7 @@ def _compare_folders(base_dir: str, head_dir: str, threshold: float | None, expe
     rows = gate.compare_folders(found["--base"], found["--head"], threshold=threshold, expect_change=expect_change,
                                 draws=draws)
     click.echo(gate.markdown(rows, base_name=base_dir, head_name=head_dir, threshold=threshold, draws=draws))
-    reason = gate.failure_line(rows, threshold) if threshold is not None else None
+    reason = gate.failure_line(rows, threshold, draws) if threshold is not None else None
     if reason:
         click.echo(f"Error: {reason}", err=True)
         raise SystemExit(1)

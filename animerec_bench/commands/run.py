@@ -262,7 +262,8 @@ def _missing_jobs(jobs: list, ctx, results_dir) -> tuple[list, int]:
     for problem in problems:
         click.echo(f"warning: skipped {problem}", err=True)
     current = {results_mod.get(r, "identity.key") for r in existing
-               if r["status"] == "ok" and not r.get("validation_only") and not results_mod.get(r, "tuning")}
+               if r["status"] == "ok" and not r.get("validation_only") and not results_mod.get(r, "tuning")
+               and results_mod.content_problem(r) is None}  # an edited file is not the job's result
     todo = [job for job in jobs if runner.job_identity(job, ctx, ctx.split(job.seed)[1])["key"] not in current]
     return [dataclasses.replace(job, index=i) for i, job in enumerate(todo, 1)], len(jobs) - len(todo)
 
@@ -324,7 +325,7 @@ def run(run_all, models, more_models, tasks, dataset, protocol, seeds, seed, par
     results_dir = results_folder(results_dir, publish)
     registry, plugins_path, _, jobs = plan_jobs(
         run_all=run_all, models=models, more_models=more_models, tasks=tasks, seeds=seeds_run, params=params,
-        timeout=timeout, plugins_dir=plugins_dir)
+        timeout=timeout, plugins_dir=plugins_dir, protocol=protocol)
     allotments = runner.allot_cores(n_jobs) if n_jobs > 1 else None
     ds = registry.dataset(dataset)
     commit, dirty = runner.git_revision()

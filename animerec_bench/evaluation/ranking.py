@@ -6,8 +6,9 @@ The protocol's rules (issue 11):
   **evaluated** when they have at least one;
 - **candidates**: every anime of the training vocabulary minus the user's pairs in the excluded
   parts. On test: train, validation and the split's ``other`` pairs (examples of neither task,
-  e.g. unscored plan-to-watch: their relevance is unknown). On validation (a model tuning its
-  hyperparameters inside ``fit``): train only. Target pairs with label 0 stay candidates: a
+  e.g. unscored plan-to-watch: their relevance is unknown). On validation (``tune``'s trials,
+  and a model tuning its hyperparameters inside ``fit``: :meth:`RankingData.validation`): train
+  and ``other``. Target pairs with label 0 stay candidates: a
   dropped or disliked show ranked high is a miss.
 
 Users are scored in chunks of at most ``chunk_cells`` (user, anime) scores, so memory is
@@ -16,6 +17,7 @@ bounded by the chunk, not by users x anime.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -96,6 +98,13 @@ class RankingData:
     excluded: np.ndarray  # int32 item indices
     popularity: np.ndarray  # float64 [n_items], 0-100
     n_items: int
+    #: Cold-start protocols (issue 23): only anime ``lo <= index < hi`` are candidates (the part's
+    #: own held-out anime); None: every anime of the vocabulary.
+    candidates: tuple[int, int] | None = None
+
+    @property
+    def n_candidates(self) -> int:
+        return self.n_items if self.candidates is None else self.candidates[1] - self.candidates[0]
 
     @property
     def n_users(self) -> int:
@@ -143,16 +152,27 @@ class RankingData:
                    popularity_percentiles(np.bincount(train.item, minlength=n_items)), n_items)
 
     @classmethod
+    def validation(cls, train: Interactions, valid: Interactions) -> "RankingData":
+        """The validation ranking ``tune`` scores trials by, from what ``fit`` is given: relevant
+        items from ``valid``; excluded: ``train`` and ``valid.other`` (the split's pairs of neither
+        task, attached by the harness; without them, train only). A model choosing its settings
+        inside ``fit`` uses this, so its choice and ``tune``'s agree."""
+        return cls.from_parts(train, valid, () if valid.other is None else (valid.other,))
+
+    @classmethod
     def from_split(cls, split: "Split", part: str = "test") -> "RankingData":
         """The test ranking (excluding train, validation and ``split.other``), or with
         ``part="valid"`` the validation ranking the harness scores tuning trials by (excluding train
         and ``split.other``; test pairs stay candidates, as they are unknown at that point)."""
         other = () if split.other is None else (split.other,)
         if part == "test":
-            return cls.from_parts(split.train, split.test, (split.valid, *other))
-        if part == "valid":
-            return cls.from_parts(split.train, split.valid, other)
-        raise ValueError(f"ranking is evaluated on 'test' or 'valid', not {part!r}")
+            data = cls.from_parts(split.train, split.test, (split.valid, *other))
+        elif part == "valid":
+            data = cls.validation(split.train, split.valid_for_fit())
+        else:
+            raise ValueError(f"ranking is evaluated on 'test' or 'valid', not {part!r}")
+        span = split.item_range(part)  # a cold-start split: rank the part's own anime only
+        return data if span is None else dataclasses.replace(data, candidates=span)
 
     def _keys(self, indptr: np.ndarray, items: np.ndarray) -> np.ndarray:
         rows = np.repeat(np.arange(self.n_users, dtype=np.int64), np.diff(indptr))
@@ -317,7 +337,7 @@ def evaluate(data: RankingData, score_fn: ScoreFn, ks: Sequence[int] = DEFAULT_K
         per_user["users"] = data.users
         per_user.update({f"ndcg@{k}": v for k, v in user_ndcg.items()})
     result = {name: total / data.n_users for name, total in sums.items()}
-    result[f"coverage@{kc}"] = float(np.count_nonzero(seen)) / n_items
+    result[f"coverage@{kc}"] = float(np.count_nonzero(seen)) / data.n_candidates
     result[f"novelty@{kc}"] = novelty_sum / slots if slots else float("nan")
     return {name: float(result[name]) for name in names}
 
@@ -341,6 +361,9 @@ def _ranked_chunks(data: RankingData, score_fn: ScoreFn, k: int, chunk_cells: in
         scores = _check_scores(score_fn(users), len(users), data.n_items)
         lo, hi = data.excluded_indptr[a], data.excluded_indptr[b]
         scores[np.repeat(np.arange(b - a), np.diff(data.excluded_indptr[a:b + 1])), data.excluded[lo:hi]] = -np.inf
+        if data.candidates is not None:
+            scores[:, :data.candidates[0]] = -np.inf
+            scores[:, data.candidates[1]:] = -np.inf
         top = top_k(scores, k)
         del scores  # before the next chunk's scores exist: memory holds one chunk
         yield a, b, top

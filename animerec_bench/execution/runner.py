@@ -19,6 +19,7 @@ import ast
 import contextlib
 import datetime as _dt
 import json
+import math
 import os
 import re
 import selectors
@@ -125,6 +126,17 @@ def parse_value(text: str, default: Any = _NO_DEFAULT) -> Any:
     raise ValueError(f"expected a {type(default).__name__} like the default {default!r}")
 
 
+def _non_finite(value) -> bool:
+    """Whether a parsed ``--param`` value is, or holds, an infinite or NaN number."""
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return any(_non_finite(v) for v in value)
+    if isinstance(value, dict):
+        return any(_non_finite(v) for v in value.values())
+    return False
+
+
 def parse_params(values: list[str] | tuple[str, ...], registry, models: list[str]) -> dict[str, dict]:
     """``["mf.epochs=3"]`` -> ``{"mf": {"epochs": 3}}``, checked against the models and their keys.
 
@@ -152,6 +164,9 @@ def parse_params(values: list[str] | tuple[str, ...], registry, models: list[str
             out.setdefault(model, {})[key] = parse_value(value, known[key])
         except ValueError as exc:
             raise UserError(f"--param {raw!r}: {exc} (the default is {known[key]!r})") from None
+        if _non_finite(out[model][key]) and key not in getattr(registry.models[model].cls, "accepts_non_finite", ()):
+            raise UserError(f"--param {raw!r}: expected a finite number ({model!r} does not declare that "
+                            f"{key} accepts inf or NaN: Model.accepts_non_finite)")
     for model in models:
         cls = registry.models[model].cls
         params = {**registry.models[model].params, **out.get(model, {})}

@@ -262,11 +262,37 @@ def spent_seconds(trials) -> float:
     return float(sum(t.user_attrs["seconds"] for t in counted(trials)))
 
 
+def check_storage() -> None:
+    """Refuse, in one line naming it, a studies file that is not an SQLite database Optuna wrote
+    (random bytes, a truncated file, another program's database, a folder): never write into it."""
+    import sqlite3
+
+    path = storage_path()
+    if not path.exists():
+        return
+    what = "it is a folder" if path.is_dir() else None
+    if what is None:
+        try:
+            with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+                tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+                if tables and not {"studies", "trials", "version_info"} <= tables:
+                    what = f"another program's SQLite database (tables {', '.join(sorted(tables)[:5])})"
+                elif tables:
+                    db.execute("PRAGMA quick_check").fetchall()
+                    db.execute("SELECT count(*) FROM trials").fetchone()
+        except sqlite3.Error as exc:
+            what = f"{exc}"
+    if what:
+        raise UserError(f"{path}: not the studies database tune keeps ({what}); move it away to start the "
+                        f"studies afresh")
+
+
 def open_study(name: str, objective: Objective):
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     tuning_dir().mkdir(parents=True, exist_ok=True)
+    check_storage()
     return optuna.create_study(storage=storage_url(), study_name=name, direction=objective.direction,
                                load_if_exists=True)
 

@@ -97,7 +97,9 @@ def classify(exc: BaseException) -> str:
     from animerec_bench.model import PredictionError
 
     name = type(exc).__name__
-    if isinstance(exc, MemoryError) or "ResourceExhausted" in name or "out of memory" in str(exc).lower():
+    text = str(exc).lower()
+    if isinstance(exc, MemoryError) or "ResourceExhausted" in name or "out of memory" in text \
+            or "failed to map segment" in text or "cannot allocate memory" in text:  # mmap under RLIMIT_AS
         return "oom"
     if isinstance(exc, NonFiniteLoss):
         return "nan"
@@ -192,8 +194,14 @@ def run(spec: dict, progress: Progress, outcome: dict) -> None:
     if validation_only and len(split.test):
         raise RuntimeError(f"a validation-only job got a split with {len(split.test)} test pairs")
     timing_out["load_split_seconds"] = timing.clock() - t0
+    scored_part, part_name = (split.valid, "validation") if validation_only else (split.test, "test")
+    for task in tasks:  # else every metric of the task comes out null, which says nothing
+        if task != "ranking" and not scored_part.task_mask(task).any():
+            raise ValueError(f"task {task} has no examples in the {part_name} part of data set "
+                             f"{split.dataset!r} (protocol {split.protocol}): nothing to score it on")
 
     if entry.framework != "numpy" and entry.framework not in sys.modules:
+        progress.send("phase", phase=f"import {entry.framework}")  # a timeout here is not the split's
         t0 = timing.clock()
         importlib.import_module(entry.framework)  # imported here so fit_seconds does not include it
 
@@ -210,14 +218,24 @@ def run(spec: dict, progress: Progress, outcome: dict) -> None:
     if hasattr(model, "get_params"):
         outcome["params"] = model.get_params()
 
+    # Anime features (issue 23), for a model that declares item_features: fit gets those of the
+    # anime it may know (train and validation anime), set_item_features every anime's after fit.
+    features, fit_kwargs = None, {}
+    if entry.item_features:
+        from animerec_bench.data.features import for_split
+
+        features = for_split(split, registry.dataset(split.dataset))
+        fit_kwargs = {"features": features.head(split.n_fit_items)}
     progress.send("phase", phase="fit")
     t0 = timing.clock()
-    fitted = model.fit(split.train, split.valid, tasks=tasks, seed=seed)
+    fitted = model.fit(split.train, split.valid_for_fit(), tasks=tasks, seed=seed, **fit_kwargs)
     fit_seconds = timing.clock() - t0
     if progress.history:
         outcome["history"] = progress.history
     if fitted is not None:
         model = fitted
+    if features is not None:  # issue 23: the test anime's features reach the model only now
+        model.set_item_features(features)
     epochs = getattr(model, "epochs_", None)
     if not isinstance(epochs, (int, np.integer)):
         epochs = progress.last_epoch
@@ -554,6 +572,9 @@ def main(argv: list[str] | None = None) -> int:
         message = f"{type(exc).__name__}: {exc}".strip()
         if kind == "oom":
             message = f"out of memory: {message}"
+            if spec.get("memory_limit_mb"):  # say which limit (a MemoryError has no message of its own)
+                message = (f"out of memory: the job needed more address space than --memory-limit "
+                           f"{spec['memory_limit_mb']} MB allows ({message.rstrip(':')})")
         outcome.update(status="failed", error=message.splitlines()[0][:500] if message else type(exc).__name__,
                        error_kind=kind, traceback=traceback.format_exc()[-4000:])
         code = 1

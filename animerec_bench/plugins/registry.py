@@ -44,6 +44,12 @@ DEFAULT_PLUGINS = (
     "animerec_bench.builtin.knn_baseline",
     "animerec_bench.builtin.logistic",
     "animerec_bench.builtin.two_tower",
+    "animerec_bench.builtin.item_knn",
+    "animerec_bench.builtin.item_cosine",
+    "animerec_bench.builtin.rp3beta",
+    "animerec_bench.builtin.ials",
+    "animerec_bench.builtin.edlae",
+    "animerec_bench.builtin.content",
 )
 
 
@@ -300,16 +306,23 @@ class ModelEntry:
     framework: str
     params: dict
     has_score: bool
+    #: Whether the model takes anime features (issue 23), so it can score anime unseen in training.
+    item_features: bool = False
+    #: The protocols it takes part in; None: every one.
+    protocols: tuple[str, ...] | None = None
 
     @classmethod
     def of(cls, model_cls: type, plugin: str, plugin_version: str) -> "ModelEntry":
         """The entry of a class that passed :func:`validate_model_class`."""
+        protocols = getattr(model_cls, "protocols", None)
         return cls(model_cls, plugin, plugin_version, name=model_cls.name, tasks=tuple(model_cls.tasks),
                    joint=bool(getattr(model_cls, "joint", False)),
                    baseline=bool(getattr(model_cls, "baseline", False)),
                    peer=getattr(model_cls, "peer", None) or None,
                    version=str(getattr(model_cls, "version", "1")), framework=str(model_cls.framework),
-                   params=param_defaults(model_cls), has_score=callable(getattr(model_cls, "score", None)))
+                   params=param_defaults(model_cls), has_score=callable(getattr(model_cls, "score", None)),
+                   item_features=getattr(model_cls, "item_features", False) is True,
+                   protocols=None if protocols is None else tuple(protocols))
 
 
 @dataclass
@@ -368,6 +381,16 @@ def validate_model_class(cls: Any) -> str | None:
             return f"model {name!r} does not implement `{method}`"
     if getattr(cls, "score", None) is not None and not callable(cls.score):
         return f"model {name!r}: `score` must be a method score(user) -> [len(user), n_anime] array"
+    item_features = getattr(cls, "item_features", False)
+    if item_features not in (True, False):
+        return f"model {name!r} declares item_features {item_features!r}; expected True or False"
+    if item_features and not callable(getattr(cls, "set_item_features", None)):
+        return (f"model {name!r} declares item_features = True but has no set_item_features(features) "
+                f"method (subclass animerec_bench.model.Model, which has one)")
+    protocols = getattr(cls, "protocols", None)
+    if protocols is not None and (not isinstance(protocols, (tuple, list)) or not protocols
+                                  or not all(isinstance(p, str) for p in protocols)):
+        return f"model {name!r} declares protocols {protocols!r}; expected None or a tuple of protocol names"
     framework = getattr(cls, "framework", None)
     if framework not in FRAMEWORKS:
         return (f"model {name!r} declares framework {framework!r}; expected one of {', '.join(map(repr, FRAMEWORKS))} "

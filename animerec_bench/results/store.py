@@ -35,6 +35,40 @@ REQUIRED = ("schema", "status", "error", "model.name", "model.params", "tasks", 
             "timing", "machine", "package.version", "package.commit", "started_at")
 
 
+#: The type each required field must have (besides ``metrics``, checked by :func:`metrics_problem`).
+_STR, _OBJ, _STR_OR_NULL = "a string", "an object", "a string or null"
+FIELD_TYPES = {
+    "status": _STR, "error": _STR_OR_NULL, "model.name": _STR, "model.params": _OBJ,
+    "tasks": "a list of task names", "dataset.name": _STR, "dataset.fingerprint": _STR, "protocol": _STR,
+    "split.seed": "a whole number", "split.fingerprint": _STR, "timing": _OBJ, "machine": _OBJ,
+    "package.version": _STR, "package.commit": _STR_OR_NULL, "started_at": _STR,
+}
+
+
+def _type_ok(value: Any, expected: str) -> bool:
+    if expected == _STR:
+        return isinstance(value, str)
+    if expected == _STR_OR_NULL:
+        return value is None or isinstance(value, str)
+    if expected == _OBJ:
+        return isinstance(value, dict)
+    if expected == "a whole number":
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)  # tasks
+
+
+def fields_problem(result: dict) -> str | None:
+    """The first required field whose type is wrong (a seed "0" is not the seed 0), or None."""
+    for dotted, expected in FIELD_TYPES.items():
+        value = get(result, dotted)
+        if not _type_ok(value, expected):
+            kind = "null" if value is None else type(value).__name__
+            return f"{dotted} is {kind}, expected {expected}"
+    if result["split"]["seed"] < 0:
+        return f"split.seed is {result['split']['seed']}, expected a whole number >= 0"
+    return None
+
+
 class ResultFileError(UserError):
     """A result file cannot be read or has the wrong schema; the message names the file."""
 
@@ -110,6 +144,7 @@ def write(results_dir: Path | str, result: dict, per_user: bytes | None = None) 
                 with atomic_path(companion) as tmp:
                     tmp.write_bytes(per_user)
                 result["per_user"] = {"file": companion.name, "sha256": sha256(per_user)}
+            result[CONTENT_KEY] = content_sha256(result)
             try:
                 write_text(path, dumps(result))
             except BaseException:  # no per-user file without its result
@@ -118,6 +153,31 @@ def write(results_dir: Path | str, result: dict, per_user: bytes | None = None) 
                 raise
             return path
     raise RuntimeError(f"could not find a free result file name in {folder}")
+
+
+#: The key holding the sha256 of the rest of the result (:func:`content_sha256`).
+CONTENT_KEY = "content_sha256"
+
+
+def content_sha256(result: dict) -> str:
+    """sha256 of the result as canonical JSON, without this hash and the loader's ``_`` keys. The
+    per-user file is covered through the sha256 the result records for it. It tells a result that
+    was edited after it was written (by hand, or by a script) from the one the run wrote."""
+    import hashlib
+
+    body = {k: v for k, v in result.items() if k != CONTENT_KEY and not str(k).startswith("_")}
+    text = json.dumps(json_safe(body), sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def content_problem(result: dict) -> str | None:
+    """Why ``result`` is not the file its run wrote, as far as its content hash tells, or None."""
+    recorded = result.get(CONTENT_KEY)
+    if recorded is None:
+        return f"has no {CONTENT_KEY} (written by an older version, or edited): run it again"
+    if recorded != content_sha256(result):
+        return f"edited after it was written ({CONTENT_KEY} differs): run it again"
+    return None
 
 
 def check(result: Any, where: str) -> dict:
@@ -132,6 +192,9 @@ def check(result: Any, where: str) -> dict:
     missing = [k for k in REQUIRED if not _has(result, k)]
     if missing:
         raise ResultFileError(f"{where}: result misses key(s) {', '.join(missing)}")
+    problem = fields_problem(result)
+    if problem:
+        raise ResultFileError(f"{where}: {problem}")
     if result["status"] not in STATUSES:
         raise ResultFileError(f"{where}: status {result['status']!r} is not one of {', '.join(STATUSES)}")
     problem = metrics_problem(result)
@@ -180,6 +243,8 @@ def load(path: Path | str) -> dict:
         raise ResultFileError(f"{path}: cannot read result file: {exc}") from None
     except json.JSONDecodeError as exc:
         raise ResultFileError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}") from None
+    except RecursionError:
+        raise ResultFileError(f"{path}: not valid JSON (nested too deeply)") from None
     return check(data, str(path))
 
 
@@ -256,9 +321,13 @@ def load_per_user(result: dict) -> dict | None:
         raise ResultFileError(f"{path}: sha256 differs from the one {where} records (per_user.sha256): "
                               f"not the file that run wrote")
     try:
-        return significance.decode(data, str(path))
+        per_task = significance.decode(data, str(path))
     except ValueError as exc:
         raise ResultFileError(str(exc)) from None
+    problem = significance.headline_problem(result.get("metrics") or {}, per_task)
+    if problem:
+        raise ResultFileError(f"{where}: {problem}")
+    return per_task
 
 
 class Result:

@@ -2,6 +2,9 @@
 
 An external plugin: installed with pip, found through the ``animerec_bench`` entry point
 declared in this package's ``pyproject.toml``. Depends on numpy and animerec-bench only.
+
+A teaching example: the same arithmetic is built into animerec-bench as ``itemknn`` (tuned on the
+boards like every model), so this package registers its copy as ``itemknn-example``.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import numpy as np
 import animerec_bench
 from animerec_bench.model import Interactions, Model
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 
 @animerec_bench.hookimpl
@@ -31,7 +34,7 @@ class ItemKNN(Model):
     reg=0.1 best at 1.1004; reg >= 1 costs 0.03-0.07).
     """
 
-    name = "itemknn"
+    name = "itemknn-example"
     tasks = ("rating", "interaction")
     joint = False
     version = "1"

@@ -137,6 +137,10 @@ class CornacBPR(_CornacSGD):
     version = "1"
     framework = "cornac"
     peer = library_label("cornac", "Cornac")
+    #: For ``tune`` (issue 22: untuned, Cornac's defaults are a straw man, NDCG@10 0.112): the
+    #: factors, the SGD step and the regularisation. ``max_iter`` is the training budget: not searched.
+    search_space = {"k": ("int", 8, 256, "log"), "learning_rate": ("float", 1e-3, 0.2, "log"),
+                    "lambda_reg": ("float", 1e-4, 0.1, "log")}
 
     def __init__(self, k: int = 10, max_iter: int = 100, learning_rate: float = 0.001, lambda_reg: float = 0.01,
                  use_bias: bool = True) -> None:

@@ -1,0 +1,43 @@
+"""The binary user x anime matrix of train positives, shared by the item-item ranking models."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from animerec_bench.model import Interactions
+
+if TYPE_CHECKING:
+    import scipy.sparse
+
+
+def positives(train: Interactions) -> scipy.sparse.csr_matrix:
+    """float32 CSR ``[n_users, n_items]``: 1 where a train pair has interaction label 1 (duplicates
+    counted once), else 0."""
+    import scipy.sparse
+
+    keep = train.label == 1
+    x = scipy.sparse.csr_matrix(
+        (np.ones(int(keep.sum()), np.float32), (train.user[keep], train.item[keep])),
+        shape=(train.n_users, train.n_items))
+    x.sum_duplicates()
+    x.data[:] = 1.0
+    return x
+
+
+def keep_top_k_per_column(weights: np.ndarray, k: int) -> np.ndarray:
+    """``weights`` with all but each column's ``k`` largest entries set to 0, in place (k >=
+    rows: unchanged): anime j is then scored from at most its ``k`` nearest neighbours. Entries
+    equal to the k-th largest value are all kept. Done a block of columns at a time on the
+    transpose (rows are contiguous there), so the temporaries stay small."""
+    n = weights.shape[0]
+    if k >= n:
+        return weights
+    block = 512
+    for a in range(0, weights.shape[1], block):
+        cols = np.ascontiguousarray(weights[:, a:a + block].T)
+        kth = np.partition(cols, n - k, axis=1)[:, n - k]
+        cols[cols < kth[:, None]] = 0.0
+        weights[:, a:a + block] = cols.T
+    return weights
