@@ -86,44 +86,39 @@ def evaluate(model, split, tasks=None, part: str = "test") -> dict[str, dict[str
     return {t: {m: float(v) if v is not None else None for m, v in values.items()} for t, values in out.items()}
 
 
-def results_frame(folder="results"):
-    """Every result file under ``folder`` as a pandas DataFrame, one row per result.
+def results_frame(folder=None):
+    """Every result file under ``folder`` (default: your own results in the data home, where
+    ``run`` writes) as a pandas DataFrame, one row per result.
 
     Columns: ``model``, ``tasks`` (joined by ``+``), ``seed``, ``status``, ``dataset``,
-    ``protocol``, ``ranking_source``, ``model_version``, one ``metrics.<task>.<metric>`` column per metric found,
-    ``fit_seconds``, ``hardware`` (the leaderboard's label), ``error``, ``started_at`` and
-    ``file`` (relative to ``folder``). A file that is not a valid result stops it with one line
-    naming the file.
+    ``protocol``, ``ranking_source``, ``model_version``, ``variant`` (``default`` or ``tuned``),
+    ``label`` (the board's row label, e.g. ``two-tower (tuned)``), one ``metrics.<task>.<metric>``
+    column per metric found, ``fit_seconds``, ``hardware`` (the leaderboard's label), ``error``,
+    ``started_at`` and ``file`` (relative to ``folder``). A file that is not a valid result stops
+    it with one line naming the file.
     """
     import pandas as pd
 
-    from animerec_bench.results import store as results
+    from animerec_bench.reports.board_rows import variant_label
+    from animerec_bench.results.store import Result, load_all
+    from animerec_bench.support import paths
     from animerec_bench.support.machine import short_label
 
     rows = []
-    for r in results.load_all(Path(folder)):
-        row = {
-            "model": results.get(r, "model.name"),
-            "tasks": "+".join(r.get("tasks") or []),
-            "seed": results.get(r, "split.seed"),
-            "status": r.get("status"),
-            "dataset": results.get(r, "dataset.name"),
-            "protocol": r.get("protocol"),
-            "ranking_source": results.get(r, "ranking.source"),
-            "model_version": results.get(r, "model.version"),
-        }
+    for r in load_all(Path(folder) if folder is not None else paths.results_dir()):
+        res = Result(r)
+        row = {"model": res.model, "tasks": "+".join(res.tasks), "seed": res.seed, "status": r.get("status"),
+               "dataset": res.dataset, "protocol": r.get("protocol"), "ranking_source": res.value("ranking.source"),
+               "model_version": res.value("model.version"), "variant": "tuned" if res.tuned else "default",
+               "label": variant_label(res.model, res.tuned)}
         for task, values in sorted((r.get("metrics") or {}).items()):
             for metric, value in sorted(values.items()):
                 row[f"metrics.{task}.{metric}"] = value
-        row.update({
-            "fit_seconds": results.get(r, "timing.fit_seconds"),
-            "hardware": short_label(r.get("machine") or {}),
-            "error": r.get("error"),
-            "started_at": r.get("started_at"),
-            "file": r["_file"],
-        })
+        row.update({"fit_seconds": res.value("timing.fit_seconds"), "hardware": short_label(res.machine),
+                    "error": r.get("error"), "started_at": r.get("started_at"), "file": res.file})
         rows.append(row)
-    fixed = ["model", "tasks", "seed", "status", "dataset", "protocol", "ranking_source", "model_version"]
+    fixed = ["model", "tasks", "seed", "status", "dataset", "protocol", "ranking_source", "model_version", "variant",
+             "label"]
     tail = ["fit_seconds", "hardware", "error", "started_at", "file"]
     metric_cols = sorted({k for row in rows for k in row if k.startswith("metrics.")},
                          key=lambda c: (_task_order(c), c))

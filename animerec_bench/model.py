@@ -87,6 +87,9 @@ class Model:
     #: e.g. ``"Surprise 1.1.5"``: recorded in every result and shown in the board's Notes as
     #: ``peer: Surprise 1.1.5``, so nobody mistakes it for ours. None: one of ours.
     peer: ClassVar[str | None] = None
+    #: One line saying what the model is, for ``list`` and the README's table of the best models;
+    #: None: the first sentence of the class docstring.
+    description: ClassVar[str | None] = None
     #: "keras" when fit needs Keras: the runner imports it before timing fit (it takes seconds);
     #: "numpy" for anything else. A class that does not subclass Model must declare it.
     framework: ClassVar[str] = "numpy"
@@ -273,7 +276,7 @@ def from_saved_params(cls: type, params: Mapping[str, Any]):
 def param_defaults(cls: type) -> dict[str, Any]:
     """Hyperparameters with their defaults, read from the signature of ``cls.__init__``."""
     out: dict[str, Any] = {}
-    for p in inspect.signature(cls.__init__).parameters.values():
+    for p in inspect.signature(cls).parameters.values():
         if p.name == "self" or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
             continue
         out[p.name] = None if p.default is p.empty else p.default
@@ -335,3 +338,14 @@ def validate_predictions(model_name: str, predictions: object, n: int,
         _tasks.get(task).check_scores(model_name, scores)
         out[task] = scores
     return out
+
+
+def describe(cls) -> str:
+    """One line saying what a model class is: its ``description``, else the first sentence of its
+    own docstring (not one it inherits), else ""."""
+    import re
+
+    text = getattr(cls, "description", None) or (cls.__dict__.get("__doc__") or "").split("\n\n")[0]
+    line = re.sub(r"\s+", " ", str(text).replace("``", "")).strip()
+    first = re.match(r"(.+?[.!?])(\s|$)", line)
+    return first.group(1) if first else line

@@ -108,12 +108,13 @@ def _fail(name: str, check: str, detail: str) -> AssertionError:
 
 def _frozen(part: Interactions) -> Interactions:
     """A copy whose arrays are read-only, so a fit that writes into its inputs fails loudly."""
-    arrays = []
-    for a in (part.user, part.item, part.rating, part.label):
+    def frozen(a: np.ndarray) -> np.ndarray:
         a = a.copy()
         a.setflags(write=False)
-        arrays.append(a)
-    return Interactions(*arrays, part.n_users, part.n_items)
+        return a
+
+    return Interactions(frozen(part.user), frozen(part.item), frozen(part.rating), frozen(part.label),
+                        part.n_users, part.n_items)
 
 
 def _task_runs(cls) -> list[tuple[str, ...]]:
@@ -286,7 +287,7 @@ def _fit_predict(name, model_cls, params, train, valid, test, tasks, seed) -> di
         if plausible is not None and len(scores[task]):
             lo, hi = float(scores[task].min()), float(scores[task].max())
             if lo < plausible[0] or hi > plausible[1]:  # e.g. ratings far outside 1-10: the scale is not learned
-                lo_ok, hi_ok = tasks_mod.get(task).prediction_range
+                lo_ok, hi_ok = tasks_mod.get(task).prediction_range or plausible
                 raise _fail(name, "predictions", f"{task} scores span {lo:.3g}..{hi:.3g}, expected about "
                                                  f"{lo_ok:g}-{hi_ok:g}")
     _check_round_trip(name, model, test, scores)

@@ -235,3 +235,21 @@ def test_actionlint_passes_the_workflows(tmp_path):
     broken.write_text("on: push\njobs:\n  x:\n    runs-on: ubuntu-latest\n    stepz: []\n")
     proc = subprocess.run([actionlint, str(broken)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1 and "stepz" in proc.stdout
+
+
+def test_the_pull_request_gate_reads_only_results_the_job_produced(tmp_path):
+    """The PR job sets the PR's own results/ aside before it runs and compares: an edited result
+    committed in the PR can neither stand in for a run (``--missing``) nor reach the gate."""
+    steps = run_steps(WORKFLOWS[1])
+    assert steps.index("bash scripts/leaderboard-fresh.sh") < steps.index("bash scripts/leaderboard-run.sh")
+    checkout = tmp_path / "checkout"
+    (checkout / "scripts").mkdir(parents=True)
+    shutil.copy(REPO / "scripts" / "leaderboard-fresh.sh", checkout / "scripts")
+    (checkout / "results").mkdir()
+    (checkout / "results" / "edited.json").write_text("{}")
+    proc = subprocess.run(["bash", str(checkout / "scripts" / "leaderboard-fresh.sh")], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert list((checkout / "results").iterdir()) == []
+    assert (checkout / "pr-results" / "edited.json").read_text() == "{}"
+    again = subprocess.run(["bash", str(checkout / "scripts" / "leaderboard-fresh.sh")], capture_output=True, text=True)
+    assert again.returncode == 1 and "pr-results/ already exists" in again.stderr

@@ -96,7 +96,7 @@ class BiasedMatrixFactorization(Model):
         self.mean_ = float(y.mean()) if len(y) else EMPTY_MEAN
         users = row_adagrad.init_table(train.n_users, self.factors, self.init_std, self.initial_accumulator, rng)
         items = row_adagrad.init_table(train.n_items, self.factors, self.init_std, self.initial_accumulator, rng)
-        self.history_ = {"loss": [], "train_seconds": []}
+        self.history_: dict[str, list[float]] = {"loss": [], "train_seconds": []}
         self.epochs_ = 0
         if len(y):
             self._train(users, items, user, item, y, valid, rng)

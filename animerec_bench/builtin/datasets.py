@@ -84,7 +84,7 @@ def imported_datasets(root: Path | None = None) -> list[Dataset]:
         root = paths.datasets_dir()
         sweep_stale_temporaries(paths.splits_dir())
     sweep_stale_temporaries(root)
-    found = []
+    found: list[Dataset] = []
     if not root.is_dir():
         return found
     for meta_path in sorted(root.glob(f"*/{META_FILE}")):

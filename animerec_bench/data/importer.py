@@ -452,7 +452,9 @@ class ThreadedSink:
         import queue
         import threading
 
-        self._write, self._q, self._error = write, queue.Queue(maxsize=depth), None
+        self._write = write
+        self._q: queue.Queue[pa.RecordBatch | None] = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="animerec-parquet-writer", daemon=True)
         self._thread.start()
 

@@ -333,7 +333,7 @@ def evaluate(data: RankingData, score_fn: ScoreFn, ks: Sequence[int] = DEFAULT_K
         seen[listed] = True
         novelty_sum += float(data.popularity[listed].sum())
         slots += len(listed)
-    if per_user is not None:
+    if per_user is not None and user_ndcg is not None:
         per_user["users"] = data.users
         per_user.update({f"ndcg@{k}": v for k, v in user_ndcg.items()})
     result = {name: total / data.n_users for name, total in sums.items()}

@@ -105,7 +105,7 @@ def encode(per_task: dict[str, PerUser]) -> bytes:
         arrays[f"{task}.values"] = np.asarray(pu.values, dtype=np.float64)
         arrays[f"{task}.weights"] = np.asarray(pu.weights, dtype=np.float64)
     buf = io.BytesIO()
-    np.savez(buf, **arrays)
+    np.savez(buf, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds as allow_pickle
     return buf.getvalue()
 
 

@@ -111,11 +111,14 @@ def disabled_plugins() -> set[str]:
 
 
 def loose_plugin_files(folder: Path | None) -> list[Path]:
-    """The ``*.py`` files of ``folder`` that would be imported (not ``_*``, not blocked), in order."""
+    """The ``*.py`` files of ``folder`` that would be imported, in order: not ``_*``, not blocked, and
+    not ``test_*.py`` / ``*_test.py`` (a plugin's own pytest file, e.g. one calling ``check_model``,
+    lives beside it and must not be loaded as a plugin)."""
     if folder is None or not Path(folder).is_dir():
         return []
     blocked = disabled_plugins()
-    return [p for p in sorted(Path(folder).glob("*.py")) if not p.stem.startswith("_") and p.stem not in blocked]
+    return [p for p in sorted(Path(folder).glob("*.py")) if not p.stem.startswith(("_", "test_"))
+            and not p.stem.endswith("_test") and p.stem not in blocked]
 
 
 #: ``on_step(kind, plugin, what)`` is told before each third-party import ("import", name, where)

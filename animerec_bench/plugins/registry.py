@@ -23,6 +23,14 @@ from animerec_bench.tasks import get as get_task
 #: ("keras"; "surprise" and "cornac" for the wrapped libraries of ``plugins/animerec-peers``).
 FRAMEWORKS = ("keras", "numpy", "surprise", "cornac")
 
+def did_you_mean(name: str, known) -> str:
+    """``" (did you mean 'ease'?)"`` for the closest known name (difflib), or ""."""
+    import difflib
+
+    close = difflib.get_close_matches(str(name), sorted(known), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 @dataclass(frozen=True)
 class ModelEntry:
     """A registered model: its class, where it came from, and its declarations, read once.
@@ -80,7 +88,8 @@ class Registry:
         try:
             return self.models[name]
         except KeyError:
-            raise PluginError(f"unknown model {name!r}; registered: {', '.join(sorted(self.models))}") from None
+            raise PluginError(f"unknown model {name!r}{did_you_mean(name, self.models)}; registered: "
+                              f"{', '.join(sorted(self.models))}") from None
 
     def dataset(self, name: str):
         try:

@@ -20,7 +20,7 @@ from pathlib import Path
 from animerec_bench import tasks as tasks_mod
 from animerec_bench.errors import UserError
 from animerec_bench.evaluation import significance
-from animerec_bench.execution.tuning import TUNED
+from animerec_bench.reports.board_rows import BoardRow, RowKey, board_rows, board_tasks, plain_label, row_key
 from animerec_bench.results import identity
 from animerec_bench.results import store as results_mod
 from animerec_bench.support.machine import short_label
@@ -49,10 +49,6 @@ def code(text: object) -> str:
     """``text`` as an inline code span when it is plain (hex digests, commits), else escaped text."""
     s = str(text)
     return f"`{s}`" if _CODE_SAFE.fullmatch(s) else escape(s)
-
-
-def _fmt_params(params: dict) -> str:
-    return ", ".join(f"{k}={json.dumps(v, sort_keys=True, default=str)}" for k, v in sorted(params.items()))
 
 
 def _mean_sd(values: list[float], fmt: str = ".4f") -> str:
@@ -110,49 +106,6 @@ def _finite(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _row_key(r: dict) -> tuple:
-    """Model, version, parameters set, hardware, and how it was tuned: a tuned model's rows hold
-    its seeds' (different) chosen parameters, keyed by the parameters it fixed and its budget, and
-    never merge with its default rows."""
-    tuned = results_mod.get(r, "tuning.method") == TUNED
-    params = results_mod.get(r, "tuning.fixed" if tuned else "model.params_set", {}) or {}
-    tuning = json.dumps(results_mod.get(r, "tuning.budget"), sort_keys=True, default=str) if tuned else ""
-    return (results_mod.get(r, "model.name"), str(results_mod.get(r, "model.version", "1")),
-            json.dumps(params, sort_keys=True, default=str), short_label(r.get("machine") or {}), tuning)
-
-
-def _tuning_note(rs: list[dict]) -> str:
-    """``tuned (N trials, S s)``: trials and seconds spent per seed (mean over the row's seeds)."""
-    trials = [results_mod.get(r, "tuning.trials") for r in rs]
-    seconds = [results_mod.get(r, "tuning.seconds") for r in rs]
-    trials = [t for t in trials if _finite(t)]
-    seconds = [s for s in seconds if _finite(s)]
-    if not trials:
-        return "tuned"
-    n = statistics.fmean(trials)
-    n_text = f"{n:.0f}" if n == round(n) else f"{n:.1f}"
-    return f"tuned ({n_text} trials, {statistics.fmean(seconds) if seconds else 0:.0f} s)"
-
-
-def _latest_per_seed(rs: list[dict]) -> list[dict]:
-    """Rerunning a seed replaces it: keep the latest result per seed (ties: file name)."""
-    best: dict = {}
-    for r in sorted(rs, key=lambda r: (str(r.get("started_at")), r.get("_file", ""))):
-        best[results_mod.get(r, "split.seed")] = r
-    return [best[s] for s in sorted(best, key=str)]
-
-
-def _label(key: tuple, versions: dict[str, set]) -> str:
-    name, version, params_json = key[:3]
-    label = escape(name)
-    if len(versions.get(name, ())) > 1:
-        label += f" v{escape(version)}"
-    params = json.loads(params_json)
-    if params:
-        label += f" ({escape(_fmt_params(params))})"
-    return label
-
-
 def _hardware_keys(group: list[dict]) -> dict[str, str]:
     """Short hardware label -> key (``H1``, ``H2``...) for one board, in label order: the tables
     name the key, the Hardware section under them says what it is."""
@@ -162,116 +115,107 @@ def _hardware_keys(group: list[dict]) -> dict[str, str]:
 
 def board_columns(spec) -> list[tuple[str, str]]:
     """The task's metric columns as a board shows them: the primary metric first."""
-    columns = list(spec.columns)
-    first = [c for c in columns if c[1] == spec.primary]
-    return first + [c for c in columns if c not in first]
+    return spec.board_columns
 
 
-def render_task(task: str, group: list[dict]) -> str:
-    """The table of one task in one dataset x protocol: models that serve it, sorted by the primary
-    metric; under it the hardware key, the models not trained for it, and the failed jobs."""
+class Footnotes:
+    """Long texts (a peer's description) as numbered footnotes under a table: the cell stays narrow."""
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+
+    def mark(self, text: str) -> str:
+        if text not in self.texts:
+            self.texts.append(text)
+        return f"[{self.texts.index(text) + 1}]"
+
+    def lines(self) -> list[str]:
+        return [f"\\[{i}\\] {text}" + ("  " if i < len(self.texts) else "") for i, text in enumerate(self.texts, 1)]
+
+
+def _notes(row: BoardRow, mark: str, footnotes: Footnotes) -> str:
+    """The short Notes cell: baseline / joint / peer [n] / from <source> / tuning budget / stale / mark."""
+    model = row.model
+    notes = [n for n, flag in (("baseline", model.get("baseline")), ("joint", model.get("joint"))) if flag]
+    if model.get("peer"):
+        notes.append(f"peer {footnotes.mark('peer: ' + escape(model['peer']))}")
+    notes += [f"from {escape(s)}" for s in row.sources]
+    if row.key.tuned:
+        notes.append(row.tuning_note() or "tuned")
+    if row.stale:
+        notes.append("stale")
+    return ", ".join(notes + ([mark] if mark else []))
+
+
+def _cells(row: BoardRow, spec, interval: str) -> list[str]:
+    """The number cells of a row: metrics, the 95% interval, timings, seeds."""
+    cells = [_metric(row.values(m)) for _, m in spec.board_columns]
+    cells.append(interval)
+    cells += [_seconds(row.field_values(k)) if kind == "seconds" else _rate(row.field_values(k))
+              for _, k, kind in spec.timing_columns]
+    return cells + [str(len(row.results))]
+
+
+def _table(task: str, rows: list[BoardRow], hardware: dict[str, str], footnotes: Footnotes) -> tuple[str, bool]:
+    """The GitHub Markdown table of ``rows`` and whether it has an HW column (rows from several machines)."""
     from tabulate import tabulate
 
     spec = tasks_mod.get(task)
-    columns = board_columns(spec)
-    hardware = _hardware_keys(group)
-    versions: dict[str, set] = defaultdict(set)
-    serves: dict[tuple, bool] = {}
-    info: dict[tuple, dict] = {}
-    ok: dict[tuple, list[dict]] = defaultdict(list)
-    sources: dict[tuple, set] = defaultdict(set)
-    any_ok: dict[tuple, list[dict]] = defaultdict(list)  # of every task: a failed row's tuning note
-    for r in group:
-        key = _row_key(r)
-        versions[key[0]].add(key[1])
-        serves[key] = spec.serves(results_mod.get(r, "model.tasks") or r.get("tasks") or [])
-        info[key] = r.get("model") or {}
-        if r["status"] == "ok":
-            any_ok[key].append(r)
-        if r["status"] == "ok" and task in _scored_tasks(r) and task in (r.get("metrics") or {}):
-            ok[key].append(r)
-            # Say where the list came from unless the model was trained for ranking itself.
-            trained = "ranking" in (results_mod.get(r, "model.tasks") or [])
-            if not spec.pointwise and results_mod.get(r, "ranking.source") and not trained:
-                sources[key].add(str(results_mod.get(r, "ranking.source")))
+    many = len({row.key.hardware for row in rows}) > 1
+    intervals = _significance_cells(task, [row for row in rows if row.mean is not None])
+    table = []
+    for row in rows:
+        interval, mark = intervals.get(row.key, (MISSING, ""))
+        table.append([escape(row.label), *_cells(row, spec, interval), *([hardware[row.key.hardware]] if many else []),
+                      _notes(row, mark, footnotes)])
+    headers = (["Model"] + [h for h, _ in spec.board_columns] + [ci_header(task)]
+               + [h for h, _, _ in spec.timing_columns] + ["Seeds"] + (["HW"] if many else []) + ["Notes"])
+    align = ["left"] + ["right"] * (len(headers) - 2 - many) + ["left"] * (1 + many)
+    return tabulate(table, headers, tablefmt="github", disable_numparse=True, colalign=align), many
 
-    primary, higher_better = spec.primary, spec.higher_is_better
-    any_tuned = any(key[4] for key in serves)  # only then does each row say "default" or "tuned"
-    keys_shown = sorted({hardware[key[3]] for key in serves if serves[key]})
-    many_machines = len(keys_shown) > 1  # one machine: no column, the line under the table names it
-    rows = []
-    not_served = set()
-    per_user: dict[tuple, dict | None] = {}
-    for key in sorted(serves):
-        model = info[key]
-        label = _label(key, versions)
-        if not serves[key]:
-            not_served.add(label)
-            continue
-        notes = ", ".join([n for n, flag in (("baseline", model.get("baseline")), ("joint", model.get("joint")))
-                           if flag] + ([f"peer: {escape(model['peer'])}"] if model.get("peer") else [])
-                          + [f"from {s}" for s in sorted(sources.get(key, ()))])
-        if any_tuned:
-            how = _tuning_note(_latest_per_seed(ok.get(key) or any_ok.get(key, []))) if key[4] else "default"
-            notes = f"{notes}, {how}" if notes else how
-        if any(identity.stale(r) for r in _latest_per_seed(ok.get(key, []))):
-            notes = f"{notes}, stale" if notes else "stale"
-        rs = _latest_per_seed(ok.get(key, []))
-        # Only seeds with a primary value are ranked and counted (result files are validated on
-        # load, so this is every ok seed; the count must never include a value not averaged).
-        rs = [r for r in rs if _finite(results_mod.get(r, f"metrics.{task}.{primary}"))]
-        values = [results_mod.get(r, f"metrics.{task}.{primary}") for r in rs]
-        per_user[key] = _per_user_by_seed(task, rs)
-        cells = [_metric([results_mod.get(r, f"metrics.{task}.{m}") for r in rs]) for _, m in columns]
-        cells += [_seconds([results_mod.get(r, k) for r in rs]) if kind == "seconds"
-                  else _rate([results_mod.get(r, k) for r in rs]) for _, k, kind in spec.timing_columns]
-        cells.append(str(len(rs)))
-        if many_machines:
-            cells.append(hardware[key[3]])
-        if values:
-            mean = statistics.fmean(values)
-            order = (0, -mean if higher_better else mean, label, key)
-        else:
-            order = (1, 0.0, label, key)
-        rows.append((order, [label] + cells + [notes]))
-    rows.sort(key=lambda x: x[0][:3])
-    # The 95% interval goes after the metric columns; "best" / "≈ best" into Notes.
-    intervals = _significance_cells(task, [o[3] for o, _ in rows if o[0] == 0], per_user)
-    for order, cells in rows:
-        interval, mark = intervals.get(order[3], (MISSING, ""))
-        cells.insert(1 + len(columns), interval)
-        if mark:
-            cells[-1] = f"{cells[-1]}, {mark}" if cells[-1] else mark
-    ci_header = f"95% CI {next((h for h, m in columns if m == significance.METRIC[task]), significance.METRIC[task])}"
-    headers = (["Model"] + [h for h, _ in columns] + [ci_header] + [h for h, _, _ in spec.timing_columns]
-               + ["Seeds"] + (["HW"] if many_machines else []) + ["Notes"])
-    arrow = "↑ higher is better" if higher_better else "↓ lower is better"
-    out = [f"### {task}", "",
-           f"Sorted by {spec.primary_header} ({arrow}); {spec.table_note}", ""]
+
+def ci_header(task: str) -> str:
+    spec = tasks_mod.get(task)
+    return f"95% CI {next((h for h, m in spec.columns if m == significance.METRIC[task]), significance.METRIC[task])}"
+
+
+def render_task(task: str, group: list[dict], sources: dict[str, str] | None = None) -> str:
+    """The table of one task in one dataset x protocol: models that serve it, sorted by the primary
+    metric; under it the footnotes, the hardware key, the models not trained for it, the failed jobs."""
+    spec = tasks_mod.get(task)
+    rows, not_served = board_rows(task, group, sources)
+    hardware = _hardware_keys(group)
+    arrow = "↑ higher is better" if spec.higher_is_better else "↓ lower is better"
+    out = [f"### {task}", "", f"Sorted by {spec.primary_header} ({arrow}); {spec.table_note}", ""]
+    footnotes = Footnotes()
     if rows:
-        out.append(tabulate([r for _, r in rows], headers, tablefmt="github", disable_numparse=True,
-                            colalign=["left"] + ["right"] * (len(headers) - 2 - many_machines)
-                            + ["left"] * (1 + many_machines)))
+        text, _ = _table(task, rows, hardware, footnotes)
+        out.append(text)
     else:
         out.append("No model trained for this task.")
-    if rows:
-        out += ["", _significance_note(task, ci_header)]
+    if footnotes.texts:
+        out += ["", *footnotes.lines()]
+    keys_shown = sorted({hardware[row.key.hardware] for row in rows})
     by_key = {v: k for k, v in hardware.items()}
     if keys_shown:
         out += ["", "Hardware: " + "; ".join(f"{k} = {escape(by_key[k])}" for k in keys_shown)
-                + (" (every row)" if not many_machines else "") + " — details under Hardware."]
+                + (" (every row)" if len(keys_shown) == 1 else "") + " — details under Hardware."]
     if not_served:
-        out += ["", f"Not trained for this task: {', '.join(sorted(not_served))}."]
-    failures = sorted((r for r in group if r["status"] == "failed" and task in _scored_tasks(r)),
+        out += ["", f"Not trained for this task: {', '.join(escape(n) for n in not_served)}."]
+    return "\n".join(out + _failure_lines(task, group))
+
+
+def _failure_lines(task: str, group: list[dict]) -> list[str]:
+    spec = tasks_mod.get(task)
+    failures = sorted((r for r in group if r["status"] == "failed" and spec.scored_in(r)),
                       key=lambda r: (str(results_mod.get(r, "model.name")), str(results_mod.get(r, "split.seed")),
                                      r.get("_file", "")))
-    if failures:
-        out += ["", "Failed jobs:", ""]
-        for r in failures:
-            out.append(f"- {escape(results_mod.get(r, 'model.name'))}, seed {escape(results_mod.get(r, 'split.seed'))}"
-                       f" ({escape(r.get('error_kind') or 'failed')}): {escape(r.get('error') or 'no reason recorded')}"
-                       f" — {escape(r.get('_file', ''))}")
-    return "\n".join(out)
+    if not failures:
+        return []
+    return ["", "Failed jobs:", ""] + [
+        f"- {escape(results_mod.get(r, 'model.name'))}, seed {escape(results_mod.get(r, 'split.seed'))}"
+        f" ({escape(r.get('error_kind') or 'failed')}): {escape(r.get('error') or 'no reason recorded')}"
+        f" — {escape(r.get('_file', ''))}" for r in failures]
 
 
 def _per_user_by_seed(task: str, rs: list[dict]) -> dict | None:
@@ -286,40 +230,28 @@ def _per_user_by_seed(task: str, rs: list[dict]) -> dict | None:
     return out or None
 
 
-def _significance_cells(task: str, ranked: list[tuple], per_user: dict[tuple, dict | None]
-                        ) -> dict[tuple, tuple[str, str]]:
+def _significance_cells(task: str, ranked: list[BoardRow]) -> dict[RowKey, tuple[str, str]]:
     """(95% interval, mark) of each ranked row (best first): the interval of its metric; ``best``
     for the best row with per-user values, ``≈ best`` for rows not significantly different from it
     (the 95% interval of their paired difference holds 0)."""
-    with_data = [key for key in ranked if per_user.get(key)]
+    per_user = {row.key: _per_user_by_seed(task, row.results) for row in ranked}
+    with_data = [row.key for row in ranked if per_user[row.key]]
     best = with_data[0] if with_data else None
     found = significance.board(task, {key: per_user[key] for key in with_data}, best)
     cells = {}
-    for key in ranked:
-        if key not in found:
-            cells[key] = (MISSING, "")
-            continue
-        ci, diff = found[key]
+    for key, (ci, diff) in found.items():
         mark = "best" if key == best else "≈ best" if diff is not None and diff.low <= 0 <= diff.high else ""
         cells[key] = (f"{ci.low:.4f}–{ci.high:.4f}", mark)
     return cells
 
 
-def _significance_note(task: str, header: str) -> str:
-    metric = {"rating": "RMSE from per-user sums of squared errors",
-              "interaction": "GAUC: mean of per-user AUC; the global AUC has no per-user form",
-              "ranking": "mean of per-user NDCG@10"}[task]
-    return (f"{header}: 95% paired bootstrap interval over test users ({significance.DRAWS} draws, each user drawn "
-            f"once for all seeds, seeds averaged; {metric}). Notes 'best': the best-ranked row with per-user values; '≈ best': not "
+def _significance_note(tasks: list[str]) -> str:
+    forms = "; ".join(f"{t}: {tasks_mod.get(t).per_user_form}" for t in tasks)
+    return (f"95% CI: 95% paired bootstrap interval over test users ({significance.DRAWS} draws, each user "
+            f"drawn once for all seeds, seeds averaged; {forms}). Notes 'best': the best-ranked row with per-user values; '≈ best': not "
             f"significantly different from it (the 95% interval of the paired difference holds 0). {MISSING}: results "
             f"written before per-user values were kept get no interval and no mark; animerec-bench compare "
             f"tests any two models.")
-
-
-def _scored_tasks(r: dict) -> list[str]:
-    """The tasks a job was scored on: those it fitted, plus ranking when it ranked the model."""
-    return list(r.get("tasks") or []) + (["ranking"] if r.get("ranking") and "ranking" not in (r.get("tasks") or [])
-                                         else [])
 
 
 def _machine_lines(group: list[dict]) -> list[str]:
@@ -363,51 +295,51 @@ def _protocol_question(name: str) -> str | None:
     return proto.question() if proto is not None else None
 
 
-def _plot_rows(task: str, group: list[dict]) -> list[tuple[str, list[float], list[float]]]:
-    """(label, fit seconds per seed, primary metric per seed) of every row of the task's table."""
-    spec = tasks_mod.get(task)
-    versions: dict[str, set] = defaultdict(set)
-    ok: dict[tuple, list[dict]] = defaultdict(list)
-    for r in group:
-        key = _row_key(r)
-        versions[key[0]].add(key[1])
-        if r["status"] == "ok" and task in _scored_tasks(r) and task in (r.get("metrics") or {}):
-            ok[key].append(r)
-    rows = []
-    for key in sorted(ok):
-        rs = _latest_per_seed(ok[key])
-        rows.append((_label_plain(key, versions), [results_mod.get(r, "timing.fit_seconds") for r in rs],
-                     [results_mod.get(r, f"metrics.{task}.{spec.primary}") for r in rs]))
-    return rows
+def _plot_rows(task: str, group: list[dict], sources: dict[str, str] | None = None
+               ) -> list[tuple[str, list[float], list[float]]]:
+    """(label, fit seconds per seed, primary metric per seed) of every row of the task's table with a value."""
+    rows, _ = board_rows(task, group, sources)
+    return [(row.label, row.fit_seconds, row.primary_values) for row in rows if row.results]
 
 
-def _label_plain(key: tuple, versions: dict[str, set]) -> str:
-    """A row's label for a plot (plain text: the plot makes it safe)."""
-    name, version, params_json = key[:3]
-    label = str(name)
-    if len(versions.get(name, ())) > 1:
-        label += f" v{version}"
-    params = json.loads(params_json)
-    if params:
-        label += f" ({_fmt_params(params)})"
-    if key[4]:
-        label += " tuned"
-    return label
+def data_size(group: list[dict]) -> str:
+    """One sentence with the data set's size, from the split statistics the results record."""
+    seeds = sorted({(str(results_mod.get(r, "split.seed")), r.get("_file", "")): r for r in group
+                    if isinstance(results_mod.get(r, "split.stats"), dict)}.items())
+    if not seeds:
+        return "Data set size: not recorded in these results."
+    stats = seeds[0][1]["split"]["stats"]
+    found = {p: (stats.get(p) or {}).get("pairs") for p in ("train", "valid", "test", "other")}
+    parts: dict[str, int] = {p: v for p, v in found.items() if isinstance(v, int)}
+    if len(parts) < len(found):
+        return "Data set size: not recorded in these results."
+    total = sum(parts.values())
+    who = "".join(f", {stats[k]:,} {k}" for k in ("users", "anime") if isinstance(stats.get(k), int))
+    return (f"Data set size: {total:,} (user, anime) pairs after the protocol's filters{who} (seed "
+            f"{escape(seeds[0][0][0])}: {parts['train']:,} train, {parts['valid']:,} validation, {parts['test']:,} "
+            f"test, {parts['other']:,} in neither task).")
 
 
-def render_group(dataset: str, protocol: str, group: list[dict], plots: dict[str, str] | None = None) -> str:
-    """The Markdown of one dataset x protocol; its SVG plots (file name -> text) go into ``plots``."""
-    from animerec_bench.reports import plots as plots_mod
+def _legend(group: list[dict], tasks: list[str]) -> list[str]:
+    """How to read the tables: written once, under them."""
+    out = [f"- {_significance_note(tasks)}",
+           "- Model: name (tuned) = hyperparameters chosen by animerec-bench tune (Optuna TPE) on each seed's "
+           "validation part, then tested once (Notes: trials and seconds per seed); a plain name = the model's own "
+           "defaults. Seeds: how many seeds the row averages; — : no successful run.",
+           "- Notes: baseline = trivial/classic reference model; joint = one fit trains all its tasks (timing "
+           "shared); from X = a model not trained for ranking, ranked by its X predictions. Throughputs: "
+           "k = thousand, M = million, G = billion per second."]
+    if any(results_mod.get(r, "model.peer") for r in group):
+        out.append("- peer [n]: someone else's model run in this harness on the same split (a library's, or our "
+                   "port of a published one); the footnote under the table says whose.")
+    if any(identity.stale(r) for r in group if r["status"] == "ok"):
+        out.append("- stale: the model's code has changed since the result was made (its source file, or its "
+                   "plugin's installed version, differs from the result's `identity`); rerun with "
+                   "`animerec-bench run --missing`.")
+    return out
 
-    stem = file_for(dataset, protocol)[:-len(".md")]
-    labels = sorted({str(results_mod.get(r, "dataset.label") or dataset) for r in group})
-    synthetic = any(results_mod.get(r, "dataset.synthetic") for r in group)
-    label = labels[0] if len(labels) == 1 else dataset
-    if synthetic and "(synthetic)" not in label:
-        label += " (synthetic)"
-    tasks = [t for t, spec in tasks_mod.TASKS.items()
-             if any((spec.serves(results_mod.get(r, "model.tasks") or []) and (spec.pointwise or r.get("ranking")))
-                    or t in _scored_tasks(r) for r in group)]
+
+def _provenance(dataset: str, protocol: str, group: list[dict]) -> list[str]:
     splits = sorted({(str(results_mod.get(r, "split.seed")), str(results_mod.get(r, "split.fingerprint")))
                      for r in group}, key=lambda x: (int(x[0]) if x[0].isdigit() else x[0], x[1]))
     fps = sorted({str(results_mod.get(r, "dataset.fingerprint")) for r in group})
@@ -415,49 +347,67 @@ def render_group(dataset: str, protocol: str, group: list[dict], plots: dict[str
                       + (" (edited tree)" if results_mod.get(r, "package.dirty") else "") for r in group})
     dates = sorted(str(r.get("started_at")) for r in group)
     n_ok = sum(r["status"] == "ok" for r in group)
+    return [*_protocol_summary(protocol, results_mod.get(group[0], "protocol_params")).splitlines(), "",
+            f"Data set fingerprint: {', '.join(code(f[:16]) for f in fps)}. "
+            f"Splits (seed: fingerprint): {', '.join(f'{escape(s)}: {code(f[:12])}' for s, f in splits)}.", "",
+            f"{len(group)} result file(s), {n_ok} ok, {len(group) - n_ok} failed; runs from "
+            f"{escape(dates[0][:10])} to {escape(dates[-1][:10])}; package commit(s) {escape(', '.join(commits))}."]
+
+
+def board_label(dataset: str, group: list[dict]) -> str:
+    labels = sorted({str(results_mod.get(r, "dataset.label") or dataset) for r in group})
+    label = labels[0] if len(labels) == 1 else dataset
+    if any(results_mod.get(r, "dataset.synthetic") for r in group) and "(synthetic)" not in label:
+        label += " (synthetic)"
+    return label
+
+
+def _curves(stem: str, label: str, group: list[dict], plots: dict[str, str] | None) -> list[str]:
+    """The learning-curve figure (one panel per model that trains by epochs) and its Markdown."""
+    from animerec_bench.reports import plots as plots_mod
+
+    versions: dict[str, set] = defaultdict(set)
+    for r in group:
+        key = row_key(r)
+        versions[key.model].add(key.version)
+    # One panel per model and fitted task(s): a rating loss and an interaction loss differ in scale.
+    found = plots_mod.histories(group, lambda r: f"{plain_label(row_key(r), versions)}: {'+'.join(map(str, r.get('tasks') or []))}")
+    losses = {t: str(spec.loss) for t, spec in tasks_mod.TASKS.items() if spec.loss}
+    curves = plots_mod.learning_curves(found, f"{label}: loss per epoch", losses)
+    if curves is None or plots is None:
+        return []
+    plots[f"{stem}-curves.svg"] = curves
+    return ["", "## Learning curves", "",
+            f"![training (dashed) and validation loss per epoch, one panel per model that trains by epochs]"
+            f"({stem}-curves.svg)", "",
+            "Validation loss can sit below training loss: the training loss is the mean over an epoch while the "
+            "weights still change (and includes dropout or regularisation), the validation loss is measured once "
+            "at the epoch's end."]
+
+
+def render_group(dataset: str, protocol: str, group: list[dict], plots: dict[str, str] | None = None,
+                 sources: dict[str, str] | None = None) -> str:
+    """The Markdown of one dataset x protocol; its SVG plots (file name -> text) go into ``plots``."""
+    from animerec_bench.reports import plots as plots_mod
+
+    stem = file_for(dataset, protocol)[:-len(".md")]
+    label = board_label(dataset, group)
+    tasks = board_tasks(group)
     question = _protocol_question(protocol)
     out = [MARKER, "", f"# {escape(label)} — protocol {escape(protocol)}", "",
-           *([f"**The question.** {escape(question)}", ""] if question else []),
-           *_protocol_summary(protocol, results_mod.get(group[0], "protocol_params")).splitlines(), "",
-           f"Data set fingerprint: {', '.join(code(f[:16]) for f in fps)}. "
-           f"Splits (seed: fingerprint): {', '.join(f'{escape(s)}: {code(f[:12])}' for s, f in splits)}.", "",
-           f"{len(group)} result file(s), {n_ok} ok, {len(group) - n_ok} failed; runs from "
-           f"{escape(dates[0][:10])} to {escape(dates[-1][:10])}; package commit(s) {escape(', '.join(commits))}.",
-           "— : no successful run. Notes: baseline = trivial/classic reference model; joint = one fit trains "
-           "all its tasks (timing shared). Throughputs: k = thousand, M = million, G = billion per second."]
-    if any(results_mod.get(r, "model.peer") for r in group):
-        out.append("peer: someone else's model run in this harness on the same split (a library's, or our port of "
-                   "a published one), and whose it is.")
-    if any(results_mod.get(r, "tuning.method") == TUNED for r in group):
-        out.append("tuned (N trials, S s): hyperparameters chosen by `animerec-bench tune` (Optuna TPE) on each "
-                   "seed's validation part in N trials taking S s per seed (mean), then tested once; default: "
-                   "the model's own hyperparameters.")
-    if any(identity.stale(r) for r in group if r["status"] == "ok"):
-        out.append("stale: the model's code has changed since the result was made (its source file, or its "
-                   "plugin's installed version, differs from the result's `identity`); rerun with "
-                   "`animerec-bench run --missing`.")
+           *([f"**The question.** {escape(question)}", ""] if question else []), data_size(group),
+           "How to read the tables: under them (Legend)."]
     for task in tasks:
-        out += ["", render_task(task, group)]
-        svg = plots_mod.metric_vs_time(task, _plot_rows(task, group),
-                                       f"{label}, protocol {protocol}: {task}")
+        out += ["", render_task(task, group, sources)]
+        svg = plots_mod.metric_vs_time(task, _plot_rows(task, group, sources), f"{label}, protocol {protocol}: {task}")
         if svg is not None and plots is not None:
             name = f"{stem}-{results_mod.slug(task)}.svg"
             plots[name] = svg
             out += ["", f"![{escape(task)}: {escape(tasks_mod.get(task).primary_header)} against fit time, "
                         f"one point per model (mean ± sd over seeds), Pareto front dashed]({name})"]
-    versions: dict[str, set] = defaultdict(set)
-    for r in group:
-        key = _row_key(r)
-        versions[key[0]].add(key[1])
-    # One panel per model and fitted task(s): a rating loss and an interaction loss differ in scale.
-    curves = plots_mod.learning_curves(plots_mod.histories(
-        group, lambda r: f"{_label_plain(_row_key(r), versions)}: {'+'.join(map(str, r.get('tasks') or []))}"),
-                                       f"{label}: training (dashed) and validation loss per epoch")
-    if curves is not None and plots is not None:
-        name = f"{stem}-curves.svg"
-        plots[name] = curves
-        out += ["", "## Learning curves", "", f"![training and validation loss per epoch, one panel per model]({name})"]
-    out += ["", "## Hardware", "", *_machine_lines(group)]
+    out += _curves(stem, label, group, plots)
+    out += ["", "## Legend", "", *_legend(group, tasks), "", "## Protocol and provenance", "",
+            *_provenance(dataset, protocol, group), "", "## Hardware", "", *_machine_lines(group)]
     return "\n".join(out) + "\n"
 
 
@@ -465,8 +415,11 @@ def file_for(dataset: str, protocol: str) -> str:
     return f"{results_mod.slug(dataset)}-{results_mod.slug(protocol)}.md"
 
 
-def render(results: list[dict]) -> dict[str, str]:
-    """File name -> Markdown for every dataset x protocol in ``results``, plus the index."""
+def render(results: list[dict], sources: dict[str, str] | None = None) -> dict[str, str]:
+    """File name -> Markdown for every dataset x protocol in ``results``, plus the index.
+
+    ``sources``: ``{folder prefix of a result's _file: label}`` when several result folders are
+    merged; a model found in several of them gets one row per folder, labelled by it."""
     groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for r in sorted(results, key=lambda r: r.get("_file", "")):
         groups[(str(results_mod.get(r, "dataset.name")), str(r.get("protocol")))].append(r)
@@ -484,7 +437,7 @@ def render(results: list[dict]) -> dict[str, str]:
                                               f"{protocol!r} map to the same leaderboard file {name}; rename one")
         owners[name] = (dataset, protocol)
         plots: dict[str, str] = {}
-        files[name] = render_group(dataset, protocol, group, plots)
+        files[name] = render_group(dataset, protocol, group, plots, sources)
         clash = sorted(set(plots) & set(files))
         if clash:
             raise results_mod.ResultFileError(f"data set {dataset!r} / protocol {protocol!r} plots {clash[0]}, "
@@ -568,7 +521,7 @@ def write(out_dir: Path | str, rendered: dict[str, str]) -> list[Path]:
 def diff(out_dir: Path | str, rendered: dict[str, str]) -> str:
     """Unified diff from the tree's Markdown to the rendered one; empty when they agree."""
     out_dir = Path(out_dir)
-    chunks = []
+    chunks: list[str] = []
     for name, text in sorted(rendered.items()):
         path = out_dir / name
         old = path.read_text(encoding="utf-8") if path.exists() else ""
@@ -580,3 +533,97 @@ def diff(out_dir: Path | str, rendered: dict[str, str]) -> str:
         chunks.extend(difflib.unified_diff(path.read_text(encoding="utf-8").splitlines(keepends=True), [],
                                            fromfile=f"{path} (in the tree)", tofile="/dev/null (no results)"))
     return "".join(chunks)
+
+
+#: The README's generated block lies between these lines; ``leaderboard --publish`` rewrites it.
+SUMMARY_START = "<!-- best-models: generated by `animerec-bench leaderboard --publish` from results/; do not edit -->"
+SUMMARY_END = "<!-- best-models: end -->"
+
+
+def _main_group(results: list[dict]) -> tuple[str, str, list[dict]] | None:
+    """The board the README summarises: the data set x protocol with the most result files."""
+    groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for r in sorted(results, key=lambda r: r.get("_file", "")):
+        groups[(str(results_mod.get(r, "dataset.name")), str(r.get("protocol")))].append(r)
+    if not groups:
+        return None
+    (dataset, protocol), group = max(groups.items(), key=lambda kv: (len(kv[1]), kv[0]))
+    return dataset, protocol, group
+
+
+def _best_per_task(group: list[dict], n: int) -> dict[str, list[BoardRow]]:
+    """Each task's ``n`` best rows with a value, one per model (its better variant)."""
+    out = {}
+    for task in board_tasks(group):
+        rows, _ = board_rows(task, group)
+        seen: set[str] = set()
+        best = []
+        for row in rows:
+            if row.mean is not None and row.key.model not in seen:
+                seen.add(row.key.model)
+                best.append(row)
+        out[task] = best[:n]
+    return out
+
+
+def summary(results: list[dict], descriptions: dict[str, str], n: int = 2) -> str:
+    """The README's table of the best models per task (quality with its 95% interval, fit s, what
+    the model is), between :data:`SUMMARY_START` and :data:`SUMMARY_END`."""
+    from tabulate import tabulate
+
+    found = _main_group(results)
+    if found is None:
+        return f"{SUMMARY_START}\nNo results yet.\n{SUMMARY_END}"
+    dataset, protocol, group = found
+    table = []
+    for task, rows in _best_per_task(group, n).items():
+        spec = tasks_mod.get(task)
+        intervals = _significance_cells(task, [row for row in board_rows(task, group)[0] if row.mean is not None])
+        arrow = "↑" if spec.higher_is_better else "↓"
+        ci_of = "" if significance.METRIC[task] == spec.primary else f" ({ci_header(task)[len('95% CI '):]})"
+        for row in rows:
+            ci = intervals.get(row.key, (MISSING, ""))[0]
+            table.append([f"{task}, {spec.primary_header} {arrow}", escape(row.label), _metric(row.primary_values),
+                          ci + (ci_of if ci != MISSING else ""), _seconds(row.fit_seconds),
+                          escape(descriptions.get(row.key.model, ""))])
+    headers = ["task", "model", "mean ± sd", "95% CI", "fit s", "what it is"]
+    board = file_for(dataset, protocol)
+    return "\n".join([SUMMARY_START, "", tabulate(table, headers, tablefmt="github", disable_numparse=True), "",
+                      f"{escape(board_label(dataset, group))}, protocol {escape(protocol)}, "
+                      f"{len({r.get('split', {}).get('seed') for r in group})} seeds, test split; fit s on "
+                      f"{escape(_hardware_text(group))}. Every row: [the full board](leaderboards/{board}).",
+                      SUMMARY_END])
+
+
+def _hardware_text(group: list[dict]) -> str:
+    labels = sorted({short_label(r.get("machine") or {}) for r in group})
+    return labels[0] if len(labels) == 1 else f"{len(labels)} machines (see the board)"
+
+
+def replace_summary(readme: str, block: str) -> str:
+    """``readme`` with its generated block replaced by ``block``; UserError when it has none."""
+    start, end = readme.find(SUMMARY_START), readme.find(SUMMARY_END)
+    if start < 0 or end < start:
+        raise UserError(f"README.md has no generated block (a line {SUMMARY_START!r} and a later line "
+                        f"{SUMMARY_END!r}); add the two lines where the best models' table belongs")
+    return readme[:start] + block + readme[end + len(SUMMARY_END):]
+
+
+def top_rows_text(results: list[dict], n: int = 3) -> list[str]:
+    """Each board's and task's ``n`` best rows as terminal lines (what ``leaderboard`` prints)."""
+    groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for r in sorted(results, key=lambda r: r.get("_file", "")):
+        groups[(str(results_mod.get(r, "dataset.name")), str(r.get("protocol")))].append(r)
+    lines = []
+    for (dataset, protocol), group in sorted(groups.items()):
+        lines.append(f"{board_label(dataset, group)}, protocol {protocol}:")
+        for task in board_tasks(group):
+            spec = tasks_mod.get(task)
+            rows = [row for row in board_rows(task, group)[0] if row.mean is not None][:n]
+            arrow = "higher" if spec.higher_is_better else "lower"
+            lines.append(f"  {task} ({spec.primary_header}, {arrow} is better):" + ("" if rows else " no result"))
+            width = max((len(row.label) for row in rows), default=0)
+            for i, row in enumerate(rows, 1):
+                lines.append(f"    {i}. {row.label:<{width}}  {_metric(row.primary_values).replace(PM, ' ± ')}"
+                             f"   fit {_seconds(row.fit_seconds).replace(PM, ' ± ')} s")
+    return lines

@@ -20,6 +20,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from animerec_bench.evaluation import significance
+from animerec_bench.reports.board_rows import variant_label
 from animerec_bench.results import store as results_mod
 from animerec_bench.tasks import NAMES, TASKS
 
@@ -56,10 +57,9 @@ class Row:
 
 
 def _label(r: dict) -> str:
-    from animerec_bench.execution.tuning import TUNED
-
-    name = str(results_mod.get(r, "model.name"))
-    return f"{name}, tuned" if results_mod.get(r, "tuning.method") == TUNED else name
+    """The row's label as every view writes it (``two-tower (tuned)``)."""
+    res = results_mod.Result(r)
+    return variant_label(res.model, res.tuned)
 
 
 def _code_state(r: dict) -> str:
@@ -104,7 +104,7 @@ def sides(loaded: list[dict], *, dataset: str | None = None, protocol: str | Non
         per_user: dict | None = {}
         for seed, r in by_seed.items():
             found = results_mod.load_per_user(r)
-            if not found or task not in found:
+            if per_user is None or not found or task not in found:
                 per_user = None
                 break
             per_user[seed] = found[task]
@@ -267,6 +267,7 @@ def failure_line(rows: list[Row], threshold: float, draws: int = significance.DR
             continue
         p = "" if row.paired is None else f", p {significance.format_p(row.paired.p, draws)}"
         seeds = row.seeds or None
+        assert row.base is not None and row.head is not None  # a failed row has both sides
         parts.append(f"{model} {task} {TASKS[task].primary} {row.base.mean(seeds):.4f} -> "
                      f"{row.head.mean(seeds):.4f} ({row.change:+.2%}{p})")
     return (f"regression beyond {threshold:.1%} (relative), or a base model missing from the head, on a model "

@@ -11,6 +11,7 @@ import json
 import math
 import re
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,13 @@ from animerec_bench.errors import UserError
 from animerec_bench.support.atomic import write_text
 
 SCHEMA = 1
+#: ``{old schema: function that rewrites a result of that schema into the next one}``, applied in
+#: order on load (as asv's ``Results`` update an old ``api_version``), so readers see only the
+#: current schema. Schema 1 is the first this project wrote: nothing to migrate yet; a schema 2
+#: adds ``1: _schema_1_to_2`` here instead of teaching every reader both shapes.
+MIGRATIONS: dict[int, Callable[[dict], dict]] = {}
+#: ``tuning.method`` of a result whose parameters ``tune`` chose (execution.tuning.TUNED).
+TUNED = "optuna-tpe"
 #: A result's per-user file: ``<result stem>`` + this, beside the JSON.
 PER_USER_SUFFIX = ".users.npz"
 STATUSES = ("ok", "failed")
@@ -176,6 +184,7 @@ def check(result: Any, where: str) -> dict:
     """Raise :class:`ResultFileError` naming ``where`` unless ``result`` is a valid schema-1 result."""
     if not isinstance(result, dict):
         raise ResultFileError(f"{where}: not a result (expected a JSON object)")
+    result = migrate(result)
     schema = result.get("schema")
     if schema != SCHEMA:
         raise ResultFileError(f"{where}: result schema {schema!r} is not supported (this version reads "
@@ -191,6 +200,16 @@ def check(result: Any, where: str) -> dict:
     problem = metrics_problem(result)
     if problem:
         raise ResultFileError(f"{where}: {problem}")
+    return result
+
+
+def migrate(result: dict) -> dict:
+    """``result`` rewritten to :data:`SCHEMA` through :data:`MIGRATIONS` (unchanged when current or
+    unknown: :func:`check` names an unknown schema)."""
+    schema = result.get("schema")
+    while isinstance(schema, int) and schema in MIGRATIONS:
+        result = MIGRATIONS[schema](result)
+        schema = result.get("schema")
     return result
 
 
@@ -309,3 +328,83 @@ def load_per_user(result: dict) -> dict | None:
     if problem:
         raise ResultFileError(f"{where}: {problem}")
     return per_task
+
+
+class Result:
+    """A loaded result with named, typed fields, so readers (boards, plots, the gate, the API) do
+    not each spell ``r["model"]["params_set"]`` their own way. Wraps the checked dict of
+    :func:`load` (``raw``); every field reads the current schema (:func:`migrate` ran on load)."""
+
+    __slots__ = ("raw",)
+
+    def __init__(self, raw: dict):
+        self.raw = raw
+
+    @property
+    def file(self) -> str:
+        """The file's path relative to its results folder (set by :func:`load_all`)."""
+        return str(self.raw.get("_file", ""))
+
+    @property
+    def ok(self) -> bool:
+        return self.raw.get("status") == "ok"
+
+    @property
+    def model(self) -> str:
+        return str(get(self.raw, "model.name"))
+
+    @property
+    def model_version(self) -> str:
+        return str(get(self.raw, "model.version", "1"))
+
+    @property
+    def model_info(self) -> dict:
+        """The ``model`` record: name, version, params, tasks, baseline, joint, peer, ..."""
+        return self.raw.get("model") or {}
+
+    @property
+    def model_tasks(self) -> list[str]:
+        return list(get(self.raw, "model.tasks") or self.raw.get("tasks") or [])
+
+    @property
+    def tasks(self) -> list[str]:
+        """The tasks the job fitted."""
+        return list(self.raw.get("tasks") or [])
+
+    @property
+    def tuned(self) -> bool:
+        """Whether ``tune`` chose the parameters (the row's variant is "tuned", else "default")."""
+        return get(self.raw, "tuning.method") == TUNED
+
+    @property
+    def shown_params(self) -> dict:
+        """The parameters a board names in the row: those set by hand, or those a tuned run fixed."""
+        return dict(get(self.raw, "tuning.fixed" if self.tuned else "model.params_set", {}) or {})
+
+    @property
+    def seed(self) -> Any:
+        return get(self.raw, "split.seed")
+
+    @property
+    def dataset(self) -> str:
+        return str(get(self.raw, "dataset.name"))
+
+    @property
+    def protocol(self) -> str:
+        return str(self.raw.get("protocol"))
+
+    @property
+    def started_at(self) -> str:
+        return str(self.raw.get("started_at"))
+
+    @property
+    def machine(self) -> dict:
+        return self.raw.get("machine") or {}
+
+    def metric(self, task: str, metric: str) -> Any:
+        """``metrics.<task>.<metric>``, or None."""
+        return ((self.raw.get("metrics") or {}).get(task) or {}).get(metric)
+
+    def value(self, dotted: str) -> Any:
+        """Any other field by its documented dotted name (``timing.fit_seconds``)."""
+        return get(self.raw, dotted)
