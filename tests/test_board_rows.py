@@ -125,7 +125,8 @@ def test_list_describes_each_model_and_a_typo_gets_a_suggestion(tmp_path):
 
 
 def test_a_plugins_own_test_file_beside_it_is_not_loaded(tmp_path):
-    from animerec_bench.plugins.registry import load_registry, loose_plugin_files
+    from animerec_bench.plugins.loader import loose_plugin_files
+    from animerec_bench.plugins.registry import load_registry
 
     folder = tmp_path / "plugins"
     folder.mkdir()
