@@ -16,11 +16,14 @@ the id-based models answer better, so ``run --all`` there spends no time on them
 from __future__ import annotations
 
 import numpy as np
-import scipy.linalg
-import scipy.sparse as sp
 
 from animerec_bench import hookimpl
 from animerec_bench.model import Interactions, Model, check_param
+from animerec_bench.support.lazy import lazy_module
+
+# Imported on first use: loading the plugins (`list`) must not pay for scipy.
+sp = lazy_module("scipy.sparse")
+linalg = lazy_module("scipy.linalg")
 
 #: The protocols these models take part in.
 COLD_PROTOCOLS = ("season-v1", "cold-items-v1")
@@ -205,7 +208,7 @@ class FeatureRidge(Model):
         if task == "ranking":
             gram = (f.T @ f).toarray().astype(np.float64) + self.reg * np.eye(f.shape[1])
             yf = (_liked(train, features.n_items) @ f).toarray().astype(np.float64)  # users x features
-            self.user_weights_ = scipy.linalg.cho_solve(scipy.linalg.cho_factor(gram), yf.T).T.astype(np.float32)
+            self.user_weights_ = linalg.cho_solve(linalg.cho_factor(gram), yf.T).T.astype(np.float32)
         else:
             self._fit_rating(train, f)
         return self
@@ -218,12 +221,12 @@ class FeatureRidge(Model):
         self.mean_ = float(y.mean()) if len(y) else 5.5
         n_i = np.bincount(part.item, minlength=f.shape[0]).astype(np.float64)
         weight = n_i / (n_i + 3.0)  # an anime's mean residual counts by how many ratings it has
-        factor = scipy.linalg.cho_factor((f.T @ sp.diags(weight) @ f).toarray() + self.reg * np.eye(f.shape[1]))
+        factor = linalg.cho_factor((f.T @ sp.diags(weight) @ f).toarray() + self.reg * np.eye(f.shape[1]))
         n_u = np.bincount(part.user, minlength=train.n_users)
         bu = np.zeros(train.n_users)
         for _ in range(8):
             resid = np.bincount(part.item, weights=y - self.mean_ - bu[part.user], minlength=f.shape[0])
-            beta = scipy.linalg.cho_solve(factor, f.T @ (weight * resid / np.maximum(n_i, 1)))
+            beta = linalg.cho_solve(factor, f.T @ (weight * resid / np.maximum(n_i, 1)))
             bi = (resid + 3.0 * (f @ beta)) / (n_i + 3.0)
             bu = np.bincount(part.user, weights=y - self.mean_ - bi[part.item], minlength=train.n_users) / (n_u + 1.0)
         self.beta_, self.user_bias_, self.item_bias_ = beta, bu, bi
@@ -285,12 +288,12 @@ class FeatureKernel(Model):
         kernel = (known @ self.known_t_).toarray().astype(np.float64) ** self.power
         kernel[np.diag_indices_from(kernel)] += self.reg
         liked = _liked(train, features.n_items)[:, self.trained_].toarray().astype(np.float64)
-        self.user_weights_ = scipy.linalg.cho_solve(scipy.linalg.cho_factor(kernel, overwrite_a=True),
+        self.user_weights_ = linalg.cho_solve(linalg.cho_factor(kernel, overwrite_a=True),
                                                     liked.T, overwrite_b=True).T.astype(np.float32)
         f = features.matrix[self.trained_]
         likes = np.bincount(train.item[train.label == 1], minlength=features.n_items)[self.trained_]
         gram = (f.T @ f).toarray().astype(np.float64) + 10.0 * np.eye(f.shape[1])
-        self.popularity_beta_ = scipy.linalg.cho_solve(scipy.linalg.cho_factor(gram), f.T @ np.log1p(likes))
+        self.popularity_beta_ = linalg.cho_solve(linalg.cho_factor(gram), f.T @ np.log1p(likes))
         self.epochs_ = 0
         return self
 

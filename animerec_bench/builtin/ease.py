@@ -182,6 +182,8 @@ class EASE(Model):
     def fold_in(self, history: History) -> FoldedUsers:
         """The user's row of X (their liked anime: label 1), exactly what a fit on them would
         hold: EASE's B does not depend on any one user's row beyond XᵀX, which stays as fitted."""
+        import scipy.sparse
+
         liked = self._active_positions(history)
         row = scipy.sparse.csr_matrix((np.ones(len(liked), np.float32), (np.zeros(len(liked), np.int64), liked)),
                                       shape=(1, len(self.active_)))
@@ -225,6 +227,8 @@ class EASE(Model):
 
     @classmethod
     def load(cls, folder) -> "EASE":
+        import scipy.sparse
+
         params, z = load_arrays(folder)
         model = from_saved_params(cls, params)
         model.l2_, model.n_items_ = float(z["l2"]), int(z["n_items"])
