@@ -153,7 +153,8 @@ class RatingTask(Task):
         return (-5.0, 20.0)
 
     def clip(self, p) -> np.ndarray:
-        return np.clip(np.asarray(p, dtype=np.float64), *self.prediction_range)
+        lo, hi = self.prediction_range or (-np.inf, np.inf)
+        return np.clip(np.asarray(p, dtype=np.float64), lo, hi)
 
     def score(self, y, p, user=None):
         p = self.clip(p)

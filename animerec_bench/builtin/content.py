@@ -15,15 +15,20 @@ the id-based models answer better, so ``run --all`` there spends no time on them
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from animerec_bench import hookimpl
 from animerec_bench.model import Interactions, Model, check_param
 from animerec_bench.support.lazy import lazy_module
 
-# Imported on first use: loading the plugins (`list`) must not pay for scipy.
-sp = lazy_module("scipy.sparse")
-linalg = lazy_module("scipy.linalg")
+if TYPE_CHECKING:
+    import scipy.linalg as linalg
+    import scipy.sparse as sp
+else:  # imported on first use: loading the plugins (`list`) must not pay for scipy
+    sp = lazy_module("scipy.sparse")
+    linalg = lazy_module("scipy.linalg")
 
 #: The protocols these models take part in.
 COLD_PROTOCOLS = ("season-v1", "cold-items-v1")

@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from animerec_bench.errors import UserError
 from animerec_bench.execution.executors import Executor
@@ -209,7 +210,7 @@ def lease_cores(n: int) -> Iterator[tuple[int, ...] | None]:
         return
     folder = Path(tempfile.gettempdir()) / f"animerec-bench-cores-{os.getuid()}"
     folder.mkdir(parents=True, exist_ok=True)
-    held: list[tuple[int, object]] = []
+    held: list[tuple[int, IO[bytes]]] = []
     try:
         for core in usable:
             fh = open(folder / f"core-{core}.lock", "a+b")  # noqa: SIM115 - held until the job ends
@@ -223,8 +224,8 @@ def lease_cores(n: int) -> Iterator[tuple[int, ...] | None]:
                 break
         yield tuple(core for core, _ in held) if len(held) == n else None
     finally:
-        for _, fh in held:
-            fh.close()
+        for _, lock in held:
+            lock.close()
 
 
 def run_on_node(job, settings, split_fingerprint: str, split_box: list, cpus: int, driver_version: str) -> dict:

@@ -70,7 +70,7 @@ def space_problem(cls: type) -> str | None:
             return f"{where} = {spec!r}: {problem}"
     objective = getattr(cls, "tuning_objective", None)
     if objective is not None and objective not in tuple(getattr(cls, "tasks", ())):
-        return f"tuning_objective {objective!r} is not one of the model's tasks {tuple(cls.tasks)}"
+        return f"tuning_objective {objective!r} is not one of the model's tasks {tuple(getattr(cls, 'tasks', ()))}"
     return None
 
 
@@ -106,9 +106,9 @@ def _spec_problem(spec: object) -> str | None:
 
 def distributions(space: Mapping[str, tuple]) -> dict:
     """The space as Optuna distributions (``space`` already checked by :func:`space_problem`)."""
-    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+    from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
-    out = {}
+    out: dict[str, BaseDistribution] = {}
     for key, spec in space.items():
         if spec[0] == "categorical":
             out[key] = CategoricalDistribution(list(spec[1]))
@@ -170,7 +170,7 @@ def objective_for(cls: type, job_tasks: tuple[str, ...]) -> Objective:
     its ``tuning_objective`` if declared, else its first task's (asked of :mod:`tasks`, so a new
     task plugs in)."""
     if getattr(cls, "joint", False):
-        task = getattr(cls, "tuning_objective", None) or tuple(cls.tasks)[0]
+        task = getattr(cls, "tuning_objective", None) or tuple(getattr(cls, "tasks"))[0]  # noqa: B009
     else:
         task = job_tasks[0]
     spec = tasks_mod.get(task)
@@ -293,7 +293,9 @@ def open_study(name: str, objective: Objective):
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     tuning_dir().mkdir(parents=True, exist_ok=True)
     check_storage()
-    return optuna.create_study(storage=storage_url(), study_name=name, direction=objective.direction,
+    direction = optuna.study.StudyDirection.MINIMIZE if objective.direction == "minimize" \
+        else optuna.study.StudyDirection.MAXIMIZE
+    return optuna.create_study(storage=storage_url(), study_name=name, direction=direction,
                                load_if_exists=True)
 
 
@@ -385,7 +387,8 @@ def tune_job(job, ctx, budget: Budget, *, existing: list[dict], say: Say) -> Out
 def within(budget: Budget, trials: list) -> list:
     """The counted trials (in order) that the budget allowed to start: the same stopping rule as the
     search, so a study that ran longer before is judged on exactly what this budget would have run."""
-    used, seconds = [], 0.0
+    used: list = []
+    seconds = 0.0
     for t in sorted(trials, key=lambda t: t.number):
         if budget.spent(len(used), seconds):
             break
