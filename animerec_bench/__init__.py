@@ -1,23 +1,16 @@
 """animerec-bench: honest, fast, reproducible recommender benchmarks on MyAnimeList data.
 
-Import-light on purpose: TensorFlow/Keras are imported only where a model trains.
+Import-light on purpose: TensorFlow/Keras are imported only where a model trains. The package
+root only re-exports: ``__version__`` (:mod:`animerec_bench.support.version`), ``hookimpl``
+(beside the hook specifications, :mod:`animerec_bench.hookspecs`) and the Python API
+(:mod:`animerec_bench.api`, imported on first use). docs/architecture.md shows the layers.
 """
 
-import importlib.metadata
-
-import pluggy
-
 from animerec_bench import _moved
-
-try:  # set at install time by setuptools-scm: the release, or 0.1.devN+g<commit>[.d<date>] between them
-    __version__ = importlib.metadata.version("animerec-bench")
-except importlib.metadata.PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0+unknown"
+from animerec_bench.hookspecs import hookimpl
+from animerec_bench.support.version import __version__
 
 _moved.install()  # the flat layout's module paths keep working (with a DeprecationWarning)
-
-#: Marker for hook implementations in plugins: ``@animerec_bench.hookimpl``.
-hookimpl = pluggy.HookimplMarker("animerec_bench")
 
 #: The Python API (``animerec_bench.api``), imported on first use so ``import animerec_bench``
 #: stays light: ``from animerec_bench import load_split, evaluate, results_frame``.

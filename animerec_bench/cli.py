@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import click
 
-from animerec_bench import __version__
 from animerec_bench.commands.compare import compare
 from animerec_bench.commands.data import data
 from animerec_bench.commands.leaderboard import leaderboard
@@ -12,6 +11,7 @@ from animerec_bench.commands.listing import list_
 from animerec_bench.commands.run import run
 from animerec_bench.commands.tune import tune
 from animerec_bench.errors import UserError
+from animerec_bench.support.version import __version__
 
 
 class _UserFacingError(click.ClickException):

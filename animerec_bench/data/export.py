@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from animerec_bench import __version__
 from animerec_bench.errors import UserError
 from animerec_bench.support.atomic import atomic_path
+from animerec_bench.support.version import __version__
 
 if TYPE_CHECKING:
     import pyarrow as pa

@@ -10,7 +10,7 @@ remote executor would multiply. So:
   members a chunk at a time (the same bytes :attr:`Split.fingerprint` hashes), so the parent's
   memory does not grow with the data;
 - a split that must be made is made by a child process (``python -m
-  animerec_bench.data.split_file``), which loads the same plugins, builds and caches it, and exits,
+  animerec_bench.execution.split_child``), which loads the same plugins, builds and caches it, and exits,
   taking its memory with it;
 - a tuning trial's copy without the test part is written member by member (:func:`without_test`).
 """
@@ -147,11 +147,11 @@ def child_command(protocol: str, dataset: str, seed: int, plugins_dir: str | Non
     spec = json.dumps({"protocol": protocol, "dataset": dataset, "seed": seed, "plugins_dir": plugins_dir})
     env = dict(os.environ)
     env.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
-    return [sys.executable, "-P", "-m", "animerec_bench.data.split_file", spec], env
+    return [sys.executable, "-P", "-m", "animerec_bench.execution.split_child", spec], env
 
 
 def _make_in_child(protocol: str, dataset: str, seed: int, plugins_dir: str | None) -> None:
-    """Run ``python -m animerec_bench.data.split_file`` to make and cache one split; a user's mistake
+    """Run ``python -m animerec_bench.execution.split_child`` to make and cache one split; a user's mistake
     it meets (a damaged data file) comes back as the same one-line UserError."""
     argv, env = child_command(protocol, dataset, seed, plugins_dir)
     proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, env=env)
@@ -194,25 +194,3 @@ def without_test(src: Path, dst: Path) -> str:
         with zipfile.ZipFile(tmp, "a", allowZip64=True) as zout, zout.open("meta.npy", "w") as out:
             np.lib.format.write_array(out, np.frombuffer(json.dumps(trimmed).encode(), dtype=np.uint8))
     return fingerprint
-
-
-def main(argv: list[str] | None = None) -> int:
-    """The child: make (or load and verify) one split, caching it; exit 0, or 2 with a JSON line
-    ``{"user_error": ...}`` on stdout for a user's mistake."""
-    args = sys.argv[1:] if argv is None else argv
-    spec = json.loads(args[0])
-    try:
-        from animerec_bench.data.protocol import get_protocol
-        from animerec_bench.plugins.registry import load_registry
-
-        dataset = load_registry(spec.get("plugins_dir")).dataset(spec["dataset"])
-        get_protocol(spec["protocol"]).split(dataset, int(spec["seed"]))
-    except UserError as exc:
-        print(json.dumps({"user_error": str(exc)}), flush=True)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    raise SystemExit(main())

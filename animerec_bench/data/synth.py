@@ -205,8 +205,8 @@ def write(p: SynthParams, out: Path | str) -> dict:
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    from animerec_bench import __version__
     from animerec_bench.support.atomic import atomic_path
+    from animerec_bench.support.version import __version__
 
     out = Path(out)
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MARKER).exists())):

@@ -30,9 +30,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from animerec_bench import __version__
 from animerec_bench.errors import UserError
 from animerec_bench.support import paths
+from animerec_bench.support.version import __version__
 
 #: The ``error_kind`` of a job that Ray could not run to its end (not the job's own failure).
 RAY_FAILURE = "executor"

@@ -34,7 +34,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from animerec_bench import __version__
 from animerec_bench.data.split_file import cached_or_made, without_test
 from animerec_bench.errors import UserError
 from animerec_bench.execution.job_processes import JOB_ENV, KernelLog, kernel_pid, kill_job, pid_alive
@@ -43,6 +42,7 @@ from animerec_bench.model import validate_params
 from animerec_bench.results import store as results
 from animerec_bench.support import paths
 from animerec_bench.support.timing import harness_seconds
+from animerec_bench.support.version import __version__
 from animerec_bench.tasks import NAMES as TASK_NAMES
 from animerec_bench.tasks import RANKING
 
@@ -228,7 +228,7 @@ def git_revision(root: Path | None = None) -> tuple[str | None, bool | None]:
     makes results (``animerec_bench/``, ``plugins/``) differs from it (edited or new files);
     (None, None) outside a checkout. A result from a dirty tree is not reproducible from its
     commit, so its file says so."""
-    root = root or Path(__file__).resolve().parent.parent
+    root = root or paths.SOURCE_ROOT
     if not (root / ".git").exists():
         return None, None
     commit = (_git(root, "rev-parse", "HEAD") or "").strip()

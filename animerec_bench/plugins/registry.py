@@ -21,6 +21,7 @@ from animerec_bench import hookspecs
 from animerec_bench.dataset import DatasetWarning
 from animerec_bench.errors import PluginError
 from animerec_bench.model import Model, param_defaults
+from animerec_bench.support.paths import is_checkout
 from animerec_bench.tasks import NAMES as TASKS
 
 PROJECT = "animerec_bench"
@@ -65,26 +66,6 @@ class PluginsFolder:
     source: str
     #: One line for the user when something is off (a named folder that does not exist...).
     warning: str | None = None
-
-
-def is_checkout(folder: Path) -> bool:
-    """Whether ``folder`` is a checkout of this project: its ``pyproject.toml`` names
-    ``animerec-bench``, or it is the source tree this package runs from."""
-    import tomllib
-
-    try:
-        if folder.resolve() == _source_root():
-            return True
-        with open(folder / "pyproject.toml", "rb") as fh:
-            name = tomllib.load(fh).get("project", {}).get("name", "")
-    except (OSError, ValueError, AttributeError):
-        return False
-    return isinstance(name, str) and name.lower().replace("_", "-") == "animerec-bench"
-
-
-def _source_root() -> Path | None:
-    root = Path(__file__).resolve().parent.parent
-    return root if (root / "pyproject.toml").exists() or (root / ".git").exists() else None
 
 
 def resolve_plugins_dir(explicit: str | os.PathLike | None = None, *, cwd: Path | None = None) -> PluginsFolder:
@@ -172,7 +153,7 @@ def get_plugin_manager(plugins_dir: Any = AUTO, on_step: StepListener | None = N
     blocked = disabled_plugins()
     for name in blocked:
         pm.set_blocked(name)
-    from animerec_bench import __version__
+    from animerec_bench.support.version import __version__
 
     for modname in DEFAULT_PLUGINS:
         short = modname.rsplit(".", 1)[-1]

@@ -35,6 +35,30 @@ def leaderboards_dir() -> Path:
     return home() / "leaderboards"
 
 
+#: The folder this package's source tree sits in (a checkout's root when run from one).
+SOURCE_ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+def source_root() -> Path | None:
+    """The checkout this package runs from, or None for an installed copy (no pyproject, no .git)."""
+    return SOURCE_ROOT if (SOURCE_ROOT / "pyproject.toml").exists() or (SOURCE_ROOT / ".git").exists() else None
+
+
+def is_checkout(folder: Path) -> bool:
+    """Whether ``folder`` is a checkout of this project: its ``pyproject.toml`` names
+    ``animerec-bench``, or it is the source tree this package runs from."""
+    import tomllib
+
+    try:
+        if folder.resolve() == source_root():
+            return True
+        with open(folder / "pyproject.toml", "rb") as fh:
+            name = tomllib.load(fh).get("project", {}).get("name", "")
+    except (OSError, ValueError, AttributeError):
+        return False
+    return isinstance(name, str) and name.lower().replace("_", "-") == "animerec-bench"
+
+
 #: The published pair, relative to a checkout of this project: written only on request
 #: (``--publish``, or naming the folders), so a newcomer's run never rewrites the public board.
 PUBLISHED_RESULTS = "results"
@@ -44,7 +68,6 @@ PUBLISHED_LEADERBOARDS = "leaderboards"
 def published(option: str = "--publish", cwd: Path | None = None) -> tuple[Path, Path]:
     """The current checkout's ``results/`` and ``leaderboards/``; a UserError outside a checkout."""
     from animerec_bench.errors import UserError
-    from animerec_bench.plugins.registry import is_checkout
 
     cwd = Path.cwd() if cwd is None else cwd
     if not is_checkout(cwd):

@@ -1,0 +1,35 @@
+"""The code fingerprint ignores where imports come from, comments and layout, and nothing else."""
+
+from animerec_bench.results.identity import code_fingerprint, normalised_source
+
+BEFORE = '''"""A model."""
+import numpy as np
+from animerec_bench.ranking import evaluate
+
+
+def fit(x):
+    for row in x:
+        total = np.sum(row)
+    return total  # the last row's sum
+'''
+
+
+def test_moving_imports_comments_and_spacing_keep_the_fingerprint():
+    moved = BEFORE.replace("from animerec_bench.ranking import evaluate",
+                           "from animerec_bench.evaluation.ranking import (\n    evaluate,\n)")
+    moved = moved.replace("# the last row's sum", "").replace("np.sum(row)", "np.sum( row )")
+    assert normalised_source(moved) == normalised_source(BEFORE)
+
+
+def test_a_change_of_code_or_of_block_structure_changes_the_fingerprint():
+    assert normalised_source(BEFORE.replace("np.sum", "np.mean")) != normalised_source(BEFORE)
+    dedented = BEFORE.replace("        total = np.sum(row)\n    return", "        total = np.sum(row)\n        return")
+    assert normalised_source(dedented) != normalised_source(BEFORE)  # return moved into the loop
+
+
+def test_a_builtin_models_fingerprint_records_its_method():
+    from animerec_bench.builtin.ease import EASE
+
+    code = code_fingerprint(EASE)
+    assert code["kind"] == "source" and code["method"] == "tokens-without-imports"
+    assert len(code["sha256"]) == 64
