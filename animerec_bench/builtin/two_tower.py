@@ -290,7 +290,7 @@ class TwoTower(Model):
         rate = k.optimizers.schedules.CosineDecay(self.learning_rate, decay_steps=max(steps, 1))
         net.compile(optimizer=LazyAdam(learning_rate=rate), loss=make_loss(train.n_items, self.group_size),
                     jit_compile=k.backend.backend() == "jax", steps_per_execution=STEPS_PER_EXECUTION)
-        self.history_ = {"loss": [], "val_loss": [], "val_ndcg10": []}
+        self.history_: dict[str, list[float]] = {"loss": [], "val_loss": [], "val_ndcg10": []}
         self.epochs_ = self.best_epoch_ = 0
         started = time.perf_counter()
         if len(item):
