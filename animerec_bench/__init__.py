@@ -13,8 +13,8 @@ from animerec_bench.support.version import __version__
 _moved.install()  # the flat layout's module paths keep working (with a DeprecationWarning)
 
 #: The Python API (``animerec_bench.api``), imported on first use so ``import animerec_bench``
-#: stays light: ``from animerec_bench import load_split, evaluate, results_frame``.
-_API = ("load_split", "evaluate", "results_frame")
+#: stays light: ``from animerec_bench import load_split, evaluate, results_frame, recommend``.
+_API = ("load_split", "evaluate", "results_frame", "fit", "recommend")
 
 __all__ = ["__version__", "hookimpl", *_API]
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from animerec_bench.errors import DataError
+from animerec_bench.errors import DataError, UserError
 
 #: Column -> numpy dtype of the canonical interactions table every data set is stored in.
 CANONICAL_DTYPES: dict[str, str] = {
@@ -71,6 +71,9 @@ class Dataset:
     fingerprint_source: str | None = field(default=None, compare=False)
     #: How a user restores the file when it is damaged (e.g. the ``data import`` line that made it).
     repair: str | None = field(default=None, compare=False)
+    #: Anime metadata (Parquet, one row per anime: anime_id, name, genres, type, episodes) from
+    #: which the framework builds models' anime features; None: the data set has none.
+    anime_path: Path | None = field(default=None, compare=False)
 
     def table(self):
         """The interactions as an Arrow table with the canonical schema, verified against
@@ -115,6 +118,16 @@ class Dataset:
 
         t = pq.read_table(self.titles_path, columns=["anime_id", "title"])
         return dict(zip(t.column("anime_id").to_pylist(), t.column("title").to_pylist()))
+
+    def anime_metadata(self, columns: list[str]):
+        """The metadata's ``columns`` as an Arrow table (only those are read); UserError when
+        the data set has no metadata file (the cold-start protocols need one)."""
+        import pyarrow.parquet as pq
+
+        if self.anime_path is None or not Path(self.anime_path).exists():
+            raise UserError(f"data set {self.name!r} has no anime metadata (genres, type, episodes, names); "
+                            f"the anime features and the cold-start protocols need it")
+        return pq.read_table(self.anime_path, columns=columns)
 
     @property
     def label(self) -> str:

@@ -31,8 +31,9 @@ def register_models(register: Callable[[type], None]) -> None:
     with defaults. It implements ``fit(train, valid, *, tasks, seed) -> self`` and
     ``predict(user, item) -> {task: scores}`` for the pointwise tasks (``rating``,
     ``interaction``), and ``score(user) -> [len(user), n_anime]`` if it lists ``ranking`` (optional
-    otherwise: without it a model is ranked from its predictions); see
-    :class:`animerec_bench.model.Model`.
+    otherwise: without it a model is ranked from its predictions). Optionally ``save(folder)`` /
+    ``load(folder)`` (no pickle) for ``fit``, and ``fold_in(history)`` (plus ``explain``) for
+    ``recommend``; see :class:`animerec_bench.model.Model` and ``docs/plugins.md``.
 
     :param register: callable taking one model class; a duplicate name or an invalid
         declaration is reported as an error naming the plugin, and that model is skipped.

@@ -87,9 +87,27 @@ class Model:
     #: e.g. ``"Surprise 1.1.5"``: recorded in every result and shown in the board's Notes as
     #: ``peer: Surprise 1.1.5``, so nobody mistakes it for ours. None: one of ours.
     peer: ClassVar[str | None] = None
+    #: One line saying what the model is, for ``list`` and the README's table of the best models;
+    #: None: the first sentence of the class docstring.
+    description: ClassVar[str | None] = None
     #: "keras" when fit needs Keras: the runner imports it before timing fit (it takes seconds);
     #: "numpy" for anything else. A class that does not subclass Model must declare it.
     framework: ClassVar[str] = "numpy"
+    #: Hyperparameters that may be given as inf (or NaN) with ``--param``, e.g. a "no limit" value;
+    #: any other non-finite number is refused before a job runs.
+    accepts_non_finite: ClassVar[tuple[str, ...]] = ()
+    #: True when the model uses anime features (genres, type, episodes, title words; see
+    #: :mod:`animerec_bench.data.features`) and so can score anime no training pair has. Then
+    #: ``fit`` gets a keyword argument ``features`` (the features of the anime it may know: the
+    #: first ``features.n_items`` of the vocabulary, train and validation anime), and after ``fit``,
+    #: before it scores anything, the framework calls :meth:`set_item_features` with every anime's
+    #: features (test anime included: they reach the model only then). Only such models take part
+    #: in the cold-start protocols (``season-v1``, ``cold-items-v1``); the others are skipped there.
+    #: Never among the features: MAL's mean score and members (measured after a show airs).
+    item_features: ClassVar[bool] = False
+    #: The protocols the model takes part in (None: every one). A model that answers only the
+    #: cold-start question (``("season-v1", "cold-items-v1")``) adds no time to ``run --all`` on v1.
+    protocols: ClassVar[tuple[str, ...] | None] = None
 
     #: Set by the runner: called with a dict such as ``{"epoch": 3, "loss": 1.2, "val_loss": 1.3}``.
     on_progress: Callable[[Mapping[str, Any]], None] | None = None
@@ -107,6 +125,12 @@ class Model:
     def get_params(self) -> dict[str, Any]:
         """The hyperparameters this instance was built with (read back from attributes)."""
         return {k: getattr(self, k) for k in param_defaults(type(self))}
+
+    def set_item_features(self, features: Any) -> None:
+        """Receive every anime's features (an ``ItemFeatures``: ``features.matrix`` is a scipy CSR
+        matrix, one row per anime index) before scoring; kept as ``self.features_``. Called only
+        for a model that declares ``item_features = True``."""
+        self.features_ = features
 
     def report_progress(self, **info: Any) -> None:
         if self.on_progress is not None:
@@ -140,11 +164,119 @@ class Model:
     # ranked by it when it has it, else from its interaction, else its rating predictions.
     # Not defined here, so that ``hasattr(model, "score")`` says whether a model has one.
 
+    # Optional, for ``fit`` / ``recommend`` (docs/plugins.md, "Saving and fold-in"); like ``score``,
+    # not defined here, so that ``hasattr`` says whether a model has them:
+    # - ``save(self, folder: Path) -> None``: write the fitted state into the (empty, existing)
+    #   ``folder``, with no pickle: numpy arrays with :func:`save_arrays`, a Keras model in the
+    #   ``.keras`` format plus its config as JSON.
+    # - ``load(cls, folder: Path) -> Model`` (classmethod): the fitted model ``save`` wrote, its
+    #   scores equal to the saved one's (``check_model`` checks it to 1e-6).
+    # - ``fold_in(self, history: History) -> FoldedUsers``: a user the model never saw, from
+    #   their list, in the form ``score`` accepts in place of user indices (exact for item-item
+    #   models: the user's row; one least-squares solve with the item factors fixed for factor models).
+    # - ``explain(self, history: History, items: np.ndarray) -> np.ndarray``: for each of
+    #   ``items``, the position in ``history`` of the entry that contributed most to its score
+    #   (-1: none did); item-item models can say it, the ``why`` column of ``recommend``.
+
+
+@dataclass(frozen=True)
+class History:
+    """One user's list as ``fold_in`` gets it: anime of the training vocabulary (indices), each with
+    its rating (0 = not scored, else 1-10) and interaction label (-1 = unknown taste, 1 liked,
+    0 disliked), by the protocol's rules (``recommend`` maps a MyAnimeList list this way)."""
+
+    item: np.ndarray  # int32 indices into the training vocabulary, distinct
+    rating: np.ndarray  # float32, 0 = not a rating example
+    label: np.ndarray  # int8, -1 = not an interaction example
+    n_items: int
+
+    def __len__(self) -> int:
+        return len(self.item)
+
+    @classmethod
+    def of_user(cls, part: Interactions, user: int) -> "History":
+        """The pairs of ``user`` in ``part`` (e.g. a split's train part) as a history."""
+        mine = part.user == user
+        return cls(part.item[mine].astype(np.int32), part.rating[mine].astype(np.float32),
+                   part.label[mine].astype(np.int8), part.n_items)
+
+
+@dataclass(frozen=True)
+class FoldedUsers:
+    """Users the model never saw, as ``fold_in`` returns them and ``score`` accepts them.
+
+    ``rows``: the model's own representation, one row per user (e.g. a sparse row of liked anime
+    for an item-item model, the factor vector for a factor model)."""
+
+    rows: Any
+
+    def __len__(self) -> int:
+        return self.rows.shape[0]
+
+
+#: The files :func:`save_arrays` writes: the hyperparameters, and one ``.npy`` per array in a folder.
+PARAMS_FILE = "params.json"
+ARRAYS_DIR = "arrays"
+#: Arrays larger than this are memory-mapped when loaded (read-only): a saved EASE matrix of
+#: 200 MB then costs nothing to load, and scoring a user reads only the rows it needs.
+MMAP_BYTES = 1 << 20
+
+
+def save_arrays(folder, params: Mapping[str, Any], **arrays: Any) -> None:
+    """Save a numpy model: ``params.json`` (hyperparameters) and ``arrays/<name>.npy`` for each
+    array or scalar (no object arrays: they would need pickle)."""
+    import json
+    from pathlib import Path
+
+    folder = Path(folder)
+    (folder / ARRAYS_DIR).mkdir(parents=True, exist_ok=True)
+    for key, value in arrays.items():
+        value = np.asarray(value)
+        if value.dtype == object or not key.isidentifier():
+            raise TypeError(f"save_arrays: {key!r} must be a numeric array with a plain name (no pickle)")
+        np.save(folder / ARRAYS_DIR / f"{key}.npy", value, allow_pickle=False)
+    (folder / PARAMS_FILE).write_text(json.dumps(_plain(dict(params)), sort_keys=True), encoding="utf-8")
+
+
+def load_arrays(folder) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """What :func:`save_arrays` wrote: (hyperparameters, arrays), read with ``allow_pickle=False``;
+    arrays over :data:`MMAP_BYTES` are memory-mapped read-only."""
+    import json
+    from pathlib import Path
+
+    folder = Path(folder)
+    params = json.loads((folder / PARAMS_FILE).read_text(encoding="utf-8"))
+    arrays = {}
+    for path in sorted((folder / ARRAYS_DIR).glob("*.npy")):
+        big = path.stat().st_size > MMAP_BYTES
+        arrays[path.stem] = np.load(path, mmap_mode="r" if big else None, allow_pickle=False)
+    return params, arrays
+
+
+def _plain(value: Any) -> Any:
+    """Hyperparameters as JSON: tuples become lists (read back as tuples by :func:`from_saved_params`)."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def from_saved_params(cls: type, params: Mapping[str, Any]):
+    """An unfitted ``cls`` built from saved hyperparameters, lists turned back into tuples where the
+    default is a tuple (JSON has no tuples; ``get_params`` must read back what was saved)."""
+    defaults = param_defaults(cls)
+    fixed = {k: (tuple(v) if isinstance(defaults.get(k), tuple) and isinstance(v, list) else v)
+             for k, v in params.items() if k in defaults}
+    return cls(**fixed)
+
 
 def param_defaults(cls: type) -> dict[str, Any]:
     """Hyperparameters with their defaults, read from the signature of ``cls.__init__``."""
     out: dict[str, Any] = {}
-    for p in inspect.signature(cls.__init__).parameters.values():
+    for p in inspect.signature(cls).parameters.values():
         if p.name == "self" or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
             continue
         out[p.name] = None if p.default is p.empty else p.default
@@ -206,3 +338,14 @@ def validate_predictions(model_name: str, predictions: object, n: int,
         _tasks.get(task).check_scores(model_name, scores)
         out[task] = scores
     return out
+
+
+def describe(cls) -> str:
+    """One line saying what a model class is: its ``description``, else the first sentence of its
+    own docstring (not one it inherits), else ""."""
+    import re
+
+    text = getattr(cls, "description", None) or (cls.__dict__.get("__doc__") or "").split("\n\n")[0]
+    line = re.sub(r"\s+", " ", str(text).replace("``", "")).strip()
+    first = re.match(r"(.+?[.!?])(\s|$)", line)
+    return first.group(1) if first else line

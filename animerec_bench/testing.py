@@ -108,12 +108,13 @@ def _fail(name: str, check: str, detail: str) -> AssertionError:
 
 def _frozen(part: Interactions) -> Interactions:
     """A copy whose arrays are read-only, so a fit that writes into its inputs fails loudly."""
-    arrays = []
-    for a in (part.user, part.item, part.rating, part.label):
+    def frozen(a: np.ndarray) -> np.ndarray:
         a = a.copy()
         a.setflags(write=False)
-        arrays.append(a)
-    return Interactions(*arrays, part.n_users, part.n_items)
+        return a
+
+    return Interactions(frozen(part.user), frozen(part.item), frozen(part.rating), frozen(part.label),
+                        part.n_users, part.n_items)
 
 
 def _task_runs(cls) -> list[tuple[str, ...]]:
@@ -131,7 +132,8 @@ def check_model(model_cls: type, *, seed: int = 0, data_seed: int = 0, **params:
     ``score`` (where the model has it) one finite score per (test user, anime); a second fit with
     the same seed, made after the *test* targets were perturbed, gives the same predictions and scores
     (determinism, and proof that the test labels cannot reach ``fit``); ``fit`` also works
-    without a validation split.
+    without a validation split; a model with ``save``/``load`` scores the same after a round trip
+    through a folder (to 1e-6).
     """
     name = getattr(model_cls, "name", getattr(model_cls, "__name__", repr(model_cls)))
     problem = validate_model_class(model_cls)
@@ -192,7 +194,7 @@ def check_model(model_cls: type, *, seed: int = 0, data_seed: int = 0, **params:
 
     tasks = _task_runs(model_cls)[0]
     try:
-        model_cls(**got).fit(_frozen(train), None, tasks=tasks, seed=seed)
+        model_cls(**got).fit(_frozen(train), None, tasks=tasks, seed=seed, **_feature_kwargs(model_cls, train))
     except Exception as exc:
         raise _fail(name, "fit without validation", f"fit(train, None, ...) raised {type(exc).__name__}: {exc}") from exc
     return summary
@@ -220,11 +222,38 @@ def _same(a: Any, b: Any) -> bool:
         return a is b
 
 
+def synthetic_features(n_items: int, seed: int = 0):
+    """Anime features for ``n_items`` synthetic anime (random genres, types, episode counts and
+    titles from a small word list), as the framework builds them from real metadata."""
+    import pyarrow as pa
+
+    from animerec_bench.data.features import build
+
+    rng = np.random.default_rng(seed)
+    genres = ["Action", "Comedy", "Drama", "Romance", "Sci-Fi", "Slice of Life"]
+    words = ["hikari", "no", "sora", "kimi", "2nd", "season", "movie", "tokyo", "hero", "academia"]
+    table = pa.table({
+        "anime_id": pa.array(np.arange(n_items), pa.int32()),
+        "name": [" ".join(rng.choice(words, 2)) for _ in range(n_items)],
+        "genres": [sorted(set(rng.choice(genres, 2).tolist())) for _ in range(n_items)],
+        "type": rng.choice(["TV", "Movie", "OVA"], n_items).tolist(),
+        "episodes": pa.array([None if e == 0 else int(e) for e in rng.integers(0, 30, n_items)], pa.int32())})
+    return build(table, np.arange(n_items), n_items)
+
+
+def _feature_kwargs(model_cls, train: Interactions) -> dict[str, Any]:
+    """``fit``'s ``features`` keyword for a model that declares ``item_features``, else none."""
+    return {"features": synthetic_features(train.n_items)} if getattr(model_cls, "item_features", False) else {}
+
+
 def _fit_predict(name, model_cls, params, train, valid, test, tasks, seed) -> dict[str, np.ndarray]:
     model = model_cls(**params)
     frozen_train, frozen_valid = _frozen(train), _frozen(valid)
+    features = _feature_kwargs(model_cls, train)
     try:
-        returned = model.fit(frozen_train, frozen_valid, tasks=tasks, seed=seed)
+        returned = model.fit(frozen_train, frozen_valid, tasks=tasks, seed=seed, **features)
+        if features:  # as the framework does after fit: every anime's features, to score
+            model.set_item_features(features["features"])
     except ValueError as exc:
         if "read-only" in str(exc):
             raise _fail(name, "fit leaves its inputs alone", f"fit wrote into the training/validation "
@@ -243,6 +272,7 @@ def _fit_predict(name, model_cls, params, train, valid, test, tasks, seed) -> di
     if callable(getattr(model, "score", None)):
         scores[SCORE] = _check_score(name, model, np.unique(test.user), train.n_items)
     if not pointwise:
+        _check_round_trip(name, model, test, scores)
         return scores
     try:
         raw = model.predict(test.user.copy(), test.item.copy())
@@ -257,7 +287,45 @@ def _fit_predict(name, model_cls, params, train, valid, test, tasks, seed) -> di
         if plausible is not None and len(scores[task]):
             lo, hi = float(scores[task].min()), float(scores[task].max())
             if lo < plausible[0] or hi > plausible[1]:  # e.g. ratings far outside 1-10: the scale is not learned
-                lo_ok, hi_ok = tasks_mod.get(task).prediction_range
+                lo_ok, hi_ok = tasks_mod.get(task).prediction_range or plausible
                 raise _fail(name, "predictions", f"{task} scores span {lo:.3g}..{hi:.3g}, expected about "
                                                  f"{lo_ok:g}-{hi_ok:g}")
+    _check_round_trip(name, model, test, scores)
     return scores
+
+
+def _check_round_trip(name: str, model, test: Interactions, scores: dict[str, np.ndarray]) -> None:
+    """A model with ``save``/``load``: saved into an empty folder and loaded back, it scores and
+    predicts the same to 1e-6, its hyperparameters read back the same, and no file is a pickle."""
+    import tempfile
+    from pathlib import Path
+
+    has = [callable(getattr(model, m, None)) for m in ("save", "load")]
+    if not any(has):
+        return
+    if not all(has):
+        raise _fail(name, "save/load", "declares only one of save(folder) and load(folder); a model needs both")
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            model.save(Path(tmp))
+            for file in Path(tmp).rglob("*"):
+                if file.suffix in (".pkl", ".pickle"):
+                    raise _fail(name, "save/load", f"save wrote {file.name}: no pickle (use .npz or .keras)")
+            loaded = type(model).load(Path(tmp))
+        except AssertionError:
+            raise
+        except Exception as exc:
+            raise _fail(name, "save/load", f"raised {type(exc).__name__}: {exc}") from exc
+    if not _same(_get_params(name, loaded), _get_params(name, model)):
+        raise _fail(name, "save/load", f"the loaded model's get_params() {_get_params(name, loaded)} differs from "
+                                       f"the saved one's {_get_params(name, model)}")
+    pointwise = tuple(t for t in scores if t != SCORE)
+    again: dict[str, np.ndarray] = {}
+    if SCORE in scores:
+        again[SCORE] = _check_score(name, loaded, np.unique(test.user), test.n_items)
+    if pointwise:
+        again.update(validate_predictions(name, loaded.predict(test.user.copy(), test.item.copy()), len(test), pointwise))
+    for key, value in scores.items():
+        diff = float(np.max(np.abs(value - again[key]))) if len(value) else 0.0
+        if diff > 1e-6:
+            raise _fail(name, "save/load", f"the loaded model's {key} differs from the saved one's by {diff:.3g}")

@@ -17,3 +17,9 @@ echo "+ .venv/bin/actionlint .github/workflows/tests.yml .github/workflows/leade
 
 echo "+ .venv/bin/animerec-bench leaderboard --check"
 .venv/bin/animerec-bench leaderboard --check
+
+# The README's and the boards' tables fit GitHub's 1,012 px article without a sideways scroll
+# (laid out in headless Chromium; prints "skipped" and passes where chromium is not installed:
+# apt-get install -y chromium).
+echo "+ .venv/bin/python scripts/check_board_width.py"
+.venv/bin/python scripts/check_board_width.py

@@ -26,7 +26,8 @@ def test_run_leaderboard_check(tmp_path):
     params = ["--param", "itemmean.shrink=2"]
     if "mf" in load_registry().models:
         models.append("mf")
-        params += ["--param", "mf.epochs=1"]
+        # A few steps of one epoch: the test is about the run and the board, not about training.
+        params += ["--param", "mf.epochs=1", "--param", "mf.steps_per_epoch=4"]
     args = [a for m in models for a in ("-m", m)]
     res, out = tmp_path / "results", tmp_path / "leaderboards"
     proc = cli("run", *args, *params, "--results", res, "--plugins-dir", plugins, "--timeout", 240)

@@ -28,17 +28,18 @@ def cli(*args):
 
 
 def write_ranking(folder: Path, model: str, values: np.ndarray, *, per_user_file: bool = True, seed: int = 0,
-                  code: str = "a", started: str = "2026-01-01T00:00:00Z", file: str = "/a/plugins/m.py") -> None:
+                  code: str = "a", started: str = "2026-01-01T00:00:00Z", file: str = "/a/plugins/m.py",
+                  users: np.ndarray = USERS, headline: float | None = None) -> None:
     """A ranking result of ``model`` whose NDCG@10 is the mean of ``values``, one per user, from
     model code whose fingerprint is ``code``."""
     m = {"ranking": {k: 0.5 for k in RANKING_METRICS}}
-    m["ranking"].update({"ndcg@10": float(values.mean()), "novelty@10": 50.0})
+    m["ranking"].update({"ndcg@10": float(values.mean()) if headline is None else headline, "novelty@10": 50.0})
     r = res(model, "ranking", seed, m, started=started)
     r["ranking"] = {"source": "score", "users": len(values)}
     r["identity"] = {"key": f"{model}-{code}-{seed}", "parts": {
         "model": model, "code": {"kind": "source", "module": "m", "sha256": code * 64, "file": file}, "version": "1",
         "params": {}, "seed": seed, "split": f"{seed:x}" * 64}}
-    per_user = significance.encode({"ranking": PerUser(USERS, values, np.ones(len(values)))})
+    per_user = significance.encode({"ranking": PerUser(users, values, np.ones(len(values)))})
     results.write(folder, r, per_user if per_user_file else None)
 
 
@@ -72,17 +73,17 @@ def test_gate_verdicts_on_every_kind_of_change(tmp_path):
     write_ranking(head, "added", v)
 
     proc = cli("compare", "--base", base, "--head", head, "--fail-on-regression", "2%", "--expect-change", "meant",
-               "--draws", 300)
+               "--expect-change", "gone", "--draws", 300)
     assert proc.returncode == 1, proc.stderr
-    assert "seeds combined (300 bootstrap draws per seed;" in proc.stdout
+    assert "seeds combined, each user drawn once for all seeds (300 bootstrap draws;" in proc.stdout
     rows = table_rows(proc.stdout)
     assert list(rows)[:2] == ["broken", "nofile"] and list(rows)[-1] == "steady"  # failures first, ok last
     verdict = {model: cells[-1] for model, cells in rows.items()}
     assert verdict == {"steady": "ok", "noisy": "worse beyond threshold, not significant", "broken": "**REGRESSION**",
                        "better": "better", "meant": "worse, expected (--expect-change)", "nofile": "**REGRESSION**",
-                       "gone": "not in head", "added": "new"}
+                       "gone": "not in head, expected (--expect-change)", "added": "new"}
     assert rows["noisy"][6] == "-3.00%" and float(rows["noisy"][8]) >= 0.05
-    assert rows["broken"][6] == "-20.00%" and float(rows["broken"][8]) < 0.05
+    assert rows["broken"][6] == "-20.00%" and rows["broken"][8] == "< 0.007"  # the floor of 300 draws
     assert rows["nofile"][7] == "–" and rows["nofile"][8] == "–"
     assert rows["steady"][7] == "+0.0000 (+0.0000 to +0.0000)"
     low, high = (float(x) for x in rows["broken"][7].split("(")[1].rstrip(")").split(" to "))
@@ -152,3 +153,100 @@ def test_gate_usage_mistakes_are_one_line(tmp_path):
         assert proc.returncode == 2, (args, proc.stderr)
         (line,) = proc.stderr.strip().splitlines()
         assert line.startswith(f"Error: {message}"), args
+
+
+# --- hardening round 2 (#25 items 1-3): a gate that an edited result file cannot fool ---
+
+def _edit(path: Path, change, *, reseal: bool = True) -> None:
+    """Rewrite result ``path`` with ``change(data)`` applied; ``reseal``: with its content hash made
+    to match again (a careful forger), so the other checks are tested on their own."""
+    import json
+
+    data = json.loads(path.read_text())
+    change(data)
+    if reseal:
+        data["content_sha256"] = results.content_sha256(data)
+    path.write_text(json.dumps(data))
+
+
+def test_gate_refuses_headline_metrics_that_disagree_with_the_per_user_file(tmp_path):
+    base, head = tmp_path / "base", tmp_path / "head"
+    v = np.linspace(0.3, 0.7, len(USERS))
+    write_ranking(base, "m", v)
+    write_ranking(head, "m", v * 0.86)  # 14% worse per user ...
+    (path,) = head.glob("*.json")
+    _edit(path, lambda d: d["metrics"]["ranking"].update({"ndcg@10": float(v.mean())}))  # ... the base's headline
+    proc = cli("compare", "--base", base, "--head", head, "--fail-on-regression", "2%", "--draws", 200)
+    assert proc.returncode != 0
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith(f"Error: {path}: metrics.ranking.ndcg@10 0.5000 disagrees with its per-user file")
+    assert "0.4300" in line
+
+
+def test_gate_refuses_a_result_edited_after_it_was_written(tmp_path):
+    base, head = tmp_path / "base", tmp_path / "head"
+    v = np.linspace(0.3, 0.7, len(USERS))
+    write_ranking(base, "m", v)
+    write_ranking(head, "m", v * 0.86)
+    (path,) = head.glob("*.json")
+    _edit(path, lambda d: d["model"].update({"version": "2"}), reseal=False)  # would make the change "expected"
+    proc = cli("compare", "--base", base, "--head", head, "--fail-on-regression", "2%", "--draws", 200)
+    assert proc.returncode != 0
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith(f"Error: {path}: edited after it was written (content_sha256 differs)")
+    # a head result with no content hash at all is not trusted either
+    _edit(path, lambda d: d.pop("content_sha256"), reseal=False)
+    proc = cli("compare", "--base", base, "--head", head, "--fail-on-regression", "2%", "--draws", 200)
+    assert proc.returncode != 0 and f"{path}: has no content_sha256" in proc.stderr
+
+
+def test_gate_verdict_follows_the_paired_test(tmp_path):
+    """The head scored only the base's better half of users, each 14% worse: its headline mean is
+    the base's, but on the users both scored it is 14% worse, significantly: a regression."""
+    base, head = tmp_path / "base", tmp_path / "head"
+    v = np.linspace(0.2, 0.8, len(USERS))
+    write_ranking(base, "m", v)
+    top = len(USERS) // 2
+    head_values = v[top:] * 0.86
+    write_ranking(head, "m", head_values, users=USERS[top:])
+    proc = cli("compare", "--base", base, "--head", head, "--fail-on-regression", "2%", "--draws", 300)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert table_rows(proc.stdout)["m"][-1] == "**REGRESSION**"
+
+
+def test_gate_fails_when_a_base_model_has_no_usable_head_result(tmp_path):
+    base, head = tmp_path / "base", tmp_path / "head"
+    v = np.linspace(0.2, 0.8, len(USERS))
+    for model in ("kept", "gone", "broke"):
+        write_ranking(base, model, v)
+    write_ranking(head, "kept", v)
+    r = res("broke", "ranking", 0, {}, status="failed", error="boom")
+    results.write(head, r)
+    proc = cli("compare", "--base", base, "--head", head, "--fail-on-regression", "2%", "--draws", 200)
+    assert proc.returncode == 1
+    rows = table_rows(proc.stdout)
+    assert rows["gone"][-1] == rows["broke"][-1] == "**MISSING FROM HEAD**"
+    assert "gone ranking" in proc.stderr and "broke ranking" in proc.stderr and "kept" not in proc.stderr
+    declared = cli("compare", "--base", base, "--head", head, "--fail-on-regression", "2%", "--draws", 200,
+                   "--expect-change", "gone", "--expect-change", "broke")
+    assert declared.returncode == 0, declared.stderr
+    assert table_rows(declared.stdout)["gone"][-1] == "not in head, expected (--expect-change)"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    proc = cli("compare", "--base", base, "--head", empty, "--fail-on-regression", "2%")
+    assert proc.returncode == 1 and "kept ranking" in proc.stderr
+    # without a threshold nothing fails
+    assert cli("compare", "--base", base, "--head", empty).returncode == 0
+
+
+def test_gate_refuses_nan_in_a_per_user_file(tmp_path):
+    base, head = tmp_path / "base", tmp_path / "head"
+    v = np.linspace(0.2, 0.8, len(USERS))
+    write_ranking(base, "m", v)
+    bad = v.copy()
+    bad[3] = np.nan
+    write_ranking(head, "m", bad, headline=0.5)
+    proc = cli("compare", "--base", base, "--head", head, "--fail-on-regression", "2%", "--draws", 200)
+    assert proc.returncode != 0
+    (line,) = proc.stderr.strip().splitlines()
+    assert "users.npz: task 'ranking' holds a value that is not a finite number (user 10)" in line

@@ -88,3 +88,25 @@ def test_an_output_folder_that_cannot_be_made_is_a_one_line_error(fresh_home, tm
         assert proc.returncode == 2, (args, proc.stderr)
         assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
         assert str(blocker) in proc.stderr, proc.stderr
+
+
+def test_a_size_limited_data_home_while_caching_the_split_is_one_line(tmp_path):
+    """#25 item 10: writing the split cache into a full or size-limited data home was a traceback.
+    (A full disk and an unwritable folder end in the same OSError; as root only the size limit
+    can be made here.)"""
+    import resource
+
+    home = tmp_path / "home"
+
+    def limit():  # the split cache (~8 MB) cannot be written; Python ignores SIGXFSZ, so EFBIG
+        resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
+
+    proc = subprocess.run([str(Path(sys.executable).parent / "animerec-bench"), "run", "-m", "global-mean",
+                           "--results", str(tmp_path / "results")], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "ANIMEREC_BENCH_HOME": str(home)}, preexec_fn=limit)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    (line,) = [ln for ln in proc.stderr.strip().splitlines() if ln.startswith("Error")]
+    assert line.startswith(f"Error: {home / 'splits'}/mal2016-5k--v1--seed0--")
+    assert "cannot write the split cache (File too large)" in line
+    assert not [p for p in (home / "splits").iterdir() if p.suffix in (".npz", ".tmp")]

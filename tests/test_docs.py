@@ -13,7 +13,8 @@ import pytest
 
 from animerec_bench import hookspecs
 from animerec_bench.cli import cli
-from animerec_bench.plugins.registry import ENTRY_POINT_GROUP, load_registry
+from animerec_bench.plugins.loader import ENTRY_POINT_GROUP
+from animerec_bench.plugins.registry import load_registry
 
 DOC_PATH = Path(__file__).resolve().parent.parent / "docs" / "plugins.md"
 DOC = DOC_PATH.read_text(encoding="utf-8")

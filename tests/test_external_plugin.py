@@ -1,8 +1,10 @@
 """The external plugin example, plugins/animerec-itemknn, installed with pip for real.
 
-The package is copied out of the checkout (so the build leaves nothing behind), installed into
-the running environment with pip (offline: no index, no build isolation, no dependencies), found
-through its ``animerec_bench`` entry point, and uninstalled at the end.
+The package is copied out of the checkout (so the build leaves nothing behind), installed with
+pip (offline: no index, no build isolation, no dependencies) into a folder of its own that this
+process and the CLI it starts have on their path (``sys.path`` / ``PYTHONPATH``), and found through
+its ``animerec_bench`` entry point. Not into the shared environment: the suite runs on several
+workers at once, and another worker's ``list`` or ``run`` must not see these plugins come and go.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from animerec_bench.plugins.registry import DEFAULT_PLUGINS, ENTRY_POINT_GROUP, load_registry
+from animerec_bench.plugins.loader import DEFAULT_PLUGINS, ENTRY_POINT_GROUP
+from animerec_bench.plugins.registry import load_registry
 
 REPO = Path(__file__).resolve().parent.parent
 PACKAGE = REPO / "plugins" / "animerec-itemknn"
@@ -40,33 +43,50 @@ def _installed() -> bool:
     return True
 
 
+def _install_into(source: Path, target: Path) -> None:
+    """``pip install`` the package at ``source`` into the folder ``target`` (a site of its own)."""
+    proc = _pip("install", "--no-deps", "--no-build-isolation", "--no-index", "--target", str(target), str(source))
+    assert proc.returncode == 0, f"pip install failed:\n{proc.stdout}\n{proc.stderr}"
+
+
 @pytest.fixture(scope="module")
-def itemknn(tmp_path_factory):
-    """animerec-itemknn, pip-installed for this module's tests and uninstalled afterwards."""
-    preinstalled = _installed()  # a developer's own install is used as is and left alone
-    if not preinstalled:
-        source = tmp_path_factory.mktemp("src") / PACKAGE.name
-        shutil.copytree(PACKAGE, source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
-        proc = _pip("install", "--no-deps", "--no-build-isolation", "--no-index", str(source))
-        assert proc.returncode == 0, f"pip install failed:\n{proc.stdout}\n{proc.stderr}"
-        importlib.invalidate_caches()
+def itemknn_site(tmp_path_factory):
+    """The folder animerec-itemknn is installed into for this module, on ``sys.path`` while its
+    tests run; ``None`` when a developer's own install is used as is."""
+    if _installed():
+        yield None
+        return
+    source = tmp_path_factory.mktemp("src") / PACKAGE.name
+    shutil.copytree(PACKAGE, source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
+    site = tmp_path_factory.mktemp("site")
+    _install_into(source, site)
+    sys.path.insert(0, str(site))
+    importlib.invalidate_caches()
     try:
-        yield importlib.metadata.distribution(DIST)
+        yield site
     finally:
-        if not preinstalled:
-            proc = _pip("uninstall", "--yes", DIST)
-            sys.modules.pop("animerec_itemknn", None)
-            importlib.invalidate_caches()
-            assert proc.returncode == 0, f"pip uninstall failed:\n{proc.stdout}\n{proc.stderr}"
+        sys.path.remove(str(site))
+        sys.modules.pop("animerec_itemknn", None)
+        importlib.invalidate_caches()
+
+
+@pytest.fixture(scope="module")
+def itemknn(itemknn_site):
+    """animerec-itemknn's distribution, pip-installed for this module's tests."""
+    return importlib.metadata.distribution(DIST)
 
 
 @pytest.fixture
-def plain_env(monkeypatch, tmp_path) -> dict[str, str]:
-    """Environment for the CLI: no plugin settings from the caller; cwd has no ./plugins."""
+def plain_env(monkeypatch, tmp_path, itemknn_site) -> dict[str, str]:
+    """Environment for the CLI: no plugin settings from the caller; cwd has no ./plugins; the
+    install's folder on PYTHONPATH."""
     monkeypatch.delenv("ANIMEREC_BENCH_PLUGINS_DIR", raising=False)
     monkeypatch.delenv("ANIMEREC_BENCH_DISABLE_PLUGINS", raising=False)
     monkeypatch.chdir(tmp_path)
-    return {k: v for k, v in os.environ.items()}
+    env = {k: v for k, v in os.environ.items()}
+    if itemknn_site is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(itemknn_site), env.get("PYTHONPATH")]))
+    return env
 
 
 def test_installed_as_a_real_distribution(itemknn):
@@ -146,7 +166,7 @@ def test_passes_check_model(itemknn, plain_env):
 
 
 def test_the_plugins_own_tests_pass_against_the_install(itemknn, plain_env, tmp_path):
-    """What the plugin's author runs; cwd is elsewhere so the import comes from site-packages."""
+    """What the plugin's author runs; cwd is elsewhere so the import comes from the install."""
     pytest.importorskip("animerec_bench.testing")
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                            str(PACKAGE / "tests")], capture_output=True, text=True, timeout=120,
@@ -196,13 +216,11 @@ def test_a_package_that_fails_to_import_is_reported_and_others_load(itemknn, pla
         [tool.setuptools]
         packages = ["animerec_broken_example"]
         '''))
-    proc = _pip("install", "--no-deps", "--no-build-isolation", "--no-index", str(source))
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    try:
-        cli = subprocess.run([str(CLI), "list", "--json"], capture_output=True, text=True, timeout=60,
-                             cwd=tmp_path, env=plain_env)
-    finally:
-        assert _pip("uninstall", "--yes", "animerec-broken-example").returncode == 0
+    site = tmp_path / "broken-site"
+    _install_into(source, site)
+    env = {**plain_env, "PYTHONPATH": os.pathsep.join(filter(None, [str(site), plain_env.get("PYTHONPATH")]))}
+    cli = subprocess.run([str(CLI), "list", "--json"], capture_output=True, text=True, timeout=60,
+                         cwd=tmp_path, env=env)
     assert cli.returncode == 1
     assert cli.stderr.strip() == ("error: plugin 'broken_example' (entry point animerec_broken_example) failed "
                                   "to load: ImportError: cannot import name 'no_such_name' from 'animerec_bench' "

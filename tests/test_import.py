@@ -279,3 +279,103 @@ def test_ctrl_c_leaves_no_partial_folder(fresh_home, tmp_path):
         pytest.skip("the import finished before the interrupt arrived")
     assert proc.returncode != 0 and "Traceback" not in err
     assert leftovers(fresh_home) == []
+
+
+def test_a_hidden_leftover_never_shadows_the_real_data_set(fresh_home, tmp_path):
+    """#25 item 5: a live or recent import's temporary ``datasets/.NAME.*.tmp`` (kept by the sweep)
+    holds a meta.json naming NAME; the registry must read only the real folder."""
+    import os
+
+    from animerec_bench.plugins.registry import load_registry
+    from animerec_bench.support.atomic import temporary_sibling
+
+    import_folder(SAMPLES, "mine")
+    real = fresh_home / "datasets" / "mine"
+    partial = temporary_sibling(real)  # owned by this (live) process: the sweep keeps it
+    shutil.copytree(real, partial)
+    table = pq.read_table(partial / "interactions.parquet").slice(0, 13)
+    pq.write_table(table, partial / "interactions.parquet")
+    assert os.path.isdir(partial)
+    ds = load_registry().dataset("mine")
+    assert ds.path == real / "interactions.parquet" and ds.table().num_rows == 499
+
+
+@pytest.mark.parametrize("marker, found", [("[1, 2]", "a list"), ('{"params": 3}', "params of type int"),
+                                           ('"x"', "a str")])
+def test_a_synthetic_marker_that_is_not_an_object_is_one_line(fresh_home, tmp_path, marker, found):
+    """#25 item 10: SYNTHETIC.json holding a list was a traceback."""
+    src = tmp_path / "syn"
+    src.mkdir()
+    (src / "animelist.csv").write_text(HEADER + "1,2,8,2,12\n1,3,7,2,12\n")
+    (src / "SYNTHETIC.json").write_text(marker)
+    result = run_import(str(src))
+    assert result.exit_code == 2, result.output
+    (line,) = result.output.strip().splitlines()
+    assert line.startswith(f"Error: {src / 'SYNTHETIC.json'}: expected the JSON object written by 'data synth'")
+    assert found in line and leftovers(fresh_home) == []
+
+
+def test_nul_bytes_and_terminal_escapes_from_a_csv_are_shown_escaped(fresh_home, tmp_path):
+    """#25 item 12: a CSV's bytes were echoed raw into the error line (a NUL, or an escape sequence
+    that recolours or clears the user's terminal)."""
+    src = tmp_path / "dl"
+    src.mkdir()
+    (src / "animelist.csv").write_bytes(b"user_id,anime_id\x00\x1b[2J\x1b[31m,rating\n1,2,8\n")
+    proc = subprocess.run([str(CLI), "data", "import", str(src)], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "ANIMEREC_BENCH_HOME": str(fresh_home)})
+    assert proc.returncode == 2, proc.stderr
+    assert "\x00" not in proc.stderr and "\x1b" not in proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    assert "anime_id\\x00\\x1b[2J\\x1b[31m" in line, line
+
+
+def test_names_that_differ_only_by_punctuation_are_refused(fresh_home):
+    """#25 item 13: `--name mal2016-5k.` was accepted, and every board of a folder holding both
+    then failed (both names make the same board file name)."""
+    import_folder(SAMPLES, "mine-1")
+    for clash, other in (("mal2016-5k.", "mal2016-5k"), ("mine_1", "mine-1"), ("Mine1", "mine-1")):
+        result = run_import(str(SAMPLES), "--name", clash)
+        assert result.exit_code == 2, result.output
+        assert result.output.strip() == (f"Error: --name {clash!r}: too like the data set {other!r} (names must "
+                                         f"differ in more than case and punctuation)")
+    assert leftovers(fresh_home) == sorted(leftovers(fresh_home))
+    assert run_import(str(SAMPLES), "--name", "mine-1").exit_code == 0  # re-importing the same name replaces it
+
+
+def test_a_cr_only_csv_says_its_line_endings(fresh_home, tmp_path):
+    """#25 item 11: a file with old-Mac line endings (CR only) said "no data rows"."""
+    src = tmp_path / "dl"
+    src.mkdir()
+    (src / "animelist.csv").write_bytes(HEADER.replace("\n", "\r").encode() + b"1,2,8,2,12\r1,3,7,2,12\r")
+    result = run_import(str(src))
+    assert result.exit_code == 2
+    (line,) = result.output.strip().splitlines()
+    assert line == (f"Error: {src / 'animelist.csv'}: lines end in CR alone (old Mac line endings); expected LF or "
+                    f"CRLF line endings: convert the file first (e.g. tr '\\r' '\\n')")
+
+
+def test_special_files_say_what_they_are(fresh_home, tmp_path):
+    """#25 item 11: /dev/null, a FIFO or a symlink loop said "no such file"."""
+    fifo = tmp_path / "fifo.csv"
+    os.mkfifo(fifo)
+    loop = tmp_path / "loop.csv"
+    loop.symlink_to(loop)
+    for src, what in (("/dev/null", "a device, not a file"), (str(fifo), "a FIFO (named pipe), not a file"),
+                      (str(loop), "a symlink loop")):
+        result = run_import(src)
+        assert result.exit_code == 2, result.output
+        (line,) = result.output.strip().splitlines()
+        assert line == f"Error: {src}: {what}; expected the downloaded folder or its animelist.csv", line
+
+
+def test_a_bad_anime_csv_row_is_located(fresh_home, tmp_path):
+    """#25 item 11: a bad anime.csv said only Arrow's "CSV conversion error", no row."""
+    src = tmp_path / "dl"
+    src.mkdir()
+    shutil.copy(SAMPLES / "animelist.csv", src)
+    (src / "anime.csv").write_text('MAL_ID,Name,Score\n1,"Cowboy\nBebop",8.7\n5,Trigun,8.2\nx7,Oops,1\n')
+    result = run_import(str(src))
+    assert result.exit_code == 2, result.output
+    (line,) = result.output.strip().splitlines()
+    assert line == (f"Error: {src / 'anime.csv'}: row 3 (line 5), column 'MAL_ID': expected an integer "
+                    f"0-2147483647, found 'x7'"), line

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -241,3 +242,25 @@ def test_run_rejects_before_any_job_starts(tmp_path, setting, message):
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.strip() == message
     assert not (tmp_path / "results").exists()
+
+
+def test_non_finite_numbers_are_refused_unless_the_model_accepts_them(registry):
+    """#25 item 7: ``bias.user_reg=inf`` ended "ok" with a worse RMSE that landed on the board."""
+    for text in ("inf", "-inf", "1e999", "-Infinity"):
+        with pytest.raises(UserError) as info:
+            parse_params([f"typed.rate={text}"], registry, ["typed"])
+        assert str(info.value).startswith(f"--param 'typed.rate={text}': expected a finite number")
+    with pytest.raises(UserError, match=r"^--param 'typed.sizes=\(1e999, 2\)': expected a finite number"):
+        parse_params(["typed.sizes=(1e999, 2)"], registry, ["typed"])
+    with pytest.raises(UserError, match="expected a finite number"):
+        parse_params(["typed.limit=1e999"], registry, ["typed"])
+
+    class Open(registry.models["typed"].cls):
+        name = "open"
+        accepts_non_finite = ("limit",)  # e.g. "no limit"
+
+    registry.models["open"] = dataclasses.replace(registry.models["typed"], cls=Open)
+    try:
+        assert parse_params(["open.limit=1e999"], registry, ["open"]) == {"open": {"limit": float("inf")}}
+    finally:
+        del registry.models["open"]

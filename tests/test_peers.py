@@ -93,10 +93,13 @@ def test_a_peer_is_recorded_in_its_results_and_noted_on_the_board(synthetic_data
     (board,) = [p.read_text() for p in boards.glob("syn-*.md")]
     note = r"peer: Someone's Lib 2.0 \| with a pipe"  # escaped: a pipe must not split the table's cell
     for task in ("rating", "ranking"):
-        # The Notes cell (the last) starts with it: e.g. "peer: ..., from rating, best" on the ranking board.
-        assert f"| {note}{', from rating' if task == 'ranking' else ''}" in _row(board, "borrowed-mean", task)
+        # The Notes cell (the last) starts with a footnote mark, e.g. "peer [1], from rating, best" on the
+        # ranking board; the footnote under the table says whose model it is (issue 21: narrow cells).
+        assert f"| peer [1]{', from rating' if task == 'ranking' else ''}" in _row(board, "borrowed-mean", task)
         assert "peer" not in _row(board, "our-mean", task)
-    assert "peer: someone else's model run in this harness" in board  # the legend, only when a peer is shown
+        section = board.split(f"### {task}\n", 1)[1].split("\n### ", 1)[0]
+        assert f"\\[1\\] {note}" in section
+    assert "peer [n]: someone else's model run in this harness" in board  # the legend, only when a peer is shown
 
 
 def test_a_bad_peer_declaration_is_refused_in_one_line():
@@ -211,5 +214,5 @@ def test_peers_package_installs_and_runs_through_the_cli(peers_python, synthetic
     proc = _run([*cli, "leaderboard", "--results", out, "--out", boards], cwd=tmp_path, env=env)
     assert proc.returncode == 0, proc.stderr
     (board,) = [p.read_text() for p in boards.glob("syn-*.md")]
-    assert f"peer: {svd['model']['peer']}" in _row(board, "surprise-svd", "rating")
-    assert f"peer: {bpr['model']['peer']}" in _row(board, "cornac-bpr", "ranking")
+    assert "peer [" in _row(board, "surprise-svd", "rating") and "peer [" in _row(board, "cornac-bpr", "ranking")
+    assert f"\\] peer: {svd['model']['peer']}" in board and f"\\] peer: {bpr['model']['peer']}" in board

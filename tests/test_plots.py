@@ -88,3 +88,79 @@ def test_help_and_list_do_not_import_matplotlib():
             "assert 'matplotlib' not in sys.modules")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
+
+
+def _text_boxes(fig):
+    """The window box of every visible, non-empty text the figure draws."""
+    from matplotlib.text import Text
+
+    fig.draw_without_rendering()
+    renderer = fig.canvas.get_renderer()
+    ticks, shown = set(), set()  # tick labels exist beyond the view limits too; only those inside are drawn
+    for ax in fig.axes:
+        for axis, (lo, hi), pos in ((ax.xaxis, sorted(ax.get_xlim()), 0), (ax.yaxis, sorted(ax.get_ylim()), 1)):
+            for t in axis.get_ticklabels(which="both"):
+                ticks.add(id(t))
+                if lo <= t.get_position()[pos] <= hi:
+                    shown.add(id(t))
+    return [(t.get_text(), t.get_window_extent(renderer)) for t in fig.findobj(Text)
+            if t.get_visible() and t.get_text().strip() and (id(t) not in ticks or id(t) in shown)]
+
+
+def _assert_readable(fig):
+    """No two labels overlap and none is clipped by the figure's edge (issue 21)."""
+    boxes = _text_boxes(fig)
+    edge = fig.bbox
+    for text, box in boxes:
+        assert edge.x0 <= box.x0 and box.x1 <= edge.x1 and edge.y0 <= box.y0 and box.y1 <= edge.y1, text
+    for i, (a, box_a) in enumerate(boxes):
+        for b, box_b in boxes[i + 1:]:
+            overlap = min(box_a.x1, box_b.x1) - max(box_a.x0, box_b.x0), min(box_a.y1, box_b.y1) - max(box_a.y0, box_b.y0)
+            assert min(overlap) <= 0.5, (a, b)  # half a pixel: touching edges after rounding
+
+
+def _crowded_rows(n=24):
+    """n models within a few percent of each other and of each other's fit time, plus a trivial baseline."""
+    rows = [(f"model-{i:02d} (tuned)" if i % 3 else f"a-much-longer-model-name-{i:02d}",
+             [1.0 + (i % 5) * 0.15, 1.1 + (i % 5) * 0.15], [1.15 + i * 0.002, 1.16 + i * 0.002]) for i in range(n)]
+    return rows + [("global-mean", [0.0001, 0.0002], [1.57, 1.58])]
+
+
+def test_no_label_overlaps_or_is_clipped_on_crowded_and_published_plots():
+    from animerec_bench.reports import leaderboard as lb
+
+    published = results.load_all("results")
+    with plots.style():
+        for task, rows in [("rating", _crowded_rows()), *[(t, lb._plot_rows(t, published)) for t in
+                                                          ("rating", "interaction", "ranking")]]:
+            fig = plots.metric_figure(task, rows, f"a long title for {task}, protocol v1: {task}")
+            _assert_readable(fig)
+            texts = [t for t, _ in _text_boxes(fig)]
+            key = next(t for t in texts if t.startswith("Key"))
+            # Every point is named on the plot or listed in the key (numbered), never lost.
+            for label, _, _ in rows:
+                assert label in texts or f"  {label}: " in key, label
+        curves = {f"m{i}: rating+interaction" if i % 2 else f"m{i}: rating":
+                  [[{"epoch": e, "loss": 1 / e, "val_loss": 0.9 + e / 100} for e in range(1, 6)]] for i in range(7)}
+        curves["one-epoch: rating"] = [[{"epoch": 11, "loss": 0.2}]]  # not trained by epochs: no panel
+        fig = plots.curves_figure(curves, "mal2016-5k: loss per epoch", {"rating": "mse", "interaction": "binary_crossentropy"})
+        _assert_readable(fig)
+        titles = [ax.get_title() for ax in fig.axes]
+        assert "one-epoch: rating" not in titles and len(titles) == 7
+        assert {ax.get_ylabel() for ax in fig.axes} == {"MSE (rating)", "MSE + log loss (summed)"}
+
+
+def test_a_trivial_baseline_sits_at_the_edge_and_error_bars_stay_positive():
+    rows = [("good", [1.0, 1.2], [1.14, 1.15]), ("ok", [2.0, 2.5], [1.18, 1.19]), ("fine", [0.5, 0.6], [1.20, 1.21]),
+            ("global-mean", [0.0001, 0.00001], [1.57, 1.58]),
+            ("merged", [0.001, 30.0], [1.16, 1.17])]  # mean - sd of its fit time would be below zero
+    with plots.style():
+        fig = plots.metric_figure("rating", rows, "t")
+        ax = fig.axes[0]
+        low, high = ax.get_ylim()
+        assert high < 1.3  # the competitive rows are not squeezed into a band by global-mean's 1.575
+        key = next(t.get_text() for t in fig.texts if t.get_text().startswith("Key"))
+        assert "global-mean: 1.5750 (off scale)" in key
+        for line in ax.get_lines() + [seg for c in ax.collections for seg in c.get_segments()]:
+            xs = line.get_xdata() if hasattr(line, "get_xdata") else [p[0] for p in line]
+            assert all(x > 0 for x in xs)  # a log axis: every drawn x positive

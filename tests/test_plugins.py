@@ -21,13 +21,8 @@ from click.testing import CliRunner
 
 from animerec_bench.cli import cli
 from animerec_bench.model import PredictionError, validate_predictions
-from animerec_bench.plugins.registry import (
-    DEFAULT_PLUGINS,
-    DISABLE_ENV,
-    ENTRY_POINT_GROUP,
-    get_plugin_manager,
-    load_registry,
-)
+from animerec_bench.plugins.loader import DEFAULT_PLUGINS, DISABLE_ENV, ENTRY_POINT_GROUP, get_plugin_manager
+from animerec_bench.plugins.registry import load_registry
 from animerec_bench.results import store as results
 
 REPO = Path(__file__).resolve().parent.parent
@@ -362,7 +357,7 @@ def test_default_plugins_dir_is_dot_plugins_of_a_checkout(tmp_path, monkeypatch)
 
 
 def test_resolving_the_plugins_folder(tmp_path, monkeypatch):
-    from animerec_bench.plugins.registry import PluginsFolder, resolve_plugins_dir
+    from animerec_bench.plugins.loader import PluginsFolder, resolve_plugins_dir
 
     here = tmp_path / "here"
     write(here / "plugins", "x", "")

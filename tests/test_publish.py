@@ -169,3 +169,23 @@ def test_a_loose_plugin_file_is_the_same_job_in_any_checkout(tmp_path):
     edited = {**there, "code": {**there["code"], "sha256": "b" * 64}}
     assert identity.key_of(here) == identity.key_of(there) == identity.key_of(parts)
     assert identity.key_of(edited) != identity.key_of(there)
+
+
+def test_run_missing_reruns_a_result_edited_after_it_was_written(tmp_path):
+    """#25 item 1: a result whose metrics (or version) were edited is not the job's result, so
+    `--missing` computes it again instead of letting CI gate on the edited number."""
+    import json
+
+    out, home = tmp_path / "results", tmp_path / "home"
+    first = cli("run", "-m", "global-mean", "--results", out, cwd=tmp_path, home=home)
+    assert first.returncode == 0, first.stderr
+    (path,) = out.glob("*.json")
+    kept = cli("run", "-m", "global-mean", "--missing", "--results", out, cwd=tmp_path, home=home)
+    assert kept.returncode == 0 and "nothing to run" in kept.stdout, kept.stderr
+    data = json.loads(path.read_text())
+    data["metrics"]["rating"]["rmse"] = 0.5
+    path.write_text(json.dumps(data))
+    again = cli("run", "-m", "global-mean", "--missing", "--results", out, cwd=tmp_path, home=home)
+    assert again.returncode == 0, again.stderr
+    assert "--missing: 0 job(s) already have a current ok result" in again.stderr
+    assert len(list(out.glob("*.json"))) == 2

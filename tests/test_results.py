@@ -75,3 +75,60 @@ def test_two_concurrent_runs_into_one_folder_lose_nothing(tmp_path):
     assert len(loaded) == 6
     assert len({r["run_id"] for r in loaded}) == 2
     assert sorted(r["model"]["name"] for r in loaded) == sorted(["global-mean", "always-positive", "bias"] * 2)
+
+
+def _with(dotted: str, value):
+    r = make()
+    *path, last = dotted.split(".")
+    cur = r
+    for key in path:
+        cur = cur[key]
+    cur[last] = value
+    return r
+
+
+@pytest.mark.parametrize("dotted, value, words", [
+    ("split.seed", "0", "split.seed is str, expected a whole number"),
+    ("split.seed", {"a": 1}, "split.seed is dict, expected a whole number"),
+    ("split.seed", True, "split.seed is bool, expected a whole number"),
+    ("split.seed", -1, "split.seed is -1, expected a whole number >= 0"),
+    ("tasks", 5, "tasks is int, expected a list of task names"),
+    ("tasks", ["rating", 3], "tasks is list, expected a list of task names"),
+    ("model.name", ["m"], "model.name is list, expected a string"),
+    ("model.name", 7, "model.name is int, expected a string"),
+    ("model.params", [], "model.params is list, expected an object"),
+    ("machine", "laptop", "machine is str, expected an object"),
+    ("timing", 3, "timing is int, expected an object"),
+    ("dataset.name", None, "dataset.name is null, expected a string"),
+    ("protocol", 1, "protocol is int, expected a string"),
+    ("started_at", 5, "started_at is int, expected a string"),
+    ("error", 5, "error is int, expected a string or null"),
+    ("package.commit", 5, "package.commit is int, expected a string or null"),
+])
+def test_every_field_has_its_type(tmp_path, dotted, value, words):
+    """#25 items 9-10: a field of the wrong type is one line naming the file and the field (a seed
+    "0" beside 0 counted as another seed; `tasks: 5` or a list as model.name were tracebacks)."""
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(_with(dotted, value)))
+    with pytest.raises(UserError) as info:
+        results.load_all(tmp_path)
+    assert str(info.value) == f"{bad}: {words}"
+
+
+def test_deeply_nested_json_is_one_line(tmp_path):
+    bad = tmp_path / "deep.json"
+    bad.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(UserError) as info:
+        results.load_all(tmp_path)
+    assert str(info.value) == f"{bad}: not valid JSON (nested too deeply)"
+
+
+def test_a_board_of_a_folder_with_mistyped_results_skips_them_by_name(tmp_path):
+    good = results.write(tmp_path, make())
+    bad = tmp_path / "odd.json"
+    bad.write_text(json.dumps(_with("split.seed", "0")))
+    proc = subprocess.run([str(BIN), "leaderboard", "--results", str(tmp_path), "--out", str(tmp_path / "boards")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert f"{bad}: split.seed is str, expected a whole number" in proc.stderr
+    assert good.exists()

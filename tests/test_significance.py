@@ -86,7 +86,7 @@ def test_per_user_file_round_trip_and_swapped_file_is_noticed(tmp_path):
 
     data = {"rating": per_user([4.0, 1.0], [2, 1]), "ranking": per_user([0.5, 0.25, 1.0])}
     encoded = significance.encode(data)
-    path = results.write(tmp_path, res("m", "rating", 0, rating(1.29)), encoded)
+    path = results.write(tmp_path, res("m", "rating", 0, rating(math.sqrt(5 / 3))), encoded)  # the file's RMSE
     companion = path.with_name(path.stem + ".users.npz")
     assert companion.read_bytes() == encoded
     (r,) = results.load_all(tmp_path)
@@ -247,7 +247,47 @@ def test_board_gives_the_same_numbers_as_interval_and_compare():
             for m in ("a", "b", "c")}
     rows["d"] = {1: PerUser(users[:40], rng.uniform(0, 20, 40), np.ones(40))}  # other users: compared on common ones
     found = significance.board("rating", rows, "a", draws=200)
+
+    def same(x, y):  # the board multiplies several models' columns at once: another BLAS path, last-bit differences
+        assert (x is None) == (y is None)
+        if x is not None:
+            assert (x.users, x.p) == (y.users, y.p)
+            assert [x.estimate, x.low, x.high] == pytest.approx([y.estimate, y.low, y.high], rel=1e-12)
+
     for key, by_seed in rows.items():
-        assert found[key][0] == significance.interval("rating", by_seed, draws=200)
-        expected = None if key == "a" else significance.compare("rating", rows["a"], by_seed, draws=200)[1]
-        assert found[key][1] == expected
+        same(found[key][0], significance.interval("rating", by_seed, draws=200))
+        same(found[key][1], None if key == "a" else significance.compare("rating", rows["a"], by_seed, draws=200)[1])
+
+
+def test_users_are_resampled_once_across_seeds():
+    """#22: the same users are in every seed's test part, so a user is drawn once for all seeds. When
+    each user's difference is the same in every seed, three seeds carry no more information than one:
+    the combined interval is as wide as one seed's (resampling (user, seed) pairs independently made
+    it ~1/sqrt(3) as wide)."""
+    rng = np.random.default_rng(7)
+    users = np.arange(300, dtype=np.int64) * 2 + 1
+    base = rng.uniform(0.2, 0.8, len(users))
+    effect = rng.normal(0.01, 0.1, len(users))  # each user's own difference, the same in every seed
+    a = {s: PerUser(users, base, np.ones(len(users))) for s in (0, 1, 2)}
+    b = {s: PerUser(users, base + effect, np.ones(len(users))) for s in (0, 1, 2)}
+    per_seed, combined = significance.compare("ranking", a, b, draws=400)
+    one = per_seed[0].high - per_seed[0].low
+    assert combined.high - combined.low == pytest.approx(one, rel=1e-9)
+    # one model's interval too, and the board's, which must give the same numbers
+    by_model = significance.interval("ranking", b, draws=400)
+    single = significance.interval("ranking", {0: b[0]}, draws=400)
+    assert by_model.high - by_model.low == pytest.approx(single.high - single.low, rel=1e-9)
+    found = significance.board("ranking", {"a": a, "b": b}, "a", draws=400)
+    assert found["b"][1].p == combined.p
+    assert [found["b"][0].low, found["b"][1].low] == pytest.approx([by_model.low, combined.low], rel=1e-12)
+    # a user missing from one seed's test part is drawn with the count the others give it
+    partial = {**b, 2: b[2].on(users[10:])}
+    assert significance.compare("ranking", a, partial, draws=400)[1].users == len(users) - 10
+
+
+def test_p_values_are_printed_with_their_floor():
+    """With 1,000 draws no p-value can be below 2/1001: that floor reads "< 0.002", not "0.0020"."""
+    assert significance.format_p(2 / 1001, 1000) == "< 0.002"
+    assert significance.format_p(2 / 301, 300) == "< 0.007"
+    assert significance.format_p(0.0312, 1000) == "0.0312"
+    assert significance.format_p(1.0, 1000) == "1.0000"

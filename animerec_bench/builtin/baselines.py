@@ -9,7 +9,16 @@ from __future__ import annotations
 import numpy as np
 
 from animerec_bench import hookimpl
-from animerec_bench.model import Interactions, Model, check_param
+from animerec_bench.model import (
+    FoldedUsers,
+    History,
+    Interactions,
+    Model,
+    check_param,
+    from_saved_params,
+    load_arrays,
+    save_arrays,
+)
 
 
 def _lookup(table: np.ndarray, index: np.ndarray, default: float) -> np.ndarray:
@@ -93,6 +102,17 @@ class Bias(Model):
     def predict(self, user, item):
         score = self.mean_ + _lookup(self.user_bias_, user, 0.0) + _lookup(self.item_bias_, item, 0.0)
         return {"rating": score}
+
+    def save(self, folder) -> None:
+        save_arrays(folder, self.get_params(), mean=np.float64(self.mean_), user_bias=self.user_bias_,
+                    item_bias=self.item_bias_)
+
+    @classmethod
+    def load(cls, folder) -> "Bias":
+        params, z = load_arrays(folder)
+        model = from_saved_params(cls, params)
+        model.mean_, model.user_bias_, model.item_bias_ = float(z["mean"]), z["user_bias"], z["item_bias"]
+        return model
 
 
 class Popularity(Model):
@@ -180,7 +200,22 @@ class MostPopular(Model):
         return self
 
     def score(self, user):
+        """The same counts for every user (indices, or :class:`FoldedUsers` from :meth:`fold_in`)."""
         return np.broadcast_to(self.counts_, (len(user), len(self.counts_)))
+
+    def fold_in(self, history: History) -> FoldedUsers:
+        """Nothing to learn from a list: one empty row (the counts are everyone's scores)."""
+        return FoldedUsers(np.zeros((1, 0), dtype=np.float32))
+
+    def save(self, folder) -> None:
+        save_arrays(folder, self.get_params(), counts=self.counts_)
+
+    @classmethod
+    def load(cls, folder) -> "MostPopular":
+        params, arrays = load_arrays(folder)
+        model = from_saved_params(cls, params)
+        model.counts_ = arrays["counts"]
+        return model
 
 
 BASELINES = (GlobalMean, Bias, Popularity, AlwaysPositive, MostPopular)

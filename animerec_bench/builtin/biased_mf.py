@@ -15,7 +15,16 @@ from animerec_bench import hookimpl
 from animerec_bench.builtin import row_adagrad
 from animerec_bench.builtin.keras_backend import backend_name
 from animerec_bench.builtin.keras_models import predict_chunks
-from animerec_bench.model import Interactions, Model, check_param
+from animerec_bench.model import (
+    FoldedUsers,
+    History,
+    Interactions,
+    Model,
+    check_param,
+    from_saved_params,
+    load_arrays,
+    save_arrays,
+)
 
 #: Rating predicted when there is nothing to learn from.
 EMPTY_MEAN = 5.5
@@ -87,7 +96,7 @@ class BiasedMatrixFactorization(Model):
         self.mean_ = float(y.mean()) if len(y) else EMPTY_MEAN
         users = row_adagrad.init_table(train.n_users, self.factors, self.init_std, self.initial_accumulator, rng)
         items = row_adagrad.init_table(train.n_items, self.factors, self.init_std, self.initial_accumulator, rng)
-        self.history_ = {"loss": [], "train_seconds": []}
+        self.history_: dict[str, list[float]] = {"loss": [], "train_seconds": []}
         self.epochs_ = 0
         if len(y):
             self._train(users, items, user, item, y, valid, rng)
@@ -156,11 +165,46 @@ class BiasedMatrixFactorization(Model):
 
     def score(self, user) -> np.ndarray:
         """The predicted rating of each user for every anime, float32 ``[len(user), n_items]``:
-        ``mean + b_u + b_i + <p_u, q_i>`` as one matmul of the folded tables (ranking's fast path)."""
-        out = self.user_[np.asarray(user, dtype=np.int64)] @ self.item_.T
+        ``mean + b_u + b_i + <p_u, q_i>`` as one matmul of the folded tables (ranking's fast path).
+        ``user``: indices of training users, or :class:`FoldedUsers` from :meth:`fold_in`."""
+        rows = user.rows if isinstance(user, FoldedUsers) else self.user_[np.asarray(user, dtype=np.int64)]
+        out = rows @ self.item_.T
         out += self.item_bias_
         out += np.float32(self.mean_)
         return out
+
+
+    def fold_in(self, history: History) -> FoldedUsers:
+        """``[p_u | b_u]`` of a new user from their rated anime, the item tables fixed: one ridge
+        solve (as implicit's ``recalculate_user``). Training's L2 is per example, so a user with
+        n ratings is penalised ``n * reg``; the solve uses the same, which makes its answer the
+        stationary point training converges to for that user."""
+        rated = history.rating > 0
+        item = np.asarray(history.item[rated], dtype=np.int64)
+        n = len(item)
+        k = self.factors
+        if n == 0:
+            return FoldedUsers(np.zeros((1, k + 1), dtype=np.float32))
+        design = self.item_[item].astype(np.float64)  # [q_i | 1]: the last column multiplies b_u
+        target = history.rating[rated].astype(np.float64) - self.mean_ - self.item_bias_[item]
+        penalty = np.full(k + 1, n * self.reg_factors, dtype=np.float64)
+        penalty[k] = n * self.reg_biases
+        gram = design.T @ design + np.diag(penalty + 1e-9)
+        row = np.linalg.solve(gram, design.T @ target)
+        return FoldedUsers(row.astype(np.float32)[None, :])
+
+    def save(self, folder) -> None:
+        """``params.json`` and ``weights.npz`` (numpy tables: loading needs no Keras)."""
+        save_arrays(folder, self.get_params(), mean=np.float64(self.mean_), user=self.user_, item=self.item_,
+                    item_bias=self.item_bias_)
+
+    @classmethod
+    def load(cls, folder) -> "BiasedMatrixFactorization":
+        params, z = load_arrays(folder)
+        model = from_saved_params(cls, params)
+        model.mean_ = float(z["mean"])
+        model.user_, model.item_, model.item_bias_ = z["user"], z["item"], z["item_bias"]
+        return model
 
 
 @hookimpl

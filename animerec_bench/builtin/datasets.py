@@ -22,6 +22,7 @@ MAL2016_5K = Dataset(
     licence="CC0 Public Domain (as stated on Kaggle); MyAnimeList's terms govern its users' data",
     path=DATA / "mal2016-5k.parquet",
     titles_path=DATA / "mal2016-5k-titles.parquet",
+    anime_path=DATA / "mal2016-5k-anime.parquet",  # built by scripts/build_anime_metadata.py
     description="every completed entry of 5,000 users; rating 0 = completed but unscored",
     # Pinned (tests/test_embedded.py checks it against the file and the build script): a changed
     # file is refused, and the cache key needs no read of the file.
@@ -83,10 +84,12 @@ def imported_datasets(root: Path | None = None) -> list[Dataset]:
         root = paths.datasets_dir()
         sweep_stale_temporaries(paths.splits_dir())
     sweep_stale_temporaries(root)
-    found = []
+    found: list[Dataset] = []
     if not root.is_dir():
         return found
     for meta_path in sorted(root.glob(f"*/{META_FILE}")):
+        if meta_path.parent.name.startswith("."):  # an import's temporary (a live one is kept): never a data set
+            continue
         try:
             found.append(_from_meta(meta_path))
         except _Unusable as exc:

@@ -23,7 +23,7 @@ import numpy as np
 from animerec_bench import hookimpl
 from animerec_bench.builtin.positives import positives
 from animerec_bench.evaluation.ranking import RankingData, evaluate
-from animerec_bench.model import Interactions, Model
+from animerec_bench.model import FoldedUsers, History, Interactions, Model, from_saved_params, load_arrays, save_arrays
 
 if TYPE_CHECKING:
     import scipy.sparse
@@ -169,11 +169,73 @@ class EASE(Model):
         self.weights_ = best_weights
 
     def score(self, user) -> np.ndarray:
-        """``X[user] @ B`` for every anime: float32 ``[len(user), n_items]``, higher = better."""
-        user = np.asarray(user, dtype=np.int64)
-        out = np.zeros((len(user), self.n_items_), dtype=np.float32)
-        out[:, self.active_] = self.x_[user] @ self.weights_
+        """``X[user] @ B`` for every anime: float32 ``[len(user), n_items]``, higher = better.
+        ``user``: indices of training users, or :class:`FoldedUsers` from :meth:`fold_in`."""
+        if isinstance(user, FoldedUsers):
+            rows = user.rows
+        else:
+            rows = self.x_[np.asarray(user, dtype=np.int64)]
+        out = np.zeros((rows.shape[0], self.n_items_), dtype=np.float32)
+        out[:, self.active_] = rows @ self.weights_
         return out
+
+    def fold_in(self, history: History) -> FoldedUsers:
+        """The user's row of X (their liked anime: label 1), exactly what a fit on them would
+        hold: EASE's B does not depend on any one user's row beyond XᵀX, which stays as fitted."""
+        import scipy.sparse
+
+        liked = self._active_positions(history)
+        row = scipy.sparse.csr_matrix((np.ones(len(liked), np.float32), (np.zeros(len(liked), np.int64), liked)),
+                                      shape=(1, len(self.active_)))
+        return FoldedUsers(row)
+
+    def explain(self, history: History, items) -> np.ndarray:
+        """For each of ``items``, the position in ``history`` of the liked anime with the largest
+        weight ``B[liked, item]`` (its share of the item's score); -1 where none adds to it."""
+        items = np.asarray(items, dtype=np.int64)
+        where = np.flatnonzero(history.label == 1)
+        pos = self._position()
+        liked = pos[history.item[where]]
+        where, liked = where[liked >= 0], liked[liked >= 0]
+        out = np.full(len(items), -1, dtype=np.int64)
+        target = pos[items]
+        ok = target >= 0
+        if len(liked) == 0 or not ok.any():
+            return out
+        weights = self.weights_[np.ix_(liked, target[ok])]  # [liked, items]
+        best = weights.argmax(axis=0)
+        out[np.flatnonzero(ok)] = np.where(weights[best, np.arange(weights.shape[1])] > 0, where[best], -1)
+        return out
+
+    def _position(self) -> np.ndarray:
+        """Anime index -> its column in B (-1: no train positive, not in B)."""
+        if getattr(self, "position_", None) is None:
+            self.position_ = np.full(self.n_items_, -1, dtype=np.int64)
+            self.position_[self.active_] = np.arange(len(self.active_))
+        return self.position_
+
+    def _active_positions(self, history: History) -> np.ndarray:
+        pos = self._position()[np.asarray(history.item[history.label == 1], dtype=np.int64)]
+        return np.unique(pos[pos >= 0])
+
+    def save(self, folder) -> None:
+        """``params.json`` and ``weights.npz``: λ, the anime with a train positive, B, and the
+        training users' rows of X (CSR arrays), so a loaded model scores training users too."""
+        save_arrays(folder, self.get_params(), l2=np.float64(self.l2_), n_items=np.int64(self.n_items_),
+                    active=self.active_, weights=self.weights_, x_data=self.x_.data, x_indices=self.x_.indices,
+                    x_indptr=self.x_.indptr, x_shape=np.asarray(self.x_.shape, dtype=np.int64))
+
+    @classmethod
+    def load(cls, folder) -> "EASE":
+        import scipy.sparse
+
+        params, z = load_arrays(folder)
+        model = from_saved_params(cls, params)
+        model.l2_, model.n_items_ = float(z["l2"]), int(z["n_items"])
+        model.active_, model.weights_ = z["active"], z["weights"]
+        model.x_ = scipy.sparse.csr_matrix((z["x_data"], z["x_indices"], z["x_indptr"]),
+                                           shape=tuple(int(n) for n in z["x_shape"]))
+        return model
 
 
 def _weights(gram: np.ndarray, diagonal: float | np.ndarray) -> np.ndarray:

@@ -128,9 +128,9 @@ def _architectures():
 
 
 def _progress_callback(model: Model, started: float):
-    k = keras()
+    callback: Any = keras().callbacks.Callback  # the backend's class, known only at run time
 
-    class Progress(k.callbacks.Callback):
+    class Progress(callback):
         def on_epoch_end(self, epoch, logs=None):
             logs = logs or {}
             model.report_progress(epoch=epoch + 1, loss=_num(logs.get("loss")),
@@ -172,6 +172,12 @@ class KerasModel(Model):
     #: Extra Keras callbacks for ``fit`` (not a hyperparameter; benchmarks use it to watch
     #: validation loss against the clock).
     extra_callbacks: tuple = ()
+    # Hyperparameters every subclass takes in __init__ (declared here for the shared loop).
+    batch_size: int
+    learning_rate: float
+    jit_compile: bool
+    steps_per_epoch: int | None
+    patience: int
 
     @classmethod
     def validate_params(cls, params):
@@ -211,9 +217,9 @@ class KerasModel(Model):
         for task in tasks:
             keep |= part.task_mask(task)
         sub = part.subset(keep)
-        y = {t: sub.target(t).reshape(-1, 1) for t in tasks}
+        targets = {t: sub.target(t).reshape(-1, 1) for t in tasks}
         weights = {t: sub.task_mask(t).astype(np.float32) for t in tasks}
-        return _pairs(sub), y, weights
+        return _pairs(sub), targets, weights
 
     def _optimizer(self, setup):
         """The study's Keras Adam in ``seed_compat``; else Adam that updates only the embedding rows

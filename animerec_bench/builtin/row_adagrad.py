@@ -30,7 +30,9 @@ scatters are TensorFlow's or JAX's.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -134,8 +136,18 @@ class _Trainer:
     def __init__(self, users, items, examples, rule: StepRule):
         self._users, self._items = self._array(users), self._array(items)
         self._data = self._array(examples)
-        self._kept = None
+        self._kept: tuple[Any, Any] | None = None
         self._epoch, self._squared_error = self._compile(rule)
+
+    # What a framework's subclass provides.
+    def _array(self, values: np.ndarray) -> Any:
+        raise NotImplementedError
+
+    def _copy(self, array: Any) -> Any:
+        raise NotImplementedError
+
+    def _compile(self, rule: StepRule) -> tuple[Callable[..., Any], Callable[..., Any]]:
+        raise NotImplementedError
 
     def epoch(self, order: np.ndarray) -> float:
         self._users, self._items, total = self._epoch(self._users, self._items, self._data, self._array(order))

@@ -56,7 +56,16 @@ import numpy as np
 from animerec_bench import hookimpl
 from animerec_bench.builtin.keras_backend import keras, seed_everything, to_numpy
 from animerec_bench.builtin.sparse_optim import LazyAdam
-from animerec_bench.model import Interactions, Model, check_param
+from animerec_bench.model import (
+    FoldedUsers,
+    History,
+    Interactions,
+    Model,
+    check_param,
+    from_saved_params,
+    load_arrays,
+    save_arrays,
+)
 
 #: Small constant under L2 normalisation's square root (an all-zero vector stays zero).
 NORM_EPSILON = 1e-12
@@ -281,7 +290,7 @@ class TwoTower(Model):
         rate = k.optimizers.schedules.CosineDecay(self.learning_rate, decay_steps=max(steps, 1))
         net.compile(optimizer=LazyAdam(learning_rate=rate), loss=make_loss(train.n_items, self.group_size),
                     jit_compile=k.backend.backend() == "jax", steps_per_execution=STEPS_PER_EXECUTION)
-        self.history_ = {"loss": [], "val_loss": [], "val_ndcg10": []}
+        self.history_: dict[str, list[float]] = {"loss": [], "val_loss": [], "val_ndcg10": []}
         self.epochs_ = self.best_epoch_ = 0
         started = time.perf_counter()
         if len(item):
@@ -408,10 +417,41 @@ class TwoTower(Model):
     def _export(self, net):
         users = np.arange(len(self.starts_) - 1)
         self.user_vectors_, self.item_vectors_ = self._towers(net, users, self._pool_all(users))
+        self.item_table_ = to_numpy(net.item_embeddings.embeddings)[:-1].astype(np.float32)  # the history encoder's
+        self.user_table_ = to_numpy(net.user_embeddings.embeddings).astype(np.float32) \
+            if net.user_embeddings is not None else np.zeros((0, self.item_table_.shape[1]), np.float32)
 
-    def score(self, user: np.ndarray) -> np.ndarray:
-        """``[len(user), n_items]`` float32 scores, higher = recommend first."""
-        return self.user_vectors_[np.asarray(user, dtype=np.int64)] @ self.item_vectors_.T
+    def score(self, user) -> np.ndarray:
+        """``[len(user), n_items]`` float32 scores, higher = recommend first. ``user``: indices of
+        training users, or :class:`FoldedUsers` from :meth:`fold_in`."""
+        rows = user.rows if isinstance(user, FoldedUsers) else self.user_vectors_[np.asarray(user, dtype=np.int64)]
+        return rows @ self.item_vectors_.T
+
+    def fold_in(self, history: History) -> FoldedUsers:
+        """The user tower on the user's liked anime: their mean anime embedding, plus the mean of the
+        training users' own embeddings (a new user has none; the mean is the best constant guess),
+        normalised and over the temperature as in training."""
+        liked = np.unique(np.asarray(history.item[history.label == 1], dtype=np.int64))
+        out = self.item_table_[liked].mean(axis=0, keepdims=True) if len(liked) else \
+            np.zeros((1, self.item_table_.shape[1]), np.float32)
+        if len(self.user_table_):
+            out = out + self.user_table_.mean(axis=0, keepdims=True)
+        out = _normalise(out) if self.normalize else out
+        return FoldedUsers(np.hstack([out / self.temperature, np.ones((1, 1), np.float32)]).astype(np.float32))
+
+    def save(self, folder) -> None:
+        """numpy arrays only (``params.json``, ``arrays/*.npy``): scoring and fold-in need no Keras,
+        so neither does loading; the trained network itself is not kept."""
+        save_arrays(folder, self.get_params(), user_vectors=self.user_vectors_, item_vectors=self.item_vectors_,
+                    item_table=self.item_table_, user_table=self.user_table_)
+
+    @classmethod
+    def load(cls, folder) -> "TwoTower":
+        params, z = load_arrays(folder)
+        model = from_saved_params(cls, params)
+        model.user_vectors_, model.item_vectors_ = z["user_vectors"], z["item_vectors"]
+        model.item_table_, model.user_table_ = z["item_table"], z["user_table"]
+        return model
 
 
 def _normalise(x: np.ndarray) -> np.ndarray:

@@ -28,17 +28,22 @@ import click
 @click.option("--expect-change", "expect_change", multiple=True, metavar="NAME",
               help="With --fail-on-regression: a model the change means to alter (repeatable); its regression is "
                    "reported, not failed. A model whose version differs between the folders counts too.")
-@click.option("--results", "results_dir", type=click.Path(file_okay=False), default="results", show_default=True,
-              help="Folder of result files holding both models (ignored when A and B are result folders).")
+@click.option("--results", "results_dir", type=click.Path(file_okay=False), default=None,
+              help="Folder of result files holding both models (ignored when A and B are result folders). "
+                   "Default: your own results in the data home, the folder run and leaderboard use; the "
+                   "published ones: --results results.")
+@click.option("--variant", type=click.Choice(["default", "tuned"]), default=None,
+              help="Compare each model's default-parameter results or its tuned ones (animerec-bench tune). "
+                   "Default: default where a model has them, else tuned; the output says which.")
 @click.option("--dataset", default=None, help="Data set to compare on (needed when the results hold several).")
 @click.option("--protocol", default=None, help="Protocol to compare under (needed when the results hold several).")
 @click.option("--task", "task_names", multiple=True,
               help="Task(s) to compare (default: every task both have per-user values for).")
 @click.option("--draws", type=click.IntRange(min=100), default=None,
-              help="Bootstrap draws per seed (default 1000).")
+              help="Bootstrap draws (default 1000; each draw takes each user once for all seeds).")
 def compare(a: str | None, b: str | None, base_dir: str | None, head_dir: str | None, threshold: str | None,
-            expect_change: tuple[str, ...], results_dir: str, dataset: str | None, protocol: str | None,
-            task_names: tuple[str, ...], draws: int | None) -> None:
+            expect_change: tuple[str, ...], results_dir: str | None, variant: str | None, dataset: str | None,
+            protocol: str | None, task_names: tuple[str, ...], draws: int | None) -> None:
     """Compare model B with model A: B − A per seed and over seeds, 95% intervals, p-values.
 
     A and B are two model names in one --results folder, or two result folders (each holding
@@ -46,9 +51,8 @@ def compare(a: str | None, b: str | None, base_dir: str | None, head_dir: str | 
     table, and with --fail-on-regression a gate (exit 1 on an undeclared regression)."""
     from animerec_bench.errors import UserError
     from animerec_bench.evaluation import significance
-    from animerec_bench.reports.leaderboard import escape
-    from animerec_bench.results.store import load_all, load_per_user
-    from animerec_bench.tasks import NAMES, TASKS
+    from animerec_bench.results.store import load_per_user
+    from animerec_bench.tasks import NAMES
 
     for t in task_names:
         if t not in NAMES:
@@ -65,62 +69,88 @@ def compare(a: str | None, b: str | None, base_dir: str | None, head_dir: str | 
         raise UserError("--fail-on-regression and --expect-change go with --base DIR --head DIR")
     if a is None or b is None:
         raise UserError("give two models A B (or two result folders), or --base DIR --head DIR")
-    folders = Path(a).is_dir() and Path(b).is_dir()
-    if folders:
-        sides = [(_only_model(rs, folder), rs, folder) for folder, rs in ((a, load_all(a)), (b, load_all(b)))]
-    else:
-        loaded = load_all(results_dir)
-        sides = [(a, loaded, results_dir), (b, loaded, results_dir)]
-    picked = []
-    for name, loaded, where in sides:
-        ok = [r for r in loaded if r["status"] == "ok" and r["model"]["name"] == name]
-        if not ok:
-            known = sorted({r["model"]["name"] for r in loaded if r["status"] == "ok"})
-            raise UserError(f"no successful result of model {name!r} in {where}; "
-                            f"models there: {', '.join(known) or '(none)'}")
-        picked.append(ok)
-    key = _dataset_protocol(picked[0] + picked[1], dataset, protocol)
+    sides = _sides(a, b, results_dir)
+    picked = [_pick(name, loaded, where, variant) for name, loaded, where in sides]
+    key = _dataset_protocol([r for _, ok in picked for r in ok], dataset, protocol)
     per_side = []
-    for (name, _, _), ok in zip(sides, picked):
+    for (name, _, _), (_, ok) in zip(sides, picked):
         ok = [r for r in ok if (r["dataset"]["name"], r["protocol"]) == key]
         per_side.append(_by_task_and_seed(name, ok, load_per_user))
+    labels = [f"{name} ({which})" for (name, _, _), (which, _) in zip(sides, picked)]
     tasks = [t for t in (task_names or NAMES) if t in per_side[0] and t in per_side[1]]
     if not tasks:
         wanted = ", ".join(task_names) if task_names else "any task"
-        missing = [n for (n, _, _), p in zip(sides, per_side) if not p]
+        missing = [n for n, p in zip(labels, per_side) if not p]
         why = (f"; model(s) {', '.join(repr(m) for m in missing)} have no per-user file (results written before "
                f"per-user values were kept: run them again)") if missing else ""
-        raise UserError(f"models {sides[0][0]!r} and {sides[1][0]!r} have no per-user values for {wanted} in "
+        raise UserError(f"models {labels[0]} and {labels[1]} have no per-user values for {wanted} in "
                         f"common on {key[0]} / {key[1]}{why}")
-    from tabulate import tabulate
-
     out = []
     for t in tasks:
-        metric = significance.METRIC[t]
-        spec = TASKS[t]
-        try:
-            per_seed, combined = significance.compare(t, per_side[0][t], per_side[1][t],
-                                                      draws or significance.DRAWS)
-        except ValueError as exc:
-            raise UserError(f"task {t}: {sides[0][0]!r} and {sides[1][0]!r}: {exc}") from None
-        better = "higher" if t != "rating" else "lower"
-        rows = []
-        for seed, iv in per_seed.items():
-            rows.append([str(seed), str(iv.users), f"{per_side[0][t][seed].metric(t):.4f}",
-                         f"{per_side[1][t][seed].metric(t):.4f}", f"{iv.estimate:+.4f}",
-                         f"{iv.low:+.4f} to {iv.high:+.4f}", f"{iv.p:.4f}"])
-        rows.append(["combined", str(combined.users), "", "", f"{combined.estimate:+.4f}",
-                     f"{combined.low:+.4f} to {combined.high:+.4f}", f"{combined.p:.4f}"])
-        headers = ["seed", "users", f"A {metric}", f"B {metric}", "B − A", "95% CI", "p"]
-        form = "" if spec.primary == metric else f"; the per-user form of {spec.primary}"
-        out += [f"### {t}: {metric} ({better} is better{form})",
-                "", f"A = {escape(sides[0][0])}, B = {escape(sides[1][0])}; {escape(key[0])} / protocol "
-                f"{escape(key[1])}; paired bootstrap over "
-                f"common test users, {draws or significance.DRAWS} draws per seed, seeds averaged draw by draw; "
-                f"p two-sided.", "",
-                tabulate(rows, headers, tablefmt="github", disable_numparse=True,
-                         colalign=["left"] + ["right"] * (len(headers) - 1)), ""]
+        out += _task_table(t, per_side, labels, key, draws or significance.DRAWS)
     click.echo("\n".join(out).rstrip("\n"))
+
+
+def _task_table(t: str, per_side: list[dict], labels: list[str], key: tuple[str, str], draws: int) -> list[str]:
+    """One task's B − A table: per seed and combined, with the 95% interval and p."""
+    from tabulate import tabulate
+
+    from animerec_bench.errors import UserError
+    from animerec_bench.evaluation import significance
+    from animerec_bench.reports.leaderboard import escape
+    from animerec_bench.tasks import TASKS
+
+    metric, spec = significance.METRIC[t], TASKS[t]
+    try:
+        per_seed, combined = significance.compare(t, per_side[0][t], per_side[1][t], draws)
+    except ValueError as exc:
+        raise UserError(f"task {t}: {labels[0]} and {labels[1]}: {exc}") from None
+    rows = [[str(seed), str(iv.users), f"{per_side[0][t][seed].metric(t):.4f}", f"{per_side[1][t][seed].metric(t):.4f}",
+             f"{iv.estimate:+.4f}", f"{iv.low:+.4f} to {iv.high:+.4f}", significance.format_p(iv.p, draws)]
+            for seed, iv in per_seed.items()]
+    rows.append(["combined", str(combined.users), "", "", f"{combined.estimate:+.4f}",
+                 f"{combined.low:+.4f} to {combined.high:+.4f}", significance.format_p(combined.p, draws)])
+    headers = ["seed", "users", f"A {metric}", f"B {metric}", "B − A", "95% CI", "p"]
+    better = "higher" if spec.higher_is_better else "lower"
+    form = "" if spec.primary == metric else f"; the per-user form of {spec.primary}"
+    return [f"### {t}: {metric} ({better} is better{form})", "",
+            f"A = {escape(labels[0])}, B = {escape(labels[1])}; {escape(key[0])} / protocol {escape(key[1])}; paired "
+            f"bootstrap over common test users, each user drawn once for all seeds ({draws} draws), seeds averaged "
+            f"draw by draw; p two-sided.", "",
+            tabulate(rows, headers, tablefmt="github", disable_numparse=True,
+                     colalign=["left"] + ["right"] * (len(headers) - 1)), ""]
+
+
+def _sides(a: str, b: str, results_dir: str | None) -> list[tuple[str, list[dict], str]]:
+    """(model name, the results holding it, where they came from) for A and B."""
+    from animerec_bench.results.store import load_all
+    from animerec_bench.support import paths
+
+    if Path(a).is_dir() and Path(b).is_dir():
+        return [(_only_model(rs, folder), rs, folder) for folder, rs in ((a, load_all(a)), (b, load_all(b)))]
+    folder = results_dir or str(paths.results_dir())
+    loaded = load_all(folder)
+    return [(a, loaded, folder), (b, loaded, folder)]
+
+
+def _pick(name: str, loaded: list[dict], where: str, variant: str | None) -> tuple[str, list[dict]]:
+    """(the variant compared, the ok results of model ``name`` in it): ``variant``, else default
+    where the model has default results, else tuned. One line naming the models there otherwise."""
+    from animerec_bench.errors import UserError
+    from animerec_bench.plugins.registry import did_you_mean
+    from animerec_bench.results.store import Result
+
+    ok = [r for r in loaded if r["status"] == "ok" and r["model"]["name"] == name]
+    if not ok:
+        known = sorted({r["model"]["name"] for r in loaded if r["status"] == "ok"})
+        raise UserError(f"no successful result of model {name!r} in {where}{did_you_mean(name, known)}; "
+                        f"models there: {', '.join(known) or '(none)'}")
+    by_variant = {v: [r for r in ok if Result(r).tuned == (v == "tuned")] for v in ("default", "tuned")}
+    which = variant or ("default" if by_variant["default"] else "tuned")
+    if not by_variant[which]:
+        raise UserError(f"model {name!r} has no {which} results in {where} (it has "
+                        f"{' and '.join(v for v in by_variant if by_variant[v])} ones): --variant")
+    return which, by_variant[which]
 
 
 def _only_model(loaded: list[dict], folder: str) -> str:
@@ -192,6 +222,7 @@ def _compare_folders(base_dir: str, head_dir: str, threshold: float | None, expe
         loaded = load_all(folder, problems)
         for problem in problems:
             click.echo(f"warning: skipped {problem}", err=True)
+        gate.check_content(loaded, require_hash=flag == "--head")
         for warning in forget_missing_per_user(loaded):
             click.echo(f"warning: {warning}", err=True)
         found[flag] = gate.sides(loaded, dataset=dataset, protocol=protocol, tasks=task_names)
@@ -202,7 +233,7 @@ def _compare_folders(base_dir: str, head_dir: str, threshold: float | None, expe
     rows = gate.compare_folders(found["--base"], found["--head"], threshold=threshold, expect_change=expect_change,
                                 draws=draws)
     click.echo(gate.markdown(rows, base_name=base_dir, head_name=head_dir, threshold=threshold, draws=draws))
-    reason = gate.failure_line(rows, threshold) if threshold is not None else None
+    reason = gate.failure_line(rows, threshold, draws) if threshold is not None else None
     if reason:
         click.echo(f"Error: {reason}", err=True)
         raise SystemExit(1)

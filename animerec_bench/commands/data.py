@@ -122,21 +122,30 @@ def info(name: str, as_json: bool, plugins_dir: str | None) -> None:
 @click.option("--format", "fmt", default="parquet", show_default=True, metavar="parquet|csv",
               help="File format of train, validation and test.")
 @click.option("--out", type=click.Path(path_type=str), required=True, help="Folder to create.")
-@click.option("--force", is_flag=True, help="Replace --out when it is a non-empty folder.")
+@click.option("--force", is_flag=True, help="Replace --out when it is an earlier export (a folder this command "
+              "wrote, with its split.json); any other non-empty folder is refused.")
 @plugins_dir_option
 def export_split_(name: str, protocol: str, seed: int, fmt: str, out: str, force: bool,
                   plugins_dir: str | None) -> None:
     """Write one split (train, validation, test with the original ids) and split.json to OUT.
 
-    To score any other library on exactly the pairs the leaderboards are scored on.
+    To score any other library on exactly the pairs the leaderboards are scored on; with the
+    anime features models get (anime.parquet / anime.csv) when the data set has metadata.
     """
+    from pathlib import Path
+
     from animerec_bench.data.export import check_target, export_split
     from animerec_bench.data.protocol import get_protocol
-    from animerec_bench.plugins.registry import load_registry
-
     check_target(out, fmt, force=force)  # before the split is made: that can take a while
-    ds = load_registry(plugins_dir).dataset(name)
-    meta = export_split(get_protocol(protocol).split(ds, seed), out, fmt, force=force, dataset_label=ds.label)
+    ds = load_plugins(plugins_dir)[0].dataset(name)
+    split = get_protocol(protocol).split(ds, seed)
+    features = None
+    if split.features is not None or (ds.anime_path is not None and Path(ds.anime_path).exists()):
+        from animerec_bench.data.features import for_split
+
+        features = for_split(split, ds)  # the anime features models get (issue 23)
+    meta = export_split(split, out, fmt, force=force, dataset_label=ds.label, features=features)
     counts = ", ".join(f"{part} {p['pairs']:,}" for part, p in meta["parts"].items())
-    click.echo(f"wrote {ds.label} / {meta['protocol']} / seed {seed} to {out} ({fmt}): {counts} pairs")
+    click.echo(f"wrote {ds.label} / {meta['protocol']} / seed {seed} to {out} ({fmt}): {counts} pairs"
+               + (f"; anime features of {features.n_items:,} anime in anime.{fmt}" if features is not None else ""))
     click.echo(f"split fingerprint {meta['split_fingerprint']}")

@@ -11,12 +11,15 @@ from animerec_bench.commands.options import load_plugins, plugins_dir_option
 
 def describe(reg) -> dict:
     """Everything ``list`` shows about a registry, as plain data."""
+    from animerec_bench.model import describe as describe_model
     from animerec_bench.tasks import TASKS
 
     models = [{
-        "name": name, "tasks": list(e.tasks), "joint": e.joint, "baseline": e.baseline,
+        "name": name, "description": describe_model(e.cls), "tasks": list(e.tasks), "joint": e.joint,
+        "baseline": e.baseline,
         "params": dict(e.params), "plugin": e.plugin, "plugin_version": e.plugin_version,
         "version": e.version, "framework": e.framework, "ranked_by": _ranked_by(e),
+        "item_features": e.item_features, "protocols": list(e.protocols) if e.protocols else None,
     } for name, e in reg.models.items()]
     datasets = [{"name": ds.name, "synthetic": ds.synthetic, "source": ds.source, "licence": ds.licence,
                  "plugin": reg.dataset_plugins[ds.name]} for ds in reg.datasets.values()]
@@ -43,11 +46,11 @@ def list_(as_json: bool, plugins_dir: str | None) -> None:
     if as_json:
         click.echo(json.dumps(info, indent=2, sort_keys=True, default=str))
     else:
-        rows = [[m["name"], ", ".join(m["tasks"]), "joint" if m["joint"] else "per task",
-                 ", ".join(f"{k}={v!r}" for k, v in m["params"].items()),
+        rows = [[m["name"], m["description"], ", ".join(m["tasks"]), ("joint" if m["joint"] else "per task")
+                 + (", anime features" if m["item_features"] else ""),
                  f'{m["plugin"]} {m["plugin_version"]}'] for m in info["models"]]
-        click.echo(tabulate(rows, ["model", "tasks", "training", "hyperparameters (defaults)", "plugin"],
-                            tablefmt="github"))
+        click.echo(tabulate(rows, ["model", "what it is", "tasks", "training", "plugin"], tablefmt="github"))
+        click.echo("Hyperparameters and their defaults: animerec-bench list --json (models[].params).")
         click.echo()
         click.echo(tabulate([[d["name"], "yes" if d["synthetic"] else "no", d["plugin"]] for d in info["datasets"]],
                             ["data set", "synthetic", "plugin"], tablefmt="github"))

@@ -12,14 +12,33 @@ plugins_dir_option = click.option(
          "Default: ./plugins, only when the current folder is an animerec-bench checkout.")
 
 
+#: How long ``list``, ``data info`` and ``data export-split`` give the plugin probe (``run`` and
+#: ``tune`` give it ``--timeout``); ANIMEREC_BENCH_PROBE_SECONDS overrides it.
+PROBE_SECONDS = 60.0
+
+
+def probe_seconds() -> float:
+    import math
+    import os
+
+    try:
+        value = float(os.environ.get("ANIMEREC_BENCH_PROBE_SECONDS", PROBE_SECONDS))
+    except ValueError:
+        value = PROBE_SECONDS
+    return value if math.isfinite(value) and value > 0 else PROBE_SECONDS
+
+
 def load_plugins(plugins_dir: str | None, *, deadline: float | None = None):
     """Resolve the plugins folder, say on stderr which loose files will run, load the registry.
 
-    With ``deadline`` (seconds), third-party plugins are first imported in a short-lived
-    probe process (see ``plugins.probe``), so one that exits or hangs stops with one line
-    naming it instead of ending or hanging this command. Returns (registry, resolved folder).
+    Third-party plugins are first imported in a short-lived probe process (see ``plugins.probe``),
+    killed after ``deadline`` seconds (default :func:`probe_seconds`), so one that exits or hangs
+    stops every command with one line naming it instead of ending or hanging it. Returns
+    (registry, resolved folder).
     """
-    from animerec_bench.plugins.registry import load_registry, loose_plugin_files, probe, resolve_plugins_dir
+    from animerec_bench.plugins.loader import loose_plugin_files, resolve_plugins_dir
+    from animerec_bench.plugins.probe import probe
+    from animerec_bench.plugins.registry import load_registry
 
     folder = resolve_plugins_dir(plugins_dir)
     if folder.warning:
@@ -28,8 +47,7 @@ def load_plugins(plugins_dir: str | None, *, deadline: float | None = None):
     if files:
         click.echo(f"loading plugin files from {folder.path} ({folder.source}): "
                    f"{', '.join(p.name for p in files)}", err=True)
-    if deadline is not None:
-        probe(folder.path, deadline)
+    probe(folder.path, deadline if deadline is not None else probe_seconds())
     return load_registry(folder.path), folder.path
 
 
@@ -69,8 +87,9 @@ def _apply(decorators):
 def job_options(*, all_help: str, model_help: str, seeds_help: str, seed_help: str, param_help: str,
                 timeout_help: str, results_help: str):
     """The options ``run`` and ``tune`` share (which models, tasks, data set, protocol, seeds,
-    parameters, time limit, results folder, plugins), in one place so the two cannot drift;
-    the help texts say what each command does with them. Read them with :func:`plan_jobs`."""
+    parameters, time limit, memory limit, Keras backend, results folder, plugins), in one place so
+    the two cannot drift; the help texts say what each command does with them. Read them with
+    :func:`plan_run`."""
     from animerec_bench.tasks import NAMES as TASK_NAMES
 
     return _apply([
@@ -86,6 +105,11 @@ def job_options(*, all_help: str, model_help: str, seeds_help: str, seed_help: s
         click.option("--param", "params", multiple=True, metavar="MODEL.KEY=VALUE", help=param_help),
         click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=1800.0, show_default=True,
                      help=timeout_help),
+        click.option("--memory-limit", "memory_limit", type=click.IntRange(min=1), default=None, metavar="MB",
+                     help="Cap each job's address space (RLIMIT_AS); exceeding it fails the job as out of memory."),
+        click.option("--backend", "keras_backend", default=None, metavar="NAME",
+                     help="Keras backend of the Keras models' jobs: tensorflow or jax (default: KERAS_BACKEND, "
+                          "else Keras' own); recorded with the hardware."),
         click.option("--results", "results_dir", type=click.Path(file_okay=False), default=None, help=results_help),
         publish_option,
         plugins_dir_option,
@@ -111,18 +135,84 @@ def job_seeds(seeds: int | None, seed: int | None, timeout: float) -> list[int]:
 
 
 def plan_jobs(*, run_all: bool, models: tuple, more_models: tuple, tasks: tuple, seeds: list[int], params: tuple,
-              timeout: float, plugins_dir: str | None, check_model=None):
+              timeout: float, plugins_dir: str | None, check_model=None, protocol: str = "v1"):
     """Load the plugins (their warnings on stderr), pick the models, read ``--param`` and plan the
     jobs: ``(registry, plugins folder, model names, jobs)``. ``check_model(registry, name)``
-    (optional) may refuse a model before any parameter is read."""
+    (optional) may refuse a model before any parameter is read. On a cold-start ``protocol``,
+    models that cannot score unseen anime are skipped, one line each (:func:`cold_start_models`)."""
     from animerec_bench.execution import runner
 
     registry, plugins_path = load_plugins(plugins_dir, deadline=timeout)
     for err in registry.warnings + registry.errors:
         click.echo(f"warning: {err}", err=True)
     names = runner.select_models(registry, tuple(models) + tuple(more_models), run_all)
+    names = cold_start_models(registry, names, protocol)
     if check_model is not None:
         for name in names:
             check_model(registry, name)
     overrides = runner.parse_params(params, registry, names)
     return registry, plugins_path, names, runner.plan(registry, names, tuple(tasks) or None, seeds, overrides)
+
+
+def check_backend(name: str) -> None:
+    """``--backend NAME``: a backend this package supports and that is installed, else one line."""
+    import importlib.util
+
+    from animerec_bench.errors import UserError
+    from animerec_bench.execution.runner import KERAS_BACKENDS
+
+    if name not in KERAS_BACKENDS:
+        raise UserError(f"--backend {name}: unknown Keras backend; expected one of {', '.join(KERAS_BACKENDS)}")
+    if importlib.util.find_spec(name) is None:
+        extra = " (pip install 'animerec-bench[jax]')" if name == "jax" else ""
+        raise UserError(f"--backend {name}: {name} is not installed{extra}")
+
+
+def plan_run(*, run_all: bool, models: tuple, more_models: tuple, tasks: tuple, dataset: str, protocol: str,
+             seeds: list[int], params: tuple, timeout: float, memory_limit: int | None, keras_backend: str | None,
+             results_dir: str, plugins_dir: str | None, check_model=None):
+    """The one place ``run`` and ``tune`` build their :class:`.runner.RunContext`: load the plugins
+    (once for the whole run), plan the jobs (:func:`plan_jobs`), and gather what every job shares.
+    Returns ``(ctx, jobs)``."""
+    from pathlib import Path
+
+    from animerec_bench.data.protocol import get_protocol
+    from animerec_bench.execution import runner
+    from animerec_bench.support.machine import machine_info
+
+    if keras_backend is not None:
+        check_backend(keras_backend)
+    registry, plugins_path, _, jobs = plan_jobs(
+        run_all=run_all, models=models, more_models=more_models, tasks=tasks, seeds=seeds, params=params,
+        timeout=timeout, plugins_dir=plugins_dir, check_model=check_model, protocol=protocol)
+    commit, dirty = runner.git_revision()
+    ctx = runner.RunContext(registry=registry, dataset=registry.dataset(dataset), protocol=get_protocol(protocol),
+                            results_dir=Path(results_dir), plugins_dir=plugins_path and str(plugins_path),
+                            timeout=timeout, memory_limit_mb=memory_limit, commit=commit, dirty=dirty,
+                            parent_machine=machine_info(), keras_backend=keras_backend)
+    return ctx, jobs
+
+
+def cold_start_models(registry, names: list[str], protocol: str) -> list[str]:
+    """``names`` less the models that do not take part in ``protocol``, each skipped with one
+    line on stderr, not failed: on a protocol that holds anime out whole (issue 23), those that
+    take no anime features and so cannot score them; anywhere, those whose ``protocols`` leave
+    it out. UserError when none is left."""
+    from animerec_bench.data.protocol import get_protocol
+    from animerec_bench.errors import UserError
+
+    cold = get_protocol(protocol).cold_items
+    kept = []
+    for name in names:
+        entry = registry.model(name)
+        if entry.protocols is not None and protocol not in entry.protocols:
+            click.echo(f"skipped {name}: it takes part in protocol(s) {', '.join(entry.protocols)} only", err=True)
+        elif cold and not entry.item_features:
+            click.echo(f"skipped {name}: protocol {protocol} ranks anime no training pair has, and {name} "
+                       f"takes no anime features (item_features)", err=True)
+        else:
+            kept.append(name)
+    if not kept:
+        raise UserError(f"protocol {protocol}: none of the models asked for takes part in it (on a cold-start "
+                        f"protocol a model must declare item_features = True; `animerec-bench list` shows models)")
+    return kept

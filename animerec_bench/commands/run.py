@@ -9,7 +9,7 @@ import sys
 
 import click
 
-from animerec_bench.commands.options import job_options, job_seeds, plan_jobs, results_folder
+from animerec_bench.commands.options import job_options, job_seeds, plan_run, results_folder
 from animerec_bench.errors import UserError
 
 
@@ -66,27 +66,9 @@ def _stop_signals_raise():
             signal.signal(s, old)
 
 
-def _check_backend(name: str) -> None:
-    """``--backend NAME``: a backend this package supports and that is installed, else one line."""
-    import importlib.util
-
-    from animerec_bench.execution.runner import KERAS_BACKENDS
-
-    if name not in KERAS_BACKENDS:
-        raise UserError(f"--backend {name}: unknown Keras backend; expected one of {', '.join(KERAS_BACKENDS)}")
-    if importlib.util.find_spec(name) is None:
-        extra = " (pip install 'animerec-bench[jax]')" if name == "jax" else ""
-        raise UserError(f"--backend {name}: {name} is not installed{extra}")
-
-
-class _Cancelled(BaseException):
-    """Raised in a job's thread (from ``execute``'s tick) when the run stops: ``execute`` then
-    kills the job's processes, as it does for Ctrl-C in the main thread."""
-
-
 def run_summary(finished: list[tuple], results_dir, publish: bool) -> list[str]:
-    """The end of a run a person reads: each model's primary metric(s), mean ± std over the seeds
-    just run; where the full error of each failed job is; how to render the board and where it goes."""
+    """The end of a run a person reads: each task's models ranked by its primary metric (mean ± std
+    over the seeds just run, best first, the direction the Task gives); where the full error of each failed job is; how to render the board and where it goes."""
     import statistics
 
     from animerec_bench.support.paths import home
@@ -103,9 +85,14 @@ def run_summary(finished: list[tuple], results_dir, publish: bool) -> list[str]:
     lines = []
     if values:
         lines.append("mean ± std over the seeds just run:")
-        for (model, task, metric), vs in sorted(values.items()):
+    for task in (t for t in TASKS.values() if any(key[1] == t.name for key in values)):
+        lines.append(f"  {task.name}, best first by {task.primary} ({'higher' if task.higher_is_better else 'lower'} "
+                     f"is better):")
+        ranked = sorted(((statistics.fmean(vs), key, vs) for key, vs in values.items() if key[1] == task.name),
+                        key=lambda entry: (-entry[0] if task.higher_is_better else entry[0], entry[1]))
+        for mean, (model, _, metric), vs in ranked:
             spread = f" ± {statistics.stdev(vs):.4f}" if len(vs) > 1 else ""
-            lines.append(f"  {model} {task} {metric} {statistics.fmean(vs):.4f}{spread} ({len(vs)} seed(s))")
+            lines.append(f"    {model} {task.name} {metric} {mean:.4f}{spread} ({len(vs)} seed(s))")
     for job, result, path in finished:
         if result.get("status") != "ok":
             where = f"full error (traceback, log tail) in {path}" if path else "its result could not be written"
@@ -113,83 +100,6 @@ def run_summary(finished: list[tuple], results_dir, publish: bool) -> list[str]:
     board = "leaderboards/ of this checkout" if publish else str(home() / "leaderboards")
     lines.append(f"board: `animerec-bench leaderboard{' --publish' if publish else ''}` renders it into {board}")
     return lines
-
-
-def run_parallel(jobs, ctx, allotments, reporter, record, running: list) -> None:
-    """Run ``jobs`` in ``len(allotments)`` threads, each running one job at a time on its own
-    cores, and hand each result to ``record`` in this (the main) thread. ``running`` holds the
-    jobs under way, for the stop message.
-
-    A stop (Ctrl-C, SIGTERM, SIGHUP) arrives in this thread: it tells every job thread to stop,
-    each kills its job (within ``execute``'s tick, ~0.25 s), and waits for them before it goes
-    on. Each thread outlives the worker it started, as the worker's parent-death signal needs."""
-    import queue
-    import threading
-
-    from animerec_bench.execution import runner
-
-    todo: queue.SimpleQueue = queue.SimpleQueue()
-    for job in jobs:
-        todo.put(job)
-    done: queue.SimpleQueue = queue.SimpleQueue()
-    stop = threading.Event()
-    lock = threading.Lock()  # the reporter and ``running`` are not thread-safe
-
-    def tick() -> None:
-        if stop.is_set():
-            raise _Cancelled()
-
-    def event(kind, info) -> None:
-        with lock:
-            reporter.event(kind, info)
-
-    def slot(cores) -> None:
-        while not stop.is_set():
-            try:
-                job = todo.get_nowait()
-            except queue.Empty:
-                return
-            with lock:
-                running.append(job)
-                reporter.start(job)
-            try:
-                result, path = runner.execute(job, ctx, event, tick, cores=cores)
-            except _Cancelled:
-                return
-            except BaseException as exc:  # noqa: BLE001 - handed to the main thread, which raises it
-                done.put((job, None, exc))
-                return
-            with lock:
-                running.remove(job)
-                reporter.finish(job, result)
-            done.put((job, (result, path), None))
-
-    threads = [threading.Thread(target=slot, args=(cores,), name=f"animerec-bench-job-slot-{k}")
-               for k, cores in enumerate(allotments)]
-    for t in threads:
-        t.start()
-    try:
-        for _ in jobs:
-            while True:
-                try:  # a timeout, so that signals reach this thread's handlers promptly
-                    job, result, exc = done.get(timeout=0.2)
-                    break
-                except queue.Empty:
-                    if not any(t.is_alive() for t in threads) and done.empty():
-                        raise RuntimeError("every job thread ended before the run's jobs were done") from None
-            if exc is not None:
-                raise exc
-            record(job, *result)
-    finally:
-        stop.set()
-        for t in threads:
-            while t.is_alive():
-                with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C: still wait for the kills
-                    t.join()
-        while not done.empty():  # jobs that finished while the run stopped: their results were written
-            job, result, exc = done.get()
-            if exc is None:
-                record(job, *result)
 
 
 def _ray_options(executor: str, n_jobs: int, address, cpus, gpus):
@@ -262,7 +172,8 @@ def _missing_jobs(jobs: list, ctx, results_dir) -> tuple[list, int]:
     for problem in problems:
         click.echo(f"warning: skipped {problem}", err=True)
     current = {results_mod.get(r, "identity.key") for r in existing
-               if r["status"] == "ok" and not r.get("validation_only") and not results_mod.get(r, "tuning")}
+               if r["status"] == "ok" and not r.get("validation_only") and not results_mod.get(r, "tuning")
+               and results_mod.content_problem(r) is None}  # an edited file is not the job's result
     todo = [job for job in jobs if runner.job_identity(job, ctx, ctx.split(job.seed)[1])["key"] not in current]
     return [dataclasses.replace(job, index=i) for i, job in enumerate(todo, 1)], len(jobs) - len(todo)
 
@@ -277,8 +188,6 @@ def _missing_jobs(jobs: list, ctx, results_dir) -> tuple[list, int]:
     timeout_help="Seconds each job may take before it is killed and recorded as failed.",
     results_help="Folder the result files are written into (default: results/ in the data home, your own runs; "
                  "the published ./results only with --publish or --results results).")
-@click.option("--memory-limit", "memory_limit", type=click.IntRange(min=1), default=None, metavar="MB",
-              help="Cap each job's address space (RLIMIT_AS); exceeding it fails the job as out of memory.")
 @click.option("--jobs", "n_jobs", type=int, default=1, show_default=True, metavar="N",
               help="Run up to N jobs at once, each pinned to its own equal share of the cores (its timings "
                    "are recorded and shown as 'K of M cores'); 1 leaves every core to the one job.")
@@ -292,48 +201,31 @@ def _missing_jobs(jobs: list, ctx, results_dir) -> tuple[list, int]:
               help="With --executor ray: cores each job asks Ray for, and is pinned to on its node [default: 1].")
 @click.option("--ray-gpus-per-job", "ray_gpus", type=click.FloatRange(min=0), default=None, metavar="G",
               help="With --executor ray: GPUs each Keras model's job asks Ray for (num_gpus) [default: 0].")
-@click.option("--backend", "keras_backend", default=None, metavar="NAME",
-              help="Keras backend of the Keras models' jobs: tensorflow or jax (default: KERAS_BACKEND, else "
-                   "Keras' own); recorded with the hardware.")
 @click.option("--missing", is_flag=True,
               help="Run only the jobs without a current ok result in the results folder (same model code, "
                    "version, parameters, data set, split, protocol and result schema).")
 @_no_early_exit_zero
 def run(run_all, models, more_models, tasks, dataset, protocol, seeds, seed, params, timeout, memory_limit,
-        n_jobs, executor, ray_address, ray_cpus, ray_gpus, keras_backend, results_dir, publish, missing,
+        keras_backend, n_jobs, executor, ray_address, ray_cpus, ray_gpus, results_dir, publish, missing,
         plugins_dir) -> None:
     """Run models on a data set: each job (model x task(s) x seed) in its own process.
 
     Ends with a summary table; the exit status is 1 when any job failed.
     """
-    from pathlib import Path
-
-    from tabulate import tabulate
-
-    from animerec_bench.data.protocol import get_protocol
     from animerec_bench.execution import runner
-    from animerec_bench.execution.progress import Reporter, primary_summary, reporter_for
-    from animerec_bench.support.machine import machine_info
 
     seeds_run = job_seeds(seeds, seed, timeout)
     if n_jobs < 1:
         raise UserError(f"--jobs {n_jobs}: expected a whole number of jobs at once, 1 or more")
-    if keras_backend is not None:
-        _check_backend(keras_backend)
     ray_options = _ray_options(executor, n_jobs, ray_address, ray_cpus, ray_gpus)
     results_dir = results_folder(results_dir, publish)
-    registry, plugins_path, _, jobs = plan_jobs(
-        run_all=run_all, models=models, more_models=more_models, tasks=tasks, seeds=seeds_run, params=params,
-        timeout=timeout, plugins_dir=plugins_dir)
     allotments = runner.allot_cores(n_jobs) if n_jobs > 1 else None
-    ds = registry.dataset(dataset)
-    commit, dirty = runner.git_revision()
-    ctx = runner.RunContext(registry=registry, dataset=ds, protocol=get_protocol(protocol),
-                            results_dir=Path(results_dir), plugins_dir=plugins_path and str(plugins_path),
-                            timeout=timeout, memory_limit_mb=memory_limit, commit=commit, dirty=dirty,
-                            parent_machine=machine_info(), keras_backend=keras_backend)
+    ctx, jobs = plan_run(run_all=run_all, models=models, more_models=more_models, tasks=tasks, dataset=dataset,
+                         protocol=protocol, seeds=seeds_run, params=params, timeout=timeout,
+                         memory_limit=memory_limit, keras_backend=keras_backend, results_dir=results_dir,
+                         plugins_dir=plugins_dir)
     _probe_results_folder(results_dir)
-    click.echo(f"{len(jobs)} job(s) on {ds.label} / protocol {protocol}, seed(s) "
+    click.echo(f"{len(jobs)} job(s) on {ctx.dataset.label} / protocol {protocol}, seed(s) "
                f"{', '.join(map(str, seeds_run))}; results -> {results_dir}", err=True)
     for stale in runner.sweep_stale_job_dirs():
         click.echo(f"removed {stale}: the job folder of a run that was killed", err=True)
@@ -347,78 +239,110 @@ def run(run_all, models, more_models, tasks, dataset, protocol, seeds, seed, par
     if allotments:
         click.echo(f"{n_jobs} jobs at once, each on its own {len(allotments[0])} of {len(runner.allot_cores(1)[0])} "
                    f"core(s): " + "; ".join(",".join(map(str, a)) for a in allotments), err=True)
-    # Several jobs at once: plain lines (a live line cannot show two jobs), one call at a time.
-    def epochs_of(job) -> int | None:
-        budget = {**registry.models[job.model].params, **job.params}.get("epochs")
-        return budget if isinstance(budget, int) and not isinstance(budget, bool) else None
+    table = _execute(jobs, ctx, allotments, ray_options, results_dir)
+    _finish(table, jobs, ctx, results_dir, publish)
 
-    plain = allotments or ray_options
-    reporter = reporter_for(len(jobs), epochs_of=epochs_of) if not plain else Reporter(len(jobs))
-    rows, failed, reported = [], 0, 0
-    running: list = []
-    finished: list[tuple] = []  # (job, result, path), for the end-of-run summary
 
-    def record(job, result, path=None) -> None:
-        nonlocal failed, reported
-        finished.append((job, result, path))
-        for kept, problem in ctx.unsaved[reported:]:
+class _Table:
+    """The results of a run as they come back: the summary table's rows and what the summary needs."""
+
+    def __init__(self, ctx) -> None:
+        self.ctx = ctx
+        self.rows: list[tuple[int, list]] = []
+        self.failed = 0
+        self.reported = 0
+        #: (job, result, path), for the end-of-run summary.
+        self.finished: list[tuple] = []
+
+    def record(self, job, result, path=None) -> None:
+        from animerec_bench.execution.progress import primary_summary
+
+        self.finished.append((job, result, path))
+        for kept, problem in self.ctx.unsaved[self.reported:]:
             click.echo(f"error: {problem}; " + (f"kept it in {kept}" if kept else "could not keep it anywhere"),
                        err=True)
-        reported = len(ctx.unsaved)
-        failed += result["status"] != "ok"
+        self.reported = len(self.ctx.unsaved)
+        self.failed += result["status"] != "ok"
         t = result.get("timing") or {}
-        rows.append((job.index, [job.model, "+".join(job.tasks), job.seed, result["status"], primary_summary(result),
-                     f"{t['fit_seconds']:.2f}" if isinstance(t.get("fit_seconds"), float) else "",
-                     f"{result['duration_seconds']:.1f}", (result.get("error") or "")[:80]]))
+        self.rows.append((job.index, [job.model, "+".join(job.tasks), job.seed, result["status"],
+                                      primary_summary(result),
+                                      f"{t['fit_seconds']:.2f}" if isinstance(t.get("fit_seconds"), float) else "",
+                                      f"{result['duration_seconds']:.1f}", (result.get("error") or "")[:80]]))
 
+
+def _executor(jobs, ctx, allotments, ray_options, ray):
+    """The executor for this run: Ray's, ``--jobs N``'s, or one job at a time (with a live line on a
+    terminal; several jobs at once get plain lines, as a live line cannot show two jobs; Ray's
+    jobs report only when they end)."""
+    from animerec_bench.execution.executors import LocalExecutor, ParallelExecutor
+    from animerec_bench.execution.progress import Reporter, reporter_for
+
+    def epochs_of(job) -> int | None:
+        budget = job.run_params(ctx.registry).get("epochs")
+        return budget if isinstance(budget, int) and not isinstance(budget, bool) else None
+
+    if ray_options:
+        from animerec_bench.execution.ray_executor import RayExecutor
+
+        return RayExecutor(ctx, Reporter(len(jobs), epochs_of=epochs_of), ray_options, ray=ray)
+    if allotments:
+        return ParallelExecutor(ctx, Reporter(len(jobs), epochs_of=epochs_of), allotments)
+    return LocalExecutor(ctx, reporter_for(len(jobs), epochs_of=epochs_of))
+
+
+def _execute(jobs, ctx, allotments, ray_options, results_dir) -> _Table:
+    """Run ``jobs`` with the run's executor; a stop signal ends the run with one line saying
+    which jobs were killed and how many results were written."""
+    table = _Table(ctx)
     ray = _connect_ray(ray_options) if ray_options else None
+    executor = _executor(jobs, ctx, allotments, ray_options, ray)
     received: list = []
     try:
         with _stop_signals_raise() as received:
             for s in sorted({job.seed for job in jobs}):
                 ctx.split(s)
             if ray_options:
-                from animerec_bench.execution.ray_executor import run_jobs
-
                 click.echo(f"{len(jobs)} job(s) submitted to Ray, {ray_options.cpus_per_job} core(s) each"
                            + (f", {ray_options.gpus_per_job:g} GPU(s) per Keras job" if ray_options.gpus_per_job
                               else ""), err=True)
-                run_jobs(jobs, ctx, ray_options, reporter, record, running, ray=ray)
-            elif allotments:
-                run_parallel(jobs, ctx, allotments, reporter, record, running)
-            for job in jobs if not plain else ():
-                reporter.start(job)
-                running.append(job)
-                result, path = runner.execute(job, ctx, reporter.event, reporter.tick)
-                running.remove(job)
-                reporter.finish(job, result)
-                record(job, result, path)
+            executor.execute(jobs, table.record)
     except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM, SIGHUP: the jobs' processes are already gone
         signum = getattr(exc, "signum", None) or (received[0] if received else signal.SIGINT)
-        written = len(rows) - len(ctx.unsaved)
-        killed = ", ".join(f"{job.index}/{len(jobs)} ({job.label})" for job in sorted(running, key=lambda j: j.index))
-        where = (f"during job {killed}, which was killed and has no result" if len(running) == 1 else
-                 f"during jobs {killed}, which were killed and have no result" if running else
-                 "between jobs" if rows else "before the first job")
-        with contextlib.suppress(OSError):  # SIGHUP: the terminal may be gone
-            click.echo(("\n" if sys.stderr.isatty() else "") + f"run stopped by {signal.Signals(signum).name} "
-                       f"{where}; {written} result(s) written to {results_dir}", err=True)
+        _say_stopped(signum, jobs, executor.running, table, results_dir)
         raise SystemExit(128 + signum) from None
     finally:
         if ray is not None:
             with contextlib.suppress(Exception):
                 ray.shutdown()
-    rows = [row for _, row in sorted(rows, key=lambda pair: pair[0])]  # in job order, however they finished
+    return table
+
+
+def _say_stopped(signum, jobs, running, table: _Table, results_dir) -> None:
+    written = len(table.rows) - len(table.ctx.unsaved)
+    killed = ", ".join(f"{job.index}/{len(jobs)} ({job.label})" for job in sorted(running, key=lambda j: j.index))
+    where = (f"during job {killed}, which was killed and has no result" if len(running) == 1 else
+             f"during jobs {killed}, which were killed and have no result" if running else
+             "between jobs" if table.rows else "before the first job")
+    with contextlib.suppress(OSError):  # SIGHUP: the terminal may be gone
+        click.echo(("\n" if sys.stderr.isatty() else "") + f"run stopped by {signal.Signals(signum).name} "
+                   f"{where}; {written} result(s) written to {results_dir}", err=True)
+
+
+def _finish(table: _Table, jobs, ctx, results_dir, publish: bool) -> None:
+    """The summary table and the closing lines; exit 1 when a job failed or a result was not written."""
+    from tabulate import tabulate
+
+    rows = [row for _, row in sorted(table.rows, key=lambda pair: pair[0])]  # in job order, however they finished
     if not rows:  # a run that ran nothing never reports success
         raise UserError("no job ran")
     click.echo(tabulate(rows, ["model", "tasks", "seed", "status", "primary metric", "fit s", "job s", "error"],
                         tablefmt="github"))
-    click.echo(f"{len(jobs) - failed} ok, {failed} failed; results in {results_dir}")
-    for line in run_summary(finished, results_dir, publish):
+    click.echo(f"{len(jobs) - table.failed} ok, {table.failed} failed; results in {results_dir}")
+    for line in run_summary(table.finished, results_dir, publish):
         click.echo(line)
     if ctx.unsaved:
         kept = sorted({str(p.parent) for p, _ in ctx.unsaved if p is not None})
         click.echo(f"error: {len(ctx.unsaved)} result(s) could not be written to {results_dir}"
                    + (f"; kept in {', '.join(kept)}" if kept else ""), err=True)
-    if failed or ctx.unsaved:
+    if table.failed or ctx.unsaved:
         raise SystemExit(1)

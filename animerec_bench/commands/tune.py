@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from animerec_bench.commands.options import job_options, job_seeds, plan_jobs, results_folder
+from animerec_bench.commands.options import job_options, job_seeds, plan_run, results_folder
 
 
 @click.command("tune")
@@ -26,7 +26,7 @@ from animerec_bench.commands.options import job_options, job_seeds, plan_jobs, r
                    "task and seed, like --trials; a trial's whole job time). With --trials: whichever "
                    "comes first.")
 def tune(run_all, models, more_models, trials, budget_seconds, tasks, dataset, protocol, seeds, seed, params,
-         timeout, results_dir, publish, plugins_dir) -> None:
+         timeout, memory_limit, keras_backend, results_dir, publish, plugins_dir) -> None:
     """Tune models with Optuna (seeded TPE) on each seed's validation part, then test once.
 
     For each seed, each model's trials run as jobs scored on that seed's validation part only
@@ -36,18 +36,20 @@ def tune(run_all, models, more_models, trials, budget_seconds, tasks, dataset, p
     "default". Studies are kept under the data home: an interrupted tune resumes where it
     stopped. The exit status is 1 when a study or a test job failed.
     """
+    import math
     import signal
     from pathlib import Path
 
     from tabulate import tabulate
 
-    from animerec_bench.data.protocol import get_protocol
     from animerec_bench.errors import UserError
-    from animerec_bench.execution import runner, tuning
+    from animerec_bench.execution import tuning
     from animerec_bench.execution.progress import primary_summary
     from animerec_bench.results import store as results_mod
-    from animerec_bench.support.machine import machine_info
 
+    if budget_seconds is not None and not math.isfinite(budget_seconds):  # nan passes a range check
+        raise UserError(f"--budget {budget_seconds}: expected a finite number of seconds greater than 0")
+    tuning.check_storage()  # before any split or job: a damaged studies file is one line
     if trials is None and budget_seconds is None:
         raise UserError("give a budget: --trials N and/or --budget SECONDS (each per model, task and seed)")
     seed_list = job_seeds(seeds, seed, timeout)
@@ -58,14 +60,11 @@ def tune(run_all, models, more_models, trials, budget_seconds, tasks, dataset, p
         if problem:
             raise UserError(f"model {name!r} (plugin {registry.models[name].plugin!r}): {problem}")
 
-    registry, plugins_path, _, jobs = plan_jobs(
-        run_all=run_all, models=models, more_models=more_models, tasks=tasks, seeds=seed_list, params=params,
-        timeout=timeout, plugins_dir=plugins_dir, check_model=check_space)
-    ds = registry.dataset(dataset)
-    commit, dirty = runner.git_revision()
-    ctx = runner.RunContext(registry=registry, dataset=ds, protocol=get_protocol(protocol),
-                            results_dir=Path(results_dir), plugins_dir=plugins_path and str(plugins_path), timeout=timeout,
-                            commit=commit, dirty=dirty, parent_machine=machine_info())
+    ctx, jobs = plan_run(run_all=run_all, models=models, more_models=more_models, tasks=tasks, dataset=dataset,
+                         protocol=protocol, seeds=seed_list, params=params, timeout=timeout,
+                         memory_limit=memory_limit, keras_backend=keras_backend, results_dir=results_dir,
+                         plugins_dir=plugins_dir, check_model=check_space)
+    ds = ctx.dataset
     budget = tuning.Budget(trials=trials, seconds=budget_seconds)
     existing = results_mod.load_all(results_dir, problems=[]) if Path(results_dir).is_dir() else []
     click.echo(f"tuning {len(jobs)} study(ies) on {ds.label} / protocol {protocol}, seed(s) "
@@ -73,13 +72,21 @@ def tune(run_all, models, more_models, trials, budget_seconds, tasks, dataset, p
                f"{tuning.storage_path()}; results -> {results_dir}", err=True)
 
     def on_term(signum, frame):  # SIGTERM stops like Ctrl-C: the running trial's processes are killed
-        raise KeyboardInterrupt
+        raise KeyboardInterrupt(signal.Signals(signum).name)
 
     signal.signal(signal.SIGTERM, on_term)
     say = lambda line: click.echo(line, err=True)  # noqa: E731
-    rows, failed = [], 0
+    rows: list[list] = []
+    failed = 0
     for job in jobs:
-        out = tuning.tune_job(job, ctx, budget, existing=existing, say=say)
+        try:
+            out = tuning.tune_job(job, ctx, budget, existing=existing, say=say)
+        except KeyboardInterrupt as exc:  # say what was kept, and exit 128 + the signal, as `run` does
+            signum = signal.SIGTERM if str(exc) == "SIGTERM" else signal.SIGINT
+            click.echo(f"tune stopped by {signum.name} while tuning {job.label} (its finished trials are kept "
+                       f"in {tuning.storage_path()}: a rerun resumes there); {len(rows)} test result(s) written "
+                       f"to {results_dir}", err=True)
+            raise SystemExit(128 + signum) from None
         r = out.result or {}
         bad = out.method == "failed" or r.get("status") != "ok"
         failed += bad

@@ -10,6 +10,7 @@ written atomically: an error or Ctrl-C leaves the cache as it was.
 
 from __future__ import annotations
 
+import errno
 import json
 import re
 import sys
@@ -73,6 +74,26 @@ def _expected(col: str, layout: Layout) -> str:
 
 # ----------------------------------------------------------------------------- file checks
 
+def _check_special(src: Path) -> None:
+    """One line saying what ``src`` is when it is neither a regular file nor a folder (is_file and
+    is_dir both say False for these, which read as "no such file")."""
+    import stat
+
+    try:
+        mode = src.stat().st_mode
+    except FileNotFoundError:
+        return  # really not there (or a dangling link): "no such file or folder"
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise DataError(f"{src}: a symlink loop; expected the downloaded folder or its animelist.csv") from None
+        raise DataError(f"{src}: cannot read: {exc.strerror or exc}") from None
+    what = ("a device, not a file" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else
+            "a FIFO (named pipe), not a file" if stat.S_ISFIFO(mode) else
+            "a socket, not a file" if stat.S_ISSOCK(mode) else None)
+    if what:
+        raise DataError(f"{src}: {what}; expected the downloaded folder or its animelist.csv")
+
+
 def find_files(src: Path) -> tuple[Path, Layout, Path | None, Path | None]:
     """(interactions file, its layout, anime.csv or None, SYNTHETIC.json or None) in ``src``.
 
@@ -80,6 +101,7 @@ def find_files(src: Path) -> tuple[Path, Layout, Path | None, Path | None]:
     """
     from animerec_bench.data.synth import MARKER
 
+    _check_special(src)
     if src.is_file():
         layout = next((lay for lay in LAYOUTS if lay.filename == src.name), ANIMELIST)
         path, folder = src, src.parent
@@ -113,6 +135,9 @@ def check_start(path: Path, required: tuple[str, ...]) -> list[str]:
             raise DataError(f"{path}: expected a plain-text CSV, found {kind}-compressed data; "
                             f"decompress it first (the name ends in .csv but the content is {kind})"
                             if kind != "Parquet" else f"{path}: expected a plain-text CSV, found a Parquet file")
+    if b"\r" in head and b"\n" not in head:
+        raise DataError(f"{path}: lines end in CR alone (old Mac line endings); expected LF or CRLF line endings: "
+                        f"convert the file first (e.g. tr '\\r' '\\n')")
     first, _, rest = head.partition(b"\n")
     try:
         header = first.decode("utf-8-sig").rstrip("\r")
@@ -427,7 +452,9 @@ class ThreadedSink:
         import queue
         import threading
 
-        self._write, self._q, self._error = write, queue.Queue(maxsize=depth), None
+        self._write = write
+        self._q: queue.Queue[pa.RecordBatch | None] = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="animerec-parquet-writer", daemon=True)
         self._thread.start()
 
@@ -562,6 +589,24 @@ def drop_duplicates(table: pa.Table) -> tuple[pa.Table, int]:
     return table.take(pa.array(keep)), dropped
 
 
+def _bad_title_row(path: Path, names: list[str]) -> str | None:
+    """Where Arrow's parse of anime.csv failed, found again with the csv module (the file is
+    small): the first row whose MAL_ID is not an integer 0-INT32_MAX, with its line number."""
+    import csv
+
+    column = names.index("MAL_ID")
+    with open(path, encoding="utf-8-sig", errors="replace", newline="") as fh:
+        reader = csv.reader(fh)
+        next(reader, None)
+        for row_number, row in enumerate(reader, 1):
+            value = row[column].strip() if column < len(row) else ""
+            if not (value.isdigit() and int(value) <= INT32_MAX):
+                shown = value[:40] if value else "nothing"
+                return (f"{path}: row {row_number} (line {reader.line_num}), column 'MAL_ID': expected an integer "
+                        f"0-{INT32_MAX}, found {shown!r}")
+    return None
+
+
 def read_titles(path: Path) -> pa.Table:
     """anime.csv -> (anime_id int32, title string), one row per anime (the last wins)."""
     import pyarrow.csv as pacsv
@@ -573,7 +618,7 @@ def read_titles(path: Path) -> pa.Table:
                                column_types={"MAL_ID": pa.int32(), "Name": pa.string()},
                                include_columns=["MAL_ID", "Name"], null_values=[]))
     except pa.ArrowInvalid as exc:
-        raise DataError(f"{path}: cannot parse: {str(exc).splitlines()[0]}") from None
+        raise DataError(_bad_title_row(path, names) or f"{path}: cannot parse: {str(exc).splitlines()[0]}") from None
     ids = t.column("MAL_ID").to_numpy()
     if len(ids) and ids.min() < 0:
         row = int(np.argmax(ids < 0)) + 1
@@ -595,7 +640,19 @@ def check_name(name: str) -> str:
                         "starting with a letter or digit)")
     if name in RESERVED_NAMES:
         raise UserError(f"--name {name!r} is a built-in data set; choose another name")
+    taken = RESERVED_NAMES | {DEFAULT_NAME}
+    if paths.datasets_dir().is_dir():
+        taken |= {p.name for p in paths.datasets_dir().iterdir() if not p.name.startswith(".")}
+    for other in sorted(taken - {name}):
+        if _name_key(other) == _name_key(name):  # board and result file names would collide
+            raise UserError(f"--name {name!r}: too like the data set {other!r} (names must differ in more than "
+                            f"case and punctuation)")
     return name
+
+
+def _name_key(name: str) -> str:
+    """What is left of a data set name in file names and on a case-insensitive disk."""
+    return re.sub(r"[^a-z0-9]", "", name.lower())
 
 
 def synthetic_name(folder: Path) -> str:
@@ -630,6 +687,12 @@ def import_folder(src: Path | str, name: str | None = None, *, progress: bool = 
             marker = json.loads(marker_path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise DataError(f"{marker_path}: expected the JSON written by 'data synth', found: {exc}") from None
+        params = marker.get("params", {}) if isinstance(marker, dict) else None
+        if not isinstance(params, dict):
+            found = (f"params of type {type(params).__name__}" if isinstance(marker, dict)
+                     else f"a {type(marker).__name__}")
+            raise DataError(f"{marker_path}: expected the JSON object written by 'data synth' (with params an "
+                            f"object), found {found}")
     if name is None:
         name = synthetic_name(path.parent) if marker is not None else DEFAULT_NAME
     sweep_stale_temporaries(paths.datasets_dir())  # what a killed import left behind

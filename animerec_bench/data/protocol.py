@@ -10,7 +10,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -40,6 +40,9 @@ class ProtocolV1:
     """
 
     name: str = "v1"
+    #: Whether the vocabulary holds anime no train pair has: only models that can score unseen
+    #: anime from their features (``item_features``) take part (class attribute, not a parameter).
+    cold_items: ClassVar[bool] = False
     min_user_examples: int = 5
     fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
     positive_above: int = 5
@@ -57,6 +60,11 @@ class ProtocolV1:
                 f"{self.positive_above}, 0 if 1-{self.positive_above}) or dropped (0); unscored completed left out.\n"
                 f"Users with < {self.min_user_examples} example pairs removed; one seeded pair-level split "
                 f"{a}/{b}/{c} shared by all tasks; vocabularies from train, cold val/test pairs not scored.")
+
+    def question(self) -> str | None:
+        """The question the protocol's board answers, in a sentence for its top (None: v1's
+        warm question, which the README asks)."""
+        return None
 
     def examples(self, table: pa.Table) -> dict[str, np.ndarray]:
         """Example pairs of either task, after the user filter: user_id, anime_id, rating, label."""
@@ -107,7 +115,11 @@ class ProtocolV1:
                 path.unlink(missing_ok=True)
         result = self._make_split(dataset, seed)
         if cache:
-            result.save(path)
+            try:
+                result.save(path)
+            except OSError as exc:  # full, size-limited or read-only data home: jobs read this file
+                raise UserError(f"{path}: cannot write the split cache ({exc.strerror or exc}); the data home "
+                                f"(ANIMEREC_BENCH_HOME) needs room and write access") from None
         return result
 
     def cache_path(self, dataset: Dataset, seed: int) -> Path:
@@ -163,7 +175,115 @@ class ProtocolV1:
                      anime_ids=anime_ids.astype(np.int64), stats=stats, other=other)
 
 
-PROTOCOLS = {"v1": ProtocolV1()}
+@dataclass(frozen=True)
+class ColdItemsProtocol(ProtocolV1):
+    """Anime held out whole (issue 23): can a model recommend shows nobody has rated yet?
+
+    Examples and the user filter are v1's. Qualifying anime have >= ``min_anime_examples``
+    example pairs; ``cold_fraction`` of them are cold, every pair on them leaves train: the
+    first half of the cold anime is validation, the second half test.
+
+    - ``holdout="season"`` (``season-v1``, deterministic): the cold anime are the newest by
+      MyAnimeList id (ids are given when an entry is created, so id order tracks season order);
+      validation is the older half (last season), test the newer. Non-qualifying anime above
+      the cut are dropped everywhere: they are new too and may not leak into train.
+    - ``holdout="random"`` (``cold-items-v1``): a seeded random set of qualifying anime.
+
+    The vocabulary lists the train anime, then the validation anime, then the test anime
+    (``stats["items"]`` holds the three index ranges). Models get anime features: those of
+    train and validation anime while they fit, the test anime's only to score. Rankings are
+    over the part's own anime (candidates: the part's anime minus the user's other pairs).
+    """
+
+    name: str = "season-v1"
+    holdout: str = "season"
+    min_anime_examples: int = 5
+    cold_fraction: float = 0.1
+    cold_items: ClassVar[bool] = True
+
+    def params(self) -> dict:
+        out = super().params()
+        del out["fractions"]  # v1's pair fractions play no part here
+        return out
+
+    def summary(self) -> str:
+        held = ("the newest by MyAnimeList id (test: the newer half; validation: the season before)"
+                if self.holdout == "season" else "a seeded random set")
+        return (f"Protocol {self.name}: v1's examples and user filter; of the anime with >= "
+                f"{self.min_anime_examples} example pairs, {round(self.cold_fraction * 100)}% are held out "
+                f"whole: {held}.\nModels see those anime only through their features (genres, type, "
+                f"episodes, title words; never MAL's score or members); rankings are over the held-out "
+                f"anime only.")
+
+    def question(self) -> str:
+        if self.holdout == "season":
+            return ("Which of this season's new shows, which nobody has rated yet, will a user like? The newest "
+                    "anime (by MyAnimeList id, which follows season order) are held out whole; models know them only "
+                    "by their genres, type, episode count and title words. Only models that can score unseen "
+                    "anime take part; for contrast, warm models that saw other users' ratings of the same shows "
+                    "reach about twice these scores.")
+        return ("Can a model recommend anime nobody in training has rated? A seeded random 10% of anime is held "
+                "out whole (known only by genres, type, episodes and title words). Easier than season-v1: a "
+                "held-out anime's franchise relatives, earlier and later, sit in train. Read it over seeds: "
+                "non-personalised models swing a lot from one seed to the next.")
+
+    def _make_split(self, dataset: Dataset, seed: int) -> "Split":
+        from animerec_bench.data import features as features_mod
+
+        ex, unknown = self._examples_and_unknown(dataset.table())
+        anime_parts = self._anime_parts(ex["anime_id"], seed)
+        train_users = np.unique(ex["user_id"][np.isin(ex["anime_id"], anime_parts["train"])])
+        anime_ids = np.concatenate([anime_parts[p] for p in PARTS]).astype(np.int64)
+        bounds = np.cumsum([0] + [len(anime_parts[p]) for p in PARTS])
+        all_items = _index_in(anime_ids, ex["anime_id"])
+        parts: dict[str, Interactions] = {}
+        stats: dict[str, dict] = {}
+        for i, part in enumerate(PARTS):
+            in_part = (all_items >= bounds[i]) & (all_items < bounds[i + 1])
+            u, u_ok = _lookup(train_users, ex["user_id"][in_part])
+            rating, label = ex["rating"][in_part][u_ok], ex["label"][in_part][u_ok]
+            stats[part] = {"pairs": int(in_part.sum()), "cold_pairs": int((~u_ok).sum()),
+                           "anime": int(bounds[i + 1] - bounds[i]),
+                           **{f"{t}_examples": int(task.mask(rating, label).sum()) for t, task in POINTWISE.items()}}
+            parts[part] = Interactions(u[u_ok].astype(np.int32), all_items[in_part][u_ok].astype(np.int32), rating,
+                                       label, len(train_users), len(anime_ids))
+        stats["dropped"] = {"pairs": int((all_items < 0).sum()),
+                            "anime": int(len(np.setdiff1d(np.unique(ex["anime_id"]), anime_ids)))}
+        u, u_ok = _lookup(train_users, unknown["user_id"])
+        a = _index_in(anime_ids, unknown["anime_id"])
+        ok = u_ok & (a >= 0)
+        other = Interactions(u[ok].astype(np.int32), a[ok].astype(np.int32), np.zeros(int(ok.sum()), np.float32),
+                             np.full(int(ok.sum()), -1, np.int8), len(train_users), len(anime_ids))
+        stats["other"] = {"pairs": int(len(ok)), "cold_pairs": int((~ok).sum())}
+        features = features_mod.build(dataset.anime_metadata(list(features_mod.FEATURE_COLUMNS)), anime_ids,
+                                      fit_rows=int(bounds[2]))
+        stats["items"] = {p: [int(bounds[i]), int(bounds[i + 1])] for i, p in enumerate(PARTS)}
+        stats["features"] = {"fingerprint": features.fingerprint(), "columns": len(features.names),
+                             "fit_rows": int(bounds[2])}
+        return Split(dataset=dataset.name, dataset_fingerprint=dataset.fingerprint, protocol=self.name,
+                     protocol_params=self.params(), seed=seed, user_ids=train_users.astype(np.int64),
+                     anime_ids=anime_ids, stats=stats, other=other, features=features, **parts)
+
+    def _anime_parts(self, anime: np.ndarray, seed: int) -> dict[str, np.ndarray]:
+        """The raw anime ids of train, validation and test, each ascending."""
+        ids, counts = np.unique(anime, return_counts=True)
+        qualifying = ids[counts >= self.min_anime_examples]
+        n_cold = int(round(len(qualifying) * self.cold_fraction))
+        if n_cold < 2:
+            raise UserError(f"protocol {self.name}: only {len(qualifying)} anime have >= {self.min_anime_examples} "
+                            f"example pairs; too few to hold out {self.cold_fraction:.0%} of them")
+        if self.holdout == "season":
+            cold = qualifying[len(qualifying) - n_cold:]  # ascending: older half first
+            train = ids[ids < cold[0]]  # non-qualifying anime above the cut are dropped
+        else:
+            cold = np.random.default_rng(seed).permutation(qualifying)[:n_cold]
+            train = np.setdiff1d(ids, cold)
+        half = n_cold // 2
+        return {"train": train, "valid": np.sort(cold[:half]), "test": np.sort(cold[half:])}
+
+
+PROTOCOLS = {p.name: p for p in (ProtocolV1(), ColdItemsProtocol(),
+                                 ColdItemsProtocol(name="cold-items-v1", holdout="random"))}
 
 
 def get_protocol(name: str) -> ProtocolV1:
@@ -194,6 +314,21 @@ class Split:
     anime_ids: np.ndarray  # index -> raw anime_id
     stats: dict = field(default_factory=dict)
     other: Interactions | None = None
+    #: The anime features models get (:class:`animerec_bench.data.features.ItemFeatures`), carried
+    #: by the cold-start protocols' splits (issue 23); None for v1 (built from the data set then).
+    features: Any = None
+
+    def item_range(self, part: str) -> tuple[int, int] | None:
+        """The anime index range of ``part`` on a cold-start split (its anime are held out
+        whole); None when every part shares the vocabulary (v1)."""
+        items = self.stats.get("items")
+        return tuple(items[part]) if items else None
+
+    @property
+    def n_fit_items(self) -> int:
+        """How many anime (the first ones of the vocabulary) a model may know while it fits."""
+        items = self.stats.get("items")
+        return int(items["valid"][1]) if items else self.n_items
 
     def part(self, name: str) -> Interactions:
         return {"train": self.train, "valid": self.valid, "test": self.test}[name]
@@ -238,13 +373,15 @@ class Split:
                            f"{part}_rating": p.rating, f"{part}_label": p.label})
         if self.other is not None:
             arrays.update({"other_user": self.other.user, "other_item": self.other.item})
+        if self.features is not None:
+            arrays.update(self.features.arrays())
         meta = {"dataset": self.dataset, "dataset_fingerprint": self.dataset_fingerprint,
                 "protocol": self.protocol, "protocol_params": self.protocol_params, "seed": self.seed,
                 "stats": self.stats, "fingerprint": self.fingerprint}
         arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as fh:
-                np.savez(fh, **arrays)
+                np.savez(fh, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds as allow_pickle
 
     @classmethod
     def load(cls, path: Path, expected: dict | None = None) -> "Split":
@@ -261,12 +398,28 @@ class Split:
             n_other = len(z["other_user"])  # no such part: an older format, rebuilt by split()
             parts["other"] = Interactions(z["other_user"], z["other_item"], np.zeros(n_other, np.float32),
                                           np.full(n_other, -1, np.int8), n_users, n_items)
+            features = None
+            if "features_names" in z.files:
+                from animerec_bench.data.features import ItemFeatures
+
+                features = ItemFeatures.from_arrays(z)
             split = cls(dataset=meta["dataset"], dataset_fingerprint=meta["dataset_fingerprint"],
                         protocol=meta["protocol"], protocol_params=meta["protocol_params"], seed=meta["seed"],
-                        user_ids=z["user_ids"], anime_ids=z["anime_ids"], stats=meta["stats"], **parts)
+                        user_ids=z["user_ids"], anime_ids=z["anime_ids"], stats=meta["stats"],
+                        features=features, **parts)
         if split.fingerprint != meta["fingerprint"]:
             raise ValueError(f"{path}: content does not match its fingerprint")
+        want = (meta["stats"].get("features") or {}).get("fingerprint")
+        if (features is not None or want) and (features is None or features.fingerprint() != want):
+            raise ValueError(f"{path}: its anime features do not match their fingerprint")
         return split
+
+
+def _index_in(vocab: np.ndarray, raw: np.ndarray) -> np.ndarray:
+    """Index of each raw id in the distinct (not necessarily sorted) ``vocab``; -1 where absent."""
+    order = np.argsort(vocab, kind="stable")
+    pos, found = _lookup(vocab[order], raw)
+    return np.where(found, order[pos], -1)
 
 
 def _has_at_least(ids: np.ndarray, k: int) -> np.ndarray:

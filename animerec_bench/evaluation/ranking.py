@@ -17,6 +17,7 @@ bounded by the chunk, not by users x anime.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -97,6 +98,13 @@ class RankingData:
     excluded: np.ndarray  # int32 item indices
     popularity: np.ndarray  # float64 [n_items], 0-100
     n_items: int
+    #: Cold-start protocols (issue 23): only anime ``lo <= index < hi`` are candidates (the part's
+    #: own held-out anime); None: every anime of the vocabulary.
+    candidates: tuple[int, int] | None = None
+
+    @property
+    def n_candidates(self) -> int:
+        return self.n_items if self.candidates is None else self.candidates[1] - self.candidates[0]
 
     @property
     def n_users(self) -> int:
@@ -158,10 +166,13 @@ class RankingData:
         and ``split.other``; test pairs stay candidates, as they are unknown at that point)."""
         other = () if split.other is None else (split.other,)
         if part == "test":
-            return cls.from_parts(split.train, split.test, (split.valid, *other))
-        if part == "valid":
-            return cls.validation(split.train, split.valid_for_fit())
-        raise ValueError(f"ranking is evaluated on 'test' or 'valid', not {part!r}")
+            data = cls.from_parts(split.train, split.test, (split.valid, *other))
+        elif part == "valid":
+            data = cls.validation(split.train, split.valid_for_fit())
+        else:
+            raise ValueError(f"ranking is evaluated on 'test' or 'valid', not {part!r}")
+        span = split.item_range(part)  # a cold-start split: rank the part's own anime only
+        return data if span is None else dataclasses.replace(data, candidates=span)
 
     def _keys(self, indptr: np.ndarray, items: np.ndarray) -> np.ndarray:
         rows = np.repeat(np.arange(self.n_users, dtype=np.int64), np.diff(indptr))
@@ -322,11 +333,11 @@ def evaluate(data: RankingData, score_fn: ScoreFn, ks: Sequence[int] = DEFAULT_K
         seen[listed] = True
         novelty_sum += float(data.popularity[listed].sum())
         slots += len(listed)
-    if per_user is not None:
+    if per_user is not None and user_ndcg is not None:
         per_user["users"] = data.users
         per_user.update({f"ndcg@{k}": v for k, v in user_ndcg.items()})
     result = {name: total / data.n_users for name, total in sums.items()}
-    result[f"coverage@{kc}"] = float(np.count_nonzero(seen)) / n_items
+    result[f"coverage@{kc}"] = float(np.count_nonzero(seen)) / data.n_candidates
     result[f"novelty@{kc}"] = novelty_sum / slots if slots else float("nan")
     return {name: float(result[name]) for name in names}
 
@@ -350,6 +361,9 @@ def _ranked_chunks(data: RankingData, score_fn: ScoreFn, k: int, chunk_cells: in
         scores = _check_scores(score_fn(users), len(users), data.n_items)
         lo, hi = data.excluded_indptr[a], data.excluded_indptr[b]
         scores[np.repeat(np.arange(b - a), np.diff(data.excluded_indptr[a:b + 1])), data.excluded[lo:hi]] = -np.inf
+        if data.candidates is not None:
+            scores[:, :data.candidates[0]] = -np.inf
+            scores[:, data.candidates[1]:] = -np.inf
         top = top_k(scores, k)
         del scores  # before the next chunk's scores exist: memory holds one chunk
         yield a, b, top

@@ -8,17 +8,23 @@ task it was scored on, the raw user ids (int64) and one value per user:
 - ``interaction``: the user's own AUC (users with both classes; the task's GAUC is their mean);
 - ``ranking``: the user's NDCG@10 (the primary metric is their mean).
 
-The method (:func:`compare`): per seed, the users both results scored are resampled with
-replacement ``draws`` times by ``numpy.random.default_rng([SALT, seed])`` (the same draws for
-both models: paired); each draw gives B's metric minus A's on those users. Seeds are combined by
-averaging, draw by draw, the per-seed differences. The 95% interval is the 2.5th and 97.5th
-percentile of the draws; the two-sided p-value is ``min(1, 2 * min(#(d <= 0) + 1, #(d >= 0) + 1)
-/ (draws + 1))``. Seeded throughout, so a leaderboard built from it is byte-stable.
+The method (:func:`compare`): the users both results scored are resampled with replacement
+``draws`` times by ``numpy.random.default_rng([SALT, ACROSS_SEEDS])``, each user drawn once for
+all seeds (the same users are in every seed's test part, so their seeds are not independent
+samples: resampling (user, seed) pairs made the combined interval too narrow), and the same
+draws for both models (paired); each draw gives, per seed, B's metric minus A's on the drawn
+users of that seed, and the seeds are combined by averaging them draw by draw. The 95% interval
+is the 2.5th and 97.5th percentile of the draws; the two-sided p-value is ``min(1, 2 * min(#(d <=
+0) + 1, #(d >= 0) + 1) / (draws + 1))``, so never below 2 / (draws + 1): :func:`format_p` prints
+that floor as "< 0.002" (1,000 draws). Seeded throughout, so a leaderboard built from it is byte-stable.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,6 +33,8 @@ import numpy as np
 DRAWS = 1000
 #: Mixed into every seed's generator, so bootstrap draws never coincide with the split's.
 SALT = 20261129
+#: The key of the one generator the draws come from (users are drawn once across seeds).
+ACROSS_SEEDS = 1 << 32
 #: Draw counts per block of draws (memory stays bounded with many users).
 BLOCK_CELLS = 1 << 22
 #: Draw-count matrices up to this many cells are kept for the next model of the same seed.
@@ -97,7 +105,7 @@ def encode(per_task: dict[str, PerUser]) -> bytes:
         arrays[f"{task}.values"] = np.asarray(pu.values, dtype=np.float64)
         arrays[f"{task}.weights"] = np.asarray(pu.weights, dtype=np.float64)
     buf = io.BytesIO()
-    np.savez(buf, **arrays)
+    np.savez(buf, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds as allow_pickle
     return buf.getvalue()
 
 
@@ -120,8 +128,31 @@ def decode(data: bytes, where: str) -> dict[str, PerUser]:
             raise ValueError(f"{where}: task {task!r} arrays differ in length")
         if len(users) > 1 and not np.all(users[1:] > users[:-1]):
             raise ValueError(f"{where}: task {task!r} user ids are not unique and ascending")
+        bad = ~(np.isfinite(values) & np.isfinite(weights)) | (weights <= 0)
+        if bad.any():  # a NaN would pass every comparison unnoticed and read as "better"
+            raise ValueError(f"{where}: task {task!r} holds a value that is not a finite number (user "
+                             f"{int(users[np.argmax(bad)])}), or a weight that is not positive")
         out[task] = PerUser(users.astype(np.int64), values.astype(np.float64), weights.astype(np.float64))
     return out
+
+
+#: How far a result's headline metric may lie from the one its per-user file gives: both are the
+#: same float64 sums taken in another order (the published results agree to 3e-16).
+HEADLINE_TOLERANCE = 1e-9
+
+
+def headline_problem(metrics: dict, per_task: dict[str, PerUser]) -> str | None:
+    """Why a result's headline ``metrics`` disagree with its per-user values, or None: each task's
+    :data:`METRIC` recomputed from the file must equal the one the result states."""
+    for task, pu in sorted(per_task.items()):
+        stated = (metrics.get(task) or {}).get(METRIC[task]) if isinstance(metrics, dict) else None
+        if not isinstance(stated, (int, float)) or isinstance(stated, bool):
+            continue  # e.g. GAUC not recorded: the per-user file is the only number
+        recomputed = pu.metric(task)
+        if not math.isclose(stated, recomputed, rel_tol=HEADLINE_TOLERANCE, abs_tol=HEADLINE_TOLERANCE):
+            return (f"metrics.{task}.{METRIC[task]} {stated:.4f} disagrees with its per-user file, which gives "
+                    f"{recomputed:.4f} (the result was edited, or its files were mixed up)")
+    return None
 
 
 def sha256(data: bytes) -> str:
@@ -153,18 +184,39 @@ def _generate_count_blocks(seed: int, n: int, draws: int):
         yield np.bincount(idx.ravel(), minlength=rows * n).reshape(rows, n).astype(np.float64)
 
 
-def _draws(task: str, per_model: list[PerUser], seed: int, draws: int) -> list[np.ndarray]:
-    """Each model's metric on the same ``draws`` resamples of their (identical) users, one seed."""
-    n, m = len(per_model[0].users), len(per_model)
-    # one product per block for every model (and, for rating, every weight): the counts are read once
-    columns = [pu.values for pu in per_model] + ([pu.weights for pu in per_model] if task == "rating" else [])
-    stacked = np.stack(columns, axis=1)
-    parts = []
-    for counts in _count_blocks(seed, n, draws):
-        sums = counts @ stacked
-        parts.append(np.sqrt(sums[:, :m] / sums[:, m:]) if task == "rating" else sums / n)
-    out = np.concatenate(parts)
-    return [out[:, i] for i in range(m)]
+def _draws(task: str, by_seed: dict[int, list[PerUser]], draws: int) -> dict[int, list[np.ndarray]]:
+    """Each model's metric on ``draws`` resamples of its users, per seed: ``{seed: [one array per model]}``
+    for ``by_seed`` = ``{seed: [PerUser of each model]}`` (within a seed, the models' users are identical).
+
+    Users, not (user, seed) pairs, are resampled: one draw says how often each user of the union of
+    the seeds' users is taken, and that count applies to the user in every seed (the same users are
+    in every seed's test part, so their seeds are not independent samples). A seed's metric is over
+    its own users with those counts (a draw that takes none of them gives NaN there)."""
+    seeds = sorted(by_seed)
+    union = functools.reduce(np.union1d, [by_seed[s][0].users for s in seeds])
+    prepared = {}
+    for s in seeds:
+        per_model = by_seed[s]
+        # one product per block for every model (and, for rating, every weight): the counts are read once
+        columns = [pu.values for pu in per_model] + ([pu.weights for pu in per_model] if task == "rating" else [])
+        prepared[s] = (np.searchsorted(union, per_model[0].users), np.stack(columns, axis=1), len(per_model))
+    parts: dict[int, list] = {s: [] for s in seeds}
+    whole = {s: len(prepared[s][0]) == len(union) for s in seeds}
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for counts in _count_blocks(ACROSS_SEEDS, len(union), draws):
+            for s in seeds:
+                pos, stacked, m = prepared[s]
+                picked = counts if whole[s] else counts[:, pos]
+                sums = picked @ stacked
+                if task == "rating":
+                    parts[s].append(np.sqrt(sums[:, :m] / sums[:, m:]))
+                else:
+                    parts[s].append(sums / (len(pos) if whole[s] else picked.sum(axis=1)[:, None]))
+    out = {}
+    for s in seeds:
+        stacked_draws = np.concatenate(parts[s])
+        out[s] = [stacked_draws[:, i] for i in range(prepared[s][2])]
+    return out
 
 
 def common_users(a: PerUser, b: PerUser) -> np.ndarray:
@@ -183,6 +235,7 @@ class Interval:
 
 
 def _summary(point: float, d: np.ndarray, users: int, with_p: bool) -> Interval:
+    d = d[np.isfinite(d)]  # a draw that took none of a seed's users has no value there
     low, high = np.percentile(d, [2.5, 97.5])
     p = None
     if with_p:
@@ -191,33 +244,59 @@ def _summary(point: float, d: np.ndarray, users: int, with_p: bool) -> Interval:
     return Interval(float(point), float(low), float(high), p, users)
 
 
+def _over_seeds(per_seed: list[np.ndarray]) -> np.ndarray:
+    """Seeds combined draw by draw: the mean of each draw's per-seed values (NaN ones left out)."""
+    stacked = np.stack(per_seed)
+    if np.isfinite(stacked).all():
+        return stacked.mean(axis=0)
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a draw NaN in every seed stays NaN
+        return np.nanmean(stacked, axis=0)
+
+
+def format_p(p: float | None, draws: int) -> str:
+    """A bootstrap p-value as printed: four decimals, or at the smallest value ``draws`` can give
+    (2 / (draws + 1)) that floor rounded up to one significant digit, as "< 0.002" (1,000 draws)."""
+    if p is None:
+        return "–"
+    floor = 2.0 / (draws + 1)
+    if p <= floor * (1 + 1e-9):
+        digits = -int(math.floor(math.log10(floor)))
+        return f"< {math.ceil(floor * 10 ** digits) / 10 ** digits:.{digits}f}"
+    return f"{p:.4f}"
+
+
 def interval(task: str, by_seed: dict[int, PerUser], draws: int = DRAWS) -> Interval:
     """One model's metric, averaged over seeds, with its 95% bootstrap interval."""
     seeds = sorted(by_seed)
-    per_seed = [_draws(task, [by_seed[s]], s, draws)[0] for s in seeds]
+    drawn = _draws(task, {s: [by_seed[s]] for s in seeds}, draws)
     point = float(np.mean([by_seed[s].metric(task) for s in seeds]))
-    return _summary(point, np.mean(per_seed, axis=0), min(len(by_seed[s].users) for s in seeds), False)
+    return _summary(point, _over_seeds([drawn[s][0] for s in seeds]), min(len(by_seed[s].users) for s in seeds),
+                    False)
 
 
 def compare(task: str, a: dict[int, PerUser], b: dict[int, PerUser],
             draws: int = DRAWS) -> tuple[dict[int, Interval], Interval]:
-    """B − A per common seed and combined (seeds averaged draw by draw), paired over common users.
+    """B − A per common seed and combined (seeds averaged draw by draw), paired over common users,
+    each user drawn once for all seeds (:func:`_draws`).
 
     ``ValueError`` when the two share no seed, or a seed shares no user."""
     seeds = sorted(set(a) & set(b))
     if not seeds:
         raise ValueError(f"no common seed (A has {sorted(a)}, B has {sorted(b)})")
-    per_seed, all_d = {}, []
+    pairs = {}
     for s in seeds:
         users = common_users(a[s], b[s])
         if not len(users):
             raise ValueError(f"seed {s}: the two results share no user")
-        pa, pb = a[s].on(users), b[s].on(users)
-        da, db = _draws(task, [pa, pb], s, draws)
-        d = db - da
-        all_d.append(d)
-        per_seed[s] = _summary(pb.metric(task) - pa.metric(task), d, len(users), True)
-    combined = _summary(float(np.mean([per_seed[s].estimate for s in seeds])), np.mean(all_d, axis=0),
+        pairs[s] = [a[s].on(users), b[s].on(users)]
+    drawn = _draws(task, pairs, draws)
+    per_seed, all_d = {}, []
+    for s in seeds:
+        (pa, pb), (da, db) = pairs[s], drawn[s]
+        all_d.append(db - da)
+        per_seed[s] = _summary(pb.metric(task) - pa.metric(task), db - da, len(pa.users), True)
+    combined = _summary(float(np.mean([per_seed[s].estimate for s in seeds])), _over_seeds(all_d),
                         min(i.users for i in per_seed.values()), True)
     return per_seed, combined
 
@@ -225,30 +304,30 @@ def compare(task: str, a: dict[int, PerUser], b: dict[int, PerUser],
 def board(task: str, rows: dict, best, draws: int = DRAWS) -> dict:
     """For a leaderboard: ``{row: (interval of its metric, B − A against ``best`` or None)}`` for
     ``rows`` = ``{row: {seed: PerUser}}``, the same numbers as :func:`interval` and :func:`compare`
-    give, with each seed's draws made once for all rows scored on the same users."""
-    own: dict = {key: {} for key in rows}
-    for seed in sorted({s for by_seed in rows.values() for s in by_seed}):
-        groups: dict = {}
-        for key, by_seed in rows.items():
-            if seed in by_seed:
-                groups.setdefault(by_seed[seed].users.tobytes(), []).append(key)
-        for keys in groups.values():
-            for key, d in zip(keys, _draws(task, [rows[k][seed] for k in keys], seed, draws)):
-                own[key][seed] = d
+    give, with the draws made once for all rows scored on the same users in the same seeds."""
+    groups: dict = {}
+    for key, by_seed in rows.items():
+        signature = tuple((s, by_seed[s].users.tobytes()) for s in sorted(by_seed))
+        groups.setdefault(signature, []).append(key)
+    own: dict = {}
+    for keys in groups.values():
+        seeds = sorted(rows[keys[0]])
+        drawn = _draws(task, {s: [rows[k][s] for k in keys] for s in seeds}, draws)
+        for i, key in enumerate(keys):
+            own[key] = {s: drawn[s][i] for s in seeds}
     out = {}
     for key, by_seed in rows.items():
         seeds = sorted(by_seed)
         point = float(np.mean([by_seed[s].metric(task) for s in seeds]))
-        iv = _summary(point, np.mean([own[key][s] for s in seeds], axis=0),
+        iv = _summary(point, _over_seeds([own[key][s] for s in seeds]),
                       min(len(by_seed[s].users) for s in seeds), False)
         diff = None
         if best is not None and key != best:
             ref = rows[best]
-            common = [s for s in seeds if s in ref]
-            if all(np.array_equal(ref[s].users, by_seed[s].users) for s in common) and common:
-                d = np.mean([own[key][s] - own[best][s] for s in common], axis=0)
-                est = float(np.mean([by_seed[s].metric(task) - ref[s].metric(task) for s in common]))
-                diff = _summary(est, d, min(len(by_seed[s].users) for s in common), True)
+            if any(key in keys and best in keys for keys in groups.values()):  # same users, same draws
+                d = _over_seeds([own[key][s] - own[best][s] for s in seeds])
+                est = float(np.mean([by_seed[s].metric(task) - ref[s].metric(task) for s in seeds]))
+                diff = _summary(est, d, min(len(by_seed[s].users) for s in seeds), True)
             else:
                 try:
                     diff = compare(task, ref, by_seed, draws)[1]

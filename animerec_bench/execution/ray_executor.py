@@ -10,7 +10,7 @@ is set, a GPU (``num_gpus``). On the node the task
    verifies, and verified (its content against the fingerprint) before use;
 2. takes the job's cores on that node (an exclusive lock per core, so two tasks Ray placed on
    one node never share a core) and runs the worker exactly as a local run does
-   (:func:`.runner.run_worker`: same spec, time limit, kill and failure classification);
+   (:func:`.runner.spawn_worker`: same spec, time limit, kill and failure classification);
 3. returns what the worker left (outcome, per-user file, exit, resources) to the driver.
 
 The driver writes every result file (:func:`.runner.record_result`, atomically), so a result
@@ -29,8 +29,10 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from animerec_bench.errors import UserError
+from animerec_bench.execution.executors import Executor
 from animerec_bench.support import paths
 from animerec_bench.support.version import __version__
 
@@ -208,7 +210,7 @@ def lease_cores(n: int) -> Iterator[tuple[int, ...] | None]:
         return
     folder = Path(tempfile.gettempdir()) / f"animerec-bench-cores-{os.getuid()}"
     folder.mkdir(parents=True, exist_ok=True)
-    held: list[tuple[int, object]] = []
+    held: list[tuple[int, IO[bytes]]] = []
     try:
         for core in usable:
             fh = open(folder / f"core-{core}.lock", "a+b")  # noqa: SIM115 - held until the job ends
@@ -222,8 +224,8 @@ def lease_cores(n: int) -> Iterator[tuple[int, ...] | None]:
                 break
         yield tuple(core for core, _ in held) if len(held) == n else None
     finally:
-        for _, fh in held:
-            fh.close()
+        for _, lock in held:
+            lock.close()
 
 
 def run_on_node(job, settings, split_fingerprint: str, split_box: list, cpus: int, driver_version: str) -> dict:
@@ -253,7 +255,7 @@ def run_on_node(job, settings, split_fingerprint: str, split_box: list, cpus: in
     if problem is not None:
         return {"attempt": failed_attempt(problem, started_at, time.perf_counter() - t0), "node": node}
     with lease_cores(cpus) as cores:
-        attempt = runner.run_worker(job, settings, split_path, split_fingerprint, cores=cores)
+        attempt = runner.spawn_worker(job, settings, split_path, split_fingerprint, cores=cores)
     return {"attempt": attempt, "node": node}
 
 
@@ -267,6 +269,19 @@ def failed_attempt(error: str, started_at: str, duration: float):
 
 
 # --- on the driver ----------------------------------------------------------------------------
+
+class RayExecutor(Executor):
+    """``run --executor ray``: every job a Ray task (see :func:`run_jobs`); ``ray`` is the module
+    :func:`connect` returned."""
+
+    def __init__(self, ctx, reporter, options: RayOptions, ray=None) -> None:
+        super().__init__(ctx, reporter)
+        self.options = options
+        self.ray = ray
+
+    def execute(self, jobs, record) -> None:
+        run_jobs(jobs, self.ctx, self.options, self.reporter, record, self.running, ray=self.ray)
+
 
 def run_jobs(jobs, ctx, options: RayOptions, reporter, record, running: list, ray=None) -> None:
     """Submit every job as a Ray task and hand each result to ``record`` as it comes back (in

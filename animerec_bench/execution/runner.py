@@ -19,6 +19,7 @@ import ast
 import contextlib
 import datetime as _dt
 import json
+import math
 import os
 import re
 import selectors
@@ -37,14 +38,15 @@ from typing import Any
 from animerec_bench.data.split_file import cached_or_made, without_test
 from animerec_bench.errors import UserError
 from animerec_bench.execution.job_processes import JOB_ENV, KernelLog, kernel_pid, kill_job, pid_alive
+from animerec_bench.execution.jobs import Job, JobSpec, Measurement, WorkerSettings
 from animerec_bench.execution.worker import SPAWNED_AT_ENV
 from animerec_bench.model import validate_params
 from animerec_bench.results import store as results
 from animerec_bench.support import paths
 from animerec_bench.support.timing import harness_seconds
 from animerec_bench.support.version import __version__
+from animerec_bench.tasks import LISTWISE
 from animerec_bench.tasks import NAMES as TASK_NAMES
-from animerec_bench.tasks import RANKING
 
 DEFAULT_TIMEOUT = 1800.0
 #: A job's scratch folder: this, the runner's pid, ``-``, a random part.
@@ -52,32 +54,6 @@ JOB_DIR_PREFIX = "animerec-bench-job-"
 #: A worker killed by SIGKILL counts as out of memory when its peak RSS reached this share
 #: of ``--memory-limit``.
 OOM_RSS_SHARE = 0.9
-
-
-@dataclass(frozen=True)
-class Job:
-    """One model, the task(s) it trains in one fit, one seed, and the hyperparameters set.
-
-    ``rank``: where this job's ranking evaluation takes the model's lists from (``score``,
-    ``interaction`` or ``rating``); None when another job of the model ranks it.
-    """
-
-    index: int
-    model: str
-    tasks: tuple[str, ...]
-    seed: int
-    params: dict = field(default_factory=dict, hash=False)
-    rank: str | None = None
-    #: A tuning trial: the worker gets the split with its test part emptied and is scored on
-    #: validation only (``tuning``), so no test pair can reach the choice of hyperparameters.
-    validation_only: bool = False
-    #: Top-level keys added to the result as they are (e.g. ``tuning``); never replaces a key.
-    extra: dict = field(default_factory=dict, hash=False, compare=False)
-
-    @property
-    def label(self) -> str:
-        ranked = " → ranking" if self.rank and "ranking" not in self.tasks else ""
-        return f"{self.model} [{'+'.join(self.tasks)}{ranked}] seed {self.seed}"
 
 
 _TRUE = ("true", "yes", "1")
@@ -125,6 +101,17 @@ def parse_value(text: str, default: Any = _NO_DEFAULT) -> Any:
     raise ValueError(f"expected a {type(default).__name__} like the default {default!r}")
 
 
+def _non_finite(value) -> bool:
+    """Whether a parsed ``--param`` value is, or holds, an infinite or NaN number."""
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return any(_non_finite(v) for v in value)
+    if isinstance(value, dict):
+        return any(_non_finite(v) for v in value.values())
+    return False
+
+
 def parse_params(values: list[str] | tuple[str, ...], registry, models: list[str]) -> dict[str, dict]:
     """``["mf.epochs=3"]`` -> ``{"mf": {"epochs": 3}}``, checked against the models and their keys.
 
@@ -152,6 +139,9 @@ def parse_params(values: list[str] | tuple[str, ...], registry, models: list[str
             out.setdefault(model, {})[key] = parse_value(value, known[key])
         except ValueError as exc:
             raise UserError(f"--param {raw!r}: {exc} (the default is {known[key]!r})") from None
+        if _non_finite(out[model][key]) and key not in getattr(registry.models[model].cls, "accepts_non_finite", ()):
+            raise UserError(f"--param {raw!r}: expected a finite number ({model!r} does not declare that "
+                            f"{key} accepts inf or NaN: Model.accepts_non_finite)")
     for model in models:
         cls = registry.models[model].cls
         params = {**registry.models[model].params, **out.get(model, {})}
@@ -187,9 +177,7 @@ def plan(registry, models: list[str], tasks: tuple[str, ...] | None, seeds: list
 
     ``tasks`` filters which jobs run; a joint model that serves any of them still trains and
     is scored on all its tasks, since that is what one joint fit does. Every model is ranked
-    once per seed: by the fit that trains ``ranking`` when it declares it, else by the fit of the
-    task its lists come from (:meth:`RankingTask.ranking_source`; a model with ``score`` but no
-    ranking fit: its interaction fit, else its rating fit).
+    once per seed, by the fit :meth:`.tasks.RankingTask.ranked_by` names.
     """
     for t in tasks or ():
         if t not in TASK_NAMES:
@@ -197,18 +185,16 @@ def plan(registry, models: list[str], tasks: tuple[str, ...] | None, seeds: list
     units: list[tuple[str, tuple[str, ...], str | None]] = []
     for name in models:
         entry = registry.models[name]
-        declared = entry.tasks
-        source = RANKING.ranking_source(entry.cls)
-        ranked_by = "ranking" if "ranking" in declared else next(
-            (t for t in (source, "interaction", "rating") if t in declared), None)
-        fits = [declared] if entry.joint else [(t,) for t in declared]
+        fits = [entry.tasks] if entry.joint else [(t,) for t in entry.tasks]
         for fit in fits:
-            rank = source if ranked_by in fit else None
-            if not tasks or any(t in tasks for t in fit) or (rank and "ranking" in tasks):
+            # the list tasks this fit ranks the model on, and where its lists come from
+            ranks = {t.name: t.ranking_source(entry.cls) for t in LISTWISE.values() if t.ranked_by(entry.cls) in fit}
+            rank = next(iter(ranks.values()), None)
+            if not tasks or any(t in tasks for t in fit) or any(t in tasks for t in ranks):
                 units.append((name, fit, rank))
     if not units:
         raise UserError(f"none of the models {', '.join(models)} serves task(s) {', '.join(tasks or ())}")
-    jobs = []
+    jobs: list[Job] = []
     for seed in seeds:
         for name, job_tasks, rank in units:
             jobs.append(Job(len(jobs) + 1, name, job_tasks, seed, dict(params.get(name, {})), rank))
@@ -243,8 +229,7 @@ def job_identity(job: Job, ctx: RunContext, split) -> dict:
     from animerec_bench.results.identity import job_identity as make
 
     entry = ctx.registry.models[job.model]
-    params = {**entry.params, **job.params}
-    return make(entry.cls, params, dataset_fingerprint=ctx.dataset.fingerprint, split_fingerprint=split.fingerprint,
+    return make(entry.cls, job.run_params(ctx.registry), dataset_fingerprint=ctx.dataset.fingerprint, split_fingerprint=split.fingerprint,
                 seed=job.seed, tasks=job.tasks, ranking=job.rank, protocol=ctx.protocol.name,
                 protocol_params=ctx.protocol.params(), schema=results.SCHEMA)
 
@@ -296,16 +281,14 @@ class RunContext:
     #: ``run --backend``: the Keras backend every job's worker uses (``KERAS_BACKEND``); None:
     #: the environment's or Keras' own default.
     keras_backend: str | None = None
-    #: Inference timing budget per job (kept small in tests).
-    predict_rounds: int = 5
-    latency_users: int = 50
+    #: Inference timing budget per job.
+    measurement: Measurement = field(default_factory=Measurement)
 
     def worker_settings(self) -> WorkerSettings:
         """The run's settings every job's worker gets (the same on a Ray node)."""
         return WorkerSettings(plugins_dir=self.plugins_dir, timeout=self.timeout,
-                              memory_limit_mb=self.memory_limit_mb, predict_rounds=self.predict_rounds,
-                              latency_users=self.latency_users, keras_backend=self.keras_backend,
-                              run_id=self.run_id)
+                              memory_limit_mb=self.memory_limit_mb, keras_backend=self.keras_backend,
+                              run_id=self.run_id, measurement=self.measurement)
 
     def split(self, seed: int) -> tuple[Path, Any]:
         """The cache file of the split for ``seed``, which the worker reads, and its
@@ -356,7 +339,7 @@ def sweep_stale_job_dirs(tmp: Path | str | None = None) -> list[Path]:
 
     Only this user's folders, named ``animerec-bench-job-<pid>-XXXX`` with ``pid`` not alive."""
     root = Path(tmp or tempfile.gettempdir())
-    removed = []
+    removed: list[Path] = []
     try:
         entries = list(os.scandir(root))
     except OSError:
@@ -375,20 +358,6 @@ def sweep_stale_job_dirs(tmp: Path | str | None = None) -> list[Path]:
             shutil.rmtree(entry.path, ignore_errors=True)
             removed.append(Path(entry.path))
     return removed
-
-
-@dataclass(frozen=True)
-class WorkerSettings:
-    """What a job's worker process needs from its run: plain values, so that a Ray task can
-    carry them to another machine (the run's registry and data set stay with the driver)."""
-
-    plugins_dir: str | None
-    timeout: float
-    memory_limit_mb: int | None
-    predict_rounds: int
-    latency_users: int
-    keras_backend: str | None
-    run_id: str
 
 
 @dataclass
@@ -412,7 +381,7 @@ class WorkerRun:
     last_progress: dict | None = None
 
 
-def execute(job: Job, ctx: RunContext, on_event: Listener | None = None,
+def execute_job(job: Job, ctx: RunContext, on_event: Listener | None = None,
             on_tick: Callable[[], None] | None = None,
             cores: tuple[int, ...] | None = None) -> tuple[dict, Path | None]:
     """Run ``job`` in its own process; write and return its result (``ok`` or ``failed``) and
@@ -426,7 +395,7 @@ def execute(job: Job, ctx: RunContext, on_event: Listener | None = None,
     waits for its worker, so it may run in a thread that does nothing else meanwhile (the
     worker's parent-death signal fires when the thread that started it ends)."""
     split_path, split = ctx.split(job.seed)
-    attempt = run_worker(job, ctx.worker_settings(), split_path, split.fingerprint, on_event, on_tick,
+    attempt = spawn_worker(job, ctx.worker_settings(), split_path, split.fingerprint, on_event, on_tick,
                          cores=cores)
     return record_result(job, ctx, split, attempt)
 
@@ -441,7 +410,22 @@ def record_result(job: Job, ctx: RunContext, split, attempt: WorkerRun,
     return result, save_result(ctx, result, attempt.per_user if result["status"] == "ok" else None)
 
 
-def run_worker(job: Job, settings: WorkerSettings, split_path: Path, split_fingerprint: str,
+def worker_env(job: Job, settings: WorkerSettings, job_id: str, cores: tuple[int, ...] | None) -> dict[str, str]:
+    """The environment of ``job``'s worker: hash seed, job id (:mod:`.job_processes`), thread
+    counts sized to its cores, the run's Keras backend."""
+    env = dict(os.environ)
+    env["PYTHONHASHSEED"] = str(job.seed)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    env[SPAWNED_AT_ENV] = repr(time.time())
+    env[JOB_ENV] = job_id
+    if cores:
+        env.update(thread_env(len(cores)))
+    if settings.keras_backend:
+        env["KERAS_BACKEND"] = settings.keras_backend
+    return env
+
+
+def spawn_worker(job: Job, settings: WorkerSettings, split_path: Path, split_fingerprint: str,
                on_event: Listener | None = None, on_tick: Callable[[], None] | None = None,
                cores: tuple[int, ...] | None = None) -> WorkerRun:
     """Start ``python -m animerec_bench.execution.worker`` for ``job`` on the split file at ``split_path``,
@@ -470,25 +454,16 @@ def run_worker(job: Job, settings: WorkerSettings, split_path: Path, split_finge
             worker_fingerprint = without_test(split_path, worker_split)
         read_fd, write_fd = os.pipe()
         deadline = time.monotonic() + settings.timeout
-        spec = {"model": job.model, "tasks": list(job.tasks), "seed": job.seed, "params": job.params,
-                "plugins_dir": settings.plugins_dir, "split_path": str(worker_split),
-                "split_fingerprint": worker_fingerprint, "validation_only": job.validation_only,
-                "outcome_path": str(outcome_path), "ranking_source": job.rank,
-                "progress_fd": write_fd, "memory_limit_mb": settings.memory_limit_mb,
-                "predict_rounds": settings.predict_rounds, "latency_users": settings.latency_users,
-                "parent_pid": os.getpid(), "job_dir": str(tmpdir), "timeout_seconds": settings.timeout,
-                "per_user_path": str(tmpdir / "users.npz"),
-                "deadline": time.time() + settings.timeout, "cores": list(cores) if cores else None}
-        spec_path.write_text(json.dumps(spec), encoding="utf-8")
-        env = dict(os.environ)
-        env["PYTHONHASHSEED"] = str(job.seed)
-        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        env[SPAWNED_AT_ENV] = repr(time.time())
-        env[JOB_ENV] = job_id
-        if cores:
-            env.update(thread_env(len(cores)))
-        if settings.keras_backend:
-            env["KERAS_BACKEND"] = settings.keras_backend
+        spec = JobSpec(model=job.model, tasks=job.tasks, seed=job.seed, params=job.params,
+                       plugins_dir=settings.plugins_dir, split_path=str(worker_split),
+                       split_fingerprint=worker_fingerprint, validation_only=job.validation_only,
+                       outcome_path=str(outcome_path), ranking_source=job.rank, progress_fd=write_fd,
+                       memory_limit_mb=settings.memory_limit_mb, measurement=settings.measurement,
+                       parent_pid=os.getpid(), job_dir=str(tmpdir), timeout_seconds=settings.timeout,
+                       per_user_path=str(tmpdir / "users.npz"), deadline=time.time() + settings.timeout,
+                       cores=tuple(cores) if cores else None)
+        spec_path.write_text(spec.to_json(), encoding="utf-8")
+        env = worker_env(job, settings, job_id, cores)
         kernel_log = KernelLog()
         try:
             try:
@@ -663,27 +638,31 @@ def _death_reason(code: int | None, log_tail: str, peak_mib: float | None, *,
     return "crash", f"worker exited with status {code} without a result" + (f": {last[:300]}" if last else "")
 
 
+def _how_it_ended(attempt: WorkerRun, timeout: float, memory_limit_mb: int | None,
+                  peak_mib: float | None) -> tuple[str, str | None, str | None]:
+    """(status, error kind, error) of a worker's ``attempt``: timed out, its own outcome, or a death."""
+    outcome = attempt.outcome or {}
+    if attempt.timed_out:
+        error = f"timed out after {timeout:g} s (process group killed) during {attempt.phase}"
+        if attempt.last_progress and attempt.last_progress.get("epoch") is not None:
+            error += f", after epoch {attempt.last_progress['epoch']}"
+        return "failed", "timeout", error
+    if outcome.get("status") in ("ok", "failed"):
+        return outcome["status"], outcome.get("error_kind"), outcome.get("error")
+    kind, error = _death_reason(attempt.code, attempt.log_tail, peak_mib, memory_limit_mb=memory_limit_mb,
+                                kernel_oom=attempt.kernel_oom, kernel_log_readable=attempt.kernel_log_readable)
+    return "failed", kind, error
+
+
 def _assemble(job: Job, ctx: RunContext, split, attempt: WorkerRun) -> dict:
     """The result of ``job`` from what its worker left (``attempt``), ``ok`` or ``failed``."""
     entry = ctx.registry.models[job.model]
     outcome = attempt.outcome or {}
-    code, phase, duration, last_progress = attempt.code, attempt.phase, attempt.duration, attempt.last_progress
+    code, duration, last_progress = attempt.code, attempt.duration, attempt.last_progress
     peak_mib = attempt.rusage.ru_maxrss / 1024.0 if attempt.rusage is not None else None  # KiB on Linux
-    if attempt.timed_out:
-        status, kind = "failed", "timeout"
-        error = f"timed out after {ctx.timeout:g} s (process group killed) during {phase}"
-        if last_progress and last_progress.get("epoch") is not None:
-            error += f", after epoch {last_progress['epoch']}"
-    elif outcome.get("status") in ("ok", "failed"):
-        status, kind, error = outcome["status"], outcome.get("error_kind"), outcome.get("error")
-    else:
-        status = "failed"
-        kind, error = _death_reason(code, attempt.log_tail, peak_mib, memory_limit_mb=ctx.memory_limit_mb,
-                                    kernel_oom=attempt.kernel_oom, kernel_log_readable=attempt.kernel_log_readable)
+    status, kind, error = _how_it_ended(attempt, ctx.timeout, ctx.memory_limit_mb, peak_mib)
     identity = job_identity(job, ctx, split)
-    params = dict(entry.params)
-    params.update(job.params)
-    params = outcome.get("params", params)
+    params = outcome.get("params", job.run_params(ctx.registry))
     timing = dict(outcome.get("timing") or {})
     timing["job_seconds"] = duration
     harness = harness_seconds(timing) if status == "ok" else None

@@ -70,7 +70,7 @@ def space_problem(cls: type) -> str | None:
             return f"{where} = {spec!r}: {problem}"
     objective = getattr(cls, "tuning_objective", None)
     if objective is not None and objective not in tuple(getattr(cls, "tasks", ())):
-        return f"tuning_objective {objective!r} is not one of the model's tasks {tuple(cls.tasks)}"
+        return f"tuning_objective {objective!r} is not one of the model's tasks {tuple(getattr(cls, 'tasks', ()))}"
     return None
 
 
@@ -106,9 +106,9 @@ def _spec_problem(spec: object) -> str | None:
 
 def distributions(space: Mapping[str, tuple]) -> dict:
     """The space as Optuna distributions (``space`` already checked by :func:`space_problem`)."""
-    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+    from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
-    out = {}
+    out: dict[str, BaseDistribution] = {}
     for key, spec in space.items():
         if spec[0] == "categorical":
             out[key] = CategoricalDistribution(list(spec[1]))
@@ -170,7 +170,7 @@ def objective_for(cls: type, job_tasks: tuple[str, ...]) -> Objective:
     its ``tuning_objective`` if declared, else its first task's (asked of :mod:`tasks`, so a new
     task plugs in)."""
     if getattr(cls, "joint", False):
-        task = getattr(cls, "tuning_objective", None) or tuple(cls.tasks)[0]
+        task = getattr(cls, "tuning_objective", None) or tuple(getattr(cls, "tasks"))[0]  # noqa: B009
     else:
         task = job_tasks[0]
     spec = tasks_mod.get(task)
@@ -262,12 +262,40 @@ def spent_seconds(trials) -> float:
     return float(sum(t.user_attrs["seconds"] for t in counted(trials)))
 
 
+def check_storage() -> None:
+    """Refuse, in one line naming it, a studies file that is not an SQLite database Optuna wrote
+    (random bytes, a truncated file, another program's database, a folder): never write into it."""
+    import sqlite3
+
+    path = storage_path()
+    if not path.exists():
+        return
+    what = "it is a folder" if path.is_dir() else None
+    if what is None:
+        try:
+            with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+                tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+                if tables and not {"studies", "trials", "version_info"} <= tables:
+                    what = f"another program's SQLite database (tables {', '.join(sorted(tables)[:5])})"
+                elif tables:
+                    db.execute("PRAGMA quick_check").fetchall()
+                    db.execute("SELECT count(*) FROM trials").fetchone()
+        except sqlite3.Error as exc:
+            what = f"{exc}"
+    if what:
+        raise UserError(f"{path}: not the studies database tune keeps ({what}); move it away to start the "
+                        f"studies afresh")
+
+
 def open_study(name: str, objective: Objective):
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     tuning_dir().mkdir(parents=True, exist_ok=True)
-    return optuna.create_study(storage=storage_url(), study_name=name, direction=objective.direction,
+    check_storage()
+    direction = optuna.study.StudyDirection.MINIMIZE if objective.direction == "minimize" \
+        else optuna.study.StudyDirection.MAXIMIZE
+    return optuna.create_study(storage=storage_url(), study_name=name, direction=direction,
                                load_if_exists=True)
 
 
@@ -351,7 +379,7 @@ def tune_job(job, ctx, budget: Budget, *, existing: list[dict], say: Say) -> Out
     from animerec_bench.execution import runner
 
     final = dataclasses.replace(job, params={**job.params, **best.params}, extra={"tuning": info})
-    outcome.result, outcome.path = runner.execute(final, ctx)
+    outcome.result, outcome.path = runner.execute_job(final, ctx)
     outcome.error = outcome.result.get("error")
     return outcome
 
@@ -359,7 +387,8 @@ def tune_job(job, ctx, budget: Budget, *, existing: list[dict], say: Say) -> Out
 def within(budget: Budget, trials: list) -> list:
     """The counted trials (in order) that the budget allowed to start: the same stopping rule as the
     search, so a study that ran longer before is judged on exactly what this budget would have run."""
-    used, seconds = [], 0.0
+    used: list = []
+    seconds = 0.0
     for t in sorted(trials, key=lambda t: t.number):
         if budget.spent(len(used), seconds):
             break
@@ -387,7 +416,7 @@ def _run_default(job, ctx, cls: type, existing: list[dict], say: Say) -> Outcome
         return Outcome(job, DEFAULT, reused, reused=True)
     say(f"{job.label}: default ({reason}): one test job")
     info = {"method": DEFAULT, "reason": reason, "fixed": fixed}
-    result, path = runner.execute(dataclasses.replace(job, extra={"tuning": info}), ctx)
+    result, path = runner.execute_job(dataclasses.replace(job, extra={"tuning": info}), ctx)
     return Outcome(job, DEFAULT, result, path, error=result.get("error"))
 
 
@@ -423,7 +452,7 @@ def _run_trial(study, job, ctx, dists, objective: Objective, index: int, say: Sa
     trial_job = dataclasses.replace(job, params={**job.params, **trial.params}, validation_only=True,
                                     extra={"trial": {"study": study.study_name, "number": trial.number}})
     try:
-        result, path = runner.execute(trial_job, ctx)
+        result, path = runner.execute_job(trial_job, ctx)
     except BaseException:  # interrupted: the trial is not counted, a rerun carries on from here
         study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
         raise

@@ -25,7 +25,10 @@ import os  # noqa: E402
 import random  # noqa: E402
 import sys  # noqa: E402
 import traceback  # noqa: E402
+from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
+
+from animerec_bench.execution.jobs import JobSpec  # noqa: E402
 
 SPAWNED_AT_ENV = "ANIMEREC_BENCH_SPAWNED_AT"
 #: How long after the job's deadline the worker stops itself, should its parent not have
@@ -40,6 +43,9 @@ _guard_ready = None
 #: 5+ rounds keep the median steady, and a short floor keeps the harness small next to a
 #: ~4 s job (0.05 s made ``mf-biased``'s harness share 5.2%).
 PREDICT_MIN_SECONDS = 0.02
+#: The most the timed test-split predicts and the per-user latency rounds may take.
+PREDICT_MAX_SECONDS = 10.0
+LATENCY_MAX_SECONDS = 10.0
 
 
 #: At most this many progress dicts are kept as a result's ``history`` (a model reporting every
@@ -97,7 +103,9 @@ def classify(exc: BaseException) -> str:
     from animerec_bench.model import PredictionError
 
     name = type(exc).__name__
-    if isinstance(exc, MemoryError) or "ResourceExhausted" in name or "out of memory" in str(exc).lower():
+    text = str(exc).lower()
+    if isinstance(exc, MemoryError) or "ResourceExhausted" in name or "out of memory" in text \
+            or "failed to map segment" in text or "cannot allocate memory" in text:  # mmap under RLIMIT_AS
         return "oom"
     if isinstance(exc, NonFiniteLoss):
         return "nan"
@@ -118,112 +126,110 @@ def seed_everything(seed: int) -> bool:
     return False
 
 
-def _union_mask(part, tasks):
-    import numpy as np
-
-    mask = np.zeros(len(part), dtype=bool)
-    for task in tasks:
-        mask |= part.task_mask(task)
-    return mask
-
-
-def evaluate(model_name: str, model, part, tasks, *, predictions=None,
-             timing_out: dict | None = None, per_user_out: dict | None = None) -> tuple[dict, dict]:
-    """Score ``model`` on ``part`` for ``tasks``: (metrics per task, val_loss per task).
-
-    With ``timing_out``, the seconds its ``predict`` took go to ``timing_out["predict_seconds"]``
-    (the model's own work; the rest of a job's time beside fit is the harness's). With
-    ``per_user_out``, each task's (user indices, values, weights) for paired significance
-    tests go to ``per_user_out[task]`` (:func:`.significance.pointwise_per_user`)."""
-    from animerec_bench import tasks as tasks_mod
-    from animerec_bench.model import validate_predictions
-    from animerec_bench.support import timing
-
-    mask = _union_mask(part, tasks)
-    scored = part.subset(mask)
-    t0 = timing.clock()
-    raw = predictions if predictions is not None else model.predict(scored.user, scored.item)
-    if timing_out is not None:
-        timing_out["predict_seconds"] = timing.clock() - t0
-    preds = validate_predictions(model_name, raw, len(scored), tuple(tasks))
-    out, losses = {}, {}
-    for task in tasks:
-        spec = tasks_mod.get(task)
-        m = scored.task_mask(task)
-        y = scored.target(task)[m]
-        out[task] = spec.score(y, preds[task][m], user=scored.user[m])
-        losses[task] = spec.val_loss(y, preds[task][m])
-        if per_user_out is not None:
-            from animerec_bench.evaluation.significance import pointwise_per_user
-
-            per_user_out[task] = pointwise_per_user(task, y, preds[task][m], scored.user[m])
-    return out, losses
-
-
-def run(spec: dict, progress: Progress, outcome: dict) -> None:
-    """Do the job, filling ``outcome`` as it goes (so a failure keeps what was measured)."""
-    from animerec_bench.support import timing
-
-    timing_out = outcome["timing"]
+def do_job(spec: JobSpec, progress: Progress, outcome: dict) -> None:
+    """Do the job, filling ``outcome`` as it goes (so a failure keeps what was measured):
+    load, fit, score, record."""
     spawned = float(os.environ.get(SPAWNED_AT_ENV, "nan"))
-    timing_out["process_start_seconds"] = _STARTED - spawned if math.isfinite(spawned) else None
+    outcome["timing"]["process_start_seconds"] = _STARTED - spawned if math.isfinite(spawned) else None
+    entry, split, features = load(spec, progress, outcome["timing"])
+    model = make_model(entry, spec, progress, outcome)
+    model = fit(model, split, features, spec, progress, outcome)
+    if spec.validation_only:  # a tuning trial: scored on validation alone; there is no test part
+        outcome["val_metrics"] = score_validation(entry.name, model, split, spec.tasks, progress, outcome["timing"])
+        outcome["status"] = "ok"
+        return
+    per_user: dict = {}  # task -> (user indices, values, weights) on test: see scoring.save_per_user
+    score(entry.name, model, split, spec, progress, outcome, per_user)
+    record(model, split, spec, progress, outcome["timing"], per_user)
+    outcome["status"] = "ok"
+
+
+def load(spec: JobSpec, progress: Progress, timing_out: dict):
+    """The model's registry entry, the job's split and (for a model that takes them) the anime
+    features; its framework imported (outside ``fit_seconds``)."""
+    from animerec_bench.support import timing
 
     t0 = timing.clock()
-    import numpy as np
-
     from animerec_bench import tasks as tasks_mod
     from animerec_bench.data.protocol import Split
     from animerec_bench.plugins.registry import load_registry
 
     if _guard_ready is not None:  # no plugin code before the worker adopts its orphans
         _guard_ready.wait(5.0)
-    registry = load_registry(spec.get("plugins_dir"))
-    entry = registry.model(spec["model"])
+    registry = load_registry(spec.plugins_dir)
+    entry = registry.model(spec.model)
     timing_out["import_seconds"] = timing.clock() - t0
-
-    seed = int(spec["seed"])
-    tasks = tuple(spec["tasks"])
     progress.send("phase", phase="load split")
     t0 = timing.clock()
-    split = Split.load(spec["split_path"])
-    if spec.get("split_fingerprint") and split.fingerprint != spec["split_fingerprint"]:
-        raise RuntimeError(f"split file {spec['split_path']} changed since the run planned it")
-    validation_only = bool(spec.get("validation_only"))
-    if validation_only and len(split.test):
+    split = Split.load(Path(spec.split_path))
+    if spec.split_fingerprint and split.fingerprint != spec.split_fingerprint:
+        raise RuntimeError(f"split file {spec.split_path} changed since the run planned it")
+    if spec.validation_only and len(split.test):
         raise RuntimeError(f"a validation-only job got a split with {len(split.test)} test pairs")
     timing_out["load_split_seconds"] = timing.clock() - t0
-
+    scored_part, part_name = (split.valid, "validation") if spec.validation_only else (split.test, "test")
+    for task in spec.tasks:  # else every metric of the task comes out null, which says nothing
+        if tasks_mod.get(task).pointwise and not scored_part.task_mask(task).any():
+            raise ValueError(f"task {task} has no examples in the {part_name} part of data set "
+                             f"{split.dataset!r} (protocol {split.protocol}): nothing to score it on")
     if entry.framework != "numpy" and entry.framework not in sys.modules:
+        progress.send("phase", phase=f"import {entry.framework}")  # a timeout here is not the split's
         t0 = timing.clock()
         importlib.import_module(entry.framework)  # imported here so fit_seconds does not include it
-
         timing_out["framework_import_seconds"] = timing.clock() - t0
-    keras_seeded = seed_everything(seed)
-    model = entry.cls(**spec.get("params", {}))
+    features = None  # anime features (issue 23), for a model that declares item_features
+    if entry.item_features:
+        from animerec_bench.data.features import for_split
+
+        features = for_split(split, registry.dataset(split.dataset))
+    return entry, split, features
+
+
+def make_model(entry, spec: JobSpec, progress: Progress, outcome: dict):
+    """The model, built with the job's parameters after seeding Python and numpy (a model may draw
+    in its constructor), and Keras once: before the constructor when it is imported, else after
+    it when the constructor imported it."""
+    keras_seeded = seed_everything(spec.seed)
+    model = entry.cls(**spec.params)
     if not keras_seeded and "keras" in sys.modules:  # the constructor pulled Keras in
-        keras_seeded = seed_everything(seed)
-    outcome["seeding"] = {"python": seed, "numpy": seed, "keras": seed if keras_seeded else None}
+        keras_seeded = seed_everything(spec.seed)
+    outcome["seeding"] = {"python": spec.seed, "numpy": spec.seed, "keras": spec.seed if keras_seeded else None}
     try:
         model.on_progress = progress
     except AttributeError:
         pass
     if hasattr(model, "get_params"):
         outcome["params"] = model.get_params()
+    return model
 
+
+
+def fit(model, split, features, spec: JobSpec, progress: Progress, outcome: dict):
+    """Fit and time it: the fitted model. A model that declares ``item_features`` (issue 23) gets
+    the features of the anime it may know (train and validation anime) in ``fit``, and every
+    anime's after it."""
+    import numpy as np
+
+    from animerec_bench.evaluation import scoring
+    from animerec_bench.support import timing
+
+    keras_seeded = outcome["seeding"]["keras"] is not None
+    fit_kwargs = {"features": features.head(split.n_fit_items)} if features is not None else {}
     progress.send("phase", phase="fit")
     t0 = timing.clock()
-    fitted = model.fit(split.train, split.valid_for_fit(), tasks=tasks, seed=seed)
+    fitted = model.fit(split.train, split.valid_for_fit(), tasks=spec.tasks, seed=spec.seed, **fit_kwargs)
     fit_seconds = timing.clock() - t0
     if progress.history:
         outcome["history"] = progress.history
-    if fitted is not None:
-        model = fitted
+    model = fitted if fitted is not None else model
+    if features is not None:  # issue 23: the test anime's features reach the model only now
+        model.set_item_features(features)
     epochs = getattr(model, "epochs_", None)
     if not isinstance(epochs, (int, np.integer)):
         epochs = progress.last_epoch
-    train_examples = int(_union_mask(split.train, tasks).sum())
+    train_examples = int(scoring.union_mask(split.train, spec.tasks).sum())
     passes = max(int(epochs), 1) if epochs is not None else 1
-    timing_out.update({
+    outcome["timing"].update({
         "fit_seconds": fit_seconds,
         "epochs": int(epochs) if epochs is not None else None,
         "seconds_per_epoch": fit_seconds / epochs if epochs else None,
@@ -232,33 +238,58 @@ def run(spec: dict, progress: Progress, outcome: dict) -> None:
     })
     # A model that imports Keras only inside fit was not seeded through Keras: say so.
     outcome["seeding"]["keras_imported_during_fit"] = "keras" in sys.modules and not keras_seeded
+    return model
+
+
+def _validate(name: str, model, split, pointwise: tuple, progress: Progress, timing_out: dict):
+    """(metrics, val_loss) per pointwise task on the validation part."""
+    from animerec_bench.evaluation import scoring
+
+    progress.send("phase", phase="validate")
+    phase: dict = {}
+    val_metrics, val_losses = scoring.evaluate(name, model, split.valid, pointwise, timing_out=phase)
+    timing_out["validate_predict_seconds"] = phase["predict_seconds"]
+    return val_metrics, val_losses
+
+
+def score_validation(name: str, model, split, tasks: tuple, progress: Progress, timing_out: dict) -> dict:
+    """A tuning trial's numbers: each task's metrics on the validation part (a model that trains
+    for ranking is tuned on its validation ranking)."""
+    from animerec_bench import tasks as tasks_mod
+    from animerec_bench.evaluation import scoring
 
     pointwise = tuple(t for t in tasks if tasks_mod.get(t).pointwise)
+    out: dict = {}
+    if pointwise:
+        val_metrics, val_losses = _validate(name, model, split, pointwise, progress, timing_out)
+        out = {t: {**val_metrics[t], "val_loss": val_losses[t]} for t in pointwise}
+    for task in tasks:
+        if task in tasks_mod.LISTWISE:
+            progress.send("phase", phase=task)
+            out[task], _ = scoring.evaluate_ranking(model, split, "score", part="valid", task=task)
+    return out
+
+
+def score(name: str, model, split, spec: JobSpec, progress: Progress, outcome: dict, per_user: dict) -> None:
+    """The job's test numbers: each pointwise task's metrics (validation and test, with timed
+    predicts) and, when this job ranks the model, its ranking metrics."""
+    from animerec_bench import tasks as tasks_mod
+    from animerec_bench.evaluation import scoring
+    from animerec_bench.support import timing
+
+    timing_out = outcome["timing"]
+    pointwise = tuple(t for t in spec.tasks if tasks_mod.get(t).pointwise)
     outcome["metrics"], outcome["val_metrics"] = {}, {}
-    per_user: dict = {}  # task -> (user indices, values, weights) on test: see save_per_user
     if pointwise:
-        progress.send("phase", phase="validate")
-        phase = {}
-        val_metrics, val_losses = evaluate(entry.name, model, split.valid, pointwise, timing_out=phase)
-        timing_out["validate_predict_seconds"] = phase["predict_seconds"]
-    if validation_only:  # a tuning trial: scored on validation alone; there is no test part
-        if pointwise:
-            outcome["val_metrics"] = {t: {**val_metrics[t], "val_loss": val_losses[t]} for t in pointwise}
-        if "ranking" in tasks:  # a model that trains for ranking is tuned on its validation ranking
-            progress.send("phase", phase="ranking")
-            outcome["val_metrics"]["ranking"], _ = evaluate_ranking(model, split, "score", part="valid")
-        outcome["status"] = "ok"
-        return
-    if pointwise:
+        val_metrics, val_losses = _validate(name, model, split, pointwise, progress, timing_out)
         progress.send("phase", phase="test")
         t0 = timing.clock()
-        test = split.test.subset(_union_mask(split.test, pointwise))
+        test = split.test.subset(scoring.union_mask(split.test, pointwise))
         samples, first = timing.bench(lambda: model.predict(test.user, test.item),
-                                      rounds=int(spec.get("predict_rounds", 5)), warmup=1,
-                                      min_time=float(spec.get("predict_min_seconds", PREDICT_MIN_SECONDS)),
-                                      max_seconds=float(spec.get("predict_max_seconds", 10.0)))
-        test_metrics, test_losses = evaluate(entry.name, model, test, pointwise, predictions=first,
-                                             per_user_out=per_user)
+                                      rounds=spec.measurement.predict_rounds, warmup=1,
+                                      min_time=PREDICT_MIN_SECONDS, max_seconds=PREDICT_MAX_SECONDS)
+        test_metrics, test_losses = scoring.evaluate(name, model, test, pointwise, predictions=first,
+                                                     per_user_out=per_user)
         pstats = timing.stats(samples)
         timing_out["predict"] = {**pstats, "pairs": len(test)}
         timing_out["predict_per_second"] = len(test) / pstats["median"] if pstats["median"] > 0 else None
@@ -266,62 +297,33 @@ def run(spec: dict, progress: Progress, outcome: dict) -> None:
         outcome["metrics"] = {t: {**test_metrics[t], "test_loss": test_losses[t], "val_loss": val_losses[t]}
                               for t in pointwise}
         outcome["val_metrics"] = val_metrics
-
-    source = spec.get("ranking_source")
-    if source:
-        progress.send("phase", phase="ranking")
+    source = spec.ranking_source  # None: another job of this model ranks it
+    for task in tasks_mod.LISTWISE:
+        if source is None:
+            break
+        progress.send("phase", phase=task)
         t0 = timing.clock()
-        ranked, info = evaluate_ranking(model, split, source, per_user=per_user)
+        ranked, info = scoring.evaluate_ranking(model, split, source, per_user=per_user, task=task)
         seconds = timing.clock() - t0
         timing_out["ranking_seconds"] = seconds
         timing_out["ranking_users_per_second"] = info["users"] / seconds if seconds > 0 else None
-        outcome["metrics"]["ranking"] = ranked
-        outcome["ranking"] = info
+        outcome["metrics"][task] = ranked
+        outcome["ranking"] = info  # the result's ``ranking`` block: where the lists came from
 
-    if spec.get("per_user_path") and per_user:
-        save_per_user(spec["per_user_path"], per_user, split.user_ids)
 
+def record(model, split, spec: JobSpec, progress: Progress, timing_out: dict, per_user: dict) -> None:
+    """Leave what the parent keeps beside the outcome: the per-user test values, and the
+    per-user latency of scoring every anime."""
+    from animerec_bench.evaluation import scoring
+    from animerec_bench.support import timing
+
+    if spec.per_user_path and per_user:
+        scoring.save_per_user(spec.per_user_path, per_user, split.user_ids)
     progress.send("phase", phase="latency")
     t0 = timing.clock()
-    timing_out["user_latency"] = user_latency(model, split, seed, int(spec.get("latency_users", 50)),
-                                              float(spec.get("latency_max_seconds", 10.0)))
+    timing_out["user_latency"] = user_latency(model, split, spec.seed, spec.measurement.latency_users,
+                                              LATENCY_MAX_SECONDS)
     timing_out["latency_seconds"] = timing.clock() - t0
-    outcome["status"] = "ok"
-
-
-def save_per_user(path: str, per_user: dict, user_ids) -> None:
-    """Write the job's per-user test values (raw user ids) for the parent to keep beside the result."""
-    from animerec_bench.evaluation.significance import PerUser, encode
-    from animerec_bench.support.atomic import atomic_path
-
-    data = encode({task: PerUser(user_ids[users].astype("int64"), values, weights)
-                   for task, (users, values, weights) in per_user.items()})
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
-
-
-def evaluate_ranking(model, split, source: str, part: str = "test",
-                     per_user: dict | None = None) -> tuple[dict, dict]:
-    """The ranking metrics of ``model`` on ``split``'s ``part`` (see :mod:`animerec_bench.evaluation.ranking`
-    for which anime are candidates), its lists taken from ``source``: its own ``score``, or its
-    ``interaction``/``rating`` predictions over every anime. With ``per_user``, its ``ranking``
-    entry gets each evaluated user's NDCG at the primary cut-off (user indices, values, ones)."""
-    from animerec_bench import tasks as tasks_mod
-    from animerec_bench.evaluation import ranking
-
-    data = ranking.RankingData.from_split(split, part)
-    if source == "score":
-        score_fn = model.score
-    else:
-        score_fn = ranking.scores_from_predictions(model, source, split.n_items)
-    users_ndcg: dict | None = {} if per_user is not None else None
-    metrics = ranking.evaluate(data, score_fn, ks=tasks_mod.KS, per_user=users_ndcg)
-    if users_ndcg:
-        import numpy as np
-
-        values = users_ndcg[tasks_mod.RANKING.primary]
-        per_user["ranking"] = (users_ndcg["users"], values, np.ones(len(values)))
-    return metrics, {"source": source, "users": int(data.n_users)}
 
 
 def user_latency(model, split, seed: int, n_users: int, max_seconds: float) -> dict | None:
@@ -375,7 +377,7 @@ def lift_memory_limit() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (hard, hard))
 
 
-def guard_job(spec: dict) -> None:
+def guard_job(spec: JobSpec) -> None:
     """Tie this worker to its parent and to the job's deadline (first thing in :func:`main`).
 
     - the worker becomes a child subreaper, so its children's orphans stay below it;
@@ -386,7 +388,7 @@ def guard_job(spec: dict) -> None:
     - past the spec's ``deadline`` (epoch seconds) plus :data:`DEADLINE_GRACE_SECONDS` it
       writes a ``timeout`` outcome and does the same but leaves the folder to the parent;
     - a SIGTERM from anyone else fails the job as ``killed``, likewise. (So the runner must
-      start a worker from a thread that outlives it, as :func:`.runner.execute` does: the
+      start a worker from a thread that outlives it, as :func:`.executors.ParallelExecutor` does: the
       parent-death signal fires when that thread ends.)
 
     The watchdog needs the GIL: a plugin stuck in C code that holds it delays it (the
@@ -398,8 +400,8 @@ def guard_job(spec: dict) -> None:
     import threading
 
     global _guard_ready
-    parent = spec.get("parent_pid")
-    deadline = spec.get("deadline")
+    parent = spec.parent_pid
+    deadline = spec.deadline
     if not parent and deadline is None:
         return
     wake_r, wake_w = os.pipe()
@@ -444,7 +446,7 @@ def _parent_gone(parent: int) -> bool:
     return os.getppid() != parent or not pid_alive(parent)
 
 
-def _watchdog(spec: dict, parent: int, stop_at: float | None, cpu_seconds: float | None, wake_fd: int,
+def _watchdog(spec: JobSpec, parent: int, stop_at: float | None, cpu_seconds: float | None, wake_fd: int,
               ready) -> None:
     import select
     import signal
@@ -472,7 +474,7 @@ def _watchdog(spec: dict, parent: int, stop_at: float | None, cpu_seconds: float
                     _stop_job(spec, None, remove_folder=True)
             _stop_job(spec, ("killed", "worker received SIGTERM from outside the run; the job was stopped"))
         if stop_at is not None and time.monotonic() >= stop_at:
-            timeout = spec.get("timeout_seconds")
+            timeout = spec.timeout_seconds
             _stop_job(spec, ("timeout", f"timed out after {timeout:g} s (the worker stopped itself: "
                                         "its parent did not)" if timeout else "timed out"))
         try:
@@ -483,7 +485,7 @@ def _watchdog(spec: dict, parent: int, stop_at: float | None, cpu_seconds: float
             time.sleep(WATCH_SECONDS)
 
 
-def _stop_job(spec: dict, failure: tuple[str, str] | None, remove_folder: bool = False) -> None:
+def _stop_job(spec: JobSpec, failure: tuple[str, str] | None, remove_folder: bool = False) -> None:
     """Kill every process of the job, then this whole process group (this one included)."""
     import shutil
     import signal
@@ -496,13 +498,13 @@ def _stop_job(spec: dict, failure: tuple[str, str] | None, remove_folder: bool =
             from animerec_bench.support.atomic import write_text
 
             kind, error = failure
-            write_text(spec["outcome_path"], dumps({"status": "failed", "error_kind": kind, "error": error,
+            write_text(spec.outcome_path, dumps({"status": "failed", "error_kind": kind, "error": error,
                                                     "timing": {}}))
         except BaseException:  # noqa: BLE001 - the parent records a SIGKILL then
             pass
     kill_job(None, root=os.getpid())  # a subreaper: every process of the job is below it
-    if remove_folder and spec.get("job_dir"):
-        shutil.rmtree(spec["job_dir"], ignore_errors=True)
+    if remove_folder and spec.job_dir:
+        shutil.rmtree(spec.job_dir, ignore_errors=True)
     if os.getpgrp() == os.getpid():  # our own group (the runner starts a new session)
         os.killpg(os.getpid(), signal.SIGKILL)
     os.kill(os.getpid(), signal.SIGKILL)
@@ -513,8 +515,8 @@ THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "TF_
               "TF_NUM_INTEROP_THREADS", "XLA_FLAGS")
 
 
-def pin_to_cores(spec: dict) -> dict:
-    """Keep this worker on the cores the runner allotted it (``spec["cores"]``, ``run --jobs N``),
+def pin_to_cores(spec: JobSpec) -> dict:
+    """Keep this worker on the cores the runner allotted it (``spec.cores``, ``run --jobs N``),
     before numpy, BLAS or a framework start their thread pools; the runner set their thread
     counts in the environment. Returns what the result records in ``machine``: the cores usable
     before pinning, how many were allotted and which (None, None: no allotment, the job may use
@@ -523,7 +525,7 @@ def pin_to_cores(spec: dict) -> dict:
         usable = sorted(os.sched_getaffinity(0))
     except AttributeError:  # not Linux: no affinity to set
         usable = list(range(os.cpu_count() or 1))
-    cores = spec.get("cores")
+    cores = spec.cores
     if not cores:
         return {"usable_cores": len(usable), "cores_allotted": None, "allotted_cores": None}
     os.sched_setaffinity(0, [int(c) for c in cores])
@@ -538,22 +540,25 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m animerec_bench.execution.worker SPEC.json", file=sys.stderr)
         return 2
     with open(argv[0], encoding="utf-8") as fh:
-        spec = json.load(fh)
+        spec = JobSpec.from_json(fh.read())
     cores = pin_to_cores(spec)
     guard_job(spec)
-    progress = Progress(spec.get("progress_fd"))
+    progress = Progress(spec.progress_fd)
     outcome: dict[str, Any] = {"status": "failed", "error": None, "error_kind": None, "timing": {}}
     code = 0
     try:
-        set_memory_limit(spec.get("memory_limit_mb"))
-        run(spec, progress, outcome)
+        set_memory_limit(spec.memory_limit_mb)
+        do_job(spec, progress, outcome)
     except BaseException as exc:  # noqa: BLE001 - every failure must end up in the result
-        if spec.get("memory_limit_mb"):
+        if spec.memory_limit_mb:
             lift_memory_limit()
         kind = classify(exc)
         message = f"{type(exc).__name__}: {exc}".strip()
         if kind == "oom":
             message = f"out of memory: {message}"
+            if spec.memory_limit_mb:  # say which limit (a MemoryError has no message of its own)
+                message = (f"out of memory: the job needed more address space than --memory-limit "
+                           f"{spec.memory_limit_mb} MB allows ({message.rstrip(':')})")
         outcome.update(status="failed", error=message.splitlines()[0][:500] if message else type(exc).__name__,
                        error_kind=kind, traceback=traceback.format_exc()[-4000:])
         code = 1
@@ -567,8 +572,8 @@ def main(argv: list[str] | None = None) -> int:
     from animerec_bench.support.atomic import write_text
 
     outcome["timing"]["worker_seconds"] = time.perf_counter() - _STARTED_PERF
-    write_text(spec["outcome_path"], dumps(outcome))
-    if spec.get("parent_pid"):  # a plugin's processes end with its job, detached or not
+    write_text(spec.outcome_path, dumps(outcome))
+    if spec.parent_pid:  # a plugin's processes end with its job, detached or not
         from animerec_bench.execution.job_processes import has_children, kill_job
 
         if has_children() is not False:  # a subreaper: every process of the job is below it

@@ -1,15 +1,17 @@
-"""Plugins: loading the plugin manager (entry points, loose files) and the model registry.
+"""Plugins: loading them (:mod:`.loader`), the model registry (:mod:`.registry`), the probe (:mod:`.probe`).
 
-The names of :mod:`animerec_bench.plugins.registry` are forwarded here too (``from
-animerec_bench.plugins import load_registry``), as they were when this package was one module.
+Their names are forwarded here too (``from animerec_bench.plugins import load_registry``), as
+they were when this package was one module.
 """
+
+_MODULES = ("animerec_bench.plugins.registry", "animerec_bench.plugins.loader", "animerec_bench.plugins.probe")
 
 
 def __getattr__(name: str):
     import importlib
 
-    registry = importlib.import_module("animerec_bench.plugins.registry")
-    try:
-        return getattr(registry, name)
-    except AttributeError:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    for module in _MODULES:
+        found = getattr(importlib.import_module(module), name, None)
+        if found is not None:
+            return found
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,278 +1,34 @@
-"""Loading plugins (built-in, entry points, loose files) and collecting what they register."""
+"""The model registry: what the loaded plugins registered, each model's declarations checked once.
+
+:func:`load_registry` is the usual entry point: a fresh plugin manager (:mod:`.loader`), its
+register hooks called one plugin at a time (:func:`collect`), so every error names its plugin.
+"""
 
 from __future__ import annotations
 
-import difflib
-import importlib
-import importlib.metadata
-import importlib.util
-import inspect
-import os
-import sys
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pluggy
-
-from animerec_bench import hookspecs
 from animerec_bench.dataset import DatasetWarning
 from animerec_bench.errors import PluginError
 from animerec_bench.model import Model, param_defaults
-from animerec_bench.support.paths import is_checkout
+from animerec_bench.plugins.loader import AUTO, PluginManager, StepListener, describe_exit, get_plugin_manager
 from animerec_bench.tasks import NAMES as TASKS
+from animerec_bench.tasks import get as get_task
 
-PROJECT = "animerec_bench"
 #: What a model's ``framework`` may say: "numpy" (anything that needs no warm-up: numpy, scipy,
 #: plain Python), or the module ``fit`` needs, imported by the worker before ``fit`` is timed
 #: ("keras"; "surprise" and "cornac" for the wrapped libraries of ``plugins/animerec-peers``).
 FRAMEWORKS = ("keras", "numpy", "surprise", "cornac")
-ENTRY_POINT_GROUP = "animerec_bench"
-DEFAULT_PLUGINS_DIR = "plugins"
-PLUGINS_DIR_ENV = "ANIMEREC_BENCH_PLUGINS_DIR"
-DISABLE_ENV = "ANIMEREC_BENCH_DISABLE_PLUGINS"
 
-#: Built-in plugins, loaded first and exactly like third-party ones.
-DEFAULT_PLUGINS = (
-    "animerec_bench.builtin.datasets",
-    "animerec_bench.builtin.baselines",
-    "animerec_bench.builtin.keras_models",
-    "animerec_bench.builtin.biased_mf",
-    "animerec_bench.builtin.ease",
-    "animerec_bench.builtin.knn_baseline",
-    "animerec_bench.builtin.logistic",
-    "animerec_bench.builtin.two_tower",
-    "animerec_bench.builtin.item_knn",
-    "animerec_bench.builtin.item_cosine",
-    "animerec_bench.builtin.rp3beta",
-    "animerec_bench.builtin.ials",
-    "animerec_bench.builtin.edlae",
-    "animerec_bench.builtin.dlae",
-)
+def did_you_mean(name: str, known) -> str:
+    """``" (did you mean 'ease'?)"`` for the closest known name (difflib), or ""."""
+    import difflib
 
-
-class _Auto:
-    """The default of ``plugins_dir``: resolve it (see :func:`resolve_plugins_dir`)."""
-
-    def __repr__(self) -> str:
-        return "AUTO"
-
-
-#: ``load_registry(AUTO)`` (the default) resolves the folder; ``None`` loads no loose files.
-AUTO: Any = _Auto()
-
-
-@dataclass(frozen=True)
-class PluginsFolder:
-    """Where loose plugin files come from: an absolute folder, or None (no loose files), and why."""
-
-    path: Path | None
-    source: str
-    #: One line for the user when something is off (a named folder that does not exist...).
-    warning: str | None = None
-
-
-def resolve_plugins_dir(explicit: str | os.PathLike | None = None, *, cwd: Path | None = None) -> PluginsFolder:
-    """The folder of loose plugin files, by the first rule that applies:
-
-    ``--plugins-dir DIR`` (``explicit``); else ``ANIMEREC_BENCH_PLUGINS_DIR`` (set but empty:
-    none); else ``./plugins`` only where the current folder is a checkout of this project, so
-    that running ``animerec-bench`` in some other clone never runs its code by surprise.
-    """
-    cwd = Path.cwd() if cwd is None else cwd
-    if explicit is not None:
-        return _named_folder(str(explicit), "--plugins-dir", cwd)
-    if PLUGINS_DIR_ENV in os.environ:
-        return _named_folder(os.environ[PLUGINS_DIR_ENV], PLUGINS_DIR_ENV, cwd)
-    default = cwd / DEFAULT_PLUGINS_DIR
-    if is_checkout(cwd):
-        if default.is_dir():
-            return PluginsFolder(default.resolve(), f"./{DEFAULT_PLUGINS_DIR} of this animerec-bench checkout")
-        return PluginsFolder(None, "no ./plugins in this checkout")
-    warning = None
-    if default.is_dir() and any(p.suffix == ".py" for p in default.iterdir()):
-        warning = (f"./{DEFAULT_PLUGINS_DIR} was not loaded: {cwd} is not an animerec-bench checkout; "
-                   f"to run its files, pass --plugins-dir {DEFAULT_PLUGINS_DIR}")
-    return PluginsFolder(None, "not an animerec-bench checkout", warning)
-
-
-def _named_folder(value: str, source: str, cwd: Path) -> PluginsFolder:
-    if not value.strip():
-        return PluginsFolder(None, f"{source} is empty")
-    path = Path(value).expanduser()
-    path = (path if path.is_absolute() else cwd / path).resolve()
-    if not path.is_dir():
-        return PluginsFolder(None, source, f"{source} {value}: no such folder; no loose plugin files loaded")
-    return PluginsFolder(path, source)
-
-
-def disabled_plugins() -> set[str]:
-    """Names blocked by ``ANIMEREC_BENCH_DISABLE_PLUGINS=a,b``."""
-    raw = os.environ.get(DISABLE_ENV, "")
-    return {n.strip() for n in raw.split(",") if n.strip()}
-
-
-def loose_plugin_files(folder: Path | None) -> list[Path]:
-    """The ``*.py`` files of ``folder`` that would be imported (not ``_*``, not blocked), in order."""
-    if folder is None or not Path(folder).is_dir():
-        return []
-    blocked = disabled_plugins()
-    return [p for p in sorted(Path(folder).glob("*.py")) if not p.stem.startswith("_") and p.stem not in blocked]
-
-
-#: ``on_step(kind, plugin, what)`` is told before each third-party import ("import", name, where)
-#: and each hook call ("hook", name, hook name), so a caller can say which one never came back.
-StepListener = Callable[[str, str, str], None]
-
-
-class PluginManager(pluggy.PluginManager):
-    """pluggy's manager plus the load errors of plugins that could not be imported."""
-
-    def __init__(self) -> None:
-        super().__init__(PROJECT)
-        self.load_errors: list[str] = []
-        self.load_warnings: list[str] = []
-        self.versions: dict[str, str] = {}
-        #: Loose files imported (or tried), in order.
-        self.loose_files: list[Path] = []
-
-
-def _describe_exit(exc: BaseException) -> str:
-    if isinstance(exc, SystemExit):
-        return f"SystemExit({exc.code!r}) (a plugin must not end the program)"
-    return f"{type(exc).__name__}: {exc}"
-
-
-def get_plugin_manager(plugins_dir: Any = AUTO, on_step: StepListener | None = None) -> PluginManager:
-    """A fresh manager: built-ins, then entry points, then loose ``*.py`` files.
-
-    ``plugins_dir``: a folder of loose files; None: no loose files; AUTO: resolved by
-    :func:`resolve_plugins_dir`. A plugin that raises anything at import (SystemExit included;
-    only Ctrl-C goes through) or implements an unknown hook is a load error of that plugin,
-    which is left out; the others load.
-    """
-    pm = PluginManager()
-    pm.add_hookspecs(hookspecs)
-    on_step = on_step or (lambda kind, plugin, what: None)
-    blocked = disabled_plugins()
-    for name in blocked:
-        pm.set_blocked(name)
-    from animerec_bench.support.version import __version__
-
-    for modname in DEFAULT_PLUGINS:
-        short = modname.rsplit(".", 1)[-1]
-        if short in blocked:
-            continue
-        pm.register(importlib.import_module(modname), name=short)
-        pm.versions[short] = __version__
-
-    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name in blocked:
-            continue
-        where = f"entry point {ep.value}"
-        if pm.has_plugin(ep.name):
-            pm.load_errors.append(f"plugin {ep.name!r} ({where}) not loaded: a plugin of "
-                                  f"that name is already loaded")
-            continue
-        on_step("import", ep.name, where)
-        try:
-            module = ep.load()
-        except KeyboardInterrupt:
-            raise
-        except BaseException as exc:  # a broken plugin must not take the others down
-            pm.load_errors.append(f"plugin {ep.name!r} ({where}) failed to load: {_describe_exit(exc)}")
-            continue
-        if _register(pm, module, ep.name, where):
-            pm.versions[ep.name] = ep.dist.version if ep.dist is not None else "?"
-
-    if plugins_dir is AUTO:
-        plugins_dir = resolve_plugins_dir().path
-    for path in loose_plugin_files(plugins_dir):
-        name = path.stem
-        if pm.has_plugin(name):
-            pm.load_errors.append(f"plugin {name!r} ({path}) not loaded: a plugin of that name is "
-                                  f"already loaded; rename the file")
-            continue
-        pm.loose_files.append(path)
-        on_step("import", name, str(path))
-        try:
-            module = _import_file(path)
-        except KeyboardInterrupt:
-            raise
-        except BaseException as exc:
-            pm.load_errors.append(f"plugin {name!r} ({path}) failed to load: {_describe_exit(exc)}")
-            continue
-        if _register(pm, module, name, str(path)):
-            pm.versions[name] = getattr(module, "__version__", "file")
-
-    pm.check_pending()  # cannot fail: _register left out every plugin with an unknown hook
-    return pm
-
-
-def _register(pm: PluginManager, module, name: str, where: str) -> bool:
-    """Register one third-party plugin; on a bad hook, record one line, leave it out, return False."""
-    hint = f"(disable it with {DISABLE_ENV}={name})"
-    try:
-        pm.register(module, name=name)
-    except pluggy.PluginValidationError as exc:  # e.g. a hook argument the spec does not have
-        pm.load_errors.append(f"plugin {name!r} ({where}): {_why_invalid(pm, module, exc)} {hint}")
-        return False
-    unknown = sorted(caller.name for caller in pm.get_hookcallers(module) or () if not caller.has_spec()
-                     and any(i.plugin is module and not i.optionalhook for i in caller.get_hookimpls()))
-    if unknown:
-        pm.unregister(name=name)
-        specs = _spec_names()
-        for hook in unknown:
-            close = difflib.get_close_matches(hook, specs, n=1)
-            guess = f"; did you mean `{close[0]}`?" if close else f"; the hooks are {', '.join(specs)}"
-            pm.load_errors.append(f"plugin {name!r} ({where}): unknown hook `{hook}`{guess} {hint}")
-        return False
-    marker = f"{PROJECT}_impl"
-    for hook in _spec_names():
-        fn = getattr(module, hook, None)
-        if callable(fn) and getattr(fn, marker, None) is None:
-            pm.load_warnings.append(f"plugin {name!r} ({where}): function `{hook}` is not marked "
-                                    f"@animerec_bench.hookimpl, so it is never called")
-    return True
-
-
-def _why_invalid(pm: PluginManager, module, exc: pluggy.PluginValidationError) -> str:
-    """pluggy's complaint about a hook implementation, said in one plain line."""
-    for hook in _spec_names():
-        fn = getattr(module, hook, None)
-        spec = getattr(pm.hook, hook).spec
-        if fn is None or getattr(fn, f"{PROJECT}_impl", None) is None or spec is None:
-            continue
-        try:
-            args = inspect.signature(fn).parameters.values()
-        except (TypeError, ValueError):
-            continue
-        extra = [a.name for a in args if a.name not in spec.argnames and a.default is a.empty
-                 and a.kind in (a.POSITIONAL_ONLY, a.POSITIONAL_OR_KEYWORD)]
-        if extra:
-            return (f"hook `{hook}` takes {', '.join(extra)}, which the host does not pass "
-                    f"(it passes: {', '.join(spec.argnames)})")
-    return " ".join(str(exc).split())
-
-
-def _spec_names() -> list[str]:
-    return sorted(n for n in dir(hookspecs) if getattr(getattr(hookspecs, n), f"{PROJECT}_spec", None))
-
-
-def _import_file(path: Path):
-    modname = f"animerec_bench_plugins.{path.stem}"
-    spec = importlib.util.spec_from_file_location(modname, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[modname] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        sys.modules.pop(modname, None)
-        raise
-    return module
+    close = difflib.get_close_matches(str(name), sorted(known), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 @dataclass(frozen=True)
@@ -295,16 +51,23 @@ class ModelEntry:
     framework: str
     params: dict
     has_score: bool
+    #: Whether the model takes anime features (issue 23), so it can score anime unseen in training.
+    item_features: bool = False
+    #: The protocols it takes part in; None: every one.
+    protocols: tuple[str, ...] | None = None
 
     @classmethod
-    def of(cls, model_cls: type, plugin: str, plugin_version: str) -> "ModelEntry":
+    def of(cls, model_cls: Any, plugin: str, plugin_version: str) -> "ModelEntry":
         """The entry of a class that passed :func:`validate_model_class`."""
+        protocols = getattr(model_cls, "protocols", None)
         return cls(model_cls, plugin, plugin_version, name=model_cls.name, tasks=tuple(model_cls.tasks),
                    joint=bool(getattr(model_cls, "joint", False)),
                    baseline=bool(getattr(model_cls, "baseline", False)),
                    peer=getattr(model_cls, "peer", None) or None,
                    version=str(getattr(model_cls, "version", "1")), framework=str(model_cls.framework),
-                   params=param_defaults(model_cls), has_score=callable(getattr(model_cls, "score", None)))
+                   params=param_defaults(model_cls), has_score=callable(getattr(model_cls, "score", None)),
+                   item_features=getattr(model_cls, "item_features", False) is True,
+                   protocols=None if protocols is None else tuple(protocols))
 
 
 @dataclass
@@ -325,7 +88,8 @@ class Registry:
         try:
             return self.models[name]
         except KeyError:
-            raise PluginError(f"unknown model {name!r}; registered: {', '.join(sorted(self.models))}") from None
+            raise PluginError(f"unknown model {name!r}{did_you_mean(name, self.models)}; registered: "
+                              f"{', '.join(sorted(self.models))}") from None
 
     def dataset(self, name: str):
         try:
@@ -348,20 +112,26 @@ def validate_model_class(cls: Any) -> str | None:
     unknown = [t for t in tasks if t not in TASKS]
     if unknown:
         return f"model {name!r} declares unknown task(s) {unknown}; known tasks: {', '.join(TASKS)}"
-    needs = ["fit"]
-    if any(t != "ranking" for t in tasks):
-        needs.append("predict")  # pointwise tasks are scored per pair
-    if "ranking" in tasks:
-        needs.append("score")  # a model that trains for ranking ranks by its own scores
-    for method in needs:
+    declared = [get_task(t) for t in TASKS if t in tasks]  # in the tasks' own order: predict before score
+    hints = {task.required_method(): task.method_hint() for task in reversed(declared)}
+    for method in ["fit", *dict.fromkeys(task.required_method() for task in declared)]:
         if not callable(getattr(cls, method, None)):
-            return f"model {name!r} misses the method `{method}`" + (
-                " (a model that lists 'ranking' in its tasks must implement score(user) -> [users, anime])"
-                if method == "score" else "")
+            return f"model {name!r} misses the method `{method}`" + hints.get(method, "")
         if getattr(cls, method) is getattr(Model, method, None):
             return f"model {name!r} does not implement `{method}`"
-    if getattr(cls, "score", None) is not None and not callable(cls.score):
+    score = getattr(cls, "score", None)
+    if score is not None and not callable(score):
         return f"model {name!r}: `score` must be a method score(user) -> [len(user), n_anime] array"
+    item_features = getattr(cls, "item_features", False)
+    if item_features not in (True, False):
+        return f"model {name!r} declares item_features {item_features!r}; expected True or False"
+    if item_features and not callable(getattr(cls, "set_item_features", None)):
+        return (f"model {name!r} declares item_features = True but has no set_item_features(features) "
+                f"method (subclass animerec_bench.model.Model, which has one)")
+    protocols = getattr(cls, "protocols", None)
+    if protocols is not None and (not isinstance(protocols, (tuple, list)) or not protocols
+                                  or not all(isinstance(p, str) for p in protocols)):
+        return f"model {name!r} declares protocols {protocols!r}; expected None or a tuple of protocol names"
     framework = getattr(cls, "framework", None)
     if framework not in FRAMEWORKS:
         return (f"model {name!r} declares framework {framework!r}; expected one of {', '.join(map(repr, FRAMEWORKS))} "
@@ -428,7 +198,7 @@ def _call_hook(reg: Registry, plugin: str, impl, register, on_step: StepListener
         except KeyboardInterrupt:
             raise
         except BaseException as exc:  # SystemExit too: a plugin must not end the program
-            reg.errors.append(f"plugin {plugin!r}: {impl.function.__name__} raised {_describe_exit(exc)}")
+            reg.errors.append(f"plugin {plugin!r}: {impl.function.__name__} raised {describe_exit(exc)}")
     for w in caught:
         if issubclass(w.category, DatasetWarning):
             reg.warnings.append(f"plugin {plugin!r}: {w.message}")
@@ -442,67 +212,3 @@ def load_registry(plugins_dir: Any = AUTO, on_step: StepListener | None = None) 
     ``plugins_dir``: a folder of loose plugin files, None for none, AUTO (the default) to
     resolve it like the command line does (:func:`resolve_plugins_dir`)."""
     return collect(get_plugin_manager(plugins_dir, on_step), on_step)
-
-
-def probe(plugins_dir: Path | None, deadline: float) -> None:
-    """Import the third-party plugins and call their hooks first in a throw-away process.
-
-    A plugin can end a process in ways no ``except`` catches (``os._exit``, a crash in C) or
-    hang at import; this process cannot guard itself against either. So ``run`` loads them
-    once in a probe process, killed after ``deadline`` seconds, and stops with one line
-    naming the plugin that never came back (a :class:`PluginError`). One Python start,
-    ~0.2 s; skipped when only built-in plugins would load.
-    """
-    import signal
-    import subprocess
-    import tempfile
-
-    blocked = disabled_plugins()
-    if not loose_plugin_files(plugins_dir) and not any(
-            ep.name not in blocked for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)):
-        return
-    with tempfile.TemporaryDirectory(prefix="animerec-bench-probe-") as tmp:
-        steps, log = Path(tmp) / "steps", Path(tmp) / "log"
-        code = "import sys; from animerec_bench.plugins.registry import _probe_main; _probe_main(sys.argv[1], sys.argv[2])"
-        with open(log, "wb") as out:
-            # -P: the current folder's modules must not shadow installed ones (a plugin is not a file there).
-            proc = subprocess.Popen([sys.executable, "-P", "-c", code, str(steps), str(plugins_dir or "")],
-                                    stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
-        timed_out = False
-        try:
-            proc.wait(timeout=deadline)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-        finally:  # also on Ctrl-C: nothing the plugins started outlives the probe
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-            proc.wait()
-        lines = steps.read_text(encoding="utf-8").splitlines() if steps.exists() else []
-        if lines and lines[-1] == "done" and not timed_out:
-            return
-        tail = [ln.strip() for ln in log.read_text(encoding="utf-8", errors="replace").splitlines() if ln.strip()]
-    kind, name, what = (lines[-1].split("\t") + ["", "", ""])[:3] if lines else ("", "", "")
-    hint = f"; disable it with {DISABLE_ENV}={name}"
-    doing = f"importing it ({what})" if kind == "import" else f"calling its hook {what}"
-    if not name:
-        raise PluginError(f"loading the plugins ended (exit status {proc.returncode}) before any third-party "
-                          f"plugin was imported" + (f": {tail[-1][:300]}" if tail else ""))
-    if timed_out:
-        raise PluginError(f"plugin {name!r} did not finish {doing} within {deadline:g} s; stopped{hint}")
-    raise PluginError(f"plugin {name!r} ended the process (exit status {proc.returncode}, e.g. os._exit) while "
-                      f"{doing}; nothing was run{hint}")
-
-
-def _probe_main(steps_path: str, plugins_dir: str) -> None:
-    """The probe process of :func:`probe`: log each step, load everything, say ``done``."""
-    with open(steps_path, "a", encoding="utf-8", buffering=1) as out:
-        def step(kind: str, plugin: str, what: str) -> None:
-            out.write("\t".join(" ".join(str(x).split()) for x in (kind, plugin, what)) + "\n")
-            out.flush()
-
-        load_registry(Path(plugins_dir) if plugins_dir else None, on_step=step)
-        out.write("done\n")
-    os._exit(0)  # leave without waiting for threads a plugin may have started

