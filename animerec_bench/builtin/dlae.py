@@ -128,7 +128,7 @@ class DLAE(EASE):
         n, m = self.x_.shape
         degree = np.asarray(self.x_.sum(axis=0), dtype=np.float64).ravel()
         p = float(self.dropout)
-        l2 = DEFAULT_L2 if self.l2 is None else float(self.l2)  # None: as EASE without a grid
+        self.l2_ = l2 = DEFAULT_L2 if self.l2 is None else float(self.l2)  # None: as EASE without a grid
         row_weight = (l2 + p / (1.0 - p) * degree) / max(n, 1)
         Network, loss = _network_class()
         net = Network(m, row_weight)
