@@ -48,3 +48,13 @@ def test_validation_keeps_the_best_epoch_and_beats_popularity():
 
 def test_conforms():
     check_model(DLAE, epochs=2)
+
+
+def test_saved_and_loaded_it_scores_the_same(tmp_path):
+    train, _, _ = synthetic_split(seed=1)
+    model = DLAE(epochs=2).fit(train, None, tasks=("ranking",), seed=0)
+    model.save(tmp_path)
+    loaded = DLAE.load(tmp_path)
+    assert isinstance(loaded, DLAE) and loaded.get_params() == model.get_params()
+    users = np.arange(train.n_users)
+    np.testing.assert_array_equal(loaded.score(users), model.score(users))
