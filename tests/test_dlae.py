@@ -24,7 +24,8 @@ def test_full_batch_descent_reaches_the_closed_form():
     np.testing.assert_array_equal(model.active_, closed.active_)
     assert np.all(np.diagonal(model.weights_) == 0.0)
     gap = np.linalg.norm(model.weights_ - closed.weights_) / np.linalg.norm(closed.weights_)
-    assert gap < 0.02, gap
+    # Measured 7.6e-5; the closed forms of nearby objectives are 0.06 (p = 0.2) to 0.28 (λ = 45) away.
+    assert gap < 2e-3, gap
     assert model.history_["loss"][-1] < model.history_["loss"][0]
 
 
