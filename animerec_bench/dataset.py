@@ -74,6 +74,9 @@ class Dataset:
     #: Anime metadata (Parquet, one row per anime: anime_id, name, genres, type, episodes) from
     #: which the framework builds models' anime features; None: the data set has none.
     anime_path: Path | None = field(default=None, compare=False)
+    #: For a slice of a larger published file: its rows and the whole file's (``(rows, of)``), so
+    #: every table says what the data set is (a 100k-row slice is not the 109M-row set).
+    slice_rows: tuple[int, int] | None = None
 
     def table(self):
         """The interactions as an Arrow table with the canonical schema, verified against
@@ -131,5 +134,9 @@ class Dataset:
 
     @property
     def label(self) -> str:
-        """The name as tables show it: synthetic data sets always say so."""
-        return f"{self.name} (synthetic)" if self.synthetic else self.name
+        """The name as tables show it: synthetic data sets and slices always say so."""
+        if self.synthetic:
+            return f"{self.name} (synthetic)"
+        if self.slice_rows is not None:
+            return f"{self.name} (slice: {self.slice_rows[0]:,} of {self.slice_rows[1]:,} rows)"
+        return self.name

@@ -110,3 +110,10 @@ def test_a_size_limited_data_home_while_caching_the_split_is_one_line(tmp_path):
     assert line.startswith(f"Error: {home / 'splits'}/mal2016-5k--v1--seed0--")
     assert "cannot write the split cache (File too large)" in line
     assert not [p for p in (home / "splits").iterdir() if p.suffix in (".npz", ".tmp")]
+
+
+def test_an_imported_slice_says_what_it_is(fresh_home):
+    """The 499-row samples are a slice of the 109M-row animelist.csv: every table says so (issue 21)."""
+    assert invoke("data", "import", str(FIXTURES / "mal2020-samples")).exit_code == 0
+    info = json.loads(invoke("data", "info", "--dataset", "mal2020", "--json").stdout)
+    assert info["label"] == "mal2020 (slice: 499 of 109,224,747 rows)", info["label"]

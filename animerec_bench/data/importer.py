@@ -51,12 +51,15 @@ class Layout:
     required: tuple[str, ...]
     rating_min: int
     description: str
+    #: Rows of the whole file as Kaggle publishes it: an import with fewer is a slice, and says so.
+    full_rows: int = 0
 
 
 ANIMELIST = Layout("animelist.csv", ("user_id", "anime_id", "rating", "watching_status"), 0,
-                   "every list entry (any watching status); rating 0 = not scored")
+                   "every list entry (any watching status); rating 0 = not scored", 109_224_747)
 RATING_COMPLETE = Layout("rating_complete.csv", ("user_id", "anime_id", "rating"), 1,
-                         "completed and scored entries only (rating_complete.csv): status 2 for every row")
+                         "completed and scored entries only (rating_complete.csv): status 2 for every row",
+                         57_633_278)
 LAYOUTS = (ANIMELIST, RATING_COMPLETE)
 STATUS_CODES = (1, 2, 3, 4, 6)
 _EXPECTED = {
@@ -732,6 +735,9 @@ def import_folder(src: Path | str, name: str | None = None, *, progress: bool = 
             "imported_from": str(path.resolve()),
             "format": layout.filename,
         }
+        if name == DEFAULT_NAME and marker is None and table.num_rows < layout.full_rows:
+            # "mal2020" names the whole Kaggle set: a part of its file (the first 100k rows) says so
+            meta["slice_of"] = {"file": layout.filename, "rows": layout.full_rows}
         if marker is not None:
             params = marker.get("params", {})
             meta["source"] = ("animerec-bench synthetic generator (" +
