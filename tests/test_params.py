@@ -264,3 +264,9 @@ def test_non_finite_numbers_are_refused_unless_the_model_accepts_them(registry):
         assert parse_params(["open.limit=1e999"], registry, ["open"]) == {"open": {"limit": float("inf")}}
     finally:
         del registry.models["open"]
+
+
+def test_a_misspelled_model_in_param_gets_a_suggestion():
+    reg = load_registry(None)
+    with pytest.raises(UserError, match=r"unknown model 'two-towr' \(did you mean 'two-tower'\?\)"):
+        parse_params(["two-towr.epochs=1"], reg, ["two-tower"])

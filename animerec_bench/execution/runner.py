@@ -41,6 +41,7 @@ from animerec_bench.execution.job_processes import JOB_ENV, KernelLog, kernel_pi
 from animerec_bench.execution.jobs import Job, JobSpec, Measurement, WorkerSettings
 from animerec_bench.execution.worker import SPAWNED_AT_ENV
 from animerec_bench.model import validate_params
+from animerec_bench.plugins.registry import did_you_mean
 from animerec_bench.results import store as results
 from animerec_bench.support import paths
 from animerec_bench.support.timing import harness_seconds
@@ -126,8 +127,8 @@ def parse_params(values: list[str] | tuple[str, ...], registry, models: list[str
         if not sep or not dot or not model or not key:
             raise UserError(f"--param {raw!r}: expected MODEL.KEY=VALUE, e.g. mf.epochs=3")
         if model not in registry.models:
-            raise UserError(f"--param {raw!r}: unknown model {model!r}; registered: "
-                            f"{', '.join(sorted(registry.models))}")
+            raise UserError(f"--param {raw!r}: unknown model {model!r}{did_you_mean(model, registry.models)}; "
+                            f"registered: {', '.join(sorted(registry.models))}")
         if model not in models:
             raise UserError(f"--param {raw!r}: model {model!r} is not among the models being run "
                             f"({', '.join(models)})")
