@@ -129,3 +129,18 @@ def test_the_worker_hands_fit_the_split_other_pairs(embedded_split):
     valid = embedded_split.valid_for_fit()
     assert valid.other is embedded_split.other and len(valid.other) > 0
     assert valid.user is embedded_split.valid.user
+
+
+@pytest.mark.parametrize("users", [30, 200])
+def test_a_small_grid_and_a_large_one_give_the_same_weights(users):
+    """Grids under EIGEN_GRID_MIN take a Cholesky inverse per λ, larger ones one eigendecomposition:
+    the same B either way (float32 on both paths, as in the test above)."""
+    rng = np.random.default_rng(users)
+    x = (rng.random((users, 60)) < 0.2).astype(np.float32)
+    x[:, 0] = 1.0
+    small, large = ease.EASE(l2_grid=(3.0, 30.0)), ease.EASE(l2_grid=tuple(float(v) for v in range(3, 40, 6)))
+    assert len(small.l2_grid) < ease.EIGEN_GRID_MIN <= len(large.l2_grid)
+    for model in (small, large):
+        model.x_ = scipy.sparse.csr_matrix(x)
+    for l2 in (3.0, 30.0):
+        np.testing.assert_allclose(small._grid_weights(None)(l2), large._grid_weights(None)(l2), rtol=1e-3, atol=1e-4)
