@@ -203,7 +203,7 @@ def metric_figure(task: str, rows: list[tuple[str, list[float], list[float]]], t
     ranked = sorted(range(len(points)), key=lambda i: -points[i].y if spec.higher_is_better else points[i].y)
     for i in ranked[:TOP] + front:
         points[i].named = not points[i].off
-    fig = _figure(9.0, 4.6)
+    fig = _figure(9.0, _height_for_key(len(points)))
     ax = fig.add_subplot()
     fig.subplots_adjust(left=0.08, right=0.66, bottom=0.12, top=0.90)
     ax.set_xscale("log")
@@ -219,6 +219,16 @@ def metric_figure(task: str, rows: list[tuple[str, list[float], list[float]]], t
     fig.text(0.68, 0.90, "Key (mean metric)\n" + _key_text(points, numbered, fmt), va="top", fontsize=7.5,
              linespacing=1.35)
     return fig
+
+
+#: The key's line height in inches (7.5 pt text, line spacing 1.35).
+KEY_LINE_INCHES = 7.5 * 1.35 / 72
+
+
+def _height_for_key(n_points: int) -> float:
+    """The figure's height: 4.6 in, or taller when the key (at most a line per point, plus its
+    title) would not fit between its top at 90% of the height and a small bottom margin."""
+    return max(4.6, (n_points + 2) * KEY_LINE_INCHES / 0.86)
 
 
 def _axes_text(ax, spec) -> None:
