@@ -16,7 +16,7 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import pyarrow as pa
@@ -672,6 +672,25 @@ def synthetic_name(folder: Path) -> str:
     return name
 
 
+def _provenance(name: str, layout: Layout, marker: dict | None, rows: int) -> dict:
+    """meta.json's source, licence and description: the generator's for a synthetic folder, Kaggle's
+    otherwise, and ``slice_of`` when a ``mal2020`` import holds fewer rows than the published file."""
+    if marker is not None:
+        params = marker.get("params", {})
+        return {"source": ("animerec-bench synthetic generator (" +
+                           ", ".join(f"{k}={params[k]}" for k in sorted(params)) + ")"),
+                "licence": "generated data: no rights reserved (CC0)",
+                "description": ("SYNTHETIC data in the 2020 format with its marginals and a latent taste "
+                                "structure; " + layout.description),
+                "generator": marker}
+    meta: dict[str, Any] = {"source": SOURCE_2020.format(file=layout.filename), "licence": LICENCE_2020,
+            "description": layout.description}
+    if name == DEFAULT_NAME and rows < layout.full_rows:
+        # "mal2020" names the whole Kaggle set: a part of its file (the first 100k rows) says so
+        meta["slice_of"] = {"file": layout.filename, "rows": layout.full_rows}
+    return meta
+
+
 def import_folder(src: Path | str, name: str | None = None, *, progress: bool = False) -> dict:
     """Import ``src`` as data set ``name`` into the cache (replacing an older import); returns its meta.
 
@@ -735,21 +754,7 @@ def import_folder(src: Path | str, name: str | None = None, *, progress: bool = 
             "imported_from": str(path.resolve()),
             "format": layout.filename,
         }
-        if name == DEFAULT_NAME and marker is None and table.num_rows < layout.full_rows:
-            # "mal2020" names the whole Kaggle set: a part of its file (the first 100k rows) says so
-            meta["slice_of"] = {"file": layout.filename, "rows": layout.full_rows}
-        if marker is not None:
-            params = marker.get("params", {})
-            meta["source"] = ("animerec-bench synthetic generator (" +
-                              ", ".join(f"{k}={params[k]}" for k in sorted(params)) + ")")
-            meta["licence"] = "generated data: no rights reserved (CC0)"
-            meta["description"] = ("SYNTHETIC data in the 2020 format with its marginals and a latent taste "
-                                   "structure; " + layout.description)
-            meta["generator"] = marker
-        else:
-            meta["source"] = SOURCE_2020.format(file=layout.filename)
-            meta["licence"] = LICENCE_2020
-            meta["description"] = layout.description
+        meta.update(_provenance(name, layout, marker, table.num_rows))
         if titles is not None:
             pq.write_table(titles, tmp / "titles.parquet", compression="zstd", write_page_checksum=True)
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
