@@ -46,6 +46,12 @@ STEPS_PER_EXECUTION = 16
 @functools.cache
 def _architectures():
     """The Keras classes, defined on first use so that Keras is imported only when training."""
+    return {"MatrixFactorization": _matrix_factorization(), "NeuralNetwork": _neural_network()}
+
+
+@functools.cache
+def _layers():
+    """The two custom layers the networks share: ``(Embedding, GlobalBias)``."""
     k = keras()
     ops = k.ops
 
@@ -72,6 +78,16 @@ def _architectures():
         def call(self, x):
             return x + self.bias
 
+    return Embedding, GlobalBias
+
+
+@functools.cache
+def _matrix_factorization():
+    """The study's MF network class."""
+    k = keras()
+    ops = k.ops
+    Embedding, GlobalBias = _layers()
+
     class MatrixFactorization(k.Model):
         """The study's MF: the 1-dim "biases" are broadcast-added to every embedding dimension,
         dropout on both sides in training, dot product plus a global bias."""
@@ -94,6 +110,15 @@ def _architectures():
             i = self.dropout(i, training=training)
             out = self.global_bias(ops.sum(u * i, axis=-1, keepdims=True))
             return ops.sigmoid(out) if self.sigmoid else out
+
+    return MatrixFactorization
+
+
+@functools.cache
+def _neural_network():
+    """The study's NN network class (one head per task; two heads = hybrid)."""
+    k = keras()
+    Embedding, _ = _layers()
 
     class NeuralNetwork(k.Model):
         """The study's NN: Embedding(64) x 2, dropout, concat, Dense(64, relu), then one head
@@ -124,7 +149,7 @@ def _architectures():
             out = {task: head(x) for task, head in self.heads.items()}
             return next(iter(out.values())) if self.single else out
 
-    return {"MatrixFactorization": MatrixFactorization, "NeuralNetwork": NeuralNetwork}
+    return NeuralNetwork
 
 
 def _progress_callback(model: Model, started: float):
