@@ -28,7 +28,8 @@ def register_models(register: Callable[[type], None]) -> None:
     Call ``register(ModelClass)`` once per model. The class declares ``name`` (unique across
     plugins), ``tasks`` (a subset of the task names in :mod:`animerec_bench.tasks`), ``joint`` (whether one fit
     trains all its tasks), and takes its hyperparameters as keyword arguments of ``__init__``
-    with defaults. It implements ``fit(train, valid, *, tasks, seed) -> self`` and
+    with defaults. It implements ``fit(train, valid, *, tasks, seed) -> self`` (seeding its
+    framework from ``seed``: the runner seeds only Python and numpy) and
     ``predict(user, item) -> {task: scores}`` for the pointwise tasks (``rating``,
     ``interaction``), and ``score(user) -> [len(user), n_anime]`` if it lists ``ranking`` (optional
     otherwise: without it a model is ranked from its predictions). Optionally ``save(folder)`` /

@@ -150,7 +150,11 @@ class Model:
 
     def fit(self, train: Interactions, valid: Interactions | None, *,
             tasks: tuple[str, ...], seed: int) -> "Model":
-        """Learn ``tasks`` from ``train``; ``valid`` is for early stopping only. Return ``self``."""
+        """Learn ``tasks`` from ``train``; ``valid`` is for early stopping only. Return ``self``.
+
+        Seed every random source the fit uses from ``seed``, the model's framework included
+        (Keras, PyTorch, ...): the runner seeds only Python's ``random`` and numpy's global
+        generator, before the constructor."""
         raise NotImplementedError
 
     def predict(self, user: np.ndarray, item: np.ndarray) -> dict[str, np.ndarray]:

@@ -25,6 +25,9 @@ def backend_name() -> str:
 def seed_everything(seed: int) -> None:
     """Seed Python, numpy and the backend; on TensorFlow also ask for deterministic kernels.
 
+    Each Keras model calls it at the start of its ``fit`` (the plugin contract: ``fit`` seeds
+    its framework; the runner seeds only Python and numpy), so a job seeds Keras once.
+
     Without op determinism, TF's multithreaded CPU reductions (embedding gradients) sum in a
     varying order and two fits with the same seed drift apart.
     """

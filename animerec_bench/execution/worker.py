@@ -114,16 +114,14 @@ def classify(exc: BaseException) -> str:
     return "crash"
 
 
-def seed_everything(seed: int) -> bool:
-    """Seed Python and numpy, and Keras if it is already imported. Returns whether Keras was seeded."""
+def seed_everything(seed: int) -> None:
+    """Seed Python's ``random`` and numpy's global generator: all the runner seeds. A model's
+    framework (Keras, PyTorch, ...) is seeded by the model's own ``fit(..., seed=...)``, the
+    plugin contract (docs/plugins.md): seeding it here as well only did the same work twice."""
     import numpy as np
 
     random.seed(seed)
     np.random.seed(seed % 2**32)
-    if "keras" in sys.modules:
-        sys.modules["keras"].utils.set_random_seed(seed)
-        return True
-    return False
 
 
 def do_job(spec: JobSpec, progress: Progress, outcome: dict) -> None:
@@ -187,13 +185,10 @@ def load(spec: JobSpec, progress: Progress, timing_out: dict):
 
 def make_model(entry, spec: JobSpec, progress: Progress, outcome: dict):
     """The model, built with the job's parameters after seeding Python and numpy (a model may draw
-    in its constructor), and Keras once: before the constructor when it is imported, else after
-    it when the constructor imported it."""
-    keras_seeded = seed_everything(spec.seed)
+    in its constructor). Its framework is left to its ``fit``, which gets the same seed."""
+    seed_everything(spec.seed)
     model = entry.cls(**spec.params)
-    if not keras_seeded and "keras" in sys.modules:  # the constructor pulled Keras in
-        keras_seeded = seed_everything(spec.seed)
-    outcome["seeding"] = {"python": spec.seed, "numpy": spec.seed, "keras": spec.seed if keras_seeded else None}
+    outcome["seeding"] = {"python": spec.seed, "numpy": spec.seed, "framework": "seeded by the model's fit"}
     try:
         model.on_progress = progress
     except AttributeError:
@@ -213,7 +208,6 @@ def fit(model, split, features, spec: JobSpec, progress: Progress, outcome: dict
     from animerec_bench.evaluation import scoring
     from animerec_bench.support import timing
 
-    keras_seeded = outcome["seeding"]["keras"] is not None
     fit_kwargs = {"features": features.head(split.n_fit_items)} if features is not None else {}
     progress.send("phase", phase="fit")
     t0 = timing.clock()
@@ -236,8 +230,6 @@ def fit(model, split, features, spec: JobSpec, progress: Progress, outcome: dict
         "train_examples": train_examples,
         "train_examples_per_second": train_examples * passes / fit_seconds if fit_seconds > 0 else None,
     })
-    # A model that imports Keras only inside fit was not seeded through Keras: say so.
-    outcome["seeding"]["keras_imported_during_fit"] = "keras" in sys.modules and not keras_seeded
     return model
 
 
