@@ -280,6 +280,8 @@ def test_mf_same_seed_same_metrics_on_cpu(tmp_path):
         assert proc.returncode == 0, proc.stderr
     (a,), (b,) = load_dir(tmp_path / "a"), load_dir(tmp_path / "b")
     assert a["metrics"] == b["metrics"]
+    # the worker seeds Python and numpy; Keras is seeded once, by mf's own fit
+    assert a["seeding"] == {"python": 3, "numpy": 3, "framework": "seeded by the model's fit"}
     assert a["model"]["params"]["epochs"] == 1 and a["model"]["params_set"] == {"epochs": 1}
     # TensorFlow is imported before fit is timed, and recorded apart
     t = a["timing"]
