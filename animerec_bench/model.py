@@ -108,6 +108,10 @@ class Model:
     #: The protocols the model takes part in (None: every one). A model that answers only the
     #: cold-start question (``("season-v1", "cold-items-v1")``) adds no time to ``run --all`` on v1.
     protocols: ClassVar[tuple[str, ...] | None] = None
+    #: True when one fit takes minutes on a laptop CPU (a full item-item matrix learnt by SGD, a
+    #: sampled-softmax network): ``run --all`` and ``tune --all`` leave the model out unless given
+    #: ``--heavy``, so the quick answer stays quick; naming it (``-m NAME``) always runs it.
+    heavy: ClassVar[bool] = False
 
     #: Set by the runner: called with a dict such as ``{"epoch": 3, "loss": 1.2, "val_loss": 1.3}``.
     on_progress: Callable[[Mapping[str, Any]], None] | None = None

@@ -97,6 +97,7 @@ class DLAE(EASE):
     version = "1"
     baseline = False
     framework = "keras"
+    heavy = True  # minutes a fit on a 2-core CPU: `run --all` runs it only with --heavy
     search_space = {"dropout": ("float", 0.0, 0.5), "l2": ("float", 10.0, 1000.0, "log"),
                     "learning_rate": ("float", 3e-4, 1e-2, "log")}
 

@@ -74,14 +74,17 @@ NORM_EPSILON = 1e-12
 STEPS_PER_EXECUTION = 16
 
 
+def _l2_normalise(x):
+    """``x`` scaled to unit length along its last axis (cosine scores)."""
+    ops = keras().ops
+    return x / ops.sqrt(ops.sum(ops.square(x), axis=-1, keepdims=True) + NORM_EPSILON)
+
+
 @functools.cache
-def _architecture():
-    """The Keras network and its loss, defined on first use (Keras is imported only to train)."""
+def _network_class():
+    """The Keras network, defined on first use (Keras is imported only to train)."""
     k = keras()
     ops = k.ops
-
-    def l2_normalise(x):
-        return x / ops.sqrt(ops.sum(ops.square(x), axis=-1, keepdims=True) + NORM_EPSILON)
 
     class TwoTowerNetwork(k.Model):
         """Input: int32 ``[groups, 1 + group_size + history_size]`` rows ``[user, its positives,
@@ -119,11 +122,11 @@ def _architecture():
             out = summed / ops.maximum(ops.sum(keep, axis=1, keepdims=True), 1.0)
             if self.user_embeddings is not None:
                 out = out + self.user_embeddings(user)
-            return (l2_normalise(out) if self.normalize else out) / self.temperature
+            return (_l2_normalise(out) if self.normalize else out) / self.temperature
 
         def item_vectors(self, item):
             out = self.item_embeddings(item)
-            return l2_normalise(out) if self.normalize else out
+            return _l2_normalise(out) if self.normalize else out
 
         def call(self, inputs, training=False):
             g = self.group_size
@@ -136,38 +139,46 @@ def _architecture():
                 correction = correction + ops.reshape(self.item_bias(item), (-1,))
             return logits + ops.expand_dims(correction, 0)
 
-    def group_softmax_loss(n_items, group_size):
-        """The in-batch softmax loss; ``y_true`` is the groups' first columns ``[user, its
-        positives]``. Positive j of group r competes with itself and with every anime of the
-        batch except the user's positives in the batch (its own group, or another group of the
-        same user) and repeats of its own anime (accidental hits). One value per group: the sum
-        over its positives / ``group_size`` (a pad adds 0)."""
+    return TwoTowerNetwork
 
-        def loss(y_true, logits):
-            y_true = ops.cast(y_true, "int32")
-            user, items = y_true[:, 0], y_true[:, 1:]  # [P], [P, g]
-            flat = ops.reshape(items, (-1,))  # [B]
-            own = ops.equal(ops.expand_dims(user, 1), ops.expand_dims(ops.repeat(user, group_size), 0))
-            valid_column = ops.expand_dims(ops.not_equal(flat, n_items), 0)
-            negative = ops.logical_and(valid_column, ops.logical_not(own))  # [P, B]
-            top = ops.stop_gradient(ops.max(ops.where(valid_column, logits, -1e30), axis=1, keepdims=True))
-            shifted = logits - top
-            negatives = ops.sum(ops.exp(shifted) * ops.cast(negative, logits.dtype), axis=1, keepdims=True)
-            groups = ops.shape(items)[0]
-            mine = ops.reshape(ops.arange(groups * group_size), (groups, group_size))
-            positive = ops.take_along_axis(shifted, mine, axis=1)  # [P, g]
-            same = ops.equal(ops.expand_dims(items, 2), ops.reshape(flat, (1, 1, -1)))
-            hits = ops.sum(ops.cast(ops.logical_and(same, ops.expand_dims(negative, 1)), logits.dtype), axis=2)
-            # `negatives` holds the positive's own anime `hits` times (same user, same anime,
-            # same logit); the softmax counts it once.
-            denominator = negatives - (hits - 1.0) * ops.exp(positive)
-            per_pair = ops.log(ops.maximum(denominator, 1e-30)) - positive
-            mask = ops.cast(ops.not_equal(items, n_items), logits.dtype)
-            return ops.sum(per_pair * mask, axis=1) / group_size
 
-        return loss
+def _group_softmax_loss(n_items, group_size):
+    """The in-batch softmax loss; ``y_true`` is the groups' first columns ``[user, its
+    positives]``. Positive j of group r competes with itself and with every anime of the
+    batch except the user's positives in the batch (its own group, or another group of the
+    same user) and repeats of its own anime (accidental hits). One value per group: the sum
+    over its positives / ``group_size`` (a pad adds 0)."""
 
-    return TwoTowerNetwork, group_softmax_loss
+    ops = keras().ops
+
+    def loss(y_true, logits):
+        y_true = ops.cast(y_true, "int32")
+        user, items = y_true[:, 0], y_true[:, 1:]  # [P], [P, g]
+        flat = ops.reshape(items, (-1,))  # [B]
+        own = ops.equal(ops.expand_dims(user, 1), ops.expand_dims(ops.repeat(user, group_size), 0))
+        valid_column = ops.expand_dims(ops.not_equal(flat, n_items), 0)
+        negative = ops.logical_and(valid_column, ops.logical_not(own))  # [P, B]
+        top = ops.stop_gradient(ops.max(ops.where(valid_column, logits, -1e30), axis=1, keepdims=True))
+        shifted = logits - top
+        negatives = ops.sum(ops.exp(shifted) * ops.cast(negative, logits.dtype), axis=1, keepdims=True)
+        groups = ops.shape(items)[0]
+        mine = ops.reshape(ops.arange(groups * group_size), (groups, group_size))
+        positive = ops.take_along_axis(shifted, mine, axis=1)  # [P, g]
+        same = ops.equal(ops.expand_dims(items, 2), ops.reshape(flat, (1, 1, -1)))
+        hits = ops.sum(ops.cast(ops.logical_and(same, ops.expand_dims(negative, 1)), logits.dtype), axis=2)
+        # `negatives` holds the positive's own anime `hits` times (same user, same anime,
+        # same logit); the softmax counts it once.
+        denominator = negatives - (hits - 1.0) * ops.exp(positive)
+        per_pair = ops.log(ops.maximum(denominator, 1e-30)) - positive
+        mask = ops.cast(ops.not_equal(items, n_items), logits.dtype)
+        return ops.sum(per_pair * mask, axis=1) / group_size
+
+    return loss
+
+
+def _architecture():
+    """The Keras network class and its loss's factory."""
+    return _network_class(), _group_softmax_loss
 
 
 def _by_user(user: np.ndarray, item: np.ndarray, n_users: int) -> tuple[np.ndarray, np.ndarray]:
@@ -236,6 +247,7 @@ class TwoTower(Model):
     joint = False
     version = "1"
     framework = "keras"
+    heavy = True  # minutes a fit on a 2-core CPU: `run --all` runs it only with --heavy
     #: ``tune``'s space: the sweep's strongest levers (dimensions, history, temperature, rate).
     search_space = {"embedding_dim": ("int", 64, 512, "log"), "history_size": ("int", 16, 128, "log"),
                     "temperature": ("float", 0.05, 0.2, "log"), "learning_rate": ("float", 3e-3, 3e-2, "log")}

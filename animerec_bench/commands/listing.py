@@ -20,6 +20,7 @@ def describe(reg) -> dict:
         "params": dict(e.params), "plugin": e.plugin, "plugin_version": e.plugin_version,
         "version": e.version, "framework": e.framework, "ranked_by": _ranked_by(e),
         "item_features": e.item_features, "protocols": list(e.protocols) if e.protocols else None,
+        "heavy": e.heavy,
     } for name, e in reg.models.items()]
     datasets = [{"name": ds.name, "synthetic": ds.synthetic, "source": ds.source, "licence": ds.licence,
                  "plugin": reg.dataset_plugins[ds.name]} for ds in reg.datasets.values()]
@@ -47,7 +48,7 @@ def list_(as_json: bool, plugins_dir: str | None) -> None:
         click.echo(json.dumps(info, indent=2, sort_keys=True, default=str))
     else:
         rows = [[m["name"], m["description"], ", ".join(m["tasks"]), ("joint" if m["joint"] else "per task")
-                 + (", anime features" if m["item_features"] else ""),
+                 + (", anime features" if m["item_features"] else "") + (", heavy" if m["heavy"] else ""),
                  f'{m["plugin"]} {m["plugin_version"]}'] for m in info["models"]]
         click.echo(tabulate(rows, ["model", "what it is", "tasks", "training", "plugin"], tablefmt="github"))
         click.echo("Hyperparameters and their defaults: animerec-bench list --json (models[].params).")

@@ -94,6 +94,8 @@ def job_options(*, all_help: str, model_help: str, seeds_help: str, seed_help: s
 
     return _apply([
         click.option("--all", "run_all", is_flag=True, help=all_help),
+        click.option("--heavy", is_flag=True,
+                     help="With --all: the heavy models too (a fit takes minutes on a CPU; `list` marks them)."),
         click.option("-m", "--model", "models", multiple=True, metavar="NAME", help=model_help),
         click.argument("more_models", nargs=-1, metavar="[NAME]..."),
         click.option("--task", "tasks", multiple=True, type=click.Choice(TASK_NAMES),
@@ -135,7 +137,8 @@ def job_seeds(seeds: int | None, seed: int | None, timeout: float) -> list[int]:
 
 
 def plan_jobs(*, run_all: bool, models: tuple, more_models: tuple, tasks: tuple, seeds: list[int], params: tuple,
-              timeout: float, plugins_dir: str | None, check_model=None, protocol: str = "v1"):
+              timeout: float, plugins_dir: str | None, check_model=None, protocol: str = "v1",
+              heavy: bool = False):
     """Load the plugins (their warnings on stderr), pick the models, read ``--param`` and plan the
     jobs: ``(registry, plugins folder, model names, jobs)``. ``check_model(registry, name)``
     (optional) may refuse a model before any parameter is read. On a cold-start ``protocol``,
@@ -145,7 +148,11 @@ def plan_jobs(*, run_all: bool, models: tuple, more_models: tuple, tasks: tuple,
     registry, plugins_path = load_plugins(plugins_dir, deadline=timeout)
     for err in registry.warnings + registry.errors:
         click.echo(f"warning: {err}", err=True)
-    names = runner.select_models(registry, tuple(models) + tuple(more_models), run_all)
+    names = runner.select_models(registry, tuple(models) + tuple(more_models), run_all, heavy)
+    left_out = runner.heavy_left_out(registry, run_all, heavy)
+    if left_out:
+        click.echo(f"left out the heavy model(s) {', '.join(left_out)} (a fit takes minutes on a CPU): "
+                   f"add --heavy to run them too", err=True)
     names = cold_start_models(registry, names, protocol)
     if check_model is not None:
         for name in names:
@@ -170,7 +177,7 @@ def check_backend(name: str) -> None:
 
 def plan_run(*, run_all: bool, models: tuple, more_models: tuple, tasks: tuple, dataset: str, protocol: str,
              seeds: list[int], params: tuple, timeout: float, memory_limit: int | None, keras_backend: str | None,
-             results_dir: str, plugins_dir: str | None, check_model=None):
+             results_dir: str, plugins_dir: str | None, check_model=None, heavy: bool = False):
     """The one place ``run`` and ``tune`` build their :class:`.runner.RunContext`: load the plugins
     (once for the whole run), plan the jobs (:func:`plan_jobs`), and gather what every job shares.
     Returns ``(ctx, jobs)``."""
@@ -184,7 +191,7 @@ def plan_run(*, run_all: bool, models: tuple, more_models: tuple, tasks: tuple, 
         check_backend(keras_backend)
     registry, plugins_path, _, jobs = plan_jobs(
         run_all=run_all, models=models, more_models=more_models, tasks=tasks, seeds=seeds, params=params,
-        timeout=timeout, plugins_dir=plugins_dir, check_model=check_model, protocol=protocol)
+        timeout=timeout, plugins_dir=plugins_dir, check_model=check_model, protocol=protocol, heavy=heavy)
     commit, dirty = runner.git_revision()
     ctx = runner.RunContext(registry=registry, dataset=registry.dataset(dataset), protocol=get_protocol(protocol),
                             results_dir=Path(results_dir), plugins_dir=plugins_path and str(plugins_path),

@@ -205,7 +205,7 @@ def _missing_jobs(jobs: list, ctx, results_dir) -> tuple[list, int]:
               help="Run only the jobs without a current ok result in the results folder (same model code, "
                    "version, parameters, data set, split, protocol and result schema).")
 @_no_early_exit_zero
-def run(run_all, models, more_models, tasks, dataset, protocol, seeds, seed, params, timeout, memory_limit,
+def run(run_all, heavy, models, more_models, tasks, dataset, protocol, seeds, seed, params, timeout, memory_limit,
         keras_backend, n_jobs, executor, ray_address, ray_cpus, ray_gpus, results_dir, publish, missing,
         plugins_dir) -> None:
     """Run models on a data set: each job (model x task(s) x seed) in its own process.
@@ -223,7 +223,7 @@ def run(run_all, models, more_models, tasks, dataset, protocol, seeds, seed, par
     ctx, jobs = plan_run(run_all=run_all, models=models, more_models=more_models, tasks=tasks, dataset=dataset,
                          protocol=protocol, seeds=seeds_run, params=params, timeout=timeout,
                          memory_limit=memory_limit, keras_backend=keras_backend, results_dir=results_dir,
-                         plugins_dir=plugins_dir)
+                         plugins_dir=plugins_dir, heavy=heavy)
     _probe_results_folder(results_dir)
     click.echo(f"{len(jobs)} job(s) on {ctx.dataset.label} / protocol {protocol}, seed(s) "
                f"{', '.join(map(str, seeds_run))}; results -> {results_dir}", err=True)

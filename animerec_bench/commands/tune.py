@@ -25,7 +25,7 @@ from animerec_bench.commands.options import job_options, job_seeds, plan_run, re
               help="Budget: no new trial once the study's trials took this many seconds in all (per model, "
                    "task and seed, like --trials; a trial's whole job time). With --trials: whichever "
                    "comes first.")
-def tune(run_all, models, more_models, trials, budget_seconds, tasks, dataset, protocol, seeds, seed, params,
+def tune(run_all, heavy, models, more_models, trials, budget_seconds, tasks, dataset, protocol, seeds, seed, params,
          timeout, memory_limit, keras_backend, results_dir, publish, plugins_dir) -> None:
     """Tune models with Optuna (seeded TPE) on each seed's validation part, then test once.
 
@@ -63,7 +63,7 @@ def tune(run_all, models, more_models, trials, budget_seconds, tasks, dataset, p
     ctx, jobs = plan_run(run_all=run_all, models=models, more_models=more_models, tasks=tasks, dataset=dataset,
                          protocol=protocol, seeds=seed_list, params=params, timeout=timeout,
                          memory_limit=memory_limit, keras_backend=keras_backend, results_dir=results_dir,
-                         plugins_dir=plugins_dir, check_model=check_space)
+                         plugins_dir=plugins_dir, check_model=check_space, heavy=heavy)
     ds = ctx.dataset
     budget = tuning.Budget(trials=trials, seconds=budget_seconds)
     existing = results_mod.load_all(results_dir, problems=[]) if Path(results_dir).is_dir() else []

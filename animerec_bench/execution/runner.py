@@ -158,13 +158,25 @@ def parse_params(values: list[str] | tuple[str, ...], registry, models: list[str
     return out
 
 
-def select_models(registry, names: tuple[str, ...] | list[str], run_all: bool) -> list[str]:
+def heavy_left_out(registry, run_all: bool, heavy: bool) -> list[str]:
+    """The heavy models ``--all`` leaves out without ``--heavy``."""
+    if not run_all or heavy:
+        return []
+    return [name for name, entry in registry.models.items() if entry.heavy]
+
+
+def select_models(registry, names: tuple[str, ...] | list[str], run_all: bool, heavy: bool = False) -> list[str]:
+    """The models to run: ``names``, or with ``run_all`` every registered one (the heavy ones only
+    with ``heavy``; :func:`heavy_left_out` names those left out)."""
     if run_all and names:
         raise UserError("give either --all or -m NAME, not both")
+    if heavy and not run_all:
+        raise UserError("--heavy goes with --all (a model named with -m always runs)")
     if run_all:
         if not registry.models:
             raise UserError("no models are registered (see `animerec-bench list`)")
-        return list(registry.models)
+        left_out = heavy_left_out(registry, run_all, heavy)
+        return [name for name in registry.models if name not in left_out]
     if not names:
         raise UserError("nothing to run: give --all or -m NAME (see `animerec-bench list`)")
     for name in names:

@@ -55,6 +55,8 @@ class ModelEntry:
     item_features: bool = False
     #: The protocols it takes part in; None: every one.
     protocols: tuple[str, ...] | None = None
+    #: Whether ``--all`` leaves it out unless given ``--heavy`` (fits take minutes on a CPU).
+    heavy: bool = False
 
     @classmethod
     def of(cls, model_cls: Any, plugin: str, plugin_version: str) -> "ModelEntry":
@@ -67,7 +69,8 @@ class ModelEntry:
                    version=str(getattr(model_cls, "version", "1")), framework=str(model_cls.framework),
                    params=param_defaults(model_cls), has_score=callable(getattr(model_cls, "score", None)),
                    item_features=getattr(model_cls, "item_features", False) is True,
-                   protocols=None if protocols is None else tuple(protocols))
+                   protocols=None if protocols is None else tuple(protocols),
+                   heavy=getattr(model_cls, "heavy", False) is True)
 
 
 @dataclass
@@ -128,6 +131,9 @@ def validate_model_class(cls: Any) -> str | None:
     if item_features and not callable(getattr(cls, "set_item_features", None)):
         return (f"model {name!r} declares item_features = True but has no set_item_features(features) "
                 f"method (subclass animerec_bench.model.Model, which has one)")
+    heavy = getattr(cls, "heavy", False)
+    if heavy not in (True, False):
+        return f"model {name!r} declares heavy {heavy!r}; expected True or False"
     protocols = getattr(cls, "protocols", None)
     if protocols is not None and (not isinstance(protocols, (tuple, list)) or not protocols
                                   or not all(isinstance(p, str) for p in protocols)):
