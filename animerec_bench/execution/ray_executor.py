@@ -17,13 +17,21 @@ The driver writes every result file (:func:`.runner.record_result`, atomically),
 is the same file a local run writes, with ``machine`` measured on the node and
 ``machine.executor = "ray"``. A failure of Ray itself (a node or worker died, a task error)
 becomes a failed result naming it. ``ray`` is imported only here, only when asked for.
+
+A local Ray instance (no ``--ray-address``) does not outlive the driver, however the driver
+ends: a watchdog process (:func:`start_watchdog`, Linux only) ends what the driver started
+once the driver is gone, even after a SIGKILL, where no handler of the driver's runs. A
+cluster joined with ``--ray-address`` is never touched.
 """
 
 from __future__ import annotations
 
 import contextlib
+import inspect
 import os
 import socket
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -39,6 +47,8 @@ from animerec_bench.support.version import __version__
 #: The ``error_kind`` of a job that Ray could not run to its end (not the job's own failure).
 RAY_FAILURE = "executor"
 INSTALL_HINT = "pip install 'animerec-bench[ray]'"
+#: The watchdog's first argument, so ``ps`` shows what it is.
+WATCHDOG_TAG = "animerec-bench-ray-watchdog"
 
 
 @dataclass(frozen=True)
@@ -74,6 +84,7 @@ def connect(options: RayOptions):
                 if options.address:
                     ray.init(address=options.address, **quiet)
                 else:
+                    start_watchdog()  # before: a SIGKILL while Ray starts leaves nothing either
                     ray.init(address="local", include_dashboard=False, _node_ip_address="127.0.0.1", **quiet)
         except (ConnectionError, RuntimeError, ValueError, TimeoutError, ray.exceptions.RayError) as exc:
             where = f"the Ray cluster at {options.address}" if options.address else "a local Ray instance"
@@ -90,6 +101,127 @@ def connect(options: RayOptions):
         raise UserError(f"--executor ray: no node of the Ray cluster has {asked} for one job (nodes: {have}); "
                         f"lower --ray-cpus-per-job / --ray-gpus-per-job")
     return ray
+
+
+#: This process's watchdog, once started: (the process, the pipe's write end).
+_watchdog: tuple[subprocess.Popen, int] | None = None
+
+
+def start_watchdog() -> bool:
+    """Start this process's watchdog (once), which ends every process this one starts from now
+    on (a local Ray instance: GCS, raylet, their agents and workers, the jobs' workers) as soon
+    as this process is gone, however it ends: a normal exit, an error, a signal, SIGKILL alike.
+    False where there is none: Linux only (it reads ``/proc``), or it could not start.
+
+    The watchdog is a small stdlib-only Python process (:func:`_watchdog_main`) in a session of
+    its own, so a signal to the driver's process group does not reach it first. It holds the
+    read end of a pipe whose write end only this process holds, and the kernel closes that
+    end when this process ends; it also checks (every 0.25 s, after 30 s every 2 s) that the
+    driver's pid still names the process started at the recorded time (a reused pid does not
+    keep it waiting). Ray
+    kills its GCS and raylet when the driver dies, but the agents and workers the raylet
+    started are reparented and lingered for a minute or two (~170 MB): so the watchdog keeps
+    a list of the driver's descendants while the driver lives and, once it is gone, SIGKILLs
+    those still there (same pid, same start time) and their descendants, then exits itself.
+    The driver starts no other process in a Ray run (the jobs run on Ray's workers)."""
+    global _watchdog
+    if not sys.platform.startswith("linux"):
+        return False
+    if _watchdog is not None and _watchdog[0].poll() is None:
+        return True
+    try:
+        started = _start_time(os.getpid())
+        code = inspect.getsource(_watchdog_main) + "\n_watchdog_main(__import__('sys').argv[1:])\n"
+        python = [sys.executable, "-I", "-S", "-c", code]  # the stdlib alone: starts in milliseconds
+    except (OSError, IndexError, ValueError, TypeError):
+        return False
+    read_end, write_end = os.pipe()  # neither inheritable: the write end stays in this process alone
+    try:
+        process = subprocess.Popen([*python, WATCHDOG_TAG, str(os.getpid()), str(started), str(read_end)],
+                                   pass_fds=(read_end,), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL, start_new_session=True)
+    except OSError:
+        os.close(write_end)
+        return False
+    finally:
+        os.close(read_end)
+    _watchdog = (process, write_end)  # the write end stays open until this process ends
+    return True
+
+
+def _start_time(pid: int) -> int:
+    """When ``pid`` started (clock ticks since boot, ``/proc/PID/stat`` field 22)."""
+    with open(f"/proc/{pid}/stat", "rb") as fh:
+        return int(fh.read().rpartition(b")")[2].split()[19])
+
+
+def _watchdog_main(argv: list[str]) -> None:
+    """The watchdog (see :func:`start_watchdog`), run as ``python -I -S -c SOURCE TAG PID START
+    FD``: the standard library alone, nothing from outside this function. While the driver
+    (PID, started at START) lives, note its descendants (every 0.25 s for 30 s, when Ray
+    starts its processes, then every 2 s); on EOF on FD or when PID is no longer that process,
+    SIGKILL those still there and their descendants, in rounds until none is left (at most
+    10 s), and return."""
+    import os
+    import select
+    import signal
+    import time
+
+    _, driver, start, fd = argv
+    me, began = os.getpid(), time.monotonic()
+
+    def processes() -> dict[int, tuple[int, bytes]]:
+        """Every live process: pid -> (parent's pid, start time)."""
+        table = {}
+        for name in os.listdir("/proc"):
+            if name.isdigit():
+                try:
+                    with open(f"/proc/{name}/stat", "rb") as fh:
+                        fields = fh.read().rpartition(b")")[2].split()
+                except OSError:  # gone meanwhile
+                    continue
+                if fields[0] not in (b"Z", b"X"):
+                    table[int(name)] = (int(fields[1]), fields[19])
+        return table
+
+    def under(roots: list[int], table: dict[int, tuple[int, bytes]]) -> dict[int, bytes]:
+        """The descendants of ``roots`` (not this process): pid -> start time."""
+        children: dict[int, list[int]] = {}
+        for pid, (parent, _) in table.items():
+            children.setdefault(parent, []).append(pid)
+        found: dict[int, bytes] = {}
+        todo = list(roots)
+        while todo:
+            for pid in children.get(todo.pop(), []):
+                if pid != me and pid not in found:
+                    found[pid] = table[pid][1]
+                    todo.append(pid)
+        return found
+
+    seen: dict[int, bytes] = {}
+    with open(int(fd), "rb", buffering=0) as pipe:
+        while True:
+            table = processes()
+            if table.get(int(driver), (0, b""))[1] != start.encode():
+                break
+            seen.update(under([int(driver)], table))
+            ready, _, _ = select.select([pipe], [], [], 0.25 if time.monotonic() - began < 30 else 2.0)
+            if ready and not pipe.read(1):  # EOF: the driver's write end is closed
+                break
+    stop = time.monotonic() + 10
+    while time.monotonic() < stop:
+        table = processes()
+        alive = [pid for pid, at in seen.items() if pid in table and table[pid][1] == at]
+        seen.update(under(alive, table))
+        targets = [pid for pid, at in seen.items() if pid in table and table[pid][1] == at]
+        if not targets:
+            return
+        for pid in targets:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        time.sleep(0.1)
 
 
 def _check_reachable(address: str, seconds: float = 5.0) -> None:
