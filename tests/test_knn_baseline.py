@@ -1,5 +1,6 @@
 """``item-knn-baseline``: conformance, Surprise's ``KNNBaseline`` arithmetic written out as plain
-loops, Surprise itself where installed, the user-grouped fast paths, and the real split's figure."""
+loops, Surprise itself where installed, the user-grouped fast paths, ``score`` against ``predict``,
+the top-k sums against a sort, and the real split's figure."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import math
 import numpy as np
 import pytest
 
-from animerec_bench.builtin.knn_baseline import ItemKNNBaseline, _weighted_mean
+from animerec_bench.builtin.knn_baseline import SORT_RUN, ItemKNNBaseline, _weighted_mean, top_k_sums
 from animerec_bench.metrics import rmse
 from animerec_bench.testing import check_model, synthetic_split
 
@@ -140,3 +141,45 @@ def test_on_the_embedded_split_it_scores_what_surprise_scores(embedded_split):
     model = ItemKNNBaseline().fit(embedded_split.train, embedded_split.valid, tasks=("rating",), seed=0)
     rated, y = embedded_split.test.for_task("rating")
     assert rmse(y, model.predict(rated.user, rated.item)["rating"]) == pytest.approx(1.150563, abs=2e-6)
+
+
+@pytest.mark.parametrize("params", [{}, {"k": 3, "min_k": 2}, {"k": 1, "min_k": 0}], ids=["defaults", "k3", "k1"])
+def test_score_is_the_rating_prediction_of_every_anime(small, params):
+    """``score`` ranks what the harness ranked before it existed (``predict`` over every anime):
+    the same values, so the same lists (ranking's top_k: ties to the lower anime)."""
+    from animerec_bench.evaluation.ranking import top_k
+
+    train, valid, _ = small
+    model = ItemKNNBaseline(**params).fit(train, valid, tasks=("rating",), seed=0)
+    users = np.array([0, 7, 33, 119, train.n_users + 1])  # the last one unknown: the baseline alone
+    grid = model.predict(np.repeat(users, train.n_items), np.tile(np.arange(train.n_items), len(users)))
+    want = grid["rating"].reshape(len(users), train.n_items)
+    got = model.score(users)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(top_k(got, 10), top_k(want, 10))
+
+
+@pytest.mark.parametrize(("m", "k", "over"), [(30, 6, 0.1), (30, 6, 0.9), (1200, 5, 0.9), (1200, 300, 0.9)],
+                         ids=["few-columns-selected", "most-columns-selected", "long-columns", "long-columns-big-k"])
+def test_top_k_sums_equal_sorting_each_column(m, k, over):
+    """Both ways of selecting (a gather of the columns with more than k positives; the whole
+    transpose when they are most) give each column's sums over its k largest positive entries;
+    columns longer than ``SORT_RUN`` are ranked in pieces (with k small enough for pieces to
+    shrink them, or not)."""
+    rng = np.random.default_rng(4)
+    q = 200 if m < SORT_RUN else 40
+    sims = rng.random((m, q)).astype(np.float32)
+    dense = rng.random(q) < over  # these columns keep many positives, the others at most k
+    sims[:, ~dense] *= rng.random((m, int((~dense).sum()))) < min(0.15, k / m)
+    sims[:, dense] *= rng.random((m, int(dense.sum()))) < 0.7
+    sims[rng.random((m, q)) < 0.05] = -0.0  # a negative zero is no neighbour either
+    sims[SORT_RUN:, ::2] *= 0.5  # in long columns, every one of the k largest in the first piece
+    resid = rng.normal(size=m).astype(np.float32)
+    total, weight, count = top_k_sums(sims, resid, k)
+    for c in range(q):
+        col = sims[:, c].astype(np.float64)
+        top = np.argsort(-col, kind="stable")[:k]
+        top = top[col[top] > 0]
+        assert count[c] == len(top)
+        assert weight[c] == pytest.approx(col[top].sum(), rel=1e-5)
+        assert total[c] == pytest.approx((col[top] * resid[top]).sum(), rel=1e-5, abs=1e-4)

@@ -19,7 +19,8 @@ On mal2016-5k / v1 / seeds 0-2 every test prediction equals Surprise's within 1e
 similarities are stored as float32, and a tie for the k-th neighbour is broken arbitrarily
 (Surprise keeps the first rated). Cost: the similarity matrix is dense float32, n_items^2 x 4
 bytes (191 MB on mal2016-5k, 1.2 GB for 17,500 anime); on mal2016-5k fit takes 2-3 s (Surprise
-6-14 s) and scoring every anime for every test user (26M pairs) ~8 s, on a loaded 2-core machine.
+6-14 s) and ``score`` of every anime for every test user (26M pairs) ~7 s of CPU (10 s through
+``predict``), on a loaded 2-core machine.
 """
 
 from __future__ import annotations
@@ -31,8 +32,15 @@ from animerec_bench.model import Interactions, Model, check_param
 
 #: Rating predicted when there is nothing to learn from.
 EMPTY_MEAN = 5.5
-#: Most float entries a dense working block may hold (fit's similarity rows, predict's queries).
+#: Most float entries a dense working block of fit's similarity rows may hold.
 BLOCK_ELEMENTS = 1 << 22
+#: Most entries a block of a user's rated rows x queried anime may hold when predicting and scoring:
+#: 1 MB of float32, so the passes over it stay in a core's L2 cache (on mal2016-5k, 10-20% less
+#: CPU time than 16 MB blocks; 256 KB blocks lose it again to per-call overhead).
+SCORE_BLOCK = 1 << 18
+#: Longest row of 16-bit levels sorted in one piece when selecting a column's k largest (see
+#: :func:`_largest_levels`).
+SORT_RUN = 512
 
 
 def als_baselines(user: np.ndarray, item: np.ndarray, y: np.ndarray, mean: float, n_users: int,
@@ -148,6 +156,22 @@ class ItemKNNBaseline(Model):
             est[both] += self._neighbour_terms(user[both], item[both])
         return {"rating": np.clip(est, 1.0, 10.0)}
 
+    def score(self, user) -> np.ndarray:
+        """Every anime's ``predict`` rating for each of ``user``: float64 ``[len(user), n_items]``,
+        equal to ``predict`` on each (user, anime) pair (clipped to 1-10, so ranking by it lists what
+        ranking by the rating predictions lists), without the pairs: the baseline is one broadcast
+        sum, and each user's neighbour terms come from whole rows of ``sim_`` (:meth:`_user_terms`)."""
+        user = np.asarray(user, dtype=np.int64)
+        n_users, n_items = len(self.user_bias_), len(self.item_bias_)
+        known = (user >= 0) & (user < n_users)
+        first = np.full(len(user), self.mean_, dtype=np.float64)
+        first[known] += self.user_bias_[user[known]]
+        out = first[:, None] + self.item_bias_[None, :]  # as predict adds them: (mean + b_u) + b_i
+        every = np.arange(n_items, dtype=np.int64)
+        for row in np.flatnonzero(known):
+            out[row] += self._user_terms(int(user[row]), every)
+        return np.clip(out, 1.0, 10.0, out=out)
+
     def _neighbour_terms(self, user: np.ndarray, item: np.ndarray) -> np.ndarray:
         """``sum s d / sum s`` over each pair's top-k positive neighbours, one user at a time."""
         out = np.zeros(len(user), dtype=np.float64)
@@ -158,19 +182,23 @@ class ItemKNNBaseline(Model):
         sorted_user = user if order is None else user[order]
         starts = np.flatnonzero(np.r_[True, sorted_user[1:] != sorted_user[:-1]])
         ends = np.r_[starts[1:], len(sorted_user)]
-        k, min_k = int(self.k), int(self.min_k)
         for s, e in zip(starts, ends):
-            u = sorted_user[s]
-            lo, hi = self.indptr_[u], self.indptr_[u + 1]
-            if hi == lo:
-                continue
-            rated, resid = self.rated_[lo:hi], self.resid_[lo:hi]
             where = np.arange(s, e) if order is None else order[s:e]
-            queried = item[where]
-            step = max(1, BLOCK_ELEMENTS // len(rated))
-            for a in range(0, len(queried), step):
-                out[where[a:a + step]] = _weighted_mean(_rows(self.sim_, rated, queried[a:a + step]),
-                                                        resid, k, min_k)
+            out[where] = self._user_terms(int(sorted_user[s]), item[where])
+        return out
+
+    def _user_terms(self, u: int, queried: np.ndarray) -> np.ndarray:
+        """User ``u``'s neighbour term for each of the ``queried`` anime (0 where none applies),
+        a block of anime at a time so a working block holds at most ``SCORE_BLOCK`` floats."""
+        out = np.zeros(len(queried), dtype=np.float64)
+        lo, hi = self.indptr_[u], self.indptr_[u + 1]
+        if hi == lo:
+            return out
+        rated, resid = self.rated_[lo:hi], self.resid_[lo:hi]
+        step = max(1, SCORE_BLOCK // len(rated))
+        for a in range(0, len(queried), step):
+            out[a:a + step] = _weighted_mean(_rows(self.sim_, rated, queried[a:a + step]), resid,
+                                             int(self.k), int(self.min_k))
         return out
 
 
@@ -186,39 +214,94 @@ def _rows(sim: np.ndarray, rated: np.ndarray, queried: np.ndarray) -> np.ndarray
 def _weighted_mean(sims: np.ndarray, resid: np.ndarray, k: int, min_k: int) -> np.ndarray:
     """Per column of ``sims`` (rated item x queried item, negatives already 0): the similarity-
     weighted mean residual over its ``k`` most similar positive neighbours; 0 with fewer than
-    ``min_k`` of them (the prediction is then the baseline alone).
-
-    Speed notes, measured: einsum rather than ``@`` (a BLAS call per user wakes BLAS's threads
-    every time, up to 50x slower on a loaded machine; einsum loops in this thread), and the
-    k-th largest similarity by ``np.sort`` rather than ``np.partition`` (numpy's introselect
-    slows down ~10x on rows that are mostly zeros, as these are; its sort does not).
-    """
-    n = sims.shape[0]
-    total = np.einsum("j,jq->q", resid, sims).astype(np.float64)
-    weight = sims.sum(0).astype(np.float64)
-    if n > k or min_k > 1:
-        count = np.count_nonzero(sims, axis=0)
-        over = np.flatnonzero(count > k)
-        if len(over):
-            # Keep what reaches the k-th largest similarity of each such column. A tie at that
-            # threshold would keep more than k: those columns keep exactly k by argpartition.
-            top = np.ascontiguousarray(sims[:, over].T)
-            threshold = np.sort(top, axis=1)[:, n - k]
-            top *= top >= threshold[:, None]
-            tied = np.flatnonzero(np.count_nonzero(top, axis=1) > k)
-            if len(tied):
-                keep = np.argpartition(top[tied], n - k, axis=1)[:, n - k:]
-                kept = np.zeros((len(tied), n), dtype=top.dtype)
-                np.put_along_axis(kept, keep, np.take_along_axis(top[tied], keep, axis=1), axis=1)
-                top[tied] = kept
-            total[over] = np.einsum("qj,j->q", top, resid)
-            weight[over] = top.sum(1)
-            count[over] = k
-        enough = count >= min_k
-    else:
-        enough = True
+    ``min_k`` of them (the prediction is then the baseline alone)."""
+    total, weight, count = top_k_sums(sims, resid, k)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where((weight > 0) & enough, total / weight, 0.0)
+        return np.where((weight > 0) & (count >= min_k), total / weight, 0.0)
+
+
+def top_k_sums(sims: np.ndarray, resid: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per column of ``sims`` (float32 ``[rated item, queried item]``, no negative entry), over its
+    ``k`` largest positive entries: ``(sum s * resid, sum s, how many)``, float64, float64, int64.
+    A tie for the k-th largest keeps exactly k of the tied (which ones is arbitrary). Shared with
+    ``itemknn``, whose neighbour terms are the same sums.
+
+    Speed notes, measured on mal2016-5k: einsum rather than ``@`` (a BLAS call per user wakes
+    BLAS's threads every time, up to 50x slower on a loaded machine; einsum loops in this thread);
+    positives counted as bytes (``np.count_nonzero`` along an axis is 3x slower); only a column
+    with more than ``k`` positives needs its k-th largest (:func:`_keep_top_k`), on the transpose,
+    all of it at once when most columns need one (one copy instead of a gather).
+    """
+    m, q = sims.shape
+    count = np.add.reduce((sims > 0).view(np.uint8), axis=0, dtype=np.int64)
+    over = np.flatnonzero(count > k) if m > k else np.zeros(0, dtype=np.int64)
+    if 2 * len(over) > q:
+        top = _keep_top_k(np.ascontiguousarray(sims.T), count, k)
+        total, weight = np.einsum("qj,j->q", top, resid), top.sum(axis=1)
+    else:
+        total, weight = np.einsum("j,jq->q", resid, sims), sims.sum(axis=0)
+        if len(over):
+            top = _keep_top_k(sims.T[over], count[over], k)
+            total[over], weight[over] = np.einsum("qj,j->q", top, resid), top.sum(axis=1)
+    return total.astype(np.float64), weight.astype(np.float64), np.minimum(count, k)
+
+
+def _keep_top_k(top: np.ndarray, count: np.ndarray, k: int) -> np.ndarray:
+    """``top`` (float32 ``[queried, rated]``, more than k columns, no negative entry; ``count``: each
+    row's positives) with every entry of a row holding more than ``k`` positives zeroed outside
+    its k largest, in place; rows with at most k are left whole.
+
+    The k-th largest from 16-bit levels (the entries scaled to 0-65535 and truncated, an
+    order-keeping map) by :func:`_largest_levels`. Where the entry below the k-th shares its level,
+    the level cannot tell them apart: :func:`_exact_top_k` on those rows (~2% on mal2016-5k).
+    """
+    m = top.shape[1]
+    scale = np.float32(65535.0 / max(float(top.max(initial=0.0)), 1e-30))
+    levels = np.zeros((top.shape[0], -(-m // SORT_RUN) * SORT_RUN if m > SORT_RUN else m), dtype=np.uint16)
+    np.multiply(top, scale, out=levels[:, :m], casting="unsafe")
+    below, level = _largest_levels(levels, k + 1)[:, :2].T  # the (k+1)-th and k-th largest
+    whole = count <= k
+    level[whole] = 0
+    top *= levels[:, :m] >= level[:, None]
+    fuzzy = np.flatnonzero((below == level) & ~whole)
+    if len(fuzzy):
+        top[fuzzy] = _exact_top_k(top[fuzzy], k)
+    return top
+
+
+def _largest_levels(levels: np.ndarray, keep: int) -> np.ndarray:
+    """The ``keep`` largest entries of each row of ``levels`` (uint16, at least ``keep`` columns),
+    ascending. Rows longer than ``SORT_RUN`` are sorted in pieces of ``SORT_RUN`` whose ``keep``
+    largest go on to the next round (zeros pad the last piece: they never outrank a real entry).
+
+    Measured: numpy sorts uint16 rows of up to 512 entries at ~1 ns an entry (in-register
+    networks), longer rows at 4-6 (and float32 rows at 2-8; its introselect is slower still on
+    rows that are mostly zeros, as these are).
+    """
+    rows = levels.shape[0]
+    while levels.shape[1] > SORT_RUN and 2 * keep <= SORT_RUN:
+        pieces = -(-levels.shape[1] // SORT_RUN)
+        if levels.shape[1] < pieces * SORT_RUN:
+            levels = np.concatenate([levels, np.zeros((rows, pieces * SORT_RUN - levels.shape[1]), levels.dtype)], 1)
+        levels = np.sort(levels.reshape(rows, pieces, SORT_RUN), axis=2)[:, :, SORT_RUN - keep:].reshape(rows, -1)
+    return np.sort(levels, axis=1)[:, levels.shape[1] - keep:]
+
+
+def _exact_top_k(top: np.ndarray, k: int) -> np.ndarray:
+    """Each row of ``top`` (more than k positives, no negative entry) zeroed outside its ``k``
+    largest, in place: the k-th largest by sorting the int32 view (a non-negative float32 orders
+    as its bits do); where the entry below it is equal, exactly k of the tied by argpartition."""
+    m = top.shape[1]
+    keys = np.sort(top.view(np.int32), axis=1)
+    threshold = keys[:, m - k]
+    top *= top.view(np.int32) >= threshold[:, None]
+    tied = np.flatnonzero(keys[:, m - k - 1] == threshold)
+    if len(tied):
+        keep = np.argpartition(top[tied], m - k, axis=1)[:, m - k:]
+        kept = np.zeros((len(tied), m), dtype=top.dtype)
+        np.put_along_axis(kept, keep, np.take_along_axis(top[tied], keep, axis=1), axis=1)
+        top[tied] = kept
+    return top
 
 
 @hookimpl
