@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from animerec_bench import hookimpl
+from animerec_bench.builtin.knn_baseline import SCORE_BLOCK, top_k_sums
 from animerec_bench.model import Interactions, Model, check_param
 
 
@@ -105,6 +106,10 @@ class ItemKNN(Model):
         del co
         np.fill_diagonal(sim, 0.0)
         np.maximum(sim, 0.0, out=sim)  # positive neighbours only
+        # Stored neighbour-major: row j holds s_qj for every query column q, so a user's
+        # neighbours are whole rows. The transpose, not ``sim`` itself: rounding leaves
+        # s_qj and s_jq up to an ulp apart, and predictions have always used s_qj.
+        sim = np.ascontiguousarray(sim.T)
 
         # Each user's supported training items and residuals, grouped by user (CSR layout).
         order = np.argsort(uu, kind="stable")
@@ -118,10 +123,31 @@ class ItemKNN(Model):
         item = np.asarray(item, dtype=np.int64)
         out = {}
         for task, f in self.fitted_.items():
-            score = self._predict_task(f, user, item)
-            out[task] = (np.clip(score, 1.0, 10.0) if task == "rating"
-                         else np.clip(score, self.clip, 1.0 - self.clip))
+            out[task] = self._clip(task, self._predict_task(f, user, item))
         return out
+
+    def score(self, user) -> np.ndarray:
+        """Every anime's prediction for each of ``user``, float64 ``[len(user), n_items]``: the
+        ``interaction`` fit's when there is one, else the ``rating`` fit's (the order in which the
+        harness ranks a model from its predictions), equal to ``predict`` on each (user, anime)
+        pair, clipped alike (so ranking by it lists what ranking by those predictions lists).
+        The baseline is one broadcast sum; each user's neighbour terms come from whole rows of
+        the similarity matrix (:meth:`_user_terms`), with no per-pair indexing."""
+        task = "interaction" if "interaction" in self.fitted_ else next(iter(self.fitted_))
+        f = self.fitted_[task]
+        user = np.asarray(user, dtype=np.int64)
+        known = (user >= 0) & (user < len(f["bu"]))
+        first = np.full(len(user), f["mu"])
+        first[known] += f["bu"][user[known]]
+        out = first[:, None] + f["bi"][None, :]  # as predict adds them: (mu + b_u) + b_i
+        columns = np.flatnonzero(f["col"] >= 0)  # anime with neighbours, in column order
+        for row in np.flatnonzero(known):
+            out[row, columns] += self._user_terms(f, int(user[row]), None)
+        return self._clip(task, out)
+
+    def _clip(self, task: str, score: np.ndarray) -> np.ndarray:
+        return (np.clip(score, 1.0, 10.0, out=score) if task == "rating"
+                else np.clip(score, self.clip, 1.0 - self.clip, out=score))
 
     def _predict_task(self, f: dict, user: np.ndarray, item: np.ndarray) -> np.ndarray:
         n_users, n_items = len(f["bu"]), len(f["bi"])
@@ -139,18 +165,30 @@ class ItemKNN(Model):
         todo = todo[np.argsort(user[todo], kind="stable")]
         users, starts = np.unique(user[todo], return_index=True)
         ends = np.append(starts[1:], len(todo))
-        sim, indptr, nbr, resid, k = f["sim"], f["indptr"], f["nbr"], f["resid"], self.k
         for u, a, b in zip(users, starts, ends):
-            lo, hi = indptr[u], indptr[u + 1]
-            if lo == hi:
-                continue
             rows = todo[a:b]
-            s = sim[qcol[rows][:, None], nbr[lo:hi][None, :]]  # queries x the user's items
-            e = np.broadcast_to(resid[lo:hi], s.shape)
-            if s.shape[1] > k:
-                top = np.argpartition(s, -k, axis=1)[:, -k:]
-                s = np.take_along_axis(s, top, axis=1)
-                e = resid[lo:hi][top]
-            weight = s.sum(axis=1) + self.reg
-            score[rows] += np.divide((s * e).sum(axis=1), weight, out=np.zeros(len(rows)), where=weight > 0)
+            score[rows] += self._user_terms(f, int(u), qcol[rows])
         return score
+
+    def _user_terms(self, f: dict, u: int, cols: np.ndarray | None) -> np.ndarray:
+        """``sum_j s_qj e_uj / (sum_j s_qj + reg)`` over user ``u``'s ``k`` most similar rated
+        items j, for each similarity column q in ``cols`` (None: every column, read as whole row
+        slices), 0 where the denominator is 0 or the user rated no supported item; a block of
+        columns at a time, so a working block holds at most ``SCORE_BLOCK`` floats."""
+        lo, hi = f["indptr"][u], f["indptr"][u + 1]
+        sim = f["sim"]
+        out = np.zeros(sim.shape[1] if cols is None else len(cols))
+        if lo == hi:
+            return out
+        nbr, resid = f["nbr"][lo:hi], f["resid"][lo:hi]
+        step = max(1, SCORE_BLOCK // len(nbr))
+        for a in range(0, len(out), step):
+            b = min(a + step, len(out))
+            if cols is None:
+                sims = sim[nbr, a:b]
+            else:
+                sims = sim.reshape(-1).take(nbr[:, None] * sim.shape[1] + cols[None, a:b])
+            total, weight, _ = top_k_sums(sims, resid, int(self.k))
+            weight += self.reg
+            np.divide(total, weight, out=out[a:b], where=weight > 0)
+        return out
