@@ -85,3 +85,83 @@ def row_update(values, index, shape):
     import tensorflow as tf
 
     return tf.IndexedSlices(values, index, dense_shape=tf.constant([int(d) for d in shape], dtype=tf.int64))
+
+
+def compiled_loop_supported() -> bool:
+    """Whether :func:`compiled_epoch` runs on this backend (TensorFlow; elsewhere the Keras models
+    train through ``keras.Model.fit``)."""
+    return backend_name() == "tensorflow"
+
+
+def compiled(fn):
+    """``fn`` as one XLA program (TensorFlow, ``jit_compile=True``)."""
+    import tensorflow as tf
+
+    # autograph=False: loops are written with tf.while_loop already; autograph costs trace time.
+    return tf.function(fn, jit_compile=True, autograph=False)
+
+
+def compiled_epoch(step, batch_size: int, n_losses: int):
+    """``epoch(state, data, order, first_step) -> (state, summed losses)``: ``step(state, rows,
+    step_number) -> (state, losses)`` on each ``batch_size`` slice of ``order`` (rows of
+    ``data``), all of them one XLA program (a ``while_loop``), so a step costs no Python dispatch
+    and XLA fuses its ops. ``losses``: a vector of ``n_losses``, summed over the steps."""
+    import tensorflow as tf
+
+    size = batch_size
+
+    def epoch(state, data, order, first_step):
+        def body(s, state, total):
+            rows = tf.gather(data, tf.slice(order, [s * size], [size]))
+            state, losses = step(state, rows, first_step + s)
+            return s + 1, state, total + losses
+
+        steps = tf.shape(order)[0] // size
+        _, state, total = tf.while_loop(lambda s, *_: s < steps, body,
+                                        (tf.constant(0), state, tf.zeros([n_losses])))
+        return state, total
+
+    return compiled(epoch)
+
+
+def value_and_gradients(fn, variables):
+    """``(loss, aux, gradients)`` of ``loss, aux = fn()`` with respect to the tensors
+    ``variables``. An embedding table's gradient is ``(row indices, rows)`` (repeated rows and
+    all, as the lookup produced them), any other gradient a dense tensor."""
+    import tensorflow as tf
+
+    with tf.GradientTape() as tape:
+        tape.watch(variables)
+        loss, aux = fn()
+    grads = tape.gradient(loss, variables)
+    return loss, aux, [(g.indices, g.values) if isinstance(g, tf.IndexedSlices) else g for g in grads]
+
+
+def _mix(x):
+    """A 32-bit integer hash (``lowbias32``: xor-shift-multiply, full avalanche)."""
+    import tensorflow as tf
+
+    x = tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, 16)) * tf.constant(0x7FEB352D, tf.uint32)
+    x = tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, 15)) * tf.constant(0x846CA68B, tf.uint32)
+    return tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, 16))
+
+
+def hashed_uniform(shape, key):
+    """Uniform [0, 1) float32 noise of ``shape`` (static) for the int32 ``key`` (a vector: seed,
+    step, call...), from a counter hash: each element ``mix(position + mix(key))``.
+
+    Inside an XLA program this is ~80x cheaper on the CPU than ``tf.random.stateless_uniform``
+    (measured, 2 x 8192 x 64 draws in a ``while_loop``: 0.7 ms against 57 ms for Philox, 94 ms
+    for the default algorithm), which made dropout most of a compiled step."""
+    import tensorflow as tf
+
+    key = tf.bitcast(tf.cast(key, tf.int32), tf.uint32)
+    base = tf.constant(0, tf.uint32)
+    for i in range(int(key.shape[0])):
+        base = _mix(base + key[i] * tf.constant(0x9E3779B9, tf.uint32))
+    size = 1
+    for d in shape:
+        size *= int(d)
+    x = _mix(tf.bitcast(tf.range(size, dtype=tf.int32), tf.uint32) + base)
+    u = tf.cast(tf.bitwise.right_shift(x, 8), tf.float32) * (1.0 / (1 << 24))
+    return tf.reshape(u, [int(d) for d in shape])
