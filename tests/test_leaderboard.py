@@ -255,3 +255,32 @@ def test_rows_from_two_machines_carry_a_short_key():
 ])
 def test_throughputs_keep_the_digits_that_matter(values, text):
     assert lb._rate(values) == text.replace(" ", "\u00a0")  # no-break spaces: a cell never wraps
+
+
+def _ranked(model, seed, ndcg, fit, *, params_set=None):
+    r = res(model, "ranking", seed, {"ranking": {"ndcg@10": ndcg, "coverage@10": 0.1}}, params_set=params_set)
+    r["timing"]["fit_seconds"] = fit
+    return r
+
+
+def _ranking_rows(text: str) -> dict[str, list[str]]:
+    lines = [line for line in text.splitlines() if line.startswith("| ")]
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    return {cells[0]: cells for cells in ([c.strip() for c in line.strip("|").split("|")] for line in lines[1:])} | {
+        "_header": header}
+
+
+def test_the_ranking_board_divides_each_fit_time_by_eases():
+    """Issue 22: EASE's fit is the reference; each row shows its mean fit time over EASE's."""
+    group = [_ranked("ease", 0, 0.36, 10.0), _ranked("ease", 1, 0.36, 12.0),
+             _ranked("two-tower", 0, 0.33, 150.0), _ranked("two-tower", 1, 0.33, 180.0),
+             _ranked("rp3beta", 0, 0.28, 2.75), _ranked("rp3beta", 0, 0.28, 5.5, params_set={"k": 1})]
+    rows = _ranking_rows(lb.render_task("ranking", group))
+    header = rows.pop("_header")
+    assert header[header.index("fit s") + 1] == "÷ ease"
+    at = header.index("÷ ease")
+    assert {name: cells[at] for name, cells in rows.items()} == {
+        "ease": "1.0×", "two-tower": "15×", "rp3beta": "0.25×", "rp3beta (k=1)": "0.50×"}
+    assert "÷ ease: the row's mean fit time over ease's" in lb.render_task("ranking", group)
+    without = _ranking_rows(lb.render_task("ranking", group[2:]))
+    assert "÷ ease" not in without["_header"]  # no EASE row, no column

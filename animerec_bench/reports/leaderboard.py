@@ -31,6 +31,9 @@ INDEX = "README.md"
 MISSING = "—"
 #: Between a mean and its spread: no-break spaces, so a rendered cell never wraps inside ``1.1490 ± 0.0070``.
 PM = "\u00a0±\u00a0"
+#: The model whose fit time a task's board divides every row's by (issue 22: EASE's closed form is
+#: the ranking task's reference), shown right after "fit s" when the board has its default row.
+FIT_REFERENCE = {"ranking": "ease"}
 
 #: Control characters, C1 controls and Unicode line/paragraph separators: all end or garble a line.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
@@ -170,8 +173,38 @@ def _table(task: str, rows: list[BoardRow], hardware: dict[str, str], footnotes:
                       _notes(row, mark, footnotes)])
     headers = (["Model"] + [h for h, _ in spec.board_columns] + [ci_header(task)]
                + [h for h, _, _ in spec.timing_columns] + ["Seeds"] + (["HW"] if many else []) + ["Notes"])
+    ratios = _fit_ratios(task, rows)
+    if ratios is not None:
+        at = headers.index("fit s") + 1
+        headers.insert(at, f"÷ {FIT_REFERENCE[task]}")
+        for line, ratio in zip(table, ratios):
+            line.insert(at, ratio)
     align = ["left"] + ["right"] * (len(headers) - 2 - many) + ["left"] * (1 + many)
     return tabulate(table, headers, tablefmt="github", disable_numparse=True, colalign=align), many
+
+
+def _fit_ratios(task: str, rows: list[BoardRow]) -> list[str] | None:
+    """Each row's mean fit time over the reference model's (its default row on the same hardware),
+    e.g. ``0.31×``; None when the task has no reference or the board lacks its row."""
+    name = FIT_REFERENCE.get(task)
+    reference = {}
+    for row in rows:
+        fits = [v for v in row.fit_seconds if _finite(v)]
+        if row.key.model == name and not row.key.tuned and fits:
+            reference[row.key.hardware] = statistics.fmean(fits)
+    if not reference:
+        return None
+    out = []
+    for row in rows:
+        fits = [v for v in row.fit_seconds if _finite(v)]
+        base = reference.get(row.key.hardware)
+        out.append(_ratio(statistics.fmean(fits) / base) if fits and base else MISSING)
+    return out
+
+
+def _ratio(value: float) -> str:
+    """``0.78×``, ``6.7×``, ``31×``: two significant digits, at least one decimal under 10."""
+    return f"{value:.2f}×" if value < 1 else f"{value:.1f}×" if value < 10 else f"{value:.0f}×"
 
 
 def ci_header(task: str) -> str:
@@ -186,7 +219,11 @@ def render_task(task: str, group: list[dict], sources: dict[str, str] | None = N
     rows, not_served = board_rows(task, group, sources)
     hardware = _hardware_keys(group)
     arrow = "↑ higher is better" if spec.higher_is_better else "↓ lower is better"
-    out = [f"### {task}", "", f"Sorted by {spec.primary_header} ({arrow}); {spec.table_note}", ""]
+    note = spec.table_note
+    if task in FIT_REFERENCE:
+        note += (f" ÷ {FIT_REFERENCE[task]}: the row's mean fit time over {FIT_REFERENCE[task]}'s (its default row, same "
+                 f"hardware); rows from runs at different machine loads compare within about 2×.")
+    out = [f"### {task}", "", f"Sorted by {spec.primary_header} ({arrow}); {note}", ""]
     footnotes = Footnotes()
     if rows:
         text, _ = _table(task, rows, hardware, footnotes)
