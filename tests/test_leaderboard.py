@@ -274,13 +274,15 @@ def test_the_ranking_board_divides_each_fit_time_by_eases():
     """Issue 22: EASE's fit is the reference; each row shows its mean fit time over EASE's."""
     group = [_ranked("ease", 0, 0.36, 10.0), _ranked("ease", 1, 0.36, 12.0),
              _ranked("two-tower", 0, 0.33, 150.0), _ranked("two-tower", 1, 0.33, 180.0),
-             _ranked("rp3beta", 0, 0.28, 2.75), _ranked("rp3beta", 0, 0.28, 5.5, params_set={"k": 1})]
+             _ranked("rp3beta", 0, 0.28, 2.75), _ranked("rp3beta", 0, 0.28, 5.5, params_set={"k": 1}),
+             _ranked("most-popular", 0, 0.11, 0.01)]
     rows = _ranking_rows(lb.render_task("ranking", group))
     header = rows.pop("_header")
     assert header[header.index("fit s") + 1] == "÷ ease"
     at = header.index("÷ ease")
     assert {name: cells[at] for name, cells in rows.items()} == {
-        "ease": "1.0×", "two-tower": "15×", "rp3beta": "0.25×", "rp3beta (k=1)": "0.50×"}
+        "ease": "1.0×", "two-tower": "15×", "rp3beta": "0.25×", "rp3beta (k=1)": "0.50×",
+        "most-popular": "<0.01×"}
     assert "÷ ease: the row's mean fit time over ease's" in lb.render_task("ranking", group)
     without = _ranking_rows(lb.render_task("ranking", group[2:]))
     assert "÷ ease" not in without["_header"]  # no EASE row, no column

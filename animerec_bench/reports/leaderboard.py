@@ -203,7 +203,9 @@ def _fit_ratios(task: str, rows: list[BoardRow]) -> list[str] | None:
 
 
 def _ratio(value: float) -> str:
-    """``0.78×``, ``6.7×``, ``31×``: two significant digits, at least one decimal under 10."""
+    """``<0.01×``, ``0.78×``, ``6.7×``, ``31×``: two significant digits, one decimal at least under 10."""
+    if value < 0.01:
+        return "<0.01×"
     return f"{value:.2f}×" if value < 1 else f"{value:.1f}×" if value < 10 else f"{value:.0f}×"
 
 
