@@ -198,7 +198,6 @@ def make_model(entry, spec: JobSpec, progress: Progress, outcome: dict):
     return model
 
 
-
 def fit(model, split, features, spec: JobSpec, progress: Progress, outcome: dict):
     """Fit and time it: the fitted model. A model that declares ``item_features`` (issue 23) gets
     the features of the anime it may know (train and validation anime) in ``fit``, and every

@@ -187,19 +187,14 @@ def _fit_ratios(task: str, rows: list[BoardRow]) -> list[str] | None:
     """Each row's mean fit time over the reference model's (its default row on the same hardware),
     e.g. ``0.31×``; None when the task has no reference or the board lacks its row."""
     name = FIT_REFERENCE.get(task)
-    reference = {}
-    for row in rows:
-        fits = [v for v in row.fit_seconds if _finite(v)]
-        if row.key.model == name and not row.key.tuned and fits:
-            reference[row.key.hardware] = statistics.fmean(fits)
+    means = [statistics.fmean(fits) if (fits := [v for v in row.fit_seconds if _finite(v)]) else None
+             for row in rows]
+    reference = {row.key.hardware: mean for row, mean in zip(rows, means)
+                 if row.key.model == name and not row.key.tuned and mean is not None}
     if not reference:
         return None
-    out = []
-    for row in rows:
-        fits = [v for v in row.fit_seconds if _finite(v)]
-        base = reference.get(row.key.hardware)
-        out.append(_ratio(statistics.fmean(fits) / base) if fits and base else MISSING)
-    return out
+    return [_ratio(mean / reference[row.key.hardware]) if mean is not None and reference.get(row.key.hardware)
+            else MISSING for row, mean in zip(rows, means)]
 
 
 def _ratio(value: float) -> str:
