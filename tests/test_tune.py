@@ -180,6 +180,9 @@ def test_valid_search_spaces_pass_check_model(space):
     ({"kind": ("categorical", "mean", "median")}, "at least one choice"),
     ({"kind": ("categorical", [{"a": 1}])}, "choice {'a': 1} is a dict, expected None, bool, int, float or str"),
     ({"shrink": 0.5}, "expected a tuple such as"),
+    ({"shrink": ("float", 0.1, 0.5)}, "the default 5.0 lies outside [0.1, 0.5] (tune's first trial runs"),
+    ({"rounds": ("int", 3, 8)}, "the default 1 lies outside [3, 8]"),
+    ({"kind": ("categorical", ["median"])}, "the default 'mean' is not one of the choices"),
     ([("shrink", ("float", 0.1, 1.0))], "search_space is a list, expected a dict"),
 ])
 def test_invalid_search_spaces_fail_check_model_saying_what_is_wrong(space, expected):
@@ -209,8 +212,12 @@ def test_builtin_learned_models_declare_valid_spaces_that_hold_their_defaults():
         cls = reg.model(name).cls
         space = tuning.search_space(cls)
         assert space and tuning.space_problem(cls) is None, name
-        assert set(tuning.defaults_in_space(cls, space)) == set(space), name
         assert not {"epochs", "patience", "sweeps", "steps_per_epoch"} & set(space), name
+    for name, entry in reg.models.items():  # every model with a space: trial 0 is its defaults
+        space = tuning.search_space(entry.cls)
+        assert tuning.space_problem(entry.cls) is None, name
+        defaults = {k: v for k, v in tuning.param_defaults(entry.cls).items() if k in space and v is not None}
+        assert set(tuning.defaults_in_space(entry.cls, space)) == set(defaults), name
     for name in ("global-mean", "always-positive"):
         assert tuning.search_space(reg.model(name).cls) == {}
 

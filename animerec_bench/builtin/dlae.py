@@ -99,7 +99,7 @@ class DLAE(EASE):
     framework = "keras"
     heavy = True  # minutes a fit on a 2-core CPU: `run --all` runs it only with --heavy
     search_space = {"dropout": ("float", 0.0, 0.5), "l2": ("float", 10.0, 1000.0, "log"),
-                    "learning_rate": ("float", 3e-4, 1e-2, "log")}
+                    "learning_rate": ("float", 0.005, 0.1, "log")}
 
     def __init__(self, dropout: float = 0.2, l2: float = 100.0, epochs: int = 8, batch_size: int = 256,
                  learning_rate: float = 0.03, momentum: float = 0.9, patience: int = 3) -> None:
