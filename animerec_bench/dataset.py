@@ -123,14 +123,24 @@ class Dataset:
         return dict(zip(t.column("anime_id").to_pylist(), t.column("title").to_pylist()))
 
     def anime_metadata(self, columns: list[str]):
-        """The metadata's ``columns`` as an Arrow table (only those are read); UserError when
-        the data set has no metadata file (the cold-start protocols need one)."""
+        """The metadata's ``columns`` that its file has, as an Arrow table (only those are read;
+        an optional column such as the 2020 data's ``aired`` may be absent); UserError when the
+        data set has no metadata file (the cold-start protocols need one)."""
         import pyarrow.parquet as pq
 
         if self.anime_path is None or not Path(self.anime_path).exists():
             raise UserError(f"data set {self.name!r} has no anime metadata (genres, type, episodes, names); "
                             f"the anime features and the cold-start protocols need it")
-        return pq.read_table(self.anime_path, columns=columns)
+        present = set(pq.read_schema(self.anime_path).names)
+        return pq.read_table(self.anime_path, columns=[c for c in columns if c in present])
+
+    @functools.cached_property
+    def anime_fingerprint(self) -> str | None:
+        """sha256 of the metadata file's bytes (None: none): the cold-start splits it shapes
+        (features, air-date order) are cached under it, so a re-imported anime.csv is never stale."""
+        if self.anime_path is None or not Path(self.anime_path).exists():
+            return None
+        return hashlib.sha256(Path(self.anime_path).read_bytes()).hexdigest()
 
     @property
     def label(self) -> str:

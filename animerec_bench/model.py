@@ -103,6 +103,8 @@ class Model:
     #: before it scores anything, the framework calls :meth:`set_item_features` with every anime's
     #: features (test anime included: they reach the model only then). Only such models take part
     #: in the cold-start protocols (``season-v1``, ``cold-items-v1``); the others are skipped there.
+    #: On ``season-v1`` it is called once more after the test scoring, with the catalogue's other new
+    #: anime after the vocabulary (the hard candidates): ``score`` then returns one column per row.
     #: Never among the features: MAL's mean score and members (measured after a show airs).
     item_features: ClassVar[bool] = False
     #: The protocols the model takes part in (None: every one). A model that answers only the

@@ -2,7 +2,9 @@
 """Build the embedded anime metadata of ``mal2016-5k`` from CooperUnion's ``anime.csv``.
 
 Writes ``mal2016-5k-anime.parquet`` into OUT (default ``animerec_bench/data``): one row per
-anime of the embedded data set, sorted by MyAnimeList id, with the columns models may see:
+anime of the catalogue (all 12,294 rows of ``anime.csv``, not only the 7,390 anime the sample's
+users watched: ``season-v1``'s hard candidates are every catalogue anime from the test cut on),
+sorted by MyAnimeList id, with the columns models may see:
 
 - ``anime_id`` (int32), ``name`` (string), ``genres`` (list of strings, the CSV's
   comma-separated ``genre``; empty when missing), ``type`` (string, null when missing),
@@ -35,14 +37,15 @@ COLUMNS = ["anime_id", "name", "genre", "type", "episodes"]
 
 
 def build(source: Path, interactions: Path = INTERACTIONS) -> pa.Table:
-    """The metadata table of every anime in ``interactions``, from ``source / 'anime.csv'``."""
+    """The metadata table of every catalogue anime of ``source / 'anime.csv'`` (each anime of
+    ``interactions`` must have a row)."""
     csv = pd.read_csv(source / "anime.csv", usecols=COLUMNS, dtype={"anime_id": "int64"},
                       keep_default_na=False)
     used = np.unique(pq.read_table(interactions, columns=["anime_id"]).column("anime_id").to_numpy())
     missing = np.setdiff1d(used, csv.anime_id.to_numpy())
     if len(missing):
         raise SystemExit(f"{source / 'anime.csv'}: no row for anime {missing[:5].tolist()}")
-    csv = csv[csv.anime_id.isin(used)].sort_values("anime_id", kind="stable")
+    csv = csv.drop_duplicates("anime_id", keep="last").sort_values("anime_id", kind="stable")
     genres = [sorted({g.strip() for g in text.split(",") if g.strip()}) for text in csv.genre]
     episodes = [int(e) if e.strip().isdigit() else None for e in csv.episodes.astype(str)]
     return pa.table({

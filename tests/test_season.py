@@ -63,6 +63,27 @@ def test_ranking_candidates_are_the_parts_own_anime(season):
     assert valid.candidates == (6392, 6626)
 
 
+def test_hard_candidates_are_every_catalogue_anime_from_the_test_cut_on(season):
+    """Pinned: the catalogue (CooperUnion's anime.csv, 12,294 anime, all embedded) has 1,681 anime
+    with MAL id >= 30,567 (the first test anime): the 234 test anime and 1,447 beyond the vocabulary,
+    which nobody kept in the split rated (399 pairs of kept users on them are neither relevant nor
+    candidates: their anime were dropped as non-qualifying, or the pairs are no task's example)."""
+    hard = season.hard
+    assert {k: v for k, v in season.stats["hard"].items() if k != "fingerprint"} == {
+        "cut": 30_567, "anime": 1_681, "beyond_vocabulary": 1_447, "excluded_pairs": 399}
+    assert season.stats["order"] == {"by": "mal_id", "undated_anime": 0}
+    assert hard.n_items == 1_447 and hard.anime_ids.min() > 30_567 and not set(hard.anime_ids) & set(season.anime_ids)
+    assert hard.names == season.features.names  # the vocabulary's columns: nothing about them shaped the encoders
+    everything = season.features.then(hard)
+    assert everything.fingerprint() == season.stats["hard"]["fingerprint"]
+    data = ranking.RankingData.hard(season)
+    assert data.candidates == (6_626, 8_307) and data.n_candidates == 1_681
+    assert data.n_users == ranking.RankingData.from_split(season, "test").n_users == 1_093
+    assert season.hard_other.item.min() >= season.n_items  # the excluded pairs are on anime beyond the vocabulary
+    lists = ranking.top_lists(data, lambda u: np.tile(np.arange(data.n_items, dtype=np.float64), (len(u), 1)), 10)
+    assert lists.min() >= 8_307 - 10 and lists.max() == 8_306  # the highest-scored: the last anime beyond the vocabulary
+
+
 def test_cold_items_v1_is_seeded(embedded):
     proto = get_protocol("cold-items-v1")
     a, b = proto.split(embedded, 0, cache=False), proto.split(embedded, 1, cache=False)
@@ -101,7 +122,7 @@ def test_leak_columns_never_reach_the_features(tmp_path):
     """MAL's mean score and members are measured after airing: not in the shipped file, not read
     from a file that has them, and changing them changes no feature."""
     shipped = pq.read_schema(REPO / "animerec_bench" / "data" / "mal2016-5k-anime.parquet")
-    assert set(shipped.names) == set(features_mod.FEATURE_COLUMNS)
+    assert set(shipped.names) == set(features_mod.BASE_COLUMNS)
     assert not set(shipped.names) & features_mod.LEAK_COLUMNS
     base = {"anime_id": pa.array([1, 2, 3], pa.int32()), "name": ["A B", "A C", "B C"],
             "genres": [["Action"], ["Drama"], ["Action"]], "type": ["TV", "TV", "Movie"],
@@ -112,8 +133,10 @@ def test_leak_columns_never_reach_the_features(tmp_path):
     for i, t in enumerate(leaky):
         pq.write_table(t, tmp_path / f"m{i}.parquet")
         paths.append(tmp_path / f"m{i}.parquet")
-    built = [features_mod.build(pq.read_table(p, columns=list(features_mod.FEATURE_COLUMNS)), np.array([1, 2, 3]), 3)
-             for p in paths]
+    from animerec_bench.dataset import Dataset
+
+    built = [features_mod.build(Dataset("m", "", "", p, anime_path=p).anime_metadata(list(features_mod.FEATURE_COLUMNS)),
+                                np.array([1, 2, 3]), 3) for p in paths]
     assert built[0].fingerprint() == built[1].fingerprint()
     assert not any(n.split("=")[0] in features_mod.LEAK_COLUMNS for n in built[0].names)
     assert {n.split("=")[0] for n in built[0].names} <= {"genre", "type", "episodes", "name"}
@@ -152,22 +175,48 @@ class Spy(Model):
 
 
 def test_a_model_gets_test_anime_features_only_to_score_and_never_a_leak(tmp_path, season):
+    """A real run: the spy sees the test anime only to score, then the hard candidates (its score
+    keeps the vocabulary's width, so it is not ranked on them: one line on the board, no failure);
+    genre-popularity gets a ``ranking_hard`` block with per-user values, rendered as a second table."""
+    from animerec_bench.reports import leaderboard
+    from animerec_bench.results import store
+
     plugins = tmp_path / "plugins"
     plugins.mkdir()
     (plugins / "spy.py").write_text(SPY)
     env = {**os.environ, "SPY_LOG": str(tmp_path / "spy.jsonl")}
-    proc = subprocess.run([str(BIN), "run", "-m", "spy", "-m", "ease", "--protocol", "season-v1", "--plugins-dir",
-                           str(plugins), "--results", str(tmp_path / "res")], capture_output=True, text=True,
-                          env=env, timeout=600)
+    proc = subprocess.run([str(BIN), "run", "-m", "spy", "-m", "ease", "-m", "genre-popularity", "--protocol",
+                           "season-v1", "--plugins-dir", str(plugins), "--results", str(tmp_path / "res")],
+                          capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr
     assert "skipped ease: protocol season-v1" in proc.stderr  # one line, not a failure
-    fit, score = [json.loads(line) for line in (tmp_path / "spy.jsonl").read_text().splitlines()]
+    fit, score, hard = [json.loads(line) for line in (tmp_path / "spy.jsonl").read_text().splitlines()]
     test_ids = set(season.anime_ids[slice(*season.item_range("test"))].tolist())
-    assert (fit["at"], score["at"]) == ("fit", "score")
+    assert (fit["at"], score["at"], hard["at"]) == ("fit", "score", "score")
     assert fit["rows"] == season.n_fit_items and not set(fit["ids"]) & test_ids
     assert score["rows"] == season.n_items and test_ids <= set(score["ids"])
+    assert hard["rows"] == 8_307 and hard["ids"][:season.n_items] == score["ids"]
     kinds = {n.split("=")[0] for n in fit["names"]}
     assert kinds == {"genre", "type", "episodes", "name"}
+    found = {}
+    for path in sorted((tmp_path / "res").glob("*.json")):
+        r = store.load(path)
+        r["_path"] = str(path)
+        found[r["model"]["name"]] = r
+    assert "8307)" in found["spy"]["ranking_hard"]["error"] and found["spy"]["status"] == "ok"
+    block = found["genre-popularity"]["ranking_hard"]
+    assert (block["candidates"], block["users"], block["cut"]) == (1_681, 1_093, 30_567)
+    assert 0.025 < block["metrics"]["ndcg@10"] < found["genre-popularity"]["metrics"]["ranking"]["ndcg@10"]  # 0.035
+    per_user = store.load_per_user(found["genre-popularity"])
+    assert per_user["ranking_hard"].metric("ranking_hard") == pytest.approx(block["metrics"]["ndcg@10"], abs=1e-12)
+    board = leaderboard.render_group("mal2016-5k", "season-v1", list(found.values()))
+    second = board.split("### ranking, hard candidates")[1]
+    assert "1,681 here" in second and "| genre-popularity" in second and "Not ranked on the hard candidates: spy" in second
+    old = [{k: v for k, v in r.items() if k != "ranking_hard"} for r in found.values()]  # results from before it
+    assert "hard candidates" not in leaderboard.render_group("mal2016-5k", "season-v1", old)
+    block["metrics"]["ndcg@10"] += 0.01  # an edited headline no longer matches its per-user file
+    with pytest.raises(store.ResultFileError, match="ranking_hard"):
+        store.load_per_user(found["genre-popularity"])
 
 
 def test_content_baselines_beat_random_on_season_v1(season):

@@ -20,11 +20,17 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-#: The only metadata columns read (every other column of a metadata file is ignored).
-FEATURE_COLUMNS = ("anime_id", "name", "genres", "type", "episodes")
+#: The metadata columns every metadata file has (every column not named here is ignored).
+BASE_COLUMNS = ("anime_id", "name", "genres", "type", "episodes")
+#: Read when the file has them (the 2020 ``anime.csv``'s studios and source material; the 2016 file
+#: has neither, and then their blocks have no columns).
+OPTIONAL_COLUMNS = ("studios", "source")
+#: The only metadata columns read for features.
+FEATURE_COLUMNS = BASE_COLUMNS + OPTIONAL_COLUMNS
 #: Measured after airing: they tell how a show was received, so they would leak the answer.
 LEAK_COLUMNS = frozenset({"rating", "members", "score", "scored_by", "ranked", "rank", "popularity",
-                          "favorites", "watching", "completed", "on-hold", "dropped", "plan to watch"})
+                          "favorites", "watching", "completed", "on-hold", "dropped", "plan to watch",
+                          *(f"score-{i}" for i in range(1, 11))})
 #: Episode-count buckets (lower bound, label); a missing count is ``unknown``.
 EPISODE_BUCKETS = ((1, "1"), (2, "2-6"), (7, "7-13"), (14, "14-26"), (27, "27-52"), (53, "53+"))
 #: A name token must occur in at least this many fitted anime to become a column.
@@ -38,7 +44,8 @@ class ItemFeatures:
 
     ``matrix`` (float32 CSR, ``[len(anime_ids), len(names)]``): genre, type and episode columns
     are 0/1; the name columns are tf-idf, each row's name part of unit length. ``blocks`` maps
-    ``genre``, ``type``, ``episodes``, ``name`` to their column ranges, so a model can weigh them.
+    ``genre``, ``type``, ``episodes``, ``name``, ``studio`` and ``source`` to their column ranges, so
+    a model can weigh them (the last two are empty where the metadata has no such columns).
     """
 
     anime_ids: np.ndarray  # int64, the split's vocabulary order
@@ -54,8 +61,17 @@ class ItemFeatures:
         """The first ``n`` anime's rows (what a model sees while it fits)."""
         return ItemFeatures(self.anime_ids[:n], self.matrix[:n], self.names, self.blocks)
 
+    def then(self, other: "ItemFeatures") -> "ItemFeatures":
+        """These rows followed by ``other``'s (same columns): e.g. a split's vocabulary and then
+        ``season-v1``'s hard candidates beyond it."""
+        if other.names != self.names:
+            raise ValueError("cannot stack anime features with different columns")
+        return ItemFeatures(np.concatenate([self.anime_ids, other.anime_ids]),
+                            sp.vstack([self.matrix, other.matrix], format="csr", dtype=np.float32),
+                            self.names, self.blocks)
+
     def block(self, kind: str) -> sp.csr_matrix:
-        """The columns of one kind (``genre``, ``type``, ``episodes`` or ``name``)."""
+        """The columns of one kind (``genre``, ``type``, ``episodes``, ``name``, ``studio``, ``source``)."""
         start, stop = self.blocks[kind]
         return self.matrix[:, start:stop]
 
@@ -84,6 +100,8 @@ class ItemFeatures:
         matrix = sp.csr_matrix((z[f"{prefix}data"], z[f"{prefix}indices"], z[f"{prefix}indptr"]),
                                shape=(len(ids), len(names)), dtype=np.float32)
         blocks = {k: (int(a), int(b)) for k, (a, b) in zip(_KINDS, z[f"{prefix}blocks"])}
+        for kind in _KINDS[len(blocks):]:  # a file from before the studio and source blocks
+            blocks[kind] = (len(names), len(names))
         return cls(ids, matrix, names, blocks)
 
     def frame(self):
@@ -98,14 +116,15 @@ class ItemFeatures:
                              "value": coo.data[order].astype(np.float64)})
 
 
-_KINDS = ("genre", "type", "episodes", "name")
+_KINDS = ("genre", "type", "episodes", "name", "studio", "source")
 
 
 def build(metadata, anime_ids: np.ndarray, fit_rows: int) -> ItemFeatures:
     """Features of ``anime_ids`` (a split's vocabulary) from ``metadata`` (an Arrow table with
-    :data:`FEATURE_COLUMNS`; other columns, leaks included, are never read). The encoders are
-    fitted on ``anime_ids[:fit_rows]``. An anime missing from the metadata gets only
-    ``type=unknown`` and ``episodes=unknown``."""
+    :data:`BASE_COLUMNS`, and :data:`OPTIONAL_COLUMNS` where it has them; other columns, leaks
+    included, are never read). The encoders are fitted on ``anime_ids[:fit_rows]``. An anime
+    missing from the metadata gets only ``type=unknown`` and ``episodes=unknown``. Studios are
+    columns when >= MIN_TOKEN_DF fitted anime share them; sources when any fitted anime has them."""
     meta = _rows_for(metadata, np.asarray(anime_ids, np.int64))
     fit = slice(0, int(fit_rows))
     genres = _one_hot_lists(meta["genres"], fit, "genre")
@@ -113,7 +132,9 @@ def build(metadata, anime_ids: np.ndarray, fit_rows: int) -> ItemFeatures:
     episodes = _one_hot_lists([[_episode_bucket(e)] for e in meta["episodes"]], fit, "episodes",
                               fixed=[label for _, label in EPISODE_BUCKETS] + ["unknown"])
     name = _name_tfidf(meta["name"], fit)
-    parts = (genres, types, episodes, name)
+    studios = _one_hot_lists(meta["studios"], fit, "studio", min_df=MIN_TOKEN_DF)
+    sources = _one_hot_lists([[s] if s else [] for s in meta["source"]], fit, "source")
+    parts = (genres, types, episodes, name, studios, sources)
     blocks, names, start = {}, [], 0
     for kind, (_, cols) in zip(_KINDS, parts):
         blocks[kind] = (start, start + len(cols))
@@ -125,18 +146,23 @@ def build(metadata, anime_ids: np.ndarray, fit_rows: int) -> ItemFeatures:
 
 def _rows_for(metadata, anime_ids: np.ndarray) -> dict[str, list]:
     """The feature columns of each of ``anime_ids`` (None / empty where metadata has no row)."""
-    cols = {c: metadata.column(c).to_pylist() for c in FEATURE_COLUMNS}
+    n = metadata.num_rows
+    cols = {c: metadata.column(c).to_pylist() if c in metadata.column_names else [None] * n for c in FEATURE_COLUMNS}
     at = {int(a): i for i, a in enumerate(cols["anime_id"])}
     rows = [at.get(int(a)) for a in anime_ids]
     return {c: [None if i is None else cols[c][i] for i in rows] for c in FEATURE_COLUMNS[1:]} | \
-        {"genres": [[] if i is None else list(cols["genres"][i] or []) for i in rows]}
+        {c: [[] if i is None else list(cols[c][i] or []) for i in rows] for c in ("genres", "studios")}
 
 
 def _one_hot_lists(values: list[list[str]], fit: slice, kind: str, *, always: tuple[str, ...] = (),
-                   fixed: list[str] | None = None) -> tuple[sp.csr_matrix, list[str]]:
-    """Multi-hot of string lists; columns: ``fixed``, else the values seen in the ``fit`` rows
-    (plus ``always``), sorted. Values outside the columns are dropped."""
-    labels = fixed if fixed is not None else sorted({v for vs in values[fit] for v in vs} | set(always))
+                   fixed: list[str] | None = None, min_df: int = 1) -> tuple[sp.csr_matrix, list[str]]:
+    """Multi-hot of string lists; columns: ``fixed``, else the values seen in at least ``min_df``
+    of the ``fit`` rows (plus ``always``), sorted. Values outside the columns are dropped."""
+    df: dict[str, int] = {}
+    for vs in values[fit]:
+        for v in set(vs):
+            df[v] = df.get(v, 0) + 1
+    labels = fixed if fixed is not None else sorted({v for v, d in df.items() if d >= min_df} | set(always))
     col = {v: j for j, v in enumerate(labels)}
     rows, cols = [], []
     for i, vs in enumerate(values):
@@ -194,3 +220,12 @@ def for_split(split, dataset) -> ItemFeatures:
     if split.features is not None:
         return split.features
     return build(dataset.anime_metadata(list(FEATURE_COLUMNS)), split.anime_ids, split.n_fit_items)
+
+
+def hard_candidates(split, dataset) -> ItemFeatures | None:
+    """The features ``set_item_features`` gets for ``season-v1``'s hard-candidate ranking: the
+    split's vocabulary, then the catalogue's other anime from the test cut on (None: the split has
+    no hard candidates)."""
+    if split.hard is None:
+        return None
+    return for_split(split, dataset).then(split.hard)

@@ -40,6 +40,8 @@ class ProtocolV1:
     """
 
     name: str = "v1"
+    #: The split cache's format (a new one rebuilds the cached splits of this protocol only).
+    cache_format: ClassVar[int] = 2
     #: Whether the vocabulary holds anime no train pair has: only models that can score unseen
     #: anime from their features (``item_features``) take part (class attribute, not a parameter).
     cold_items: ClassVar[bool] = False
@@ -200,6 +202,7 @@ class ColdItemsProtocol(ProtocolV1):
     min_anime_examples: int = 5
     cold_fraction: float = 0.1
     cold_items: ClassVar[bool] = True
+    cache_format: ClassVar[int] = 3  # 3: season-v1's hard candidates and order; the metadata in the key
 
     def params(self) -> dict:
         out = super().params()
@@ -231,7 +234,8 @@ class ColdItemsProtocol(ProtocolV1):
         from animerec_bench.data import features as features_mod
 
         ex, unknown = self._examples_and_unknown(dataset.table())
-        anime_parts = self._anime_parts(ex["anime_id"], seed)
+        clock = _Clock.of(dataset) if self.holdout == "season" else None
+        anime_parts = self._anime_parts(ex["anime_id"], seed, clock)
         train_users = np.unique(ex["user_id"][np.isin(ex["anime_id"], anime_parts["train"])])
         anime_ids = np.concatenate([anime_parts[p] for p in PARTS]).astype(np.int64)
         bounds = np.cumsum([0] + [len(anime_parts[p]) for p in PARTS])
@@ -255,31 +259,116 @@ class ColdItemsProtocol(ProtocolV1):
         other = Interactions(u[ok].astype(np.int32), a[ok].astype(np.int32), np.zeros(int(ok.sum()), np.float32),
                              np.full(int(ok.sum()), -1, np.int8), len(train_users), len(anime_ids))
         stats["other"] = {"pairs": int(len(ok)), "cold_pairs": int((~ok).sum())}
-        features = features_mod.build(dataset.anime_metadata(list(features_mod.FEATURE_COLUMNS)), anime_ids,
-                                      fit_rows=int(bounds[2]))
+        metadata = dataset.anime_metadata(list(features_mod.FEATURE_COLUMNS))
+        extra = clock.hard_extra(anime_parts["test"], anime_ids) if clock is not None else np.zeros(0, np.int64)
+        everything = features_mod.build(metadata, np.concatenate([anime_ids, extra]), fit_rows=int(bounds[2]))
+        features = everything.head(len(anime_ids))
         stats["items"] = {p: [int(bounds[i]), int(bounds[i + 1])] for i, p in enumerate(PARTS)}
         stats["features"] = {"fingerprint": features.fingerprint(), "columns": len(features.names),
                              "fit_rows": int(bounds[2])}
+        hard = hard_other = None
+        if clock is not None:
+            stats["order"] = {"by": clock.by, "undated_anime": clock.undated(ex["anime_id"])}
+            hard, hard_other = _hard_part(everything, len(anime_ids), train_users, ex, unknown)
+            stats["hard"] = {"cut": int(anime_parts["test"][np.argmin(clock.keys(anime_parts["test"])[0])]),
+                             "anime": int(bounds[3] - bounds[2]) + hard.n_items, "beyond_vocabulary": hard.n_items,
+                             "excluded_pairs": len(hard_other), "fingerprint": everything.fingerprint()}
         return Split(dataset=dataset.name, dataset_fingerprint=dataset.fingerprint, protocol=self.name,
                      protocol_params=self.params(), seed=seed, user_ids=train_users.astype(np.int64),
-                     anime_ids=anime_ids, stats=stats, other=other, features=features, **parts)
+                     anime_ids=anime_ids, stats=stats, other=other, features=features, hard=hard,
+                     hard_other=hard_other, **parts)
 
-    def _anime_parts(self, anime: np.ndarray, seed: int) -> dict[str, np.ndarray]:
-        """The raw anime ids of train, validation and test, each ascending."""
+    def _anime_parts(self, anime: np.ndarray, seed: int, clock: "_Clock | None" = None) -> dict[str, np.ndarray]:
+        """The raw anime ids of train, validation and test, each ascending. ``clock`` (season):
+        the anime's order in time; anime it cannot place (no air date) are dropped everywhere."""
         ids, counts = np.unique(anime, return_counts=True)
+        if clock is not None:
+            keys, dated = clock.keys(ids)
+            ids, counts, keys = ids[dated], counts[dated], keys[dated]
+            order = np.argsort(keys, kind="stable")
+            ids, counts, keys = ids[order], counts[order], keys[order]  # oldest first
         qualifying = ids[counts >= self.min_anime_examples]
         n_cold = int(round(len(qualifying) * self.cold_fraction))
         if n_cold < 2:
             raise UserError(f"protocol {self.name}: only {len(qualifying)} anime have >= {self.min_anime_examples} "
                             f"example pairs; too few to hold out {self.cold_fraction:.0%} of them")
-        if self.holdout == "season":
-            cold = qualifying[len(qualifying) - n_cold:]  # ascending: older half first
-            train = ids[ids < cold[0]]  # non-qualifying anime above the cut are dropped
+        if clock is not None:
+            cold = qualifying[len(qualifying) - n_cold:]  # oldest first: the older half is validation
+            train = np.sort(ids[keys < clock.keys(cold[:1])[0][0]])  # non-qualifying anime above the cut: dropped
         else:
             cold = np.random.default_rng(seed).permutation(qualifying)[:n_cold]
             train = np.setdiff1d(ids, cold)
         half = n_cold // 2
         return {"train": train, "valid": np.sort(cold[:half]), "test": np.sort(cold[half:])}
+
+
+@dataclass(frozen=True)
+class _Clock:
+    """Where each anime sits in time, for ``season-v1``: its air date (days) when the data set's
+    metadata has an ``aired`` column (the 2020 anime.csv), else its MyAnimeList id (given when an
+    entry is created, so id order follows season order). Keys are int64 and order anime by time,
+    ties by id; an anime the metadata gives no date has none (``undated``)."""
+
+    by: str  # "air_date" or "mal_id"
+    catalogue: np.ndarray  # every anime id of the metadata, ascending
+    catalogue_keys: np.ndarray  # their keys
+    catalogue_dated: np.ndarray  # bool: whether each has a key
+
+    @classmethod
+    def of(cls, dataset: Dataset) -> "_Clock":
+        meta = dataset.anime_metadata(["anime_id", "aired"])
+        ids = meta.column("anime_id").to_numpy().astype(np.int64)
+        order = np.argsort(ids, kind="stable")
+        ids = ids[order]
+        if "aired" not in meta.column_names:
+            return cls("mal_id", ids, ids.copy(), np.ones(len(ids), bool))
+        aired = meta.column("aired").cast("int32").to_numpy(zero_copy_only=False)  # days since 1970, NaN: none
+        aired = np.asarray(aired, np.float64)[order]
+        dated = ~np.isnan(aired)
+        days = np.where(dated, aired, 0).astype(np.int64)
+        return cls("air_date", ids, (days << 32) + ids, dated)
+
+    def keys(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(key, whether it has one) of each of ``ids``."""
+        ids = np.asarray(ids, np.int64)
+        if self.by == "mal_id":
+            return ids.copy(), np.ones(len(ids), bool)
+        at = _index_in(self.catalogue, ids)
+        found = at >= 0
+        dated = found & self.catalogue_dated[np.maximum(at, 0)]
+        return np.where(dated, self.catalogue_keys[np.maximum(at, 0)], 0), dated
+
+    def undated(self, anime: np.ndarray) -> int:
+        """How many distinct anime of ``anime`` have no place in time (dropped everywhere)."""
+        return int((~self.keys(np.unique(anime))[1]).sum())
+
+    def hard_extra(self, test: np.ndarray, vocabulary: np.ndarray) -> np.ndarray:
+        """``season-v1``'s hard candidates beyond the vocabulary: every catalogue anime (one the
+        metadata has, so one with features) at or after the first test anime in time that is not
+        in the vocabulary, ascending by id. The test anime are hard candidates too."""
+        cut = self.keys(test)[0].min()
+        later = self.catalogue[self.catalogue_dated & (self.catalogue_keys >= cut)]
+        return np.setdiff1d(later, vocabulary).astype(np.int64)
+
+
+def _hard_part(everything, n_vocab: int, train_users: np.ndarray, ex: dict, unknown: dict):
+    """(features of the hard candidates beyond the vocabulary, the kept users' pairs on them as
+    :class:`Interactions` over the longer index): those pairs are no test pair (the protocol
+    dropped their anime, or they are examples of neither task), so the hard ranking leaves them
+    out of the user's candidates, as it does ``other``."""
+    from animerec_bench.data.features import ItemFeatures
+
+    rows = np.arange(n_vocab, everything.n_items)
+    hard = ItemFeatures(everything.anime_ids[rows], everything.matrix[rows], everything.names, everything.blocks)
+    users = np.concatenate([ex["user_id"], unknown["user_id"]])
+    anime = np.concatenate([ex["anime_id"], unknown["anime_id"]])
+    u, u_ok = _lookup(train_users, users)
+    a = _index_in(hard.anime_ids, anime)
+    ok = u_ok & (a >= 0)
+    n = int(ok.sum())
+    pairs = Interactions(u[ok].astype(np.int32), (a[ok] + n_vocab).astype(np.int32), np.zeros(n, np.float32),
+                         np.full(n, -1, np.int8), len(train_users), everything.n_items)
+    return hard, pairs
 
 
 PROTOCOLS = {p.name: p for p in (ProtocolV1(), ColdItemsProtocol(),
@@ -317,6 +406,11 @@ class Split:
     #: The anime features models get (:class:`animerec_bench.data.features.ItemFeatures`), carried
     #: by the cold-start protocols' splits (issue 23); None for v1 (built from the data set then).
     features: Any = None
+    #: ``season-v1``'s hard candidates beyond the vocabulary (``ItemFeatures``, same columns as
+    #: ``features``; index ``n_items + j`` is its row ``j``), and the kept users' pairs on them
+    #: (:class:`Interactions` over that longer index), which the hard ranking excludes. None elsewhere.
+    hard: Any = None
+    hard_other: Interactions | None = None
 
     def item_range(self, part: str) -> tuple[int, int] | None:
         """The anime index range of ``part`` on a cold-start split (its anime are held out
@@ -353,8 +447,12 @@ class Split:
         if cached:
             return cached
         h = hashlib.sha256(b"animerec-bench/split/v1")
-        h.update(json.dumps({"protocol": self.protocol, "params": self.protocol_params, "seed": self.seed,
-                             "dataset": self.dataset_fingerprint}, sort_keys=True).encode())
+        head = {"protocol": self.protocol, "params": self.protocol_params, "seed": self.seed,
+                "dataset": self.dataset_fingerprint}
+        order = (self.stats.get("order") or {}).get("by")
+        if order not in (None, "mal_id"):  # season-v1 by air date (MAL id order: the fingerprints before it)
+            head["order"] = order
+        h.update(json.dumps(head, sort_keys=True).encode())
         h.update(np.ascontiguousarray(self.user_ids, "<i8").tobytes())
         h.update(np.ascontiguousarray(self.anime_ids, "<i8").tobytes())
         for part in PARTS:
@@ -375,6 +473,9 @@ class Split:
             arrays.update({"other_user": self.other.user, "other_item": self.other.item})
         if self.features is not None:
             arrays.update(self.features.arrays())
+        if self.hard is not None and self.hard_other is not None:
+            arrays.update(self.hard.arrays("hard_"))
+            arrays.update({"hard_other_user": self.hard_other.user, "hard_other_item": self.hard_other.item})
         meta = {"dataset": self.dataset, "dataset_fingerprint": self.dataset_fingerprint,
                 "protocol": self.protocol, "protocol_params": self.protocol_params, "seed": self.seed,
                 "stats": self.stats, "fingerprint": self.fingerprint}
@@ -403,15 +504,26 @@ class Split:
                 from animerec_bench.data.features import ItemFeatures
 
                 features = ItemFeatures.from_arrays(z)
+            hard = hard_other = None
+            if "hard_anime_ids" in z.files:
+                from animerec_bench.data.features import ItemFeatures
+
+                hard = ItemFeatures.from_arrays(z, "hard_")
+                n_hard = len(z["hard_other_user"])
+                hard_other = Interactions(z["hard_other_user"], z["hard_other_item"], np.zeros(n_hard, np.float32),
+                                          np.full(n_hard, -1, np.int8), n_users, n_items + hard.n_items)
             split = cls(dataset=meta["dataset"], dataset_fingerprint=meta["dataset_fingerprint"],
                         protocol=meta["protocol"], protocol_params=meta["protocol_params"], seed=meta["seed"],
                         user_ids=z["user_ids"], anime_ids=z["anime_ids"], stats=meta["stats"],
-                        features=features, **parts)
+                        features=features, hard=hard, hard_other=hard_other, **parts)
         if split.fingerprint != meta["fingerprint"]:
             raise ValueError(f"{path}: content does not match its fingerprint")
         want = (meta["stats"].get("features") or {}).get("fingerprint")
         if (features is not None or want) and (features is None or features.fingerprint() != want):
             raise ValueError(f"{path}: its anime features do not match their fingerprint")
+        want = (meta["stats"].get("hard") or {}).get("fingerprint")
+        if (hard is not None or want) and (hard is None or features is None or features.then(hard).fingerprint() != want):
+            raise ValueError(f"{path}: its hard candidates' features do not match their fingerprint")
         return split
 
 
@@ -457,6 +569,9 @@ def _lookup(vocab: np.ndarray, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]
 
 
 def _cache_key(dataset: Dataset, protocol: ProtocolV1, seed: int) -> str:
-    blob = json.dumps({"dataset": dataset.fingerprint, "protocol": protocol.params(), "seed": seed,
-                       "format": 2}, sort_keys=True)
+    key: dict[str, Any] = {"dataset": dataset.fingerprint, "protocol": protocol.params(), "seed": seed,
+                           "format": protocol.cache_format}
+    if protocol.cold_items:  # the split carries features (and the order) built from the anime metadata
+        key["anime"] = dataset.anime_fingerprint
+    blob = json.dumps(key, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -113,13 +113,14 @@ class RankingData:
 
     @classmethod
     def from_parts(cls, train: Interactions, target: Interactions,
-                   exclude: Sequence[Interactions] = ()) -> "RankingData":
+                   exclude: Sequence[Interactions] = (), n_items: int | None = None) -> "RankingData":
         """Relevant items from ``target`` (label 1); excluded: the pairs of ``train`` and of
         ``exclude``; popularity: how many ``train`` pairs (of any task) each anime has.
+        ``n_items``: how many anime are scored (default: ``train``'s vocabulary).
 
         A model tuning on validation inside ``fit``: ``from_parts(train, valid)``.
         """
-        n_items = train.n_items
+        n_items = train.n_items if n_items is None else n_items
         rel = target.label == 1
         users = _sorted_unique(target.user[rel]).astype(np.int32)
         row_of = np.full(max(train.n_users, target.n_users), -1, dtype=np.int32)
@@ -173,6 +174,20 @@ class RankingData:
             raise ValueError(f"ranking is evaluated on 'test' or 'valid', not {part!r}")
         span = split.item_range(part)  # a cold-start split: rank the part's own anime only
         return data if span is None else dataclasses.replace(data, candidates=span)
+
+    @classmethod
+    def hard(cls, split: "Split") -> "RankingData":
+        """``season-v1``'s hard-candidate ranking: the test ranking's relevant items, over every
+        catalogue anime from the test cut on: the test anime and ``split.hard`` beyond the
+        vocabulary (index ``n_items + j``); excluded as in the test ranking, plus the user's pairs
+        on those further anime (``split.hard_other``)."""
+        if split.hard is None or split.hard_other is None:
+            raise ValueError(f"protocol {split.protocol} has no hard candidates")
+        n_items = split.n_items + split.hard.n_items
+        other = () if split.other is None else (split.other,)
+        data = cls.from_parts(split.train, split.test, (split.valid, *other, split.hard_other), n_items=n_items)
+        lo, _ = split.item_range("test") or (0, 0)
+        return dataclasses.replace(data, candidates=(lo, n_items))
 
     def _keys(self, indptr: np.ndarray, items: np.ndarray) -> np.ndarray:
         rows = np.repeat(np.arange(self.n_users, dtype=np.int64), np.diff(indptr))

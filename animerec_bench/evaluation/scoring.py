@@ -73,6 +73,31 @@ def evaluate_ranking(model, split, source: str, part: str = "test",
     return metrics, {"source": source, "users": int(data.n_users)}
 
 
+def evaluate_hard_ranking(model, split, features, source: str, per_user: dict | None = None) -> dict:
+    """``season-v1``'s second table, hard candidates (:meth:`.ranking.RankingData.hard`): the
+    fitted ``model`` gets ``features`` (the vocabulary's, then the catalogue's other anime from the
+    test cut on) by ``set_item_features`` and ranks them all. Returns the result's
+    ``ranking_hard`` block; with ``per_user``, its ``ranking_hard`` entry gets each evaluated user's
+    NDCG@10. A model whose ``score`` ignores the anime beyond its vocabulary (e.g. one that fixed its
+    width in ``fit``) raises :class:`PredictionError` for its shape."""
+    from animerec_bench.evaluation import ranking
+
+    data = ranking.RankingData.hard(split)
+    model.set_item_features(features)
+    score_fn = model.score if source == "score" else ranking.scores_from_predictions(model, source, data.n_items)
+    users_values: dict | None = {} if per_user is not None else None
+    metrics = ranking.evaluate(data, score_fn, ks=tasks_mod.KS, per_user=users_values)
+    for metric, value in metrics.items():
+        problem = tasks_mod.RANKING.metric_problem(metric, value)
+        if problem:
+            raise ValueError(f"hard candidates: {metric} {problem}")
+    if users_values and per_user is not None:
+        values = users_values[tasks_mod.RANKING.primary]
+        per_user["ranking_hard"] = (users_values["users"], values, np.ones(len(values)))
+    return {"metrics": metrics, "users": int(data.n_users), "candidates": int(data.n_candidates),
+            "cut": (split.stats.get("hard") or {}).get("cut"), "source": source}
+
+
 def save_per_user(path: str, per_user: dict, user_ids) -> None:
     """Write a job's per-user test values (raw user ids) for the parent to keep beside the result."""
     from animerec_bench.evaluation.significance import PerUser, encode

@@ -41,9 +41,10 @@ BLOCK_CELLS = 1 << 22
 CACHE_CELLS = 1 << 23
 _COUNTS: dict = {}
 #: What each task's per-user file holds: the value's name, and the primary metric it gives.
-VALUE = {"rating": "sse", "interaction": "auc", "ranking": "ndcg@10"}
+#: ``ranking_hard``: season-v1's second ranking, over the hard candidates (the result's ``ranking_hard``).
+VALUE = {"rating": "sse", "interaction": "auc", "ranking": "ndcg@10", "ranking_hard": "ndcg@10"}
 #: The metric the bootstrap reproduces for each task (interaction: per-user AUC, i.e. GAUC).
-METRIC = {"rating": "rmse", "interaction": "gauc", "ranking": "ndcg@10"}
+METRIC = {"rating": "rmse", "interaction": "gauc", "ranking": "ndcg@10", "ranking_hard": "ndcg@10"}
 
 
 @dataclass(frozen=True)

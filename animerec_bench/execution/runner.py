@@ -703,6 +703,8 @@ def _assemble(job: Job, ctx: RunContext, split, attempt: WorkerRun) -> dict:
         "seeding": outcome.get("seeding"),
         "metrics": outcome.get("metrics", {}) if status == "ok" else {},
         "val_metrics": outcome.get("val_metrics", {}) if status == "ok" else {},
+        # season-v1's second table: the same fitted model ranking every catalogue anime from the test cut on
+        **({"ranking_hard": outcome["ranking_hard"]} if status == "ok" and outcome.get("ranking_hard") else {}),
         **({"history": outcome["history"]} if outcome.get("history") else {}),
         "timing": timing,
         "resources": {"peak_rss_mib": peak_mib, "memory_limit_mb": ctx.memory_limit_mb,

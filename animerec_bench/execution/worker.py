@@ -138,7 +138,7 @@ def do_job(spec: JobSpec, progress: Progress, outcome: dict) -> None:
         return
     per_user: dict = {}  # task -> (user indices, values, weights) on test: see scoring.save_per_user
     score(entry.name, model, split, spec, progress, outcome, per_user)
-    record(model, split, spec, progress, outcome["timing"], per_user)
+    record(model, split, features, spec, progress, outcome, per_user)
     outcome["status"] = "ok"
 
 
@@ -302,19 +302,32 @@ def score(name: str, model, split, spec: JobSpec, progress: Progress, outcome: d
         outcome["ranking"] = info  # the result's ``ranking`` block: where the lists came from
 
 
-def record(model, split, spec: JobSpec, progress: Progress, timing_out: dict, per_user: dict) -> None:
-    """Leave what the parent keeps beside the outcome: the per-user test values, and the
-    per-user latency of scoring every anime."""
+def record(model, split, features, spec: JobSpec, progress: Progress, outcome: dict, per_user: dict) -> None:
+    """Leave what the parent keeps beside the outcome: the per-user latency of scoring every
+    anime, ``season-v1``'s hard-candidate ranking (last: it gives the model more anime), and the
+    per-user test values."""
     from animerec_bench.evaluation import scoring
     from animerec_bench.support import timing
 
-    if spec.per_user_path and per_user:
-        scoring.save_per_user(spec.per_user_path, per_user, split.user_ids)
+    timing_out = outcome["timing"]
     progress.send("phase", phase="latency")
     t0 = timing.clock()
     timing_out["user_latency"] = user_latency(model, split, spec.seed, spec.measurement.latency_users,
                                               LATENCY_MAX_SECONDS)
     timing_out["latency_seconds"] = timing.clock() - t0
+    if split.hard is not None and features is not None and spec.ranking_source is not None:
+        progress.send("phase", phase="hard candidates")
+        t0 = timing.clock()
+        try:
+            outcome["ranking_hard"] = scoring.evaluate_hard_ranking(model, split, features.then(split.hard),
+                                                                    spec.ranking_source, per_user)
+        except Exception as exc:  # the job's own numbers stand; the second table says why this row is empty
+            per_user.pop("ranking_hard", None)
+            first = (str(exc).splitlines() or [""])[0]
+            outcome["ranking_hard"] = {"error": f"{type(exc).__name__}: {first}"}
+        timing_out["hard_ranking_seconds"] = timing.clock() - t0
+    if spec.per_user_path and per_user:
+        scoring.save_per_user(spec.per_user_path, per_user, split.user_ids)
 
 
 def user_latency(model, split, seed: int, n_users: int, max_seconds: float) -> dict | None:

@@ -209,9 +209,11 @@ def ci_header(task: str) -> str:
     return f"95% CI {next((h for h, m in spec.columns if m == significance.METRIC[task]), significance.METRIC[task])}"
 
 
-def render_task(task: str, group: list[dict], sources: dict[str, str] | None = None) -> str:
+def render_task(task: str, group: list[dict], sources: dict[str, str] | None = None, *,
+                title: str | None = None, intro: str = "") -> str:
     """The table of one task in one dataset x protocol: models that serve it, sorted by the primary
-    metric; under it the footnotes, the hardware key, the models not trained for it, the failed jobs."""
+    metric; under it the footnotes, the hardware key, the models not trained for it, the failed jobs.
+    ``title`` and ``intro`` (a sentence before the sorting note): a second table of the task."""
     spec = tasks_mod.get(task)
     rows, not_served = board_rows(task, group, sources)
     hardware = _hardware_keys(group)
@@ -220,7 +222,7 @@ def render_task(task: str, group: list[dict], sources: dict[str, str] | None = N
     if task in FIT_REFERENCE:
         note += (f" ÷ {FIT_REFERENCE[task]}: the row's mean fit time over {FIT_REFERENCE[task]}'s (its default row, same "
                  f"hardware); rows from runs at different machine loads compare within about 2×.")
-    out = [f"### {task}", "", f"Sorted by {spec.primary_header} ({arrow}); {note}", ""]
+    out = [f"### {title or task}", "", f"{intro}Sorted by {spec.primary_header} ({arrow}); {note}", ""]
     footnotes = Footnotes()
     if rows:
         text, _ = _table(task, rows, hardware, footnotes)
@@ -254,14 +256,44 @@ def _failure_lines(task: str, group: list[dict]) -> list[str]:
 
 def _per_user_by_seed(task: str, rs: list[dict]) -> dict | None:
     """``{seed: PerUser}`` of a row's results for ``task``, or None when any of them has none
-    (older results: the row gets no interval)."""
+    (older results: the row gets no interval). A hard-candidate view (:func:`render_hard`) reads
+    its result's ``ranking_hard`` values."""
     out = {}
     for r in rs:
-        found = results_mod.load_per_user(r)
-        if not found or task not in found:
+        original = r.get(_HARD_OF)
+        found = results_mod.load_per_user(original if original is not None else r)
+        key = "ranking_hard" if original is not None else task
+        if not found or key not in found:
             return None
-        out[int(results_mod.get(r, "split.seed"))] = found[task]
+        out[int(results_mod.get(r, "split.seed"))] = found[key]
     return out or None
+
+
+#: The key of a hard-candidate view that holds the result it was made from.
+_HARD_OF = "_hard_of"
+
+
+def render_hard(group: list[dict], sources: dict[str, str] | None = None) -> list[str]:
+    """``season-v1``'s second ranking table, hard candidates (the results' ``ranking_hard``), or
+    nothing when no result has one (results written before it existed)."""
+    found = [r for r in group if r["status"] == "ok" and isinstance(r.get("ranking_hard"), dict)]
+    if not found:
+        return []
+    views = [{**r, "metrics": {"ranking": r["ranking_hard"]["metrics"]}, _HARD_OF: r} for r in found
+             if isinstance(r["ranking_hard"].get("metrics"), dict)]
+    counts = sorted({c for r in found if isinstance(c := r["ranking_hard"].get("candidates"), int)})
+    many = f"{counts[0]:,} here" if len(counts) == 1 else "their count varies by seed"
+    intro = (f"The same fitted models rank every catalogue anime from the test cut on ({many}: the test anime and "
+             f"the catalogue's other new entries, most of which nobody in the sample watched), since whether a new "
+             f"show will reach 5 ratings is known only after it airs; relevant: the same liked test pairs. ")
+    text = render_task("ranking", views, sources, title="ranking, hard candidates", intro=intro) if views else \
+        "### ranking, hard candidates\n\nNo model ranked the hard candidates."
+    unranked = sorted({(str(results_mod.get(r, "model.name")), str(r["ranking_hard"]["error"])) for r in found
+                       if r["ranking_hard"].get("error")})
+    if unranked:
+        text += "\n\nNot ranked on the hard candidates: " + "; ".join(
+            f"{escape(name)} ({escape(why)})" for name, why in unranked) + "."
+    return ["", text]
 
 
 def _significance_cells(task: str, ranked: list[BoardRow]) -> dict[RowKey, tuple[str, str]]:
@@ -381,7 +413,10 @@ def _provenance(dataset: str, protocol: str, group: list[dict]) -> list[str]:
                       + (" (edited tree)" if results_mod.get(r, "package.dirty") else "") for r in group})
     dates = sorted(str(r.get("started_at")) for r in group)
     n_ok = sum(r["status"] == "ok" for r in group)
+    by_date = any(results_mod.get(r, "split.stats.order.by") == "air_date" for r in group)
     return [*_protocol_summary(protocol, results_mod.get(group[0], "protocol_params")).splitlines(), "",
+            *(["Time order: air dates (anime.csv's Aired, else Premiered), not MyAnimeList ids; anime without "
+               "either are left out.", ""] if by_date else []),
             f"Data set fingerprint: {', '.join(code(f[:16]) for f in fps)}. "
             f"Splits (seed: fingerprint): {', '.join(f'{escape(s)}: {code(f[:12])}' for s, f in splits)}.", "",
             f"{len(group)} result file(s), {n_ok} ok, {len(group) - n_ok} failed; runs from "
@@ -439,6 +474,8 @@ def render_group(dataset: str, protocol: str, group: list[dict], plots: dict[str
             plots[name] = svg
             out += ["", f"![{escape(task)}: {escape(tasks_mod.get(task).primary_header)} against fit time, "
                         f"one point per model (mean ± sd over seeds), Pareto front dashed]({name})"]
+        if task == "ranking":
+            out += render_hard(group, sources)
     out += _curves(stem, label, group, plots)
     out += ["", "## Legend", "", *_legend(group, tasks), "", "## Protocol and provenance", "",
             *_provenance(dataset, protocol, group), "", "## Hardware", "", *_machine_lines(group)]
