@@ -62,13 +62,14 @@ def _from_meta(meta_path: Path) -> Dataset:
     if not interactions.is_file():
         raise _Unusable(f"{interactions.name} is missing beside it")
     titles = folder / "titles.parquet"
+    anime = folder / "anime.parquet"  # the 2020 anime.csv's metadata (features, air dates), when imported
     origin = meta.get("imported_from")
     part = meta.get("slice_of")
     slice_rows = ((int(meta["rows"]), int(part["rows"])) if isinstance(part, dict) and isinstance(meta.get("rows"), int)
                   and isinstance(part.get("rows"), int) else None)
     return Dataset(
         name=meta["name"], source=meta["source"], licence=meta["licence"], path=interactions,
-        titles_path=titles if titles.exists() else None,
+        titles_path=titles if titles.exists() else None, anime_path=anime if anime.exists() else None,
         synthetic=bool(meta.get("synthetic")), description=str(meta.get("description", "")),
         known_fingerprint=meta["fingerprint"], fingerprint_source=str(meta_path), slice_rows=slice_rows,
         repair=(f"re-import it with `animerec-bench data import "

@@ -4,7 +4,8 @@ The real ``animelist.csv`` is 109M rows (1.9 GB), so it is streamed in typed blo
 pyarrow and kept as numpy int columns (10 bytes a row), never as Python objects. Every block
 is range-checked with numpy; a parse failure is located by re-reading only the failing block
 line by line, so every error names the file, the row, the column, what was expected and what
-was found. The output folder (``interactions.parquet``, ``titles.parquet``, ``meta.json``) is
+was found. The output folder (``interactions.parquet``, ``titles.parquet``, with the 2020
+``anime.csv`` ``anime.parquet`` (:mod:`.anime_csv`), ``meta.json``) is
 written atomically: an error or Ctrl-C leaves the cache as it was.
 """
 
@@ -635,6 +636,18 @@ def read_titles(path: Path) -> pa.Table:
     return pa.table({"anime_id": t.column("MAL_ID"), "title": t.column("Name")}).sort_by("anime_id")
 
 
+def read_anime(path: Path) -> tuple[pa.Table, pa.Table | None]:
+    """anime.csv -> (titles, the anime metadata or None): the 2020 file's 35 columns give both
+    (:mod:`.anime_csv`: features and air dates, never a leak column); a file with only
+    ``MAL_ID`` and ``Name`` (a synthetic folder's) gives titles alone."""
+    from animerec_bench.data import anime_csv
+
+    names = check_start(path, ("MAL_ID", "Name"))
+    if anime_csv.is_metadata(names):
+        return anime_csv.read(path, names)
+    return read_titles(path), None
+
+
 # ----------------------------------------------------------------------------- the import
 
 def check_name(name: str) -> str:
@@ -732,7 +745,7 @@ def import_folder(src: Path | str, name: str | None = None, *, progress: bool = 
                 sink.close()
             finally:
                 writer.close()
-        titles = read_titles(titles_path) if titles_path is not None else None
+        titles, anime_meta = read_anime(titles_path) if titles_path is not None else (None, None)
         table, dropped = read.table(), 0
         if read.duplicates_possible:
             table, dropped = drop_duplicates(table)
@@ -757,6 +770,11 @@ def import_folder(src: Path | str, name: str | None = None, *, progress: bool = 
         meta.update(_provenance(name, layout, marker, table.num_rows))
         if titles is not None:
             pq.write_table(titles, tmp / "titles.parquet", compression="zstd", write_page_checksum=True)
+        if anime_meta is not None:  # the features' source (issue 23): season-v1 and cold-items-v1 run on it
+            from animerec_bench.data.anime_csv import summary
+
+            pq.write_table(anime_meta, tmp / "anime.parquet", compression="zstd", write_page_checksum=True)
+            meta["anime_metadata"] = summary(anime_meta)
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     meta["path"] = str(final)
     return meta
