@@ -255,6 +255,9 @@ def test_export_split_writes_the_features_models_get(tmp_path, season):
     assert set(frame.anime_id) <= set(season.anime_ids.tolist()) and len(frame) == season.features.matrix.nnz
     assert {f.split("=")[0] for f in frame.feature} == {"genre", "type", "episodes", "name"}
     assert meta["anime_features"]["seen_only_to_score"] == season.anime_ids[6626:].tolist()
+    hard = __import__("pandas").read_csv(tmp_path / "out" / "hard_anime.csv")
+    assert hard.anime_id.nunique() == 1_447 and hard.anime_id.min() > 30_567
+    assert meta["hard_candidates"]["anime"] == 1_681 and meta["hard_candidates"]["excluded"]["rows"] == 399
 
 
 @pytest.mark.parametrize("name", ["random", "genre-popularity", "content-knn", "feature-ridge", "feature-kernel"])

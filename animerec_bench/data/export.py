@@ -16,7 +16,9 @@ and nothing but the files an export holds (never a checkout, a data home, or a u
 When the data set has anime metadata, ``anime.parquet`` / ``anime.csv`` holds the anime features
 the framework gives models (issue 23), one row per non-zero value: ``anime_id``, ``feature``
 (``genre=Action``, ``type=TV``, ``episodes=14-26``, ``name=gintama``), ``value``. On a
-cold-start protocol a model sees the test anime's rows only when it scores.
+cold-start protocol a model sees the test anime's rows only when it scores. On ``season-v1``,
+``hard_anime`` and ``hard_other`` hold its hard candidates beyond the vocabulary (features) and
+the kept users' pairs on them, so its second ranking can be rebuilt too.
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ if TYPE_CHECKING:
 FORMATS = ("parquet", "csv")
 #: File name (without suffix) of each part of the split, in the split's own part order.
 PART_FILES = {"train": "train", "valid": "validation", "test": "test", "other": "other"}
+#: season-v1's hard candidates beyond the vocabulary: their features, and the pairs the ranking leaves out.
+HARD_FILES = ("hard_anime", "hard_other")
 COLUMNS = {
     "user_id": "MyAnimeList user id (as in the data set)",
     "anime_id": "MyAnimeList anime id (as in the data set)",
@@ -78,7 +82,7 @@ def _check_replaceable(out: Path, given: str) -> None:
         why = "it has no split.json" if not meta_path.exists() else "its split.json is not an export's"
         raise UserError(f"--out {given}: not an export of this command ({why}); --force only replaces an "
                         f"earlier export")
-    stems = [*PART_FILES.values(), "anime"]  # anime: the features models get (issue 23)
+    stems = [*PART_FILES.values(), "anime", *HARD_FILES]  # anime: the features models get (issue 23)
     ours = {"split.json"} | {f"{stem}.{f}" for stem in stems for f in FORMATS}
     for entry in sorted(out.iterdir()):
         if entry.name not in ours or entry.is_symlink() or not entry.is_file():
@@ -155,6 +159,8 @@ def export_split(split: Split, out: Path | str, fmt: str = "parquet", *, force: 
             }
         if features is not None:
             meta["anime_features"] = _write_features(features, tmp / f"anime.{fmt}", fmt, split.n_fit_items)
+        if split.hard is not None and split.hard_other is not None:
+            meta["hard_candidates"] = _write_hard(split, tmp, fmt)
         (tmp / "split.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return meta
 
@@ -175,6 +181,37 @@ def _write_features(features, path: Path, fmt: str, fit_rows: int) -> dict:
             "note": "genre/type/episodes are 0/1, name is tf-idf (unit length per anime); the first "
                     f"{fit_rows} anime of the split's vocabulary are the ones a model sees while it fits, "
                     "the rest (held-out anime) only when it scores; MAL's score and members are never features"}
+
+
+def _write_table(table, path: Path, fmt: str) -> dict:
+    import pyarrow.csv as pa_csv
+    import pyarrow.parquet as pq
+
+    if fmt == "parquet":
+        pq.write_table(table, path)
+    else:
+        pa_csv.write_csv(table, path)
+    return {"file": path.name, "sha256": _sha256(path), "rows": table.num_rows}
+
+
+def _write_hard(split: Split, tmp: Path, fmt: str) -> dict:
+    """season-v1's hard candidates (docs/protocol.md): the features of the catalogue's anime beyond
+    the vocabulary (``hard_anime``, as ``anime``) and the kept users' pairs on them (``hard_other``),
+    which that ranking leaves out of the candidates."""
+    import pyarrow as pa
+
+    pairs = split.hard_other
+    assert pairs is not None
+    anime = split.hard.anime_ids[np.asarray(pairs.item) - split.n_items]
+    excluded = pa.table({"user_id": pa.array(split.user_ids[pairs.user].astype(np.int64)),
+                         "anime_id": pa.array(anime.astype(np.int64))})
+    return {**{k: v for k, v in split.stats["hard"].items()},
+            "features": _write_table(pa.Table.from_pandas(split.hard.frame(), preserve_index=False),
+                                     tmp / f"hard_anime.{fmt}", fmt),
+            "excluded": _write_table(excluded, tmp / f"hard_other.{fmt}", fmt),
+            "note": "hard-candidate ranking: the same relevant test pairs over the test anime and every anime of "
+                    "hard_anime (MAL id order, or air date when the split says so, at or after the test cut), "
+                    "minus the user's pairs in train, validation, other and hard_other"}
 
 
 def _sha256(path: Path) -> str:
