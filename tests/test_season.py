@@ -231,6 +231,8 @@ def test_content_baselines_beat_random_on_season_v1(season):
                           features=season.features.head(season.n_fit_items))
         model.set_item_features(season.features)
         ndcg[cls.name] = ranking.evaluate(data, model.score, ks=(10,))["ndcg@10"]
+        model.set_item_features(season.features.then(season.hard))  # the hard candidates' catalogue
+        assert model.score(np.array([0, 1])).shape == (2, season.n_items + season.hard.n_items), cls.name
     # measured: random 0.053, genre-popularity 0.156, content-knn 0.163, feature-ridge 0.212
     assert 0.03 < ndcg["random"] < 0.08
     assert ndcg["feature-ridge"] > ndcg["content-knn"] > ndcg["random"] + 0.08

@@ -77,6 +77,9 @@ class RandomScores(Model):
         self.epochs_ = 0
         return self
 
+    def set_item_features(self, features) -> None:
+        self.n_items_ = max(self.n_items_, features.n_items)  # a larger catalogue (hard candidates)
+
     def score(self, user):
         return np.stack([np.random.default_rng([self.seed_, int(u)]).random(self.n_items_) for u in user]) \
             if len(user) else np.zeros((0, self.n_items_))

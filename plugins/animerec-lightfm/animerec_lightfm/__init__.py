@@ -16,7 +16,7 @@ import animerec_bench
 
 from .model import LightFMHybrid
 
-__version__ = "0.1.0"
+__version__ = "0.1.1"
 
 MODELS = (LightFMHybrid,)
 

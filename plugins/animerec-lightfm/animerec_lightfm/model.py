@@ -175,7 +175,7 @@ class LightFMHybrid(Model):
         self.features_ = features
         matrix = self._features(features, self.items_)
         bias, factors = self.algo_.get_item_representations(matrix)
-        n = self.n_items_
+        n = max(self.n_items_, features.n_items)  # the catalogue beyond the fit's (hard candidates) too
         self.item_bias_ = np.zeros(n, np.float32)
         self.item_factors_ = np.zeros((n, factors.shape[1]), np.float32)
         m = min(n, len(bias))  # anime beyond the rows given: no features, score b_u alone
