@@ -20,12 +20,17 @@ def test_users(embedded_split):
 
 
 def test_ease_fold_in_equals_the_fitted_scores(embedded_split, test_users):
+    # The train pairs of the 1,500 most-liked anime (83% of the pairs): fold-in's exactness does not
+    # depend on the catalogue's size, and EASE's inverse costs 1,500^3, not 6,635^3 (13 CPU s).
     train = embedded_split.train
+    liked = np.bincount(train.item[train.label == 1], minlength=train.n_items)
+    train = train.subset(np.isin(train.item, np.argsort(-liked, kind="stable")[:1500]))
     model = EASE(l2=100.0).fit(train, None, tasks=("ranking",))
+    assert len(model.active_) == 1500
     own = model.score(test_users)
     folded = np.vstack([model.score(model.fold_in(History.of_user(train, u))) for u in test_users])
     # The same float32 products, summed over one row or a block of rows: equal to float32 rounding
-    # of sums of ~100 terms of size <= 1 (the largest score is ~1).
+    # of sums of ~100 terms of size <= 1.5 (the largest score is ~1.4).
     np.testing.assert_allclose(folded, own, rtol=0, atol=1e-5)
     # and the why: the liked anime with the largest weight, among the user's own
     u = int(test_users[0])
