@@ -218,3 +218,66 @@ def test_fits_without_validation_or_without_positives_and_serves_only_ranking(sp
     assert nothing.epochs_ == 0 and np.isfinite(nothing.score(np.arange(3))).all()
     with pytest.raises(ValueError, match="serves"):
         TwoTower().fit(train, None, tasks=("rating",), seed=0)
+
+
+def _cluster_features(n_items: int, seed: int = 0, clusters: int = 12):
+    """``taste_clusters``' anime features: each anime's taste cluster, one-hot (the same draw)."""
+    import scipy.sparse as sp
+
+    from animerec_bench.data.features import ItemFeatures
+
+    cluster = np.random.default_rng(seed).permutation(n_items) % clusters
+    matrix = sp.csr_matrix((np.ones(n_items, np.float32), (np.arange(n_items), cluster)), shape=(n_items, clusters))
+    names = tuple(f"genre=c{c}" for c in range(clusters))
+    return ItemFeatures(np.arange(n_items), matrix, names, {"genre": (0, clusters), "type": (clusters, clusters),
+                                                            "episodes": (clusters, clusters),
+                                                            "name": (clusters, clusters)})
+
+
+def test_declares_anime_features_and_takes_part_in_every_protocol():
+    from animerec_bench.commands.options import cold_start_models
+    from animerec_bench.plugins.registry import load_registry
+
+    assert TwoTower.item_features is True and TwoTower.protocols is None
+    registry = load_registry(None)
+    for protocol in ("v1", "season-v1", "cold-items-v1"):
+        assert cold_start_models(registry, ["two-tower"], protocol) == ["two-tower"]
+
+
+def test_anime_without_train_pairs_are_placed_by_their_features(tmp_path):
+    """40 anime lose every train pair; their features (their taste cluster) are all the model
+    has of them. Ranked among themselves for each test user, they must come out far better than
+    at random: measured NDCG@10 0.57 against random's 0.13 (286 users; the bound, 2.5x, leaves
+    room for another backend's random draws). Their scores are finite, and changing a cold
+    anime's features moves its score and nothing else."""
+    import scipy.sparse as sp
+
+    train, valid, test = taste_clusters()
+    features = _cluster_features(train.n_items)
+    cold = np.random.default_rng(3).choice(train.n_items, size=40, replace=False)
+    train = train.subset(~np.isin(train.item, cold))
+    model = TwoTower(**QUICK).fit(train, valid, tasks=("ranking",), seed=0, features=features)
+    model.set_item_features(features)
+    assert not model.id_table_[cold].any()  # no id part: their vectors are their features' alone
+    users = np.unique(test.user[np.isin(test.item, cold)])
+    scores = model.score(users)
+    assert np.isfinite(scores).all()
+    relevant = np.zeros((len(users), len(cold)), bool)
+    mine = np.isin(test.item, cold) & np.isin(test.user, users)
+    relevant[np.searchsorted(users, test.user[mine]), np.searchsorted(np.sort(cold), test.item[mine])] = True
+    ours = two_tower.ndcg_at(scores[:, np.sort(cold)], relevant)
+    chance = two_tower.ndcg_at(np.random.default_rng(0).random(relevant.shape), relevant)
+    assert ours > 2.5 * chance, (ours, chance)
+
+    moved = sp.lil_matrix(features.matrix)
+    moved[cold[0]] = 0
+    moved[cold[0], (features.matrix[cold[0]].indices[0] + 1) % 12] = 1
+    model.set_item_features(type(features)(features.anime_ids, moved.tocsr(), features.names, features.blocks))
+    after = model.score(users)
+    assert not np.allclose(after[:, cold[0]], scores[:, cold[0]])
+    np.testing.assert_array_equal(np.delete(after, cold[0], 1), np.delete(scores, cold[0], 1))
+
+    model.save(tmp_path)  # a loaded model takes new anime features too (numpy only)
+    loaded = TwoTower.load(tmp_path)
+    loaded.set_item_features(features)
+    np.testing.assert_allclose(loaded.score(users), scores, rtol=1e-6, atol=1e-6)

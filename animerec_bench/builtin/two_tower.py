@@ -10,8 +10,19 @@ popular anime are not pushed down merely for being drawn as negatives more often
 that is the positive's own anime (an "accidental hit") or another positive of the same user
 is left out.
 
-Only ids are available, so the user tower is the YouTube-DNN / FISM kind: the mean of the
-*anime tower's* embeddings over the user's train positives, plus a user id embedding
+Anime features (issue 23: genres, type, episodes, title words; ``item_features``) enter the
+anime tower: an anime's vector is its id embedding plus the sum of its features' embeddings
+(weighted by their values), its bias its id bias plus a linear bias of its features. An anime
+without train positives has no id part, so a new show, which the cold-start protocols
+(``season-v1``, ``cold-items-v1``) hand over only to score, is placed by its features alone;
+in training the id part is dropped for a random ``id_dropout`` of the batch's anime, so that
+the features learn to stand alone (without it the cold anime's vectors are untrained sums).
+On a cold-start split the validation anime have no train pairs either, and early stopping
+ranks them, as the protocol does. Without features (``fit(..., features=None)``) the anime
+tower is the id embedding alone.
+
+The user tower is the YouTube-DNN / FISM kind: the mean of the anime tower's *id*
+embeddings over the user's train positives, plus a user id embedding
 (``user_embedding``). A batch is made of groups: ``group_size`` positives of one user and, as that
 user's history, a sample of ``history_size`` of *the user's other* positives, so the tower
 never sees the anime it must find (when scoring, the history is all the user's train
@@ -50,6 +61,7 @@ from __future__ import annotations
 
 import functools
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -74,6 +86,34 @@ NORM_EPSILON = 1e-12
 STEPS_PER_EXECUTION = 16
 
 
+@dataclass(frozen=True)
+class _FeatureRows:
+    """The anime features as the network takes them: each anime's non-zero feature columns
+    (``index``, padded with ``n_columns``) and values (padded with 0), one row per anime index
+    and a last all-padding row; ``warm``: 1 for an anime with train positives (its id
+    embedding is trained), else 0 (its vector comes from its features alone)."""
+
+    index: np.ndarray  # int32 [n_items + 1, most non-zeros of a row]
+    value: np.ndarray  # float32, same shape
+    warm: np.ndarray  # float32 [n_items + 1]
+    n_columns: int
+
+
+def feature_rows(matrix, n_items: int, warm: np.ndarray) -> _FeatureRows:
+    """:class:`_FeatureRows` of a CSR ``matrix`` (``ItemFeatures.matrix``); anime past its rows
+    (a cold protocol's test anime while fitting) get padding only."""
+    indptr, n_rows = np.asarray(matrix.indptr), min(matrix.shape[0], n_items)
+    counts = np.diff(indptr[:n_rows + 1])
+    width = max(int(counts.max()) if n_rows else 0, 1)
+    index = np.full((n_items + 1, width), matrix.shape[1], dtype=np.int32)
+    value = np.zeros((n_items + 1, width), dtype=np.float32)
+    rows = np.repeat(np.arange(n_rows), counts)
+    at = np.arange(int(indptr[n_rows])) - indptr[rows]
+    index[rows, at] = np.asarray(matrix.indices)[:len(rows)]
+    value[rows, at] = np.asarray(matrix.data)[:len(rows)]
+    return _FeatureRows(index, value, np.append(warm, False).astype(np.float32), int(matrix.shape[1]))
+
+
 def _l2_normalise(x):
     """``x`` scaled to unit length along its last axis (cosine scores)."""
     ops = keras().ops
@@ -92,7 +132,7 @@ def _network_class():
         logits of each group's user against every positive anime of the batch, logQ-corrected."""
 
         def __init__(self, n_users, n_items, dim, group_size, log_q, temperature, logq_weight,
-                     user_embedding, item_bias, normalize=True, **kw):
+                     user_embedding, item_bias, normalize=True, features=None, id_dropout=0.0, seed=0, **kw):
             super().__init__(**kw)
             self.normalize = bool(normalize)
             self.n_items = int(n_items)
@@ -113,6 +153,24 @@ def _network_class():
             log_q = np.append(log_q, 0.0).astype(np.float32)
             self.log_q = self.add_weight(shape=log_q.shape, dtype="float32", trainable=False,
                                          initializer=k.initializers.Constant(log_q), name="log_q")
+            self.feature_embeddings = self.feature_bias = None
+            if features is not None:
+                self._add_feature_tower(features, dim, init, item_bias, id_dropout, seed)
+
+        def _add_feature_tower(self, features, dim, init, item_bias, id_dropout, seed):
+            """``features``: a :class:`_FeatureRows`. An anime's vector gains the sum of its
+            features' embeddings (weighted by their values), its bias a linear bias of them."""
+            self.id_dropout = float(id_dropout)
+            self.seed_generator = k.random.SeedGenerator(int(seed))
+            self.feature_embeddings = k.layers.Embedding(features.n_columns + 1, dim, embeddings_initializer=init,
+                                                         name="feature_embeddings")
+            self.feature_bias = k.layers.Embedding(features.n_columns + 1, 1, embeddings_initializer="zeros",
+                                                   name="feature_bias") if item_bias else None
+            for name, value, dtype in (("feature_index", features.index, "int32"),
+                                       ("feature_value", features.value, "float32"),
+                                       ("warm", features.warm, "float32")):
+                setattr(self, name, self.add_weight(shape=value.shape, dtype=dtype, trainable=False, name=name,
+                                                    initializer=k.initializers.Constant(value)))
 
         def user_vectors(self, user, history):
             """Mean anime embedding over the history (pads left out) [+ the user's embedding],
@@ -124,19 +182,32 @@ def _network_class():
                 out = out + self.user_embeddings(user)
             return (_l2_normalise(out) if self.normalize else out) / self.temperature
 
-        def item_vectors(self, item):
+        def item_vectors(self, item, training=False):
+            """The anime tower, L2-normalised, and each anime's bias (0 without ``item_bias``).
+            With features: the id part (embedding and bias) counts only for anime with train
+            positives, and in training is dropped for a random ``id_dropout`` of the anime, so
+            that the features alone learn to place an anime (all a new show has)."""
             out = self.item_embeddings(item)
-            return _l2_normalise(out) if self.normalize else out
+            bias = ops.reshape(self.item_bias(item), (-1,)) if self.item_bias is not None else 0.0
+            if self.feature_embeddings is not None:
+                keep = ops.take(self.warm, item)
+                if training and self.id_dropout > 0:
+                    drawn = k.random.uniform(ops.shape(item), seed=self.seed_generator)
+                    keep = keep * ops.cast(drawn >= self.id_dropout, "float32")
+                index, value = ops.take(self.feature_index, item, axis=0), ops.take(self.feature_value, item, axis=0)
+                out = out * ops.expand_dims(keep, -1) + ops.sum(
+                    self.feature_embeddings(index) * ops.expand_dims(value, -1), axis=1)
+                if self.feature_bias is not None:
+                    bias = bias * keep + ops.sum(ops.squeeze(self.feature_bias(index), -1) * value, axis=1)
+            return (_l2_normalise(out) if self.normalize else out), bias
 
         def call(self, inputs, training=False):
             g = self.group_size
             user, item, history = inputs[:, 0], inputs[:, 1:1 + g], inputs[:, 1 + g:]
             item = ops.reshape(item, (-1,))
-            logits = ops.matmul(self.user_vectors(user, history),
-                                ops.transpose(self.item_vectors(item)))
-            correction = -self.logq_weight * ops.take(self.log_q, item)
-            if self.item_bias is not None:
-                correction = correction + ops.reshape(self.item_bias(item), (-1,))
+            vectors, bias = self.item_vectors(item, training)
+            logits = ops.matmul(self.user_vectors(user, history), ops.transpose(vectors))
+            correction = bias - self.logq_weight * ops.take(self.log_q, item)
             return logits + ops.expand_dims(correction, 0)
 
     return TwoTowerNetwork
@@ -245,18 +316,22 @@ class TwoTower(Model):
     name = "two-tower"
     tasks = ("ranking",)
     joint = False
-    version = "1"
+    version = "2"  # 2: anime features in the anime tower (issue 23)
     framework = "keras"
+    item_features = True  # takes part in every protocol: features place the anime no train pair has
     heavy = True  # minutes a fit on a 2-core CPU: `run --all` runs it only with --heavy
-    #: ``tune``'s space: the sweep's strongest levers (dimensions, history, temperature, rate).
+    #: ``tune``'s space: the sweep's strongest levers (dimensions, history, temperature, rate), and
+    #: how often training hides the id part (what cold anime need against what warm ones lose).
     search_space = {"embedding_dim": ("int", 64, 512, "log"), "history_size": ("int", 16, 128, "log"),
-                    "temperature": ("float", 0.05, 0.2, "log"), "learning_rate": ("float", 3e-3, 3e-2, "log")}
+                    "temperature": ("float", 0.05, 0.2, "log"), "learning_rate": ("float", 3e-3, 3e-2, "log"),
+                    "id_dropout": ("float", 0.0, 0.8)}
 
     def __init__(self, embedding_dim: int = 256, user_embedding: bool = True, history_size: int = 64,
                  group_size: int = 8, temperature: float = 0.1, logq_weight: float = 1.0, item_bias: bool = True,
                  epochs: int = 12, batch_size: int = 1024, learning_rate: float = 0.01, patience: int = 3,
-                 validation_users: int = 2000, normalize: bool = True) -> None:
+                 validation_users: int = 2000, normalize: bool = True, id_dropout: float = 0.5) -> None:
         self.normalize = normalize
+        self.id_dropout = id_dropout
         self.embedding_dim = embedding_dim
         self.user_embedding = user_embedding
         self.history_size = history_size
@@ -280,8 +355,12 @@ class TwoTower(Model):
         for key in ("temperature", "learning_rate"):
             check_param(params, key, above=0)
         check_param(params, "logq_weight", at_least=0)
+        check_param(params, "id_dropout", at_least=0, below=1)
 
-    def fit(self, train: Interactions, valid: Interactions | None, *, tasks=("ranking",), seed: int = 0):
+    def fit(self, train: Interactions, valid: Interactions | None, *, tasks=("ranking",), seed: int = 0,
+            features=None):
+        """``features``: the known anime's (``ItemFeatures``, as the framework passes them); without
+        them the anime tower is the id embedding alone and unseen anime cannot be placed."""
         self.check_tasks(tasks)
         k = keras()
         seed_everything(seed)
@@ -291,9 +370,12 @@ class TwoTower(Model):
         self.starts_, self.items_ = _by_user(user, item, train.n_users)
         counts = np.bincount(item, minlength=train.n_items).astype(np.float64)
         log_q = np.log(np.maximum(counts, 1.0) / max(len(item), 1))
+        self.fit_matrix_ = features.matrix if features is not None else None
+        rows = feature_rows(features.matrix, train.n_items, counts > 0) if features is not None else None
         Network, make_loss = _architecture()
         net = Network(train.n_users, train.n_items, self.embedding_dim, self.group_size, log_q, self.temperature,
-                      self.logq_weight, self.user_embedding, self.item_bias, self.normalize)
+                      self.logq_weight, self.user_embedding, self.item_bias, self.normalize, features=rows,
+                      id_dropout=self.id_dropout, seed=seed)
         empty = np.full((1, 1 + self.group_size + self.history_size), train.n_items, dtype=np.int32)
         empty[:, 0] = 0
         net(empty)  # builds the weights, also when there is nothing to train on
@@ -320,7 +402,7 @@ class TwoTower(Model):
         check = val_x = None
         if valid is not None and (valid.label == 1).any():
             vpos = valid.subset(valid.label == 1)
-            check = self._validation_ndcg(net, train, vpos, rng)
+            check = self._validation_ndcg(net, train, valid, vpos, rng)
             val_x = self._validation_groups(vpos, n_items, rng)
         best, best_weights, waited = -np.inf, None, 0
         for epoch in range(self.epochs):
@@ -358,25 +440,29 @@ class TwoTower(Model):
         history = np.where(np.arange(h) < n[users][:, None], shuffled[where] if len(shuffled) else n_items, n_items)
         return np.concatenate([x, history.astype(np.int32)], axis=1)
 
-    def _validation_ndcg(self, net, train, vpos, rng):
-        """A function of no arguments: NDCG@10 of the network's current towers, full ranking for
-        a seeded sample of up to ``validation_users`` validation users, the anime of their train
-        pairs excluded."""
+    def _validation_ndcg(self, net, train, valid, vpos, rng):
+        """A function of no arguments: NDCG@10 of the network's current towers for a seeded
+        sample of up to ``validation_users`` validation users: full ranking, the anime of their
+        train pairs excluded, or, where the validation anime have no train pairs (a cold-start
+        protocol), ranking over the validation anime, as the protocol ranks them."""
         users = np.unique(vpos.user)
         if self.validation_users and len(users) > self.validation_users:
             users = np.sort(rng.choice(users, size=self.validation_users, replace=False))
+        cold = not np.isin(valid.item, train.item).any()
+        candidates = np.unique(valid.item) if cold else np.arange(train.n_items)
         row = np.full(train.n_users, -1, dtype=np.int64)
         row[users] = np.arange(len(users))
-        seen = row[train.user] >= 0
+        seen = (row[train.user] >= 0) & (not cold)
         seen_rows, seen_items = row[train.user[seen]], train.item[seen]
-        relevant = np.zeros((len(users), train.n_items), dtype=bool)
+        relevant = np.zeros((len(users), len(candidates)), dtype=bool)
         inside = row[vpos.user] >= 0
-        relevant[row[vpos.user[inside]], vpos.item[inside]] = True
+        relevant[row[vpos.user[inside]], np.searchsorted(candidates, vpos.item[inside])] = True
         pool = self._pool_dense(users, train.n_items)
 
         def check() -> float:
-            user_vectors, item_vectors = self._towers(net, users, pool)
-            scores = user_vectors @ item_vectors.T
+            self._read_tables(net)
+            user_vectors, item_vectors = self._towers(users, pool, self.fit_matrix_)
+            scores = user_vectors @ item_vectors[candidates].T
             scores[seen_rows, seen_items] = -np.inf
             return ndcg_at(scores, relevant, 10)
 
@@ -410,28 +496,60 @@ class TwoTower(Model):
         weights[rows, cols] = 1.0 / np.maximum(sizes, 1)[rows]
         return lambda table: weights @ table[:n_items]
 
-    def _towers(self, net, users: np.ndarray, pool) -> tuple[np.ndarray, np.ndarray]:
+    def _read_tables(self, net) -> None:
+        """The network's tables as numpy: ``id_table_`` / ``id_bias_`` (zero for an anime without
+        train positives when features place it), ``feature_table_`` / ``feature_bias_`` (one row
+        per feature column; none without features) and ``user_table_``."""
+        d = self.embedding_dim
+        with_features = net.feature_embeddings is not None
+        table = to_numpy(net.item_embeddings.embeddings)[:-1]
+        warm = to_numpy(net.warm)[:-1] if with_features else np.ones(len(table), np.float32)
+        bias = to_numpy(net.item_bias.embeddings)[:-1, 0] if net.item_bias is not None \
+            else np.zeros(len(table), np.float32)
+        self.id_table_ = (table * warm[:, None]).astype(np.float32)
+        self.id_bias_ = (bias * warm).astype(np.float32)
+        self.feature_table_ = to_numpy(net.feature_embeddings.embeddings)[:-1].astype(np.float32) \
+            if with_features else np.zeros((0, d), np.float32)
+        self.feature_bias_ = to_numpy(net.feature_bias.embeddings)[:-1, 0].astype(np.float32) \
+            if net.feature_bias is not None else np.zeros(len(self.feature_table_), np.float32)
+        self.user_table_ = to_numpy(net.user_embeddings.embeddings).astype(np.float32) \
+            if net.user_embeddings is not None else np.zeros((0, d), np.float32)
+
+    def _item_side(self, matrix) -> np.ndarray:
+        """Every anime's [n_items, d + 1] scoring vector: its tower (id embedding + its features'
+        projection ``matrix @ feature_table_``), normalised, then its bias. ``matrix``: the anime
+        features (CSR, a row per anime index from 0; anime past its rows get the id part only),
+        or None."""
+        vectors, bias = self.id_table_.copy(), self.id_bias_.copy()
+        if matrix is not None and len(self.feature_table_):
+            n = min(matrix.shape[0], len(vectors))
+            vectors[:n] += np.asarray(matrix[:n] @ self.feature_table_)
+            bias[:n] += np.asarray(matrix[:n] @ self.feature_bias_).ravel()
+        norm = _normalise if self.normalize else (lambda x: x)
+        return np.hstack([norm(vectors), bias[:, None]]).astype(np.float32)
+
+    def _towers(self, users: np.ndarray, pool, matrix) -> tuple[np.ndarray, np.ndarray]:
         """The users' vectors [len(users), d + 1] (normalised, over the temperature, then a 1) and
-        every anime's [n_items, d + 1] (normalised, then its bias): score is their dot product.
-        A user's history is all of their train positives, averaged by ``pool``."""
-        table = to_numpy(net.item_embeddings.embeddings)
-        n_items = len(table) - 1
-        out = pool(table)
-        if net.user_embeddings is not None:
-            out = out + to_numpy(net.user_embeddings.embeddings)[users]
-        bias = to_numpy(net.item_bias.embeddings)[:n_items] if net.item_bias is not None \
-            else np.zeros((n_items, 1), np.float32)
+        every anime's (:meth:`_item_side`): score is their dot product. A user's history is all
+        of their train positives, their id embeddings averaged by ``pool``."""
+        out = pool(self.id_table_)
+        if len(self.user_table_):
+            out = out + self.user_table_[users]
         norm = _normalise if self.normalize else (lambda x: x)
         user_vectors = np.hstack([norm(out) / self.temperature, np.ones((len(users), 1), np.float32)])
-        item_vectors = np.hstack([norm(table[:n_items]), bias])
-        return user_vectors.astype(np.float32), item_vectors.astype(np.float32)
+        return user_vectors.astype(np.float32), self._item_side(matrix)
 
     def _export(self, net):
         users = np.arange(len(self.starts_) - 1)
-        self.user_vectors_, self.item_vectors_ = self._towers(net, users, self._pool_all(users))
-        self.item_table_ = to_numpy(net.item_embeddings.embeddings)[:-1].astype(np.float32)  # the history encoder's
-        self.user_table_ = to_numpy(net.user_embeddings.embeddings).astype(np.float32) \
-            if net.user_embeddings is not None else np.zeros((0, self.item_table_.shape[1]), np.float32)
+        self._read_tables(net)
+        self.user_vectors_, self.item_vectors_ = self._towers(users, self._pool_all(users), self.fit_matrix_)
+        self.item_table_ = self.id_table_  # the history encoder's (fold_in)
+
+    def set_item_features(self, features) -> None:
+        """Every anime's vector from its features (test anime included: they arrive only now)."""
+        super().set_item_features(features)
+        if len(self.feature_table_):
+            self.item_vectors_ = self._item_side(features.matrix)
 
     def score(self, user) -> np.ndarray:
         """``[len(user), n_items]`` float32 scores, higher = recommend first. ``user``: indices of
@@ -455,7 +573,8 @@ class TwoTower(Model):
         """numpy arrays only (``params.json``, ``arrays/*.npy``): scoring and fold-in need no Keras,
         so neither does loading; the trained network itself is not kept."""
         save_arrays(folder, self.get_params(), user_vectors=self.user_vectors_, item_vectors=self.item_vectors_,
-                    item_table=self.item_table_, user_table=self.user_table_)
+                    item_table=self.item_table_, user_table=self.user_table_, item_bias=self.id_bias_,
+                    feature_table=self.feature_table_, feature_bias=self.feature_bias_)
 
     @classmethod
     def load(cls, folder) -> "TwoTower":
@@ -463,6 +582,11 @@ class TwoTower(Model):
         model = from_saved_params(cls, params)
         model.user_vectors_, model.item_vectors_ = z["user_vectors"], z["item_vectors"]
         model.item_table_, model.user_table_ = z["item_table"], z["user_table"]
+        # set_item_features needs them (a version-1 save has none: id embeddings only)
+        model.id_table_ = model.item_table_
+        model.id_bias_ = z.get("item_bias", np.zeros(len(model.item_table_), np.float32))
+        model.feature_table_ = z.get("feature_table", np.zeros((0, model.item_table_.shape[1]), np.float32))
+        model.feature_bias_ = z.get("feature_bias", np.zeros(0, np.float32))
         return model
 
 
