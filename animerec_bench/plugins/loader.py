@@ -46,6 +46,7 @@ DEFAULT_PLUGINS = (
     "animerec_bench.builtin.ials",
     "animerec_bench.builtin.edlae",
     "animerec_bench.builtin.dlae",
+    "animerec_bench.builtin.multvae",
     "animerec_bench.builtin.content",
 )
 
