@@ -27,6 +27,21 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
+#: The costliest test files, costliest first (CPU and wall seconds of a serial run, issue #26).
+#: With ``--dist loadfile`` a worker takes one whole file at a time, in collection order (addopts
+#: has ``--no-loadscope-reorder``); xdist's own order, most tests first, left these few-test, slow
+#: files to the end, where one worker ran them while the other had nothing left. Other files follow
+#: in their usual order; a file's own tests keep theirs.
+HEAVY_FIRST = ("test_models.py", "test_fold_in.py", "test_tune.py", "test_publish.py", "test_runner.py",
+               "test_two_tower.py", "test_dlae.py", "test_cli_e2e.py", "test_recommend.py", "test_run_signals.py",
+               "test_parent_memory.py", "test_external_plugin.py", "test_run_jobs.py", "test_plugins.py",
+               "test_season.py", "test_peers.py", "test_results.py", "test_hardening_messages.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(HEAVY_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest as collected
+
 
 @pytest.fixture
 def fresh_home(tmp_path, monkeypatch) -> Path:

@@ -52,6 +52,7 @@ def test_the_readme_command_runs_the_suite_on_every_core():
     config = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
     addopts = config["tool"]["pytest"]["ini_options"]["addopts"].split()
     assert addopts[addopts.index("-n") + 1] == "auto" and addopts[addopts.index("--dist") + 1] == "loadfile"
+    assert "--no-loadscope-reorder" in addopts  # conftest's costliest-first order is the one xdist keeps
     for extra in ("test", "bench"):
         assert any(req.startswith("pytest-xdist") for req in config["project"]["optional-dependencies"][extra])
     assert "def pytest_xdist_auto_num_workers" in (REPO / "benchmarks" / "conftest.py").read_text(encoding="utf-8")
