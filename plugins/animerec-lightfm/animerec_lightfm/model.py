@@ -89,7 +89,9 @@ class LightFMHybrid(Model):
     item_features = True
     #: For ``tune``: the factors, the step, the regularisation, the title words' weight, whether an
     #: anime's own id column is kept (without it every anime is its features, warm ones too) and
-    #: whether rows are normalised. ``epochs`` is the training budget: not searched.
+    #: whether rows are normalised. ``epochs`` is the training budget: not searched. The alphas'
+    #: defaults are their log range's floor, 1e-8 (LightFM's own are 0, which no log range holds),
+    #: so tune's first trial runs the defaults.
     search_space = {"no_components": ("int", 16, 128, "log"), "learning_rate": ("float", 0.01, 0.2, "log"),
                     "item_alpha": ("float", 1e-8, 1e-3, "log"), "user_alpha": ("float", 1e-8, 1e-3, "log"),
                     "name_weight": ("float", 0.1, 10.0, "log"), "item_identity": ("categorical", [True, False]),
@@ -99,7 +101,7 @@ class LightFMHybrid(Model):
     #: trains Hogwild-style, so a fit on several threads is not repeatable from its seed, and on the
     #: shared 2-core machine of the boards two threads fitted no faster (v1, 5 epochs: 9.6 s vs 9.7 s).
     def __init__(self, no_components: int = 64, learning_rate: float = 0.05, loss: str = "warp",
-                 epochs: int = 8, item_alpha: float = 0.0, user_alpha: float = 0.0, max_sampled: int = 10,
+                 epochs: int = 8, item_alpha: float = 1e-8, user_alpha: float = 1e-8, max_sampled: int = 10,
                  item_identity: bool = True, name_weight: float = 1.0, normalize: bool = False,
                  num_threads: int = 1) -> None:
         self.no_components = no_components
