@@ -16,7 +16,7 @@ import animerec_bench
 
 from .model import LightFMHybrid
 
-__version__ = "0.1.1"
+__version__ = "0.1.2"
 
 MODELS = (LightFMHybrid,)
 

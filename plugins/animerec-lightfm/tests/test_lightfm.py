@@ -121,5 +121,5 @@ def test_entry_point_is_loaded_by_animerec_bench_list():
     models = {m["name"]: m for m in listed["models"]}
     assert "lightfm" in models, (sorted(models), listed["errors"])
     entry = models["lightfm"]
-    assert (entry["plugin"], entry["plugin_version"]) == ("lightfm", "0.1.1")
+    assert (entry["plugin"], entry["plugin_version"]) == ("lightfm", "0.1.2")
     assert entry["item_features"] and entry["tasks"] == ["ranking"] and entry["params"]["loss"] == "warp"
