@@ -68,11 +68,11 @@ def test_conforms():
 
 
 def test_the_seed_reaches_the_network():
+    # (the same seed giving the same scores is check_model's determinism check above)
     train, _, _ = synthetic_split(seed=1)
     users = np.arange(train.n_users)
-    first, again, other = (MultVAE(**SMALL, epochs=1).fit(train, None, tasks=("ranking",), seed=s).score(users)
-                           for s in (0, 0, 1))
-    np.testing.assert_allclose(again, first, rtol=0, atol=1e-6)
+    first, other = (MultVAE(**SMALL, epochs=1).fit(train, None, tasks=("ranking",), seed=s).score(users)
+                    for s in (0, 1))
     assert np.abs(other - first).max() > 1e-3
 
 
