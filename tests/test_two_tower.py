@@ -281,3 +281,19 @@ def test_anime_without_train_pairs_are_placed_by_their_features(tmp_path):
     loaded = TwoTower.load(tmp_path)
     loaded.set_item_features(features)
     np.testing.assert_allclose(loaded.score(users), scores, rtol=1e-6, atol=1e-6)
+
+
+def test_numpy_anime_tower_is_the_networks_with_a_feature_projection():
+    """``feature_dim``: features embedded narrower, mapped up by a linear layer; the exported numpy
+    anime vectors and biases must be the network's own (float32 round-off: 1e-5)."""
+    from animerec_bench.builtin.keras_backend import keras
+
+    train, _, _ = taste_clusters()
+    features = _cluster_features(train.n_items)
+    model = TwoTower(**{**QUICK, "epochs": 1, "feature_dim": 8}).fit(train, None, tasks=("ranking",), seed=0,
+                                                                     features=features)
+    model.set_item_features(features)
+    vectors, bias = model.network_.item_vectors(np.arange(train.n_items, dtype=np.int32))
+    np.testing.assert_allclose(model.item_vectors_[:, :-1], keras().ops.convert_to_numpy(vectors), atol=1e-5)
+    np.testing.assert_allclose(model.item_vectors_[:, -1], keras().ops.convert_to_numpy(bias), atol=1e-5)
+    assert model.network_.feature_embeddings.embeddings.shape[1] == 8
