@@ -81,7 +81,7 @@ def test_run_all_leaves_heavy_models_out_unless_asked(tmp_path):
 def test_built_in_heavy_models_are_marked():
     listed = cli("list", "--json")
     heavy = sorted(m["name"] for m in json.loads(listed.stdout)["models"] if m["heavy"])
-    assert heavy == ["dlae", "multvae", "two-tower"]
+    assert heavy == ["dlae", "multvae", "slim", "two-tower"]
 
 
 def test_a_heavy_declaration_must_be_a_bool(tmp_path):

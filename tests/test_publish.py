@@ -21,7 +21,7 @@ BIN = Path(sys.executable).parent / "animerec-bench"
 #: Only the numpy baselines (and loose files): the Keras and other built-ins would make --all slow, and
 #: so would installed entry-point plugins (e.g. a developer's animerec-peers).
 HEAVY = ",".join(["keras_models", "biased_mf", "ease", "knn_baseline", "logistic", "two_tower", "item_knn",
-                  "item_cosine", "rp3beta", "ials", "edlae", "dlae", "multvae",
+                  "item_cosine", "rp3beta", "ials", "edlae", "dlae", "multvae", "slim",
                   *(ep.name for ep in entry_points(group="animerec_bench"))])
 
 

@@ -47,6 +47,7 @@ DEFAULT_PLUGINS = (
     "animerec_bench.builtin.edlae",
     "animerec_bench.builtin.dlae",
     "animerec_bench.builtin.multvae",
+    "animerec_bench.builtin.slim",
     "animerec_bench.builtin.content",
 )
 
