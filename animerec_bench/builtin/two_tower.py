@@ -130,12 +130,60 @@ def _l2_normalise(x):
 
 
 @functools.cache
+def _feature_tower_class():
+    """The anime tower's feature part, a mixin of the network (defined on first use, as the
+    network: Keras is imported only to train)."""
+    k = keras()
+    ops = k.ops
+
+    class FeatureTower:
+        """Anime features in the anime tower: the sum of their embeddings and a linear bias."""
+
+        def _add_feature_tower(self, features, dim, feature_dim, init, item_bias, id_dropout, seed):
+            """``features``: a :class:`_FeatureRows`. An anime's vector gains the sum of its
+            features' embeddings (weighted by their values): ``dim``-dimensional, or, with a
+            ``feature_dim``, that many dimensions mapped to ``dim`` by one linear layer (fewer
+            rows gathered a step: faster, see the module's docstring); its bias a linear bias."""
+            self.id_dropout = float(id_dropout)
+            self.seed_generator = k.random.SeedGenerator(int(seed))
+            self.feature_embeddings = k.layers.Embedding(features.n_columns + 1, feature_dim or dim,
+                                                         embeddings_initializer=init, name="feature_embeddings")
+            self.feature_projection = k.layers.Dense(dim, use_bias=False, name="feature_projection") \
+                if feature_dim else None
+            self.feature_bias = k.layers.Embedding(features.n_columns + 1, 1, embeddings_initializer="zeros",
+                                                   name="feature_bias") if item_bias else None
+            for name, value, dtype in (("feature_index", features.index, "int32"),
+                                       ("feature_value", features.value, "float32"),
+                                       ("warm", features.warm, "float32")):
+                setattr(self, name, self.add_weight(shape=value.shape, dtype=dtype, trainable=False, name=name,
+                                                    initializer=k.initializers.Constant(value)))
+
+        def _with_features(self, item, out, bias, training):
+            """The id part (``out``, ``bias``) kept for warm anime only (and in training
+            dropped for a random ``id_dropout`` of them), plus the features' vector and bias."""
+            keep = ops.take(self.warm, item)
+            if training and self.id_dropout > 0:
+                drawn = k.random.uniform(ops.shape(item), seed=self.seed_generator)
+                keep = keep * ops.cast(drawn >= self.id_dropout, "float32")
+            index, value = ops.take(self.feature_index, item, axis=0), ops.take(self.feature_value, item, axis=0)
+            summed = ops.sum(self.feature_embeddings(index) * ops.expand_dims(value, -1), axis=1)
+            if self.feature_projection is not None:
+                summed = self.feature_projection(summed)
+            out = out * ops.expand_dims(keep, -1) + summed
+            if self.feature_bias is not None:
+                bias = bias * keep + ops.sum(ops.squeeze(self.feature_bias(index), -1) * value, axis=1)
+            return out, bias
+
+    return FeatureTower
+
+
+@functools.cache
 def _network_class():
     """The Keras network, defined on first use (Keras is imported only to train)."""
     k = keras()
     ops = k.ops
 
-    class TwoTowerNetwork(k.Model):
+    class TwoTowerNetwork(_feature_tower_class(), k.Model):
         """Input: int32 ``[groups, 1 + group_size + history_size]`` rows ``[user, its positives,
         its history]``, ``n_items`` padding both. Output: ``[groups, groups * group_size]``, the
         logits of each group's user against every positive anime of the batch, logQ-corrected."""
@@ -167,25 +215,6 @@ def _network_class():
             if features is not None:
                 self._add_feature_tower(features, dim, feature_dim, init, item_bias, id_dropout, seed)
 
-        def _add_feature_tower(self, features, dim, feature_dim, init, item_bias, id_dropout, seed):
-            """``features``: a :class:`_FeatureRows`. An anime's vector gains the sum of its
-            features' embeddings (weighted by their values): ``dim``-dimensional, or, with a
-            ``feature_dim``, that many dimensions mapped to ``dim`` by one linear layer (fewer
-            rows gathered a step: faster, see the module's docstring); its bias a linear bias."""
-            self.id_dropout = float(id_dropout)
-            self.seed_generator = k.random.SeedGenerator(int(seed))
-            self.feature_embeddings = k.layers.Embedding(features.n_columns + 1, feature_dim or dim,
-                                                         embeddings_initializer=init, name="feature_embeddings")
-            self.feature_projection = k.layers.Dense(dim, use_bias=False, name="feature_projection") \
-                if feature_dim else None
-            self.feature_bias = k.layers.Embedding(features.n_columns + 1, 1, embeddings_initializer="zeros",
-                                                   name="feature_bias") if item_bias else None
-            for name, value, dtype in (("feature_index", features.index, "int32"),
-                                       ("feature_value", features.value, "float32"),
-                                       ("warm", features.warm, "float32")):
-                setattr(self, name, self.add_weight(shape=value.shape, dtype=dtype, trainable=False, name=name,
-                                                    initializer=k.initializers.Constant(value)))
-
         def user_vectors(self, user, history):
             """Mean anime embedding over the history (pads left out) [+ the user's embedding],
             L2-normalised, over the temperature."""
@@ -204,17 +233,7 @@ def _network_class():
             out = self.item_embeddings(item)
             bias = ops.reshape(self.item_bias(item), (-1,)) if self.item_bias is not None else 0.0
             if self.feature_embeddings is not None:
-                keep = ops.take(self.warm, item)
-                if training and self.id_dropout > 0:
-                    drawn = k.random.uniform(ops.shape(item), seed=self.seed_generator)
-                    keep = keep * ops.cast(drawn >= self.id_dropout, "float32")
-                index, value = ops.take(self.feature_index, item, axis=0), ops.take(self.feature_value, item, axis=0)
-                summed = ops.sum(self.feature_embeddings(index) * ops.expand_dims(value, -1), axis=1)
-                if self.feature_projection is not None:
-                    summed = self.feature_projection(summed)
-                out = out * ops.expand_dims(keep, -1) + summed
-                if self.feature_bias is not None:
-                    bias = bias * keep + ops.sum(ops.squeeze(self.feature_bias(index), -1) * value, axis=1)
+                out, bias = self._with_features(item, out, bias, training)
             return (_l2_normalise(out) if self.normalize else out), bias
 
         def call(self, inputs, training=False):
