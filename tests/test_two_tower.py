@@ -277,6 +277,13 @@ def test_anime_without_train_pairs_are_placed_by_their_features(tmp_path):
     assert not np.allclose(after[:, cold[0]], scores[:, cold[0]])
     np.testing.assert_array_equal(np.delete(after, cold[0], 1), np.delete(scores, cold[0], 1))
 
+    wider = sp.vstack([features.matrix, features.matrix[cold[:5]]]).tocsr()  # a larger catalogue
+    model.set_item_features(type(features)(np.arange(wider.shape[0]), wider, features.names, features.blocks))
+    widened = model.score(users)
+    assert widened.shape == (len(users), train.n_items + 5)  # the 5 new anime: their features alone
+    np.testing.assert_allclose(widened[:, train.n_items:], scores[:, cold[:5]], rtol=1e-5, atol=1e-6)
+    model.set_item_features(features)
+
     model.save(tmp_path)  # a loaded model takes new anime features too (numpy only)
     loaded = TwoTower.load(tmp_path)
     loaded.set_item_features(features)

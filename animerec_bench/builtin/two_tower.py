@@ -351,7 +351,7 @@ class TwoTower(Model):
     name = "two-tower"
     tasks = ("ranking",)
     joint = False
-    version = "2"  # 2: anime features in the anime tower (issue 23)
+    version = "3"  # 2: anime features (issue 23); 3: a wider catalogue's new anime scored by features
     framework = "keras"
     item_features = True  # takes part in every protocol: features place the anime no train pair has
     heavy = True  # minutes a fit on a 2-core CPU: `run --all` runs it only with --heavy
@@ -561,12 +561,17 @@ class TwoTower(Model):
         """Every anime's [n_items, d + 1] scoring vector: its tower (id embedding + its features'
         projection ``matrix @ feature_table_``), normalised, then its bias. ``matrix``: the anime
         features (CSR, a row per anime index from 0; anime past its rows get the id part only),
-        or None."""
-        vectors, bias = self.id_table_.copy(), self.id_bias_.copy()
-        if matrix is not None and len(self.feature_table_):
-            n = min(matrix.shape[0], len(vectors))
-            vectors[:n] += np.asarray(matrix[:n] @ self.feature_table_)
-            bias[:n] += np.asarray(matrix[:n] @ self.feature_bias_).ravel()
+        or None; rows past the fit's anime (a larger catalogue: season-v1's hard candidates) are
+        anime nobody trained on: their features alone."""
+        n_fit, width = self.id_table_.shape
+        features = matrix is not None and len(self.feature_table_) > 0
+        n = max(n_fit, matrix.shape[0]) if features else n_fit
+        vectors, bias = np.zeros((n, width), np.float32), np.zeros(n, np.float32)
+        vectors[:n_fit], bias[:n_fit] = self.id_table_, self.id_bias_
+        if features:
+            rows = matrix.shape[0]
+            vectors[:rows] += np.asarray(matrix @ self.feature_table_)
+            bias[:rows] += np.asarray(matrix @ self.feature_bias_).ravel()
         norm = _normalise if self.normalize else (lambda x: x)
         return np.hstack([norm(vectors), bias[:, None]]).astype(np.float32)
 
