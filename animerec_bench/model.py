@@ -320,6 +320,12 @@ def check_param(params: Mapping[str, Any], name: str, *, at_least: float | None 
         raise ValueError(f"{name} must be {wanted}, got {value!r}")
 
 
+def check_flag(params: Mapping[str, Any], name: str) -> None:
+    """Raise ValueError unless ``params[name]`` is True or False (absent: no check)."""
+    if name in params and not isinstance(params[name], (bool, np.bool_)):
+        raise ValueError(f"{name} must be true or false, got {params[name]!r}")
+
+
 def validate_predictions(model_name: str, predictions: object, n: int,
                          tasks: tuple[str, ...]) -> dict[str, np.ndarray]:
     """Check ``predict``'s output for ``tasks`` on ``n`` pairs; return float64 arrays or raise.
