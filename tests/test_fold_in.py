@@ -67,13 +67,16 @@ def test_mf_biased_fold_in_ranks_as_the_fitted_model(embedded_split, test_users)
 
 def test_two_tower_fold_in_ranks_as_the_fitted_model(embedded_split, test_users):
     """The user tower on the liked anime, with the training users' mean embedding for the one a new
-    user lacks. Measured (4 epochs, seed 0): Spearman median 0.970, 10th percentile 0.946; top-20
-    overlap mean 0.66. Tolerance: median >= 0.93, mean overlap >= 0.5."""
+    user lacks. Measured (4 epochs, 256 dimensions, seed 0): Spearman median 0.970, 10th percentile
+    0.946; top-20 overlap mean 0.66; a small model (2 epochs, 64 dimensions: a quarter of the CPU)
+    measures alike on 50 sampled users (0.977, 0.950, 0.64). Tolerance: median >= 0.93, mean
+    overlap >= 0.5."""
     pytest.importorskip("keras")
     from animerec_bench.builtin.two_tower import TwoTower
 
     train = embedded_split.train
-    model = TwoTower(epochs=4).fit(train, embedded_split.valid, tasks=("ranking",), seed=0)
+    model = TwoTower(epochs=2, embedding_dim=64, validation_users=300).fit(
+        train, embedded_split.valid, tasks=("ranking",), seed=0)
     own = model.score(test_users)
     rho, overlap = [], []
     for row, u in zip(own, test_users):
