@@ -57,6 +57,9 @@ def test_readme_block_is_generated_and_replaced_between_its_markers():
     first = next(line for line in block.splitlines() if line.startswith("| rating"))
     assert "mf (tuned)" in first and "1.1050" in first and "matrix factorisation" in first
     assert "2.50\u00a0±\u00a00.71" in first  # fit s of seeds 0 and 1 (2 s and 3 s)
+    assert "protocol v1, 2 seeds, test split" in block
+    one_seed_tuned = [r for r in board_results() if not (r.get("tuning") and r["split"]["seed"] == 1)]
+    assert "1–2 seeds (each row's count on the board)" in lb.summary(one_seed_tuned, {})  # not "2 seeds"
     readme = f"# x\n\nbefore\n{lb.SUMMARY_START}\nold\n{lb.SUMMARY_END}\nafter\n"
     assert lb.replace_summary(readme, block) == f"# x\n\nbefore\n{block}\nafter\n"
     with pytest.raises(lb.UserError, match="README.md has no generated block"):

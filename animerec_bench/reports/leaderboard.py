@@ -646,13 +646,14 @@ def summary(results: list[dict], descriptions: dict[str, str], n: int = 2) -> st
     if found is None:
         return f"{SUMMARY_START}\nNo results yet.\n{SUMMARY_END}"
     dataset, protocol, group = found
-    table = []
+    table, seed_counts = [], set()
     for task, rows in _best_per_task(group, n).items():
         spec = tasks_mod.get(task)
         intervals = _significance_cells(task, [row for row in board_rows(task, group)[0] if row.mean is not None])
         arrow = "↑" if spec.higher_is_better else "↓"
         ci_of = "" if significance.METRIC[task] == spec.primary else f" ({ci_header(task)[len('95% CI '):]})"
         for row in rows:
+            seed_counts.add(len(row.primary_values))
             ci = intervals.get(row.key, (MISSING, ""))[0]
             table.append([f"{task}, {spec.primary_header} {arrow}", escape(row.label), _metric(row.primary_values),
                           ci + (ci_of if ci != MISSING else ""), _seconds(row.fit_seconds),
@@ -661,9 +662,18 @@ def summary(results: list[dict], descriptions: dict[str, str], n: int = 2) -> st
     board = file_for(dataset, protocol)
     return "\n".join([SUMMARY_START, "", tabulate(table, headers, tablefmt="github", disable_numparse=True), "",
                       f"{escape(board_label(dataset, group))}, protocol {escape(protocol)}, "
-                      f"{len({r.get('split', {}).get('seed') for r in group})} seeds, test split; fit s on "
+                      f"{_seeds_text(seed_counts)}, test split; fit s on "
                       f"{escape(_hardware_text(group))}. Every row: [the full board](leaderboards/{board}).",
                       SUMMARY_END])
+
+
+def _seeds_text(counts: set[int]) -> str:
+    """How many seeds the summary's rows average: "3 seeds", or "1–3 seeds (each row's count on
+    the board)" when they differ (a row must not pass for more seeds than it has)."""
+    low, high = min(counts, default=0), max(counts, default=0)
+    if low == high:
+        return f"{high} seed{'s' * (high != 1)}"
+    return f"{low}–{high} seeds (each row's count on the board)"
 
 
 def _hardware_text(group: list[dict]) -> str:
