@@ -5,23 +5,27 @@ the ranking of every anime for every test user, the framework's import (TensorFl
     .venv/bin/python benchmarks/run_all_parts.py /tmp/runall
 
 Prints a Markdown table, costliest job first, and the totals (what `run --all`'s ≤ 90 s goal
-has to cut: issue 26). Reads only JSON; imports nothing of the package.
+has to cut: issue 26). Results are read as the boards read them (``results.store.load_all``).
 """
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
+
+from animerec_bench.results.store import load_all
 
 PARTS = ("fit_seconds", "ranking_seconds", "framework_import_seconds")
 
 
 def job_rows(folder: Path) -> list[dict]:
     """One row per ok result: its label and the seconds of each part (the rest: ``other``)."""
-    rows = []
-    for path in sorted(folder.glob("*.json")):
-        result = json.loads(path.read_text(encoding="utf-8"))
+    rows: list[dict] = []
+    problems: list[str] = []
+    results = load_all(folder, problems)
+    for line in problems:  # a bad file is named and skipped, as the boards do
+        print(line, file=sys.stderr)
+    for result in results:
         timing = result.get("timing") or {}
         if result.get("status") != "ok" or "job_seconds" not in timing:
             continue
