@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,6 +15,9 @@ import pytest
 
 # Set before any test imports the package, so nothing touches ~/.cache.
 _SESSION_HOME = tempfile.mkdtemp(prefix="animerec-bench-test-home-")
+# Removed when this process ends (each xdist worker has its own): a session's splits, models and
+# studies come to ~400 MB, and a run left one behind every time before.
+atexit.register(shutil.rmtree, _SESSION_HOME, ignore_errors=True)
 os.environ["ANIMEREC_BENCH_HOME"] = _SESSION_HOME
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
