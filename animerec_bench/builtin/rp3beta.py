@@ -55,6 +55,8 @@ class RP3beta(Model):
     from alpha 0.5 up and with small k. ``tune`` searches all four."""
 
     name = "rp3beta"
+    description = ("RP3beta: a random walk user -> anime -> user -> anime, popular anime penalised, "
+                   "each anime scored from its k nearest (a numpy baseline).")
     tasks = ("ranking",)
     joint = False
     version = "2"

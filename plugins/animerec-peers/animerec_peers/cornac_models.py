@@ -139,6 +139,7 @@ class CornacBPR(_CornacSGD):
     """
 
     name = "cornac-bpr"
+    description = "Cornac's BPR: pairwise ranking MF on the train positives, settings chosen on validation."
     tasks = ("ranking",)
     joint = False
     version = "2"
