@@ -5,9 +5,10 @@ with popularity penalised, in the form Dacrema et al. (RecSys 2019) found a stro
 On the binary train-positives matrix X with user degrees ``d_u`` and anime degrees ``d_i``:
 ``W[i, j] = sum_u (X[u, i] / d_i)^alpha (X[u, j] / d_u)^alpha / d_j^beta``, diagonal 0, each
 column's ``k`` largest kept (anime j is scored from its k nearest: per column, where Dacrema et
-al. keep each row's k largest, which scored 0.234 against 0.277 here), then, with ``normalize``,
-each row divided by its sum (each anime a user liked hands out one unit of score, Dacrema et
-al.'s ``normalize_similarity``); a user's scores are ``X[user] @ W``."""
+al. keep each row's k largest; with version 1's settings, seed 0 test NDCG@10 0.277 per column,
+0.234 per row), then, with ``normalize``, each row divided by its sum (each anime a user liked
+hands out one unit of score: Dacrema et al.'s ``normalize_similarity``); a user's scores are
+``X[user] @ W``."""
 
 from __future__ import annotations
 
