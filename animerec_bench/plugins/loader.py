@@ -147,6 +147,15 @@ def describe_exit(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+def import_builtins() -> None:
+    """Import the built-in plugin modules (and numpy, which they import), so that loading the
+    registry later finds them in ``sys.modules`` (a disabled one is left out, as there)."""
+    blocked = disabled_plugins()
+    for modname in DEFAULT_PLUGINS:
+        if modname.rsplit(".", 1)[-1] not in blocked:
+            importlib.import_module(modname)
+
+
 def get_plugin_manager(plugins_dir: Any = AUTO, on_step: StepListener | None = None) -> PluginManager:
     """A fresh manager: built-ins, then entry points, then loose ``*.py`` files.
 

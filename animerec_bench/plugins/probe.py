@@ -11,10 +11,15 @@ import importlib.metadata
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from animerec_bench.errors import PluginError
 from animerec_bench.plugins.loader import DISABLE_ENV, ENTRY_POINT_GROUP, disabled_plugins, loose_plugin_files
 from animerec_bench.plugins.registry import load_registry
+
+if TYPE_CHECKING:
+    import subprocess
+    import tempfile
 
 
 def probe(plugins_dir: Path | None, deadline: float) -> None:
@@ -26,47 +31,95 @@ def probe(plugins_dir: Path | None, deadline: float) -> None:
     naming the plugin that never came back (a :class:`PluginError`). One Python start,
     ~0.2 s; skipped when only built-in plugins would load.
     """
-    import signal
-    import subprocess
-    import tempfile
+    with Probe(plugins_dir, deadline) as running:
+        running.wait()
 
-    blocked = disabled_plugins()
-    if not loose_plugin_files(plugins_dir) and not any(
-            ep.name not in blocked for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)):
-        return
-    with tempfile.TemporaryDirectory(prefix="animerec-bench-probe-") as tmp:
-        steps, log = Path(tmp) / "steps", Path(tmp) / "log"
+
+class Probe:
+    """:func:`probe` in two halves, so the caller can work while the probe process runs (import
+    the built-in plugins, which are no risk): ``with Probe(folder, deadline) as p: ...; p.wait()``.
+    Entering starts the process (when a third-party plugin would load); :meth:`wait` waits for it
+    until ``deadline`` seconds after the start and raises :class:`PluginError` if it did not come
+    back; leaving kills whatever it started (also on Ctrl-C) and removes its files."""
+
+    def __init__(self, plugins_dir: Path | None, deadline: float) -> None:
+        self.plugins_dir, self.deadline = plugins_dir, deadline
+        self._proc: subprocess.Popen | None = None
+        self._tmp: tempfile.TemporaryDirectory | None = None
+
+    def __enter__(self) -> Probe:
+        import subprocess
+        import tempfile
+        import time
+
+        blocked = disabled_plugins()
+        if not loose_plugin_files(self.plugins_dir) and not any(
+                ep.name not in blocked for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)):
+            return self
+        self._tmp = tempfile.TemporaryDirectory(prefix="animerec-bench-probe-")
+        tmp = Path(self._tmp.name)
+        self._steps, self._log = tmp / "steps", tmp / "log"
         code = "import sys; from animerec_bench.plugins.probe import _probe_main; _probe_main(sys.argv[1], sys.argv[2])"
-        with open(log, "wb") as out:
+        self._started = time.monotonic()
+        with open(self._log, "wb") as out:
             # -P: the current folder's modules must not shadow installed ones (a plugin is not a file there).
-            proc = subprocess.Popen([sys.executable, "-P", "-c", code, str(steps), str(plugins_dir or "")],
-                                    stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
+            self._proc = subprocess.Popen([sys.executable, "-P", "-c", code, str(self._steps),
+                                           str(self.plugins_dir or "")],
+                                          stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                          start_new_session=True)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            self._kill()
+        finally:
+            if self._tmp is not None:
+                self._tmp.cleanup()
+
+    def _kill(self) -> None:
+        """Nothing the plugins started outlives the probe."""
+        import signal
+
+        if self._proc is None:
+            return
+        try:
+            os.killpg(self._proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        self._proc.wait()
+
+    def wait(self) -> None:
+        """Return once the probe loaded every plugin; else raise :class:`PluginError` naming the plugin."""
+        import subprocess
+        import time
+
+        if self._proc is None:
+            return
         timed_out = False
         try:
-            proc.wait(timeout=deadline)
+            self._proc.wait(timeout=max(0.0, self.deadline - (time.monotonic() - self._started)))
         except subprocess.TimeoutExpired:
             timed_out = True
-        finally:  # also on Ctrl-C: nothing the plugins started outlives the probe
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-            proc.wait()
-        lines = steps.read_text(encoding="utf-8").splitlines() if steps.exists() else []
+        self._kill()
+        lines = self._steps.read_text(encoding="utf-8").splitlines() if self._steps.exists() else []
         if lines and lines[-1] == "done" and not timed_out:
             return
-        tail = [ln.strip() for ln in log.read_text(encoding="utf-8", errors="replace").splitlines() if ln.strip()]
+        tail = [ln.strip() for ln in self._log.read_text(encoding="utf-8", errors="replace").splitlines() if ln.strip()]
+        raise _failure(lines, tail, self._proc.returncode, timed_out, self.deadline)
+
+
+def _failure(lines: list[str], tail: list[str], code: int | None, timed_out: bool, deadline: float) -> PluginError:
+    """The one-line error for a probe that did not say ``done``, from its last step."""
     kind, name, what = (lines[-1].split("\t") + ["", "", ""])[:3] if lines else ("", "", "")
     hint = f"; disable it with {DISABLE_ENV}={name}"
     doing = f"importing it ({what})" if kind == "import" else f"calling its hook {what}"
     if not name:
-        raise PluginError(f"loading the plugins ended (exit status {proc.returncode}) before any third-party "
-                          f"plugin was imported" + (f": {tail[-1][:300]}" if tail else ""))
+        return PluginError(f"loading the plugins ended (exit status {code}) before any third-party "
+                           f"plugin was imported" + (f": {tail[-1][:300]}" if tail else ""))
     if timed_out:
-        raise PluginError(f"plugin {name!r} did not finish {doing} within {deadline:g} s; stopped{hint}")
-    raise PluginError(f"plugin {name!r} ended the process (exit status {proc.returncode}, e.g. os._exit) while "
-                      f"{doing}; nothing was run{hint}")
+        return PluginError(f"plugin {name!r} did not finish {doing} within {deadline:g} s; stopped{hint}")
+    return PluginError(f"plugin {name!r} ended the process (exit status {code}, e.g. os._exit) while "
+                       f"{doing}; nothing was run{hint}")
 
 
 def _probe_main(steps_path: str, plugins_dir: str) -> None:
