@@ -194,6 +194,7 @@ def test_peers_package_installs_and_runs_through_the_cli(peers_python, synthetic
     for name in ("surprise-svd", "surprise-knn-baseline", "cornac-mf", "cornac-bpr"):
         assert models[name]["plugin"] == "peers" and models[name]["plugin_version"] == "0.1.4"
     assert models["cornac-bpr"]["tasks"] == ["ranking"] and models["surprise-svd"]["params"]["n_factors"] == 100
+    assert models["cornac-bpr"]["heavy"] and not models["surprise-svd"]["heavy"]  # 500 epochs: `run --all` skips it
 
     out, boards = tmp_path / "results", tmp_path / "boards"
     proc = _run([*cli, "run", "-m", "surprise-svd", "-m", "cornac-bpr", "--dataset", "syn", "--results", out,
