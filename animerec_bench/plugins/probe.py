@@ -1,8 +1,8 @@
 """The probe: third-party plugins loaded first in a throw-away process with a time limit.
 
 A plugin can end a process in ways no ``except`` catches (``os._exit``, a crash in C) or hang
-at import; the process loading it cannot guard itself against either, so ``run`` loads them
-once here first (:func:`probe`).
+at import; the process loading it cannot guard itself against either, so every command loads them
+once here first (:class:`Probe`).
 """
 
 from __future__ import annotations
@@ -22,25 +22,16 @@ if TYPE_CHECKING:
     import tempfile
 
 
-def probe(plugins_dir: Path | None, deadline: float) -> None:
-    """Import the third-party plugins and call their hooks first in a throw-away process.
-
-    A plugin can end a process in ways no ``except`` catches (``os._exit``, a crash in C) or
-    hang at import; this process cannot guard itself against either. So ``run`` loads them
-    once in a probe process, killed after ``deadline`` seconds, and stops with one line
-    naming the plugin that never came back (a :class:`PluginError`). One Python start,
-    ~0.2 s; skipped when only built-in plugins would load.
-    """
-    with Probe(plugins_dir, deadline) as running:
-        running.wait()
-
-
 class Probe:
-    """:func:`probe` in two halves, so the caller can work while the probe process runs (import
-    the built-in plugins, which are no risk): ``with Probe(folder, deadline) as p: ...; p.wait()``.
-    Entering starts the process (when a third-party plugin would load); :meth:`wait` waits for it
-    until ``deadline`` seconds after the start and raises :class:`PluginError` if it did not come
-    back; leaving kills whatever it started (also on Ctrl-C) and removes its files."""
+    """The third-party plugins imported, and their hooks called, in a throw-away process killed
+    ``deadline`` seconds after its start; one that never came back stops the command with one
+    line naming it (a :class:`PluginError`). One Python start; none when only built-in plugins
+    would load.
+
+    In two halves, so the caller can work while the probe runs (import the built-in plugins,
+    which are no risk): ``with Probe(folder, deadline) as probe: ...; probe.wait()``. Entering
+    starts the process; :meth:`wait` waits for it and raises if it did not come back; leaving
+    kills whatever it started (also on Ctrl-C) and removes its files."""
 
     def __init__(self, plugins_dir: Path | None, deadline: float) -> None:
         self.plugins_dir, self.deadline = plugins_dir, deadline
@@ -123,7 +114,7 @@ def _failure(lines: list[str], tail: list[str], code: int | None, timed_out: boo
 
 
 def _probe_main(steps_path: str, plugins_dir: str) -> None:
-    """The probe process of :func:`probe`: log each step, load everything, say ``done``."""
+    """The probe process of :class:`Probe`: log each step, load everything, say ``done``."""
     with open(steps_path, "a", encoding="utf-8", buffering=1) as out:
         def step(kind: str, plugin: str, what: str) -> None:
             out.write("\t".join(" ".join(str(x).split()) for x in (kind, plugin, what)) + "\n")
