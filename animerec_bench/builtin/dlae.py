@@ -4,19 +4,21 @@ Keras (the ranking task).
 The model is EASE's: a full item-item weight matrix ``B`` (anime with a train positive only), zero
 on its diagonal, a user's scores ``X[user] @ B`` (X: the binary matrix of train positives). It is
 not rank-limited, unlike a two-tower model or MultVAE (which is why those stay below EASE here).
-What differs from :mod:`ease` and :mod:`edlae` is how ``B`` is found: Adam on mini-batches of
-users, minimising the denoising objective in expectation (Steck, NeurIPS 2020: dropping each input
-anime with probability p is, in expectation, a per-anime L2 term; no sampled noise, so the steps
-are deterministic and converge faster):
+What differs from :mod:`ease` and :mod:`edlae` is how ``B`` is found: momentum descent (Nesterov
+SGD; :class:`DLAE` says why not Adam) on mini-batches of users, minimising the denoising objective
+in expectation (Steck, NeurIPS 2020: dropping each input anime with probability p is, in
+expectation, a per-anime L2 term; no sampled noise, so the steps are deterministic and converge
+faster):
 
     mean over users of ||x - x B||²  +  (1 / n_users) · Σ_j (λ + p / (1 - p) · XᵀX[j, j]) · ||B[j, :]||²
 
 with ``diag(B) = 0`` held by projection after every step, and by default also ``B >= 0``
 (``nonnegative``, SLIM's constraint: an anime's score only gains from the anime a user liked).
 Without the sign constraint its minimiser is EDLAE's closed form (``tests/test_dlae.py`` checks that
-the Keras fit approaches it); with it there is no closed form, which is what gradient descent is for. The batch goes in as a sparse
-matrix (``keras.ops.matmul`` of a sparse batch and the dense weights), so a step costs about
-``nnz(batch) · n_anime`` plus the optimiser's pass over ``B``, not ``batch · n_anime²``.
+the Keras fit approaches it); with it there is no closed form, which is what gradient descent is
+for. The batch goes in as a sparse matrix (``keras.ops.matmul`` of a sparse batch and the dense
+weights), so a step costs about ``nnz(batch) · n_anime`` plus the optimiser's pass over ``B``, not
+``batch · n_anime²``.
 
 Early stopping on validation NDCG@10 (``RankingData.validation``: the ranking ``tune`` uses), the
 best epoch's weights kept; every epoch's loss and NDCG are in ``history_``. Written with ``keras``
@@ -83,7 +85,7 @@ def _network_class():
 
 
 class DLAE(EASE):
-    """A linear item-item autoencoder with a zero diagonal, trained by momentum descent in Keras.
+    """A non-negative linear item-item autoencoder with a zero diagonal, trained by momentum descent in Keras.
 
     ``dropout`` (p) and ``l2`` (λ) set the regulariser above (p = 0: EASE's objective);
     ``nonnegative`` keeps ``B >= 0``; ``epochs`` at most, stopping after ``patience`` epochs without a better
