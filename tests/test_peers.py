@@ -192,7 +192,7 @@ def test_peers_package_installs_and_runs_through_the_cli(peers_python, synthetic
     assert listed.returncode == 0, listed.stderr
     models = {m["name"]: m for m in json.loads(listed.stdout)["models"]}
     for name in ("surprise-svd", "surprise-knn-baseline", "cornac-mf", "cornac-bpr"):
-        assert models[name]["plugin"] == "peers" and models[name]["plugin_version"] == "0.1.4"
+        assert models[name]["plugin"] == "peers" and models[name]["plugin_version"] == "0.1.5"
     assert models["cornac-bpr"]["tasks"] == ["ranking"] and models["surprise-svd"]["params"]["n_factors"] == 100
     assert models["cornac-bpr"]["heavy"] and not models["surprise-svd"]["heavy"]  # 500 epochs: `run --all` skips it
 
@@ -205,7 +205,7 @@ def test_peers_package_installs_and_runs_through_the_cli(peers_python, synthetic
     svd, bpr = got["surprise-svd"], got["cornac-bpr"]
     assert svd["model"]["peer"].startswith("Surprise 1.") and bpr["model"]["peer"].startswith("Cornac ")
     assert svd["identity"]["parts"]["code"] == {"kind": "distribution", "distribution": "animerec-peers",
-                                                "version": "0.1.4"}
+                                                "version": "0.1.5"}
     assert 0.5 < svd["metrics"]["rating"]["rmse"] < 3.0
     assert svd["ranking"]["source"] == "score" and "ranking" in svd["metrics"]  # ranked by its own score
     assert bpr["tasks"] == ["ranking"] and 0.0 < bpr["metrics"]["ranking"]["ndcg@10"] <= 1.0

@@ -15,7 +15,7 @@ import animerec_bench
 from .cornac_models import CornacBPR, CornacMF
 from .surprise_models import SurpriseKNNBaseline, SurpriseSVD
 
-__version__ = "0.1.4"
+__version__ = "0.1.5"
 
 MODELS = (SurpriseSVD, SurpriseKNNBaseline, CornacMF, CornacBPR)
 

@@ -194,6 +194,12 @@ class SurpriseKNNBaseline(Model):
     def predict(self, user, item):
         return self.port_.predict(user, item)  # clipped to 1-10, as Surprise's predict clips
 
+    def score(self, user) -> np.ndarray:
+        """Every anime's ``predict`` rating for each of ``user`` (the port's ``score``: the same
+        values without the (user, anime) pairs, so the ranking is the rating predictions' in about
+        half the time)."""
+        return self.port_.score(user)
+
 
 def _similarities(sim: np.ndarray, inner_item: np.ndarray) -> np.ndarray:
     """Surprise's item x item similarities (inner ids, float64) in our indices as float32, negative

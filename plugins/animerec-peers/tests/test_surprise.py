@@ -42,6 +42,10 @@ def test_knn_baseline_predicts_as_surprise_does_unknown_users_and_anime_included
     model = SurpriseKNNBaseline(k=5).fit(train, None, tasks=("rating",), seed=0)
     ours = model.predict(user, item)["rating"]
     assert np.abs(ours - _surprise_predictions(model, user, item)).max() < 1e-6
+    # score: every anime's predict for each user, unknown users and anime included (float64, same code path)
+    users = np.unique(user)
+    grid = model.predict(np.repeat(users, train.n_items), np.tile(np.arange(train.n_items), len(users)))["rating"]
+    np.testing.assert_allclose(model.score(users), grid.reshape(len(users), train.n_items), rtol=0, atol=1e-12)
 
 
 def test_knn_baseline_predicts_as_surprise_does_on_mal2016_5k(mal_split):
