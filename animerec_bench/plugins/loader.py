@@ -150,10 +150,14 @@ def describe_exit(exc: BaseException) -> str:
 def import_builtins() -> None:
     """Import the built-in plugin modules (and numpy, which they import), so that loading the
     registry later finds them in ``sys.modules`` (a disabled one is left out, as there)."""
-    blocked = disabled_plugins()
-    for modname in DEFAULT_PLUGINS:
-        if modname.rsplit(".", 1)[-1] not in blocked:
-            importlib.import_module(modname)
+    for _, modname in _enabled_builtins(disabled_plugins()):
+        importlib.import_module(modname)
+
+
+def _enabled_builtins(blocked) -> list[tuple[str, str]]:
+    """(plugin name, module) of each built-in plugin not in ``blocked``, in load order."""
+    named = ((modname.rsplit(".", 1)[-1], modname) for modname in DEFAULT_PLUGINS)
+    return [(short, modname) for short, modname in named if short not in blocked]
 
 
 def get_plugin_manager(plugins_dir: Any = AUTO, on_step: StepListener | None = None) -> PluginManager:
@@ -172,10 +176,7 @@ def get_plugin_manager(plugins_dir: Any = AUTO, on_step: StepListener | None = N
         pm.set_blocked(name)
     from animerec_bench.support.version import __version__
 
-    for modname in DEFAULT_PLUGINS:
-        short = modname.rsplit(".", 1)[-1]
-        if short in blocked:
-            continue
+    for short, modname in _enabled_builtins(blocked):
         pm.register(importlib.import_module(modname), name=short)
         pm.versions[short] = __version__
 
