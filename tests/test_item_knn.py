@@ -44,10 +44,16 @@ def _grid(model, users, n_items):
 
 
 @pytest.mark.parametrize("params", [{}, {"k": 2, "min_support": 1, "reg": 0.0}], ids=["defaults", "k2"])
-def test_score_is_the_interaction_prediction_of_every_anime_else_the_rating_one(params):
+def test_score_is_the_interaction_prediction_of_every_anime_else_the_rating_one(params, monkeypatch):
     """``score`` ranks what the harness ranked before it existed (the interaction predictions, else
-    the rating ones): same values, so the same lists (ranking's top_k, ties to the lower anime)."""
+    the rating ones): same values, so the same lists (ranking's top_k, ties to the lower anime).
+    One user a block, on two threads: each user's row is its own."""
+    from animerec_bench.builtin import item_knn
     from animerec_bench.evaluation.ranking import top_k
+    from animerec_bench.support import threads
+
+    monkeypatch.setattr(item_knn, "USER_BLOCK", 1)
+    monkeypatch.setattr(threads, "usable_cores", lambda: 2)
 
     train, valid, _ = synthetic_split(seed=5, n_users=90, n_items=70, pairs_per_user=20)
     users = np.array([0, 3, 41, 89, train.n_users + 2])  # the last one unknown: the baseline alone

@@ -144,10 +144,16 @@ def test_on_the_embedded_split_it_scores_what_surprise_scores(embedded_split):
 
 
 @pytest.mark.parametrize("params", [{}, {"k": 3, "min_k": 2}, {"k": 1, "min_k": 0}], ids=["defaults", "k3", "k1"])
-def test_score_is_the_rating_prediction_of_every_anime(small, params):
+def test_score_is_the_rating_prediction_of_every_anime(small, params, monkeypatch):
     """``score`` ranks what the harness ranked before it existed (``predict`` over every anime):
-    the same values, so the same lists (ranking's top_k: ties to the lower anime)."""
+    the same values, so the same lists (ranking's top_k: ties to the lower anime). One user a
+    block, on two threads: each user's row is its own."""
+    from animerec_bench.builtin import knn_baseline
     from animerec_bench.evaluation.ranking import top_k
+    from animerec_bench.support import threads
+
+    monkeypatch.setattr(knn_baseline, "USER_BLOCK", 1)
+    monkeypatch.setattr(threads, "usable_cores", lambda: 2)
 
     train, valid, _ = small
     model = ItemKNNBaseline(**params).fit(train, valid, tasks=("rating",), seed=0)

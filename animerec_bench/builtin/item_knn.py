@@ -11,8 +11,9 @@ from __future__ import annotations
 import numpy as np
 
 from animerec_bench import hookimpl
-from animerec_bench.builtin.knn_baseline import SCORE_BLOCK, top_k_sums
+from animerec_bench.builtin.knn_baseline import SCORE_BLOCK, USER_BLOCK, top_k_sums
 from animerec_bench.model import Interactions, Model, check_param
+from animerec_bench.support.threads import run_blocks
 
 
 @hookimpl
@@ -132,7 +133,8 @@ class ItemKNN(Model):
         harness ranks a model from its predictions), equal to ``predict`` on each (user, anime)
         pair, clipped alike (so ranking by it lists what ranking by those predictions lists).
         The baseline is one broadcast sum; each user's neighbour terms come from whole rows of
-        the similarity matrix (:meth:`_user_terms`), with no per-pair indexing."""
+        the similarity matrix (:meth:`_user_terms`), with no per-pair indexing, blocks of users
+        on the job's cores (:func:`.run_blocks`)."""
         task = "interaction" if "interaction" in self.fitted_ else next(iter(self.fitted_))
         f = self.fitted_[task]
         user = np.asarray(user, dtype=np.int64)
@@ -141,8 +143,13 @@ class ItemKNN(Model):
         first[known] += f["bu"][user[known]]
         out = first[:, None] + f["bi"][None, :]  # as predict adds them: (mu + b_u) + b_i
         columns = np.flatnonzero(f["col"] >= 0)  # anime with neighbours, in column order
-        for row in np.flatnonzero(known):
-            out[row, columns] += self._user_terms(f, int(user[row]), None)
+        rows = np.flatnonzero(known)
+
+        def add_terms(a: int, b: int) -> None:
+            for row in rows[a:b]:
+                out[row, columns] += self._user_terms(f, int(user[row]), None)
+
+        run_blocks(add_terms, len(rows), USER_BLOCK)  # users on the job's cores
         return self._clip(task, out)
 
     def _clip(self, task: str, score: np.ndarray) -> np.ndarray:
