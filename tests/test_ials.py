@@ -66,3 +66,31 @@ def test_scores_agree_with_implicit():
     ours_u = solve_side(x, users, items, alpha, reg, k + 6)
     ours_i = solve_side(x.T.tocsr(), items, ours_u, alpha, reg, k + 6)
     np.testing.assert_allclose(ours_u @ ours_i.T, theirs.user_factors @ theirs.item_factors.T, atol=2e-3)
+
+
+@pytest.mark.parametrize("block_nnz", [1, 7, 1 << 20])
+def test_confidence_products_in_blocks_of_rows_equal_the_formula(monkeypatch, block_nnz):
+    """``sum_{i in u} (h_i . v_u) h_i`` for every row, whatever the blocks (one row each, a few
+    rows, the whole matrix in one); empty rows give 0."""
+    from animerec_bench.builtin import ials
+
+    rng = np.random.default_rng(3)
+    dense = (rng.random((23, 17)) < 0.3).astype(np.float32)
+    dense[[4, 5, 22]] = 0  # empty rows, one of them last
+    x = scipy.sparse.csr_matrix(dense)
+    v = rng.standard_normal((23, 5)).astype(np.float32)
+    h = rng.standard_normal((17, 5)).astype(np.float32)
+    monkeypatch.setattr(ials, "BLOCK_NNZ", block_nnz)
+    want = ((dense * (v @ h.T)) @ h)
+    np.testing.assert_allclose(ials._confidence_products(x, v, h), want, rtol=1e-5, atol=1e-5)
+
+
+def test_row_blocks_cut_between_whole_rows():
+    from animerec_bench.builtin.ials import row_blocks
+
+    indptr = np.array([0, 2, 2, 12, 13, 15, 16])  # row 2 holds 10 entries, more than a block
+    bounds = row_blocks(indptr, 4)
+    assert bounds[0] == 0 and bounds[-1] == 6 and np.all(np.diff(bounds) > 0)
+    assert list(bounds) == [0, 2, 3, 6]  # rows 3-5: 4 entries, one block
+    assert list(row_blocks(np.array([0, 0, 0]), 4)) == [0, 2]  # no entries: one block of empty rows
+    assert list(row_blocks(np.array([0]), 4)) == [0]  # no rows: no block
