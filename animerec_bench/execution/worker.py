@@ -151,6 +151,7 @@ def load(spec: JobSpec, progress: Progress, timing_out: dict):
     from animerec_bench import tasks as tasks_mod
     from animerec_bench.data.protocol import Split
     from animerec_bench.plugins.registry import load_registry
+    from animerec_bench.support.lazy import imports_refused
 
     if _guard_ready is not None:  # no plugin code before the worker adopts its orphans
         _guard_ready.wait(5.0)
@@ -173,7 +174,8 @@ def load(spec: JobSpec, progress: Progress, timing_out: dict):
     if entry.framework != "numpy" and entry.framework not in sys.modules:
         progress.send("phase", phase=f"import {entry.framework}")  # a timeout here is not the split's
         t0 = timing.clock()
-        importlib.import_module(entry.framework)  # imported here so fit_seconds does not include it
+        with imports_refused("matplotlib"):  # Keras's image galleries' extra; no job plots
+            importlib.import_module(entry.framework)  # imported here so fit_seconds does not include it
         timing_out["framework_import_seconds"] = timing.clock() - t0
     features = None  # anime features (issue 23), for a model that declares item_features
     if entry.item_features:
