@@ -97,3 +97,21 @@ def test_baselines_never_import_keras():
             "assert not heavy, heavy")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("cls", [GlobalMean, Bias, Popularity, AlwaysPositive], ids=lambda c: c.name)
+def test_score_is_predict_over_every_anime(cls):
+    """``score`` is what the harness ranked these by before they had one (``predict`` on every
+    (user, anime) pair, :func:`.scores_from_predictions`): equal bit for bit, so the same lists;
+    a user never seen in train gets the fallback predict gives."""
+    from animerec_bench.evaluation.ranking import scores_from_predictions, top_k
+    from animerec_bench.testing import synthetic_split
+
+    train, valid, _ = synthetic_split(seed=4, n_users=40, n_items=30)
+    model = cls().fit(train, valid, tasks=cls.tasks, seed=0)
+    users = np.array([0, 5, 39, train.n_users + 3])
+    want = scores_from_predictions(model, cls.tasks[0], train.n_items)(users)
+    got = np.asarray(model.score(users))
+    assert got.shape == (len(users), train.n_items)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(top_k(got, 10), top_k(want, 10))

@@ -45,11 +45,17 @@ class GlobalMean(Model):
         self.check_tasks(tasks)
         _, y = train.for_task("rating")
         self.mean_ = float(y.mean()) if len(y) else 5.5
+        self.n_items_ = train.n_items
         self.epochs_ = 0
         return self
 
     def predict(self, user, item):
         return {"rating": np.full(len(user), self.mean_, dtype=np.float64)}
+
+    def score(self, user):
+        """``predict`` over every anime, without the pairs (the harness ranked it from those: the
+        same values, so the same lists)."""
+        return np.full((len(user), self.n_items_), self.mean_, dtype=np.float64)
 
 
 class Bias(Model):
@@ -103,6 +109,12 @@ class Bias(Model):
         score = self.mean_ + _lookup(self.user_bias_, user, 0.0) + _lookup(self.item_bias_, item, 0.0)
         return {"rating": score}
 
+    def score(self, user):
+        """``predict`` over every anime as one broadcast sum, added in its order (mean + user) + anime:
+        the same values, so the same lists, without the pairs."""
+        first = self.mean_ + _lookup(self.user_bias_, user, 0.0)
+        return first[:, None] + self.item_bias_[None, :]
+
     def save(self, folder) -> None:
         save_arrays(folder, self.get_params(), mean=np.float64(self.mean_), user_bias=self.user_bias_,
                     item_bias=self.item_bias_)
@@ -149,6 +161,10 @@ class Popularity(Model):
     def predict(self, user, item):
         return {"interaction": _lookup(self.item_rate_, item, self.rate_)}
 
+    def score(self, user):
+        """``predict`` over every anime: the same rates for every user."""
+        return np.broadcast_to(self.item_rate_, (len(user), len(self.item_rate_)))
+
 
 class AlwaysPositive(Model):
     """Calls every pair positive, with the training positive rate as its probability.
@@ -170,11 +186,16 @@ class AlwaysPositive(Model):
         self.check_tasks(tasks)
         _, y = train.for_task("interaction")
         self.rate_ = float(y.mean()) if len(y) else 1.0
+        self.n_items_ = train.n_items
         self.epochs_ = 0
         return self
 
     def predict(self, user, item):
         return {"interaction": np.full(len(user), self.rate_, dtype=np.float64)}
+
+    def score(self, user):
+        """``predict`` over every anime: one constant (the lists: the lower anime first)."""
+        return np.full((len(user), self.n_items_), self.rate_, dtype=np.float64)
 
 
 class MostPopular(Model):
