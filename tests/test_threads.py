@@ -77,3 +77,4 @@ def test_refused_imports_fail_inside_the_block_only(tmp_path, monkeypatch):
     with imports_refused("optional_extra"):  # already imported: unaffected
         import optional_extra.plot as again
     assert again is optional_extra.plot
+

@@ -30,6 +30,11 @@ from typing import Any  # noqa: E402
 
 from animerec_bench.execution.jobs import JobSpec  # noqa: E402
 
+#: Optional extras a framework loads at import that no job uses, refused while it is imported
+#: (:func:`.lazy.imports_refused`): Keras's image galleries load ``matplotlib.pyplot`` (0.25-0.4 s
+#: of its 3 s). Only where the framework goes without it: Cornac, for one, needs matplotlib.
+UNUSED_EXTRAS: dict[str, tuple[str, ...]] = {"keras": ("matplotlib",)}
+
 SPAWNED_AT_ENV = "ANIMEREC_BENCH_SPAWNED_AT"
 #: How long after the job's deadline the worker stops itself, should its parent not have
 #: (a stopped or stuck parent); the parent, which stops it at the deadline, normally wins.
@@ -174,7 +179,7 @@ def load(spec: JobSpec, progress: Progress, timing_out: dict):
     if entry.framework != "numpy" and entry.framework not in sys.modules:
         progress.send("phase", phase=f"import {entry.framework}")  # a timeout here is not the split's
         t0 = timing.clock()
-        with imports_refused("matplotlib"):  # Keras's image galleries' extra; no job plots
+        with imports_refused(*UNUSED_EXTRAS.get(entry.framework, ())):
             importlib.import_module(entry.framework)  # imported here so fit_seconds does not include it
         timing_out["framework_import_seconds"] = timing.clock() - t0
     features = None  # anime features (issue 23), for a model that declares item_features
