@@ -63,7 +63,7 @@ def test_results_frame_reads_the_run(bias_run, tmp_path):
     assert len(frame) == 1
     row = frame.iloc[0]
     assert (row["model"], row["tasks"], row["seed"], row["status"]) == ("bias", "rating", 0, "ok")
-    assert row["ranking_source"] == "rating"
+    assert row["ranking_source"] == "score"  # its own score (since issue 26), not its rating predictions
     assert row["metrics.rating.rmse"] == written["metrics"]["rating"]["rmse"]
     assert row["metrics.ranking.ndcg@10"] == written["metrics"]["ranking"]["ndcg@10"]
     assert row["fit_seconds"] == written["timing"]["fit_seconds"]
