@@ -31,9 +31,11 @@ from typing import Any  # noqa: E402
 from animerec_bench.execution.jobs import JobSpec  # noqa: E402
 
 #: Optional extras a framework loads at import that no job uses, refused while it is imported
-#: (:func:`.lazy.imports_refused`): Keras's image galleries load ``matplotlib.pyplot`` (0.25-0.4 s
-#: of its 3 s). Only where the framework goes without it: Cornac, for one, needs matplotlib.
-UNUSED_EXTRAS: dict[str, tuple[str, ...]] = {"keras": ("matplotlib",)}
+#: (:func:`.lazy.imports_refused`; one a plugin module imported already stays): Keras loads
+#: ``matplotlib.pyplot`` for its image galleries and pandas to accept DataFrames in ``fit``, 0.6 s
+#: of its 3.3 s; jobs hand models numpy arrays (docs/plugins.md says so). Only where the
+#: framework goes without them: Cornac, for one, needs matplotlib.
+UNUSED_EXTRAS: dict[str, tuple[str, ...]] = {"keras": ("matplotlib", "pandas")}
 
 SPAWNED_AT_ENV = "ANIMEREC_BENCH_SPAWNED_AT"
 #: How long after the job's deadline the worker stops itself, should its parent not have
