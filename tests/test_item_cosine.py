@@ -57,3 +57,21 @@ def test_weights_are_c_ordered_so_scoring_one_user_copies_nothing():
     model = ItemKNNCosine(k=3).fit(train, None, tasks=("ranking",), seed=0)
     assert model.weights_.flags.c_contiguous
     np.testing.assert_allclose(model.score(np.array([4])), model.x_[[4]].toarray() @ model.weights_, rtol=1e-6)
+
+
+def test_rows_times_in_blocks_of_users_is_the_product(monkeypatch):
+    """Users' sparse rows times the item-item matrix, a few users a block on two threads, and a
+    Fortran-ordered matrix (made C-ordered once): the same float32 values as one product."""
+    import scipy.sparse
+
+    from animerec_bench.builtin import positives as positives_mod
+    from animerec_bench.support import threads
+
+    monkeypatch.setattr(threads, "usable_cores", lambda: 2)
+    monkeypatch.setattr(positives_mod, "ROW_BLOCK", 3)
+    rng = np.random.default_rng(4)
+    rows = scipy.sparse.csr_matrix((rng.random((20, 15)) < 0.3).astype(np.float32))
+    weights = np.asfortranarray(rng.random((15, 15)).astype(np.float32))
+    got = positives_mod.rows_times(rows, weights)
+    assert got.dtype == np.float32 and got.shape == (20, 15)
+    np.testing.assert_array_equal(got, np.asarray(rows @ np.ascontiguousarray(weights)))

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from animerec_bench import hookimpl
-from animerec_bench.builtin.positives import positives
+from animerec_bench.builtin.positives import positives, rows_times
 from animerec_bench.evaluation.ranking import RankingData, evaluate
 from animerec_bench.model import FoldedUsers, History, Interactions, Model, from_saved_params, load_arrays, save_arrays
 
@@ -189,7 +189,7 @@ class EASE(Model):
         else:
             rows = self.x_[np.asarray(user, dtype=np.int64)]
         out = np.zeros((rows.shape[0], self.n_items_), dtype=np.float32)
-        out[:, self.active_] = rows @ self.weights_
+        out[:, self.active_] = rows_times(rows, self.weights_)  # blocks of users on the job's cores
         return out
 
     def fold_in(self, history: History) -> FoldedUsers:

@@ -1,4 +1,5 @@
-"""The binary user x anime matrix of train positives, shared by the item-item ranking models."""
+"""The binary user x anime matrix of train positives, and the item-item ranking models' shared
+arithmetic: each column's top k, and a block of users' rows times the item-item matrix."""
 
 from __future__ import annotations
 
@@ -46,3 +47,22 @@ def keep_top_k_per_column(weights: np.ndarray, k: int) -> np.ndarray:
 
     run_blocks(keep, weights.shape[1], block)
     return weights
+
+
+#: Users a thread takes at a time in :func:`rows_times`.
+ROW_BLOCK = 64
+
+
+def rows_times(rows, weights: np.ndarray) -> np.ndarray:
+    """``rows @ weights`` as float32 ``[len(rows), weights' columns]``: users' sparse rows of X
+    times a dense item-item matrix, blocks of users on the job's cores (scipy's product runs in one
+    thread and lets go of the GIL: on mal2016-5k, 600 users x 6,635², 0.13 s -> 0.07 s on 2 cores,
+    the same values bit for bit). ``weights`` is made C-ordered once, not once per block."""
+    weights = np.ascontiguousarray(weights)
+    out = np.empty((rows.shape[0], weights.shape[1]), dtype=np.float32)
+
+    def product(first: int, last: int) -> None:
+        out[first:last] = rows[first:last] @ weights
+
+    run_blocks(product, rows.shape[0], ROW_BLOCK)
+    return out
