@@ -145,7 +145,8 @@ class CornacBPR(_CornacSGD):
     version = "2"
     framework = "cornac"
     peer = library_label("cornac", "Cornac")
-    heavy = True  # 500 epochs of 128 factors on one core (Cornac's seeded BPR): a minute or more a fit
+    heavy = True  # 500 epochs of 128 factors on one core (Cornac's seeded BPR): 34-39 s a fit on a quiet
+    # 2-core machine, up to 98 s under load
     #: For ``tune``: the factors, the SGD step and the regularisation. ``max_iter`` is the training
     #: budget: not searched.
     search_space = {"k": ("int", 8, 256, "log"), "learning_rate": ("float", 1e-3, 0.2, "log"),
