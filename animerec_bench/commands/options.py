@@ -212,10 +212,11 @@ def cold_start_models(registry, names: list[str], protocol: str) -> list[str]:
     from animerec_bench.errors import UserError
 
     cold = get_protocol(protocol).cold_items
+    accepted = {protocol, get_protocol(protocol).models_of} - {None}  # season-v2 takes season-v1's models
     kept = []
     for name in names:
         entry = registry.model(name)
-        if entry.protocols is not None and protocol not in entry.protocols:
+        if entry.protocols is not None and not accepted & set(entry.protocols):
             click.echo(f"skipped {name}: it takes part in protocol(s) {', '.join(entry.protocols)} only", err=True)
         elif cold and not entry.item_features:
             click.echo(f"skipped {name}: protocol {protocol} ranks anime no training pair has, and {name} "

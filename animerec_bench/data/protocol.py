@@ -45,6 +45,12 @@ class ProtocolV1:
     #: Whether the vocabulary holds anime no train pair has: only models that can score unseen
     #: anime from their features (``item_features``) take part (class attribute, not a parameter).
     cold_items: ClassVar[bool] = False
+    #: Whether a job scored on test fits on train and validation together (``season-v2``: last
+    #: season's likes are known when this season is ranked); tuning trials fit on train alone.
+    refit: ClassVar[bool] = False
+    #: Another protocol whose models take part in this one (a model's ``protocols`` naming that
+    #: one names this one too); None: only its own name.
+    models_of: ClassVar[str | None] = None
     min_user_examples: int = 5
     fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
     positive_above: int = 5
@@ -371,8 +377,34 @@ def _hard_part(everything, n_vocab: int, train_users: np.ndarray, ex: dict, unkn
     return hard, pairs
 
 
+@dataclass(frozen=True)
+class RollingSeasonProtocol(ColdItemsProtocol):
+    """``season-v2``: ``season-v1``'s split, fitted as it would be used (rolling origin).
+
+    On ``season-v1`` every job fits on train alone, so the test season is ranked without what
+    users liked last season (the validation season), where many of its franchise predecessors
+    sit: validation and test then disagree on what wins (issue 23). Here settings are still
+    chosen on the validation season by fits on train (``tune``'s trials), and the job scored on
+    test fits on train and validation together, with no validation part to stop on. The split,
+    its counts and its hard candidates are ``season-v1``'s; its fingerprint differs by the name.
+    """
+
+    name: str = "season-v2"
+    refit: ClassVar[bool] = True
+    models_of: ClassVar[str | None] = "season-v1"
+
+    def summary(self) -> str:
+        return (super().summary() + "\nThe test ranking's model is fitted on train and validation together "
+                "(last season's likes are known when this season is ranked); settings are chosen on validation.")
+
+    def question(self) -> str:
+        return (super().question() + " Unlike season-v1, the model that ranks this season has also seen what "
+                "users liked last season (the validation season, where many of this season's sequels have "
+                "their predecessors), as it would in use; settings are still chosen on last season.")
+
+
 PROTOCOLS = {p.name: p for p in (ProtocolV1(), ColdItemsProtocol(),
-                                 ColdItemsProtocol(name="cold-items-v1", holdout="random"))}
+                                 ColdItemsProtocol(name="cold-items-v1", holdout="random"), RollingSeasonProtocol())}
 
 
 def get_protocol(name: str) -> ProtocolV1:
@@ -426,6 +458,13 @@ class Split:
 
     def part(self, name: str) -> Interactions:
         return {"train": self.train, "valid": self.valid, "test": self.test}[name]
+
+    def train_with_validation(self) -> Interactions:
+        """The train part with the validation pairs after it (``season-v2``'s test fit), same vocabulary."""
+        t, v = self.train, self.valid
+        return Interactions(np.concatenate([t.user, v.user]), np.concatenate([t.item, v.item]),
+                            np.concatenate([t.rating, v.rating]), np.concatenate([t.label, v.label]),
+                            t.n_users, t.n_items)
 
     def valid_for_fit(self) -> Interactions:
         """The validation part as ``fit`` gets it: with ``other`` attached, so a model choosing its

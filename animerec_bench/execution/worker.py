@@ -210,16 +210,18 @@ def make_model(entry, spec: JobSpec, progress: Progress, outcome: dict):
 def fit(model, split, features, spec: JobSpec, progress: Progress, outcome: dict):
     """Fit and time it: the fitted model. A model that declares ``item_features`` (issue 23) gets
     the features of the anime it may know (train and validation anime) in ``fit``, and every
-    anime's after it."""
+    anime's after it. On a protocol that refits (:func:`refits`) it gets train and validation
+    together as its train part, and no validation part."""
     import numpy as np
 
     from animerec_bench.evaluation import scoring
     from animerec_bench.support import timing
 
     fit_kwargs = {"features": features.head(split.n_fit_items)} if features is not None else {}
+    train, valid = (split.train_with_validation(), None) if refits(split, spec) else (split.train, split.valid_for_fit())
     progress.send("phase", phase="fit")
     t0 = timing.clock()
-    fitted = model.fit(split.train, split.valid_for_fit(), tasks=spec.tasks, seed=spec.seed, **fit_kwargs)
+    fitted = model.fit(train, valid, tasks=spec.tasks, seed=spec.seed, **fit_kwargs)
     fit_seconds = timing.clock() - t0
     if progress.history:
         outcome["history"] = progress.history
@@ -229,7 +231,7 @@ def fit(model, split, features, spec: JobSpec, progress: Progress, outcome: dict
     epochs = getattr(model, "epochs_", None)
     if not isinstance(epochs, (int, np.integer)):
         epochs = progress.last_epoch
-    train_examples = int(scoring.union_mask(split.train, spec.tasks).sum())
+    train_examples = int(scoring.union_mask(train, spec.tasks).sum())
     passes = max(int(epochs), 1) if epochs is not None else 1
     outcome["timing"].update({
         "fit_seconds": fit_seconds,
@@ -239,6 +241,14 @@ def fit(model, split, features, spec: JobSpec, progress: Progress, outcome: dict
         "train_examples_per_second": train_examples * passes / fit_seconds if fit_seconds > 0 else None,
     })
     return model
+
+
+def refits(split, spec: JobSpec) -> bool:
+    """Whether this job fits on train and validation together: on a protocol that says so
+    (``season-v2``), every job but a tuning trial (which is scored on validation)."""
+    from animerec_bench.data.protocol import get_protocol
+
+    return get_protocol(split.protocol).refit and not spec.validation_only
 
 
 def _validate(name: str, model, split, pointwise: tuple, progress: Progress, timing_out: dict):
@@ -281,7 +291,10 @@ def score(name: str, model, split, spec: JobSpec, progress: Progress, outcome: d
     pointwise = tuple(t for t in spec.tasks if tasks_mod.get(t).pointwise)
     outcome["metrics"], outcome["val_metrics"] = {}, {}
     if pointwise:
-        val_metrics, val_losses = _validate(name, model, split, pointwise, progress, timing_out)
+        if refits(split, spec):  # the fit saw the validation pairs: they measure nothing now
+            val_metrics, val_losses = {}, {t: None for t in pointwise}
+        else:
+            val_metrics, val_losses = _validate(name, model, split, pointwise, progress, timing_out)
         progress.send("phase", phase="test")
         t0 = timing.clock()
         test = split.test.subset(scoring.union_mask(split.test, pointwise))
