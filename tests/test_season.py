@@ -290,3 +290,85 @@ def test_the_documented_features_plugin_runs_on_season_v1(season):
     model.set_item_features(season.features)
     ndcg = ranking.evaluate(ranking.RankingData.from_split(season, "test"), model.score, ks=(10,))["ndcg@10"]
     assert ndcg == pytest.approx(0.0886, abs=0.002)
+
+
+#: ``fitlog``: takes part in season-v1 (so in season-v2, which takes season-v1's models), logs
+#: the sizes of the train and validation parts each fit gets, scores every anime alike.
+FITLOG = '''
+import json, os
+import numpy as np
+import animerec_bench
+from animerec_bench.model import Model
+
+class FitLog(Model):
+    name = "fitlog"
+    tasks = ("ranking",)
+    item_features = True
+    protocols = ("season-v1",)
+    search_space = {"scale": ("float", 0.5, 2.0)}
+
+    def __init__(self, scale: float = 1.0):
+        self.scale = scale
+
+    def fit(self, train, valid, *, tasks, seed, features):
+        with open(os.environ["FITLOG"], "a") as fh:
+            fh.write(json.dumps({"train": len(train), "valid": None if valid is None else len(valid)}) + "\\n")
+        self.n_items_ = features.n_items
+        return self
+
+    def set_item_features(self, features):
+        self.n_items_ = features.n_items
+
+    def score(self, user):
+        return np.zeros((len(user), self.n_items_), np.float32)
+
+@animerec_bench.hookimpl
+def register_models(register):
+    register(FitLog)
+'''
+
+
+def test_season_v2_is_season_v1_refitted_on_train_and_validation(tmp_path, season):
+    """season-v2 (rolling origin): the same split under its own name, and season-v1's models. A
+    real tune: its trial fits on train and is given the validation part; the job scored on test
+    fits on train and validation together, with no validation part; the result says so."""
+    import dataclasses
+
+    from animerec_bench.evaluation import scoring
+    from animerec_bench.execution.jobs import JobSpec
+    from animerec_bench.execution.worker import refits
+    from animerec_bench.results import store
+
+    v2 = get_protocol("season-v2")
+    assert v2.refit and v2.models_of == "season-v1" and not get_protocol("season-v1").refit
+    assert {k: v for k, v in v2.params().items() if k != "name"} == {
+        k: v for k, v in get_protocol("season-v1").params().items() if k != "name"}
+    spec = JobSpec(model="m", tasks=("ranking",), seed=0, split_path="-", outcome_path="-")
+    assert refits(_named(season, "season-v2"), spec)
+    assert not refits(season, spec)  # season-v1
+    assert not refits(_named(season, "season-v2"), dataclasses.replace(spec, validation_only=True))  # a trial
+
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "fitlog.py").write_text(FITLOG)
+    log = tmp_path / "fits.jsonl"
+    env = {**os.environ, "FITLOG": str(log), "ANIMEREC_BENCH_HOME": str(tmp_path / "home")}
+    proc = subprocess.run([str(BIN), "tune", "-m", "fitlog", "--protocol", "season-v2", "--trials", "1",
+                           "--plugins-dir", str(plugins), "--results", str(tmp_path / "res")],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    fits = [json.loads(line) for line in log.read_text().splitlines()]
+    train, valid = len(season.train), len(season.valid)
+    assert fits == [{"train": train, "valid": valid}, {"train": train + valid, "valid": None}]
+    (result,) = [store.load(p) for p in (tmp_path / "res").glob("*.json")]
+    refit = season.train_with_validation()
+    assert result["protocol"] == "season-v2"
+    assert result["timing"]["train_examples"] == int(scoring.union_mask(refit, ("ranking",)).sum())
+    assert result["split"]["fingerprint"] != SEASON_V1_FINGERPRINT
+
+
+def _named(split: Split, protocol: str) -> Split:
+    """``split`` under another protocol's name (what :func:`refits` reads)."""
+    import dataclasses
+
+    return dataclasses.replace(split, protocol=protocol)
