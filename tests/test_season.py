@@ -365,6 +365,10 @@ def test_season_v2_is_season_v1_refitted_on_train_and_validation(tmp_path, seaso
     assert result["protocol"] == "season-v2"
     assert result["timing"]["train_examples"] == int(scoring.union_mask(refit, ("ranking",)).sum())
     assert result["split"]["fingerprint"] != SEASON_V1_FINGERPRINT
+    from animerec_bench.data.export import export_split
+
+    assert "fit_note" not in export_split(season, tmp_path / "v1", "csv")
+    assert "train and validation together" in export_split(_named(season, "season-v2"), tmp_path / "v2", "csv")["fit_note"]
 
 
 def _named(split: Split, protocol: str) -> Split:

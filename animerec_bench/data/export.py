@@ -115,6 +115,8 @@ def export_split(split: Split, out: Path | str, fmt: str = "parquet", *, force: 
     import pyarrow.csv as pa_csv
     import pyarrow.parquet as pq
 
+    from animerec_bench.data.protocol import get_protocol
+
     out = check_target(out, fmt, force=force)
     meta: dict[str, Any] = {
         "format": fmt,
@@ -135,6 +137,9 @@ def export_split(split: Split, out: Path | str, fmt: str = "parquet", *, force: 
         "stats": split.stats,
         "animerec_bench_version": __version__,
     }
+    if get_protocol(split.protocol).refit:  # season-v2: say how its test model is fitted
+        meta["fit_note"] = ("the model scored on test is fitted on train and validation together (rolling "
+                            "origin); settings are chosen by fits on train scored on validation")
     with atomic_path(out) as tmp:
         tmp.mkdir()
         for part, stem in PART_FILES.items():
