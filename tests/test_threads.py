@@ -78,3 +78,17 @@ def test_refused_imports_fail_inside_the_block_only(tmp_path, monkeypatch):
         import optional_extra.plot as again
     assert again is optional_extra.plot
 
+
+
+def test_blas_is_held_to_the_jobs_cores_inside_blas_limited(monkeypatch):
+    """Inside the block BLAS's pool has the job's cores (here told 1), after it what it had."""
+    import numpy as np
+    from threadpoolctl import threadpool_info
+
+    np.ones((2, 2)) @ np.ones((2, 2))  # BLAS loaded
+    before = [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+    monkeypatch.setattr(threads, "usable_cores", lambda: 1)
+    with threads.blas_limited():
+        inside = [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+    assert inside and all(n == 1 for n in inside)
+    assert [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"] == before

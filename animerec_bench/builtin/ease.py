@@ -14,7 +14,6 @@ than cores lose badly.
 
 from __future__ import annotations
 
-import os
 import time
 from typing import TYPE_CHECKING
 
@@ -24,6 +23,7 @@ from animerec_bench import hookimpl
 from animerec_bench.builtin.positives import positives, rows_times
 from animerec_bench.evaluation.ranking import RankingData, evaluate
 from animerec_bench.model import FoldedUsers, History, Interactions, Model, from_saved_params, load_arrays, save_arrays
+from animerec_bench.support.threads import blas_limited
 
 if TYPE_CHECKING:
     import scipy.sparse
@@ -33,21 +33,6 @@ EIGEN_GRID_MIN = 6
 
 #: λ when there is no validation part to choose it on: the best on mal2016-5k / v1 (seeds 0, 1).
 DEFAULT_L2 = 100.0
-
-
-def job_cores() -> int:
-    """The cores this process may run on (the job's allotment when the runner pinned it)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
-
-
-def blas_limited():
-    """A context holding BLAS's thread pool to :func:`job_cores` threads."""
-    from threadpoolctl import threadpool_limits
-
-    return threadpool_limits(limits=job_cores(), user_api="blas")
 
 
 class GramInverses:

@@ -1,4 +1,4 @@
-"""Blocks of rows on the job's cores, in threads.
+"""The job's cores: blocks of rows on them in threads, and BLAS held to them.
 
 numpy releases the GIL inside its loops (sorts, ``take``, ``einsum``, ufuncs), so work that is
 many numpy calls on disjoint rows — a kNN model's users, iALS's gathered products — runs on
@@ -33,3 +33,11 @@ def run_blocks(work: Callable[[int, int], None], n: int, block: int) -> None:
         except BaseException:
             pool.shutdown(cancel_futures=True)  # blocks not yet started never start
             raise
+
+
+def blas_limited():
+    """A context holding BLAS's thread pool to the job's cores (more threads than cores lose
+    badly on a shared machine); ``ease`` and the models built on it fit inside one."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=max(1, usable_cores()), user_api="blas")
