@@ -14,9 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import replace
-
-import numpy as np
 
 from animerec_bench.api import load_split
 from animerec_bench.builtin.content import FeatureKernel, FeatureRidge, GenrePopularity
@@ -25,13 +22,6 @@ from animerec_bench.evaluation import scoring
 from animerec_bench.plugins.registry import load_registry
 
 MODELS = ((FeatureKernel, {}), (FeatureKernel, {"popularity_weight": 2.0}), (FeatureRidge, {}), (GenrePopularity, {}))
-
-
-def with_validation(split):
-    """The train part with the validation pairs appended (same vocabulary)."""
-    t, v = split.train, split.valid
-    return replace(t, user=np.concatenate([t.user, v.user]), item=np.concatenate([t.item, v.item]),
-                   rating=np.concatenate([t.rating, v.rating]), label=np.concatenate([t.label, v.label]))
 
 
 def ndcg(model, split, part: str) -> float:
@@ -46,7 +36,7 @@ def main() -> None:
     args = ap.parse_args()
     split = load_split("mal2016-5k", args.seed, args.protocol)
     features = for_split(split, load_registry(None).dataset("mal2016-5k"))
-    fit_parts = {"train": split.train, "train+validation": with_validation(split)}
+    fit_parts = {"train": split.train, "train+validation": split.train_with_validation()}  # season-v2's test fit
     rows = []
     for cls, params in MODELS:
         row = {"model": cls.name, "params": params}

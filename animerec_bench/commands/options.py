@@ -211,8 +211,9 @@ def cold_start_models(registry, names: list[str], protocol: str) -> list[str]:
     from animerec_bench.data.protocol import get_protocol
     from animerec_bench.errors import UserError
 
-    cold = get_protocol(protocol).cold_items
-    accepted = {protocol, get_protocol(protocol).models_of} - {None}  # season-v2 takes season-v1's models
+    rules = get_protocol(protocol)
+    cold = rules.cold_items
+    accepted = {protocol, rules.models_of} - {None}  # season-v2 takes season-v1's models
     kept = []
     for name in names:
         entry = registry.model(name)
