@@ -144,7 +144,7 @@ def test_tie_rule_lower_anime_index_first():
         assert row.tolist() == [i for i in range(train.n_items) if i not in seen][:10]
 
 
-@pytest.mark.parametrize("kind", ["normal", "few values", "constant", "mostly -inf", "float32"])
+@pytest.mark.parametrize("kind", ["normal", "few values", "constant", "constant after -inf", "mostly -inf", "float32"])
 def test_top_k_matches_brute_force_on_both_paths(kind):
     rng = np.random.default_rng(len(kind))
     for trial in range(40):
@@ -156,6 +156,9 @@ def test_top_k_matches_brute_force_on_both_paths(kind):
             s = rng.integers(0, 3, size=(rows, n)).astype(float)
         elif kind == "constant":
             s = np.full((rows, n), 1.5)
+        elif kind == "constant after -inf":  # ties at the max, some rows' first columns excluded
+            s = np.full((rows, n), 1.5)
+            s[np.arange(n) < rng.integers(0, n + 1, size=(rows, 1))] = -np.inf
         elif kind == "mostly -inf":
             s = rng.integers(0, 40, size=(rows, n)).astype(float)
             s[rng.random((rows, n)) < 0.9] = -np.inf
