@@ -36,7 +36,7 @@ import numpy as np
 from animerec_bench import hookimpl
 from animerec_bench.builtin.ease import DEFAULT_L2, EASE, blas_limited
 from animerec_bench.builtin.keras_backend import keras, seed_everything, to_numpy
-from animerec_bench.evaluation.ranking import RankingData, evaluate
+from animerec_bench.builtin.validated_epochs import run_validated_epochs, validation_ranking
 from animerec_bench.model import Interactions, check_flag, check_param
 
 
@@ -169,35 +169,16 @@ class DLAE(EASE):
     def _train(self, net, train, valid, rng, started) -> None:
         """Epochs over the users in a seeded random order; the best validation epoch's weights kept
         (without validation: the last epoch's)."""
-        data = RankingData.validation(train, valid) if valid is not None else None
-        if data is not None and data.n_users == 0:
-            data = None
         dense = self.x_.toarray()
-        best, waited = -np.inf, 0
-        for epoch in range(self.epochs):
+
+        def run_epoch(epoch: int) -> float:
             order = rng.permutation(len(dense))
-            x, y = self.x_[order], dense[order]
-            loss = float(net.fit(x, y, batch_size=self.batch_size, epochs=1, shuffle=False,
+            loss = float(net.fit(self.x_[order], dense[order], batch_size=self.batch_size, epochs=1, shuffle=False,
                                  verbose=0).history["loss"][-1])
             self.weights_ = to_numpy(net.b)
-            ndcg = evaluate(data, self.score, ks=(10,))["ndcg@10"] if data is not None else None
-            self.history_["loss"].append(loss)
-            self.history_["val_ndcg@10"].append(ndcg)
-            self.epochs_ = epoch + 1
-            self.report_progress(epoch=epoch + 1, loss=loss, val_ndcg=ndcg,
-                                 seconds=round(time.perf_counter() - started, 3))
-            if ndcg is None:
-                continue
-            if ndcg > best:
-                best, best_weights, waited, self.best_epoch_ = ndcg, self.weights_, 0, epoch + 1
-            else:
-                waited += 1
-                if waited >= self.patience:
-                    break
-        if data is not None:
-            self.weights_ = best_weights
-        else:
-            self.best_epoch_ = self.epochs_
+            return loss
+
+        run_validated_epochs(self, run_epoch, validation_ranking(train, valid), started)
 
 
 @hookimpl

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from animerec_bench import hookimpl
+from animerec_bench.builtin.gram_inverse import spd_inverse, symmetrize_upper
 from animerec_bench.builtin.positives import positives, rows_times
 from animerec_bench.evaluation.ranking import RankingData, evaluate
 from animerec_bench.model import FoldedUsers, History, Interactions, Model, from_saved_params, load_arrays, save_arrays
@@ -76,7 +77,7 @@ class GramInverses:
         q = np.asfortranarray(self.basis / np.sqrt(self.eigenvalues + np.float32(l2))[None, :])
         syrk = scipy.linalg.get_blas_funcs("syrk", (q,))
         p = syrk(1.0, q, lower=0)  # upper triangle of Q Qᵀ, Fortran-ordered
-        _symmetrize_upper(p)
+        symmetrize_upper(p)
         b = p.T  # symmetric: the transpose is the same matrix, C-ordered (what scoring reads)
         diag = b.diagonal().copy()
         if self.by_users:
@@ -238,41 +239,16 @@ class EASE(Model):
 
 def _weights(gram: np.ndarray, diagonal: float | np.ndarray) -> np.ndarray:
     """``B`` for ``G = gram + diag(diagonal)`` (a scalar λ, or one value per anime) in float32:
-    Cholesky inverse (LAPACK potrf + potri, about half the work of a general inverse), then
-    ``B = -P / diag(P)`` with a zero diagonal, in place. One decomposition: the path of a given λ."""
-    import scipy.linalg
-
+    ``P = G⁻¹`` (``spd_inverse``: one Cholesky decomposition), then ``B = -P / diag(P)`` with a
+    zero diagonal, in place. The path of a given λ."""
     shift = np.asarray(diagonal, dtype=np.float32)
     if not np.all(shift > 0):
         raise ValueError(f"ease: l2 must be > 0, got {diagonal}")
-    m = len(gram)
-    g = np.array(gram, dtype=np.float32, order="F")
-    g[np.diag_indices(m)] += shift
-    if m == 0:
-        return g
-    potrf, potri = scipy.linalg.get_lapack_funcs(("potrf", "potri"), (g,))
-    c, info = potrf(g, lower=False, overwrite_a=True, clean=False)
-    if info == 0:
-        p, info = potri(c, lower=False, overwrite_c=True)
-    if info != 0:
-        raise np.linalg.LinAlgError(f"ease: XᵀX + diag is not positive definite (LAPACK info {info})")
-    _symmetrize_upper(p)
-    b = p.T  # P is symmetric: its transpose is the same matrix, C-ordered (what scoring reads)
+    b = spd_inverse(gram, shift, np.float32, "ease: XᵀX + diag")
     diag = b.diagonal().copy()
     b /= -diag[None, :]
-    b[np.diag_indices(m)] = 0.0
+    b[np.diag_indices(len(b))] = 0.0
     return b
-
-
-def _symmetrize_upper(a: np.ndarray, block: int = 512) -> None:
-    """Copy the upper triangle of square ``a`` onto its lower one, in place, block by block (no
-    full-size temporary)."""
-    m = len(a)
-    for j0 in range(0, m, block):
-        j1 = min(j0 + block, m)
-        a[j1:, j0:j1] = a[j0:j1, j1:].T
-        d = a[j0:j1, j0:j1]
-        d[...] = np.triu(d) + np.triu(d, 1).T
 
 
 @hookimpl

@@ -28,7 +28,7 @@ from animerec_bench import hookimpl
 from animerec_bench.builtin.ease import blas_limited
 from animerec_bench.builtin.keras_backend import keras, seed_everything, to_numpy
 from animerec_bench.builtin.positives import positives
-from animerec_bench.evaluation.ranking import RankingData, evaluate
+from animerec_bench.builtin.validated_epochs import run_validated_epochs, validation_ranking
 from animerec_bench.model import (
     FoldedUsers,
     History,
@@ -201,17 +201,14 @@ class MultVAE(Model):
     def _train(self, net, train, valid, rng, started) -> None:
         """Epochs over the users in a seeded random order, a fresh input dropout each; the best
         validation epoch's weights kept (without validation: the last epoch's)."""
-        data = RankingData.validation(train, valid) if valid is not None else None
-        if data is not None and data.n_users == 0:
-            data = None
         normalised = _l2_rows(self.x_)
         # Sparse batches on TensorFlow only. On JAX a sparse batch's count of stored entries is part of
         # its shape, so each batch compiles anew: 6 epochs of test_multvae's taste groups took 42.9 CPU s
         # with sparse batches against 3.8 s with dense ones (same validation NDCG).
         sparse_batches = keras().backend.backend() == "tensorflow"
         target = self.x_.toarray()
-        best, best_weights, waited = -np.inf, self.weights_, 0
-        for epoch in range(self.epochs):
+
+        def run_epoch(epoch: int) -> float:
             order = rng.permutation(len(target))
             inputs = self._dropped(normalised[order], rng)
             if not sparse_batches:
@@ -219,24 +216,9 @@ class MultVAE(Model):
             loss = float(net.fit(inputs, target[order], batch_size=self.batch_size, epochs=1, shuffle=False,
                                  verbose=0).history["loss"][-1])
             self.weights_ = self._export(net)
-            ndcg = evaluate(data, self.score, ks=(10,))["ndcg@10"] if data is not None else None
-            self.history_["loss"].append(loss)
-            self.history_["val_ndcg@10"].append(ndcg)
-            self.epochs_ = epoch + 1
-            self.report_progress(epoch=epoch + 1, loss=loss, val_ndcg=ndcg,
-                                 seconds=round(time.perf_counter() - started, 3))
-            if ndcg is None:
-                continue
-            if ndcg > best:
-                best, best_weights, waited, self.best_epoch_ = ndcg, self.weights_, 0, epoch + 1
-            else:
-                waited += 1
-                if waited >= self.patience:
-                    break
-        if data is not None:
-            self.weights_ = best_weights
-        else:
-            self.best_epoch_ = self.epochs_
+            return loss
+
+        run_validated_epochs(self, run_epoch, validation_ranking(train, valid), started)
 
     def _dropped(self, rows: scipy.sparse.csr_matrix, rng: np.random.Generator) -> scipy.sparse.csr_matrix:
         """``rows`` with each stored entry dropped with probability ``dropout`` and the rest scaled

@@ -26,7 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from animerec_bench import hookimpl
-from animerec_bench.builtin.ease import EASE, _symmetrize_upper, blas_limited
+from animerec_bench.builtin.ease import EASE, blas_limited
+from animerec_bench.builtin.gram_inverse import spd_inverse
 from animerec_bench.model import Interactions, check_param, from_saved_params, load_arrays, save_arrays
 
 
@@ -42,26 +43,6 @@ class AdmmResult:
     iterations: int
 
 
-def spd_inverse(gram: np.ndarray, shift: float, dtype=np.float32) -> np.ndarray:
-    """``(gram + shift I)⁻¹`` for a PSD ``gram`` and ``shift > 0``: Cholesky inverse (LAPACK potrf +
-    potri), symmetric, C-ordered, in ``dtype``."""
-    import scipy.linalg
-
-    m = len(gram)
-    g = np.array(gram, dtype=dtype, order="F")
-    g[np.diag_indices(m)] += dtype(shift)
-    if m == 0:
-        return g
-    potrf, potri = scipy.linalg.get_lapack_funcs(("potrf", "potri"), (g,))
-    c, info = potrf(g, lower=False, overwrite_a=True, clean=False)
-    if info == 0:
-        p, info = potri(c, lower=False, overwrite_c=True)
-    if info != 0:
-        raise np.linalg.LinAlgError(f"slim: XᵀX + (l2 + rho) I is not positive definite (LAPACK info {info})")
-    _symmetrize_upper(p)
-    return np.ascontiguousarray(p.T)  # symmetric: the transpose is the same matrix, C-ordered
-
-
 def admm_slim(gram: np.ndarray, l1: float, l2: float, rho: float, iterations: int, *, nonnegative: bool = True,
               tol: float = 0.0, dtype=np.float32,
               on_iteration: Callable[[int, float, float, np.ndarray], None] | None = None) -> AdmmResult:
@@ -70,7 +51,7 @@ def admm_slim(gram: np.ndarray, l1: float, l2: float, rho: float, iterations: in
     ``W >= 0`` (a plain soft threshold); with ``l1 = 0`` too it converges to EASE with λ = ``l2``.
     ``on_iteration(iteration, primal, dual, C)`` after each one (C is the solver's buffer: copy it
     to keep it). Five ``[m, m]`` buffers in ``dtype``; the products run on BLAS's threads."""
-    p = spd_inverse(gram, float(l2) + float(rho), dtype)
+    p = spd_inverse(gram, float(l2) + float(rho), dtype, "slim: XᵀX + (l2 + rho) I")
     return admm_iterations(p, l1, l2, rho, iterations, nonnegative=nonnegative, tol=tol,
                            on_iteration=on_iteration)
 
