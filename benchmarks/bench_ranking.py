@@ -142,6 +142,44 @@ def test_mf_biased_ranking_mal2016(benchmark, embedded_split, mf_biased):
           f"ndcg@10 {result['ndcg@10']:.4f}, recall@10 {result['recall@10']:.4f}")
 
 
+def test_constant_scorer_ranking_mal2016(benchmark, embedded_split, monkeypatch):
+    """A constant scorer (``global-mean``, ``always-positive``): every row's top 10 ties at its
+    maximum. ``top_k`` finds such rows' lowest 10 columns in a short prefix; measured against the
+    exact path (the prefix search switched off) in the same run, rounds interleaved."""
+    from animerec_bench.evaluation import ranking
+
+    data = RankingData.from_split(embedded_split)
+
+    def score(users):
+        return np.full((len(users), data.n_items), 7.5, np.float32)
+
+    def exact_only(scores, rows, top, k):
+        none = np.zeros(0, np.int64)
+        return (none, none, np.zeros(0, scores.dtype)), np.zeros(len(rows), bool)
+
+    seconds: dict[str, list[float]] = {"exact": [], "prefix": []}
+
+    def interleaved():
+        with monkeypatch.context() as m:
+            m.setattr(ranking, "_first_at_max", exact_only)
+            started = time.perf_counter()
+            exact = evaluate(data, score)
+            seconds["exact"].append(time.perf_counter() - started)
+        started = time.perf_counter()
+        fast = evaluate(data, score)
+        seconds["prefix"].append(time.perf_counter() - started)
+        assert fast == exact
+        return fast
+
+    benchmark.pedantic(interleaved, rounds=5, warmup_rounds=1)
+    exact, prefix = (float(np.median(seconds[k][1:])) for k in ("exact", "prefix"))  # [0]: the warm-up round
+    benchmark.extra_info.update({"kind": "ranking", "dataset": "mal2016-5k/v1/seed0", "model": "constant scorer",
+                                 "users": data.n_users, "exact_path_seconds": exact, "prefix_path_seconds": prefix,
+                                 "speedup": exact / prefix, "load_average_1min": os.getloadavg()[0]})
+    print(f"\nconstant scorer ranking on mal2016-5k: {prefix:.3f} s with the prefix search, {exact:.3f} s on the "
+          f"exact path (medians of 5 interleaved rounds), {exact / prefix:.1f}x")
+
+
 def test_real_scale_ranking(benchmark):
     t0 = time.perf_counter()
     data = real_scale_ranking()
