@@ -50,13 +50,13 @@ def _confidence_products(x: scipy.sparse.csr_matrix, v: np.ndarray, h: np.ndarra
     out = np.empty((x.shape[0], h.shape[1]), dtype=np.float32)
     bounds = row_blocks(x.indptr, BLOCK_NNZ)
 
-    def products(first: int, last: int) -> None:
-        for r0, r1 in zip(bounds[first:last], bounds[first + 1:last + 1]):
-            indptr = x.indptr[r0:r1 + 1]
-            cols = x.indices[indptr[0]:indptr[-1]]
-            t = np.einsum("ij,ij->i", h[cols], np.repeat(v[r0:r1], np.diff(indptr), axis=0))
-            weighted = scipy.sparse.csr_matrix((t, cols, indptr - indptr[0]), shape=(r1 - r0, x.shape[1]))
-            out[r0:r1] = weighted @ h
+    def products(first: int, last: int) -> None:  # row blocks [first, last): rows bounds[first]..bounds[last]
+        r0, r1 = bounds[first], bounds[last]
+        indptr = x.indptr[r0:r1 + 1]
+        cols = x.indices[indptr[0]:indptr[-1]]
+        t = np.einsum("ij,ij->i", h[cols], np.repeat(v[r0:r1], np.diff(indptr), axis=0))
+        weighted = scipy.sparse.csr_matrix((t, cols, indptr - indptr[0]), shape=(r1 - r0, x.shape[1]))
+        out[r0:r1] = weighted @ h
 
     run_blocks(products, len(bounds) - 1, 1)
     return out
