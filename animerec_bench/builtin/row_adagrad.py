@@ -30,6 +30,7 @@ scatters are TensorFlow's or JAX's.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -44,7 +45,9 @@ EXTRA_COLUMNS = 3
 
 @dataclass(frozen=True)
 class StepRule:
-    """The hyperparameters of one update step."""
+    """The hyperparameters of one update step. ``factors`` and ``batch_size`` shape the compiled
+    epoch; the rest reach it as one runtime vector (``scalars``), so every fit of the same shape
+    (seeds, ``tune``'s trials) runs one compiled program, which XLA's persistent cache keeps."""
 
     factors: int
     mean: float
@@ -53,6 +56,11 @@ class StepRule:
     reg_factors: float
     reg_biases: float
     batch_size: int
+
+    def scalars(self) -> np.ndarray:
+        """``[mean, learning_rate, bias_learning_rate, reg_factors, reg_biases]`` as float32."""
+        return np.array([self.mean, self.learning_rate, self.bias_learning_rate, self.reg_factors,
+                         self.reg_biases], np.float32)
 
 
 def init_table(rows: int, factors: int, init_std: float, initial_accumulator: float,
@@ -87,29 +95,30 @@ def batch_order(n: int, batch_size: int, rng: np.random.Generator, steps: int | 
     return np.sort(order.reshape(-1, batch_size), axis=1).reshape(-1)
 
 
-def _updates(user_rows, item_rows, rating, weight, rule: StepRule):
-    """Each example's additions to its user row and its item row, and its weighted squared error."""
+def _updates(user_rows, item_rows, rating, weight, scalars, k: int):
+    """Each example's additions to its user row and its item row, and its weighted squared error
+    (``rating``, ``weight``: columns ``[batch, 1]``; ``scalars``: ``StepRule.scalars()``; ``k``:
+    the factors). Rows are split with one op a side and every per-example value stays a column:
+    tracing the epoch, on the clock of a fit's first epoch, then builds about half the ops."""
     ops = keras().ops
-    k = rule.factors
-    p, bu, au, cu = user_rows[:, :k], user_rows[:, k], user_rows[:, k + 1], user_rows[:, k + 2]
-    q, bi, ai, ci = item_rows[:, :k], item_rows[:, k], item_rows[:, k + 1], item_rows[:, k + 2]
-    e = rule.mean + bu + bi + ops.sum(p * q, axis=1) - rating
-    w = weight[:, None]
-    gp = (e[:, None] * q + rule.reg_factors * p) * w
-    gq = (e[:, None] * p + rule.reg_factors * q) * w
-    gbu = (e + rule.reg_biases * bu) * weight
-    gbi = (e + rule.reg_biases * bi) * weight
+    mean, learning_rate, bias_learning_rate, reg_factors, reg_biases = ops.unstack(scalars)
+    p, bu, au, cu = ops.split(user_rows, [k, k + 1, k + 2], axis=1)
+    q, bi, ai, ci = ops.split(item_rows, [k, k + 1, k + 2], axis=1)
+    e = mean + bu + bi + ops.sum(p * q, axis=1, keepdims=True) - rating
+    gp = (e * q + reg_factors * p) * weight
+    gq = (e * p + reg_factors * q) * weight
+    gbu = (e + reg_biases * bu) * weight
+    gbi = (e + reg_biases * bi) * weight
 
     def side(g, gb, a, c):
-        da, dc = ops.mean(g * g, axis=1), gb * gb
-        return ops.concatenate([-rule.learning_rate * g * ops.rsqrt(a + da)[:, None],
-                                (-rule.bias_learning_rate * gb * ops.rsqrt(c + dc))[:, None],
-                                da[:, None], dc[:, None]], axis=1)
+        da, dc = ops.mean(g * g, axis=1, keepdims=True), gb * gb
+        return ops.concatenate([-learning_rate * g * ops.rsqrt(a + da), -bias_learning_rate * gb * ops.rsqrt(c + dc),
+                                da, dc], axis=1)
 
     return side(gp, gbu, au, cu), side(gq, gbi, ai, ci), ops.sum(weight * e * e)
 
 
-def _squared_error(user_rows, item_rows, rating, mean: float, factors: int):
+def _squared_error(user_rows, item_rows, rating, mean, factors: int):
     """Summed squared error of ``mean + b_u + b_i + <p_u, q_i>`` (the model's prediction)."""
     ops = keras().ops
     k = factors
@@ -137,7 +146,8 @@ class _Trainer:
         self._users, self._items = self._array(users), self._array(items)
         self._data = self._array(examples)
         self._kept: tuple[Any, Any] | None = None
-        self._epoch, self._squared_error = self._compile(rule)
+        self._scalars = self._array(rule.scalars())
+        self._epoch, self._squared_error = self._compile(rule.factors, rule.batch_size)
 
     # What a framework's subclass provides.
     def _array(self, values: np.ndarray) -> Any:
@@ -146,15 +156,20 @@ class _Trainer:
     def _copy(self, array: Any) -> Any:
         raise NotImplementedError
 
-    def _compile(self, rule: StepRule) -> tuple[Callable[..., Any], Callable[..., Any]]:
+    @staticmethod
+    def _compile(factors: int, size: int) -> tuple[Callable[..., Any], Callable[..., Any]]:
+        """The compiled epoch and scoring for tables of ``factors`` and batches of ``size``
+        (subclasses cache them per shape: a process traces each once)."""
         raise NotImplementedError
 
     def epoch(self, order: np.ndarray) -> float:
-        self._users, self._items, total = self._epoch(self._users, self._items, self._data, self._array(order))
+        self._users, self._items, total = self._epoch(self._users, self._items, self._data, self._array(order),
+                                                      self._scalars)
         return float(total)
 
     def squared_error(self, user: np.ndarray, item: np.ndarray, rating: np.ndarray) -> float:
-        return float(self._squared_error(self._users, self._items, self._array(np.asarray(user, np.int32)),
+        return float(self._squared_error(self._users, self._items, self._scalars,
+                                         self._array(np.asarray(user, np.int32)),
                                          self._array(np.asarray(item, np.int32)),
                                          self._array(np.asarray(rating, np.float32))))
 
@@ -182,22 +197,21 @@ class _TensorFlowTrainer(_Trainer):
         return a
 
     @staticmethod
-    def _compile(rule: StepRule):
+    @functools.cache
+    def _compile(factors: int, size: int):
         import tensorflow as tf
-
-        size = rule.batch_size
 
         # autograph=False: the loop is written with tf.while_loop already, and autograph's
         # conversion cost ~0.15 s of the first fit in a process.
         @tf.function(jit_compile=True, autograph=False)
-        def epoch(users, items, data, order):
+        def epoch(users, items, data, order, scalars):
             def step(s, users, items, total):
                 rows = tf.gather(data, tf.slice(order, [s * size], [size]))
-                u, i = rows[:, 0], rows[:, 1]
-                r, w = tf.bitcast(rows[:, 2], tf.float32), tf.bitcast(rows[:, 3], tf.float32)
-                du, di, loss = _updates(tf.gather(users, u), tf.gather(items, i), r, w, rule)
-                return (s + 1, tf.tensor_scatter_nd_add(users, u[:, None], du),
-                        tf.tensor_scatter_nd_add(items, i[:, None], di), total + loss)
+                u, i, r, w = tf.split(rows, 4, axis=1)  # columns [size, 1]
+                r, w = tf.bitcast(r, tf.float32), tf.bitcast(w, tf.float32)
+                du, di, loss = _updates(tf.gather_nd(users, u), tf.gather_nd(items, i), r, w, scalars, factors)
+                return (s + 1, tf.tensor_scatter_nd_add(users, u, du), tf.tensor_scatter_nd_add(items, i, di),
+                        total + loss)
 
             steps = tf.shape(order)[0] // size
             _, users, items, total = tf.while_loop(lambda s, *_: s < steps, step,
@@ -205,8 +219,8 @@ class _TensorFlowTrainer(_Trainer):
             return users, items, total
 
         @tf.function(jit_compile=True, autograph=False)
-        def squared_error(users, items, user, item, rating):
-            return _squared_error(tf.gather(users, user), tf.gather(items, item), rating, rule.mean, rule.factors)
+        def squared_error(users, items, scalars, user, item, rating):
+            return _squared_error(tf.gather(users, user), tf.gather(items, item), rating, scalars[0], factors)
 
         return epoch, squared_error
 
@@ -227,25 +241,24 @@ class _JaxTrainer(_Trainer):
         return jnp.copy(a)
 
     @staticmethod
-    def _compile(rule: StepRule):
+    @functools.cache
+    def _compile(factors: int, size: int):
         import jax
         import jax.numpy as jnp
 
-        size = rule.batch_size
-
-        def epoch(users, items, data, order):
+        def epoch(users, items, data, order, scalars):
             def step(s, carry):
                 users, items, total = carry
                 rows = data[jax.lax.dynamic_slice_in_dim(order, s * size, size)]
                 u, i = rows[:, 0], rows[:, 1]
-                r, w = (jax.lax.bitcast_convert_type(rows[:, c], jnp.float32) for c in (2, 3))
-                du, di, loss = _updates(users[u], items[i], r, w, rule)
+                r, w = (jax.lax.bitcast_convert_type(rows[:, c:c + 1], jnp.float32) for c in (2, 3))
+                du, di, loss = _updates(users[u], items[i], r, w, scalars, factors)
                 return users.at[u].add(du), items.at[i].add(di), total + loss
 
             return jax.lax.fori_loop(0, order.shape[0] // size, step, (users, items, jnp.float32(0.0)))
 
-        def squared_error(users, items, user, item, rating):
-            return _squared_error(users[user], items[item], rating, rule.mean, rule.factors)
+        def squared_error(users, items, scalars, user, item, rating):
+            return _squared_error(users[user], items[item], rating, scalars[0], factors)
 
         return jax.jit(epoch, donate_argnums=(0, 1)), jax.jit(squared_error)
 
