@@ -7,12 +7,18 @@ the plugin modules stays instant.
 from __future__ import annotations
 
 import os
+import sys
+
+from animerec_bench.support import compile_cache
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def keras():
-    """Keras, imported on first use (TensorFlow takes seconds and ~0.5 GB to import)."""
+    """Keras, imported on first use (TensorFlow takes seconds and ~0.5 GB to import), with
+    XLA's persistent compilation cache configured before it (``support.compile_cache``)."""
+    if "keras" not in sys.modules:
+        compile_cache.configure()
     import keras as _keras
 
     return _keras

@@ -11,6 +11,7 @@ import click
 
 from animerec_bench.commands.options import job_options, job_seeds, plan_run, results_folder
 from animerec_bench.errors import UserError
+from animerec_bench.support import compile_cache
 
 
 def _no_early_exit_zero(command):
@@ -229,6 +230,7 @@ def run(run_all, heavy, models, more_models, tasks, dataset, protocol, seeds, se
                f"{', '.join(map(str, seeds_run))}; results -> {results_dir}", err=True)
     for stale in runner.sweep_stale_job_dirs():
         click.echo(f"removed {stale}: the job folder of a run that was killed", err=True)
+    compile_cache.prune()  # its jobs add compiled programs; the oldest go above 1 GiB
     if missing:
         jobs, done = _missing_jobs(jobs, ctx, results_dir)
         click.echo(f"--missing: {done} job(s) already have a current ok result in {results_dir}; "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from animerec_bench.commands.options import job_options, job_seeds, plan_run, results_folder
+from animerec_bench.support import compile_cache
 
 
 @click.command("tune")
@@ -70,6 +71,7 @@ def tune(run_all, heavy, models, more_models, trials, budget_seconds, tasks, dat
     click.echo(f"tuning {len(jobs)} study(ies) on {ds.label} / protocol {protocol}, seed(s) "
                f"{', '.join(map(str, seed_list))}; budget {budget} each; studies in "
                f"{tuning.storage_path()}; results -> {results_dir}", err=True)
+    compile_cache.prune()  # trials add compiled programs; the oldest go above 1 GiB
 
     def on_term(signum, frame):  # SIGTERM stops like Ctrl-C: the running trial's processes are killed
         raise KeyboardInterrupt(signal.Signals(signum).name)

@@ -16,6 +16,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from animerec_bench.support import compile_cache
+
 #: Distributions whose versions are recorded (None when not installed).
 PACKAGES = ("numpy", "tensorflow", "tensorflow-cpu", "keras", "jax", "jaxlib", "torch")
 
@@ -143,6 +145,7 @@ def machine_info() -> dict:
         "keras_backend": keras_backend(),
         "keras_backend_version": keras_backend_version(),
         "devices": framework_devices(),
+        "compile_cache": compile_cache.in_use(),
     }
 
 
