@@ -71,6 +71,39 @@ def test_an_epoch_applies_the_documented_rule_and_touches_only_the_batches_rows(
     assert trainer.squared_error(user, item, rating) == pytest.approx(np.sum((pred - rating) ** 2), rel=1e-4)
 
 
+def test_fits_of_one_shape_share_one_compiled_epoch_whatever_their_rates():
+    """The rule's rates reach the compiled epoch at run time: another rule, the same program."""
+    rng = np.random.default_rng(1)
+    user = np.sort(rng.integers(0, 20, 40)).astype(np.int32)
+    item = rng.integers(0, 10, 40).astype(np.int32)
+    rating = rng.integers(1, 11, 40).astype(np.float32)
+    users = row_adagrad.init_table(20, 3, 0.3, 0.1, rng)
+    items = row_adagrad.init_table(10, 3, 0.3, 0.1, rng)
+    order = row_adagrad.batch_order(len(rating), 8, rng)
+    trainers = []
+    for learning_rate, reg in ((0.1, 0.05), (0.3, 0.0)):
+        rule = row_adagrad.StepRule(factors=3, mean=5.0, learning_rate=learning_rate, bias_learning_rate=0.2,
+                                    reg_factors=reg, reg_biases=0.01, batch_size=8)
+        trainer = row_adagrad.trainer(users, items, user, item, rating, rule)
+        trainer.epoch(order)
+        want_users, _ = _numpy_epoch(users, items, user, item, rating, order, rule)
+        np.testing.assert_allclose(trainer.tables()[0], want_users, rtol=1e-4, atol=1e-5)
+        trainers.append(trainer)
+    assert trainers[0]._epoch is trainers[1]._epoch
+
+
+def test_the_biases_start_from_the_bias_baselines_closed_form(small):
+    train, valid, _ = small
+    start = Bias(sweeps=2).fit(train, None)
+    # bias learning rate 0: training leaves the biases where they started
+    frozen = dict(epochs=1, bias_learning_rate=0.0, learning_rate=1e-9)
+    model = BiasedMatrixFactorization(**frozen).fit(train, valid, tasks=("rating",), seed=0)
+    np.testing.assert_allclose(model.item_bias_, start.item_bias_, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(model.user_[:, model.factors], start.user_bias_, rtol=1e-6, atol=1e-6)
+    zero = BiasedMatrixFactorization(**frozen, bias_start_sweeps=0).fit(train, valid, tasks=("rating",), seed=0)
+    assert not zero.item_bias_.any()
+
+
 def test_batch_order_covers_every_example_once_in_sorted_batches():
     rng = np.random.default_rng(0)
     order = row_adagrad.batch_order(10, 4, rng)

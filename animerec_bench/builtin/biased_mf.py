@@ -13,6 +13,7 @@ import numpy as np
 
 from animerec_bench import hookimpl
 from animerec_bench.builtin import row_adagrad
+from animerec_bench.builtin.baselines import Bias
 from animerec_bench.builtin.keras_backend import backend_name
 from animerec_bench.builtin.keras_models import predict_chunks
 from animerec_bench.model import (
@@ -45,12 +46,17 @@ class BiasedMatrixFactorization(Model):
     Chosen: learning rate 0.04, reg 0.07: within 0.002 of the best at 60% of its epochs (1.1394
     with the float32 random start that came after the search). Version 1 (LazyAdam through
     ``keras.Model.fit``) reached 1.1442, at ~1M examples/s at real scale against ~4.7M now.
+
+    Version 3 starts the biases from two sweeps of the ``bias`` baseline's closed form (~0.02 s)
+    and the accumulators at 0.03 (was 0.1), so the first epochs move further: validation MSE after
+    epochs 1 / 2 went from 1.567 / 1.442 to 1.427 / 1.380 (Cornac MF's best is 1.378), and the
+    fit stops after 13 epochs instead of 24 at the same best (1.2983 against 1.2982).
     """
 
     name = "mf-biased"
     tasks = ("rating",)
     joint = False
-    version = "2"
+    version = "3"
     framework = "keras"
     #: ``tune``: rates, regularisation, size and batch; ``epochs`` and ``patience`` stay the fixed budget.
     search_space = {"factors": ("int", 16, 256, "log"), "reg_factors": ("float", 0.005, 0.5, "log"),
@@ -61,8 +67,8 @@ class BiasedMatrixFactorization(Model):
     def __init__(self, factors: int = 64, reg_factors: float = 0.07, reg_biases: float = 0.005,
                  init_std: float = 0.01, epochs: int = 40, batch_size: int = 4096,
                  learning_rate: float = 0.04, bias_learning_rate: float = 0.05,
-                 initial_accumulator: float = 0.1, patience: int = 3,
-                 steps_per_epoch: int | None = None) -> None:
+                 initial_accumulator: float = 0.03, patience: int = 3,
+                 steps_per_epoch: int | None = None, bias_start_sweeps: int = 2) -> None:
         self.factors = factors
         self.reg_factors = reg_factors
         self.reg_biases = reg_biases
@@ -74,6 +80,7 @@ class BiasedMatrixFactorization(Model):
         self.initial_accumulator = initial_accumulator
         self.patience = patience
         self.steps_per_epoch = steps_per_epoch
+        self.bias_start_sweeps = bias_start_sweeps
 
     @classmethod
     def validate_params(cls, params):
@@ -84,7 +91,7 @@ class BiasedMatrixFactorization(Model):
         check_param(params, "steps_per_epoch", at_least=1, none_ok=True)
         for key in ("learning_rate", "initial_accumulator"):
             check_param(params, key, above=0)
-        for key in ("bias_learning_rate", "reg_factors", "reg_biases", "init_std", "patience"):
+        for key in ("bias_learning_rate", "reg_factors", "reg_biases", "init_std", "patience", "bias_start_sweeps"):
             check_param(params, key, at_least=0)
 
     def fit(self, train: Interactions, valid: Interactions | None, *, tasks=("rating",), seed: int = 0):
@@ -99,7 +106,10 @@ class BiasedMatrixFactorization(Model):
         self.history_: dict[str, list[float]] = {"loss": [], "train_seconds": []}
         self.epochs_ = 0
         if len(y):
-            self._train(users, items, user, item, y, valid, rng)
+            backend_name()  # imports Keras (seconds) before the training clock starts, as a job does
+            started = time.perf_counter()
+            self._start_biases(train, users, items)
+            self._train(users, items, user, item, y, valid, rng, started)
         else:
             self._fold(users, items)
         self.setup_ = {"optimizer": "row_adagrad", "batch_size": self.batch_size,
@@ -109,7 +119,16 @@ class BiasedMatrixFactorization(Model):
                        "backend": backend_name(), "examples": int(len(y))}
         return self
 
-    def _train(self, users, items, user, item, y, valid, rng):
+    def _start_biases(self, train: Interactions, users: np.ndarray, items: np.ndarray) -> None:
+        """Biases from ``bias_start_sweeps`` sweeps of the ``bias`` baseline (0: from zero)."""
+        if self.bias_start_sweeps:
+            start = Bias(sweeps=self.bias_start_sweeps).fit(train, None)
+            users[:, self.factors] = start.user_bias_
+            items[:, self.factors] = start.item_bias_
+
+    def _train(self, users, items, user, item, y, valid, rng, started: float):
+        """Epochs until validation MSE stops improving. ``started``: when the fit began; the
+        training clock (``history_["train_seconds"]``) counts from there, less validation."""
         rule = row_adagrad.StepRule(factors=self.factors, mean=self.mean_, learning_rate=self.learning_rate,
                                     bias_learning_rate=self.bias_learning_rate, reg_factors=self.reg_factors,
                                     reg_biases=self.reg_biases, batch_size=self.batch_size)
@@ -119,8 +138,8 @@ class BiasedMatrixFactorization(Model):
             vuser, vitem, vy = vrated.user.astype(np.int32), vrated.item.astype(np.int32), vy.astype(np.float32)
             self.history_["val_loss"] = []
         n = len(y)
-        started = time.perf_counter()
-        best_loss, waited, training = float("inf"), 0, 0.0
+        training = time.perf_counter() - started  # the bias start and the trainer's set-up
+        best_loss, waited = float("inf"), 0
         per_epoch = n if self.steps_per_epoch is None else self.steps_per_epoch * self.batch_size
         # Each epoch's order is drawn here, on the clock (~0.1 s per 2.4M examples). Drawn in a
         # thread during the previous epoch instead, it took a core from XLA's loop and made
