@@ -288,7 +288,7 @@ def test_mf_same_seed_same_metrics_on_cpu(tmp_path):
     assert t["framework_import_seconds"] > 0.5
     assert a["machine"]["devices"]
     # the harness's share is what the job spent beside the model's own parts
-    own = sum(t[k] for k in timing.MODEL_PARTS) + t["predict"]["median"]
+    own = sum(t.get(k, 0.0) for k in timing.MODEL_PARTS) + t["predict"]["median"]
     assert t["harness_seconds"] == pytest.approx(t["job_seconds"] - own)
     assert 0 < t["harness_share"] < 1 and t["worker_seconds"] < t["job_seconds"]
 

@@ -98,8 +98,8 @@ def batch_order(n: int, batch_size: int, rng: np.random.Generator, steps: int | 
 def _updates(user_rows, item_rows, rating, weight, scalars, k: int):
     """Each example's additions to its user row and its item row, and its weighted squared error
     (``rating``, ``weight``: columns ``[batch, 1]``; ``scalars``: ``StepRule.scalars()``; ``k``:
-    the factors). Rows are split with one op a side and every per-example value stays a column:
-    tracing the epoch, on the clock of a fit's first epoch, then builds about half the ops."""
+    the factors). Rows are split with one op a side and every per-example value stays a column,
+    so tracing the epoch (on the clock of a fit's first epoch) builds fewer ops: 0.065 -> 0.054 s."""
     ops = keras().ops
     mean, learning_rate, bias_learning_rate, reg_factors, reg_biases = ops.unstack(scalars)
     p, bu, au, cu = ops.split(user_rows, [k, k + 1, k + 2], axis=1)

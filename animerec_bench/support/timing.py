@@ -63,9 +63,10 @@ def bench(fn: Callable[[], Any], *, rounds: int = 5, warmup: int = 1, min_time: 
 
 
 #: Parts of a job that are not the harness's own cost: starting the process, loading the
-#: split, importing the model's framework, fitting, and one ``predict`` over validation and test.
+#: split, importing the model's framework, fitting, one ``predict`` over validation and test, and
+#: ranking every anime for the test users (the model scoring them, as ``predict`` does for pairs).
 MODEL_PARTS = ("process_start_seconds", "load_split_seconds", "framework_import_seconds", "fit_seconds",
-               "validate_predict_seconds")
+               "validate_predict_seconds", "ranking_seconds", "hard_ranking_seconds")
 
 
 def harness_seconds(timing: dict) -> float | None:
