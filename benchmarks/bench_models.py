@@ -353,9 +353,50 @@ def test_time_to_quality_cornac_mf(benchmark, embedded):
         "curve": [[round(s, 4), round(loss, 5), it] for s, loss, it in curve],
         "valid_pairs_scored": int(known.sum()), "valid_pairs": len(vy),
     })
-    # The same bar for mf-biased: its training seconds (first epoch's graph tracing included) to
-    # Cornac's target, a validation MSE it passes on its way to its own, lower, best.
+    # The same bar for mf-biased: its training seconds (the bias start, tracing and compiling
+    # included) to Cornac's target, a validation MSE it passes on its way to its own, lower, best.
     if "mf-biased" in _curves:
         curve = _curves["mf-biased"]
         benchmark.extra_info["mf_biased_seconds_to_cornac_target"] = _time_to(curve, target)
         benchmark.extra_info["mf_biased_first_epoch_seconds"] = curve[0][0]
+    benchmark.extra_info.update(_fresh_process_time_to(target))
+
+
+#: A fit of mf-biased as a job runs it: a new process, the split loaded, Keras imported (not on
+#: the clock), what is loaded frozen out of garbage collection; prints (seconds, val MSE) per epoch.
+_JOB_LIKE_FIT = """
+import gc, json
+from animerec_bench.builtin.biased_mf import BiasedMatrixFactorization
+from animerec_bench.builtin.datasets import MAL2016_5K
+from animerec_bench.builtin.keras_backend import keras
+from animerec_bench.data.protocol import get_protocol
+split = get_protocol("v1").split(MAL2016_5K, 0)
+keras()
+gc.freeze()
+model = BiasedMatrixFactorization().fit(split.train, split.valid, seed=0)
+print(json.dumps(list(zip(model.history_["train_seconds"], model.history_["val_loss"]))))
+"""
+
+
+def _fresh_process_time_to(target: float, repeats: int = 3) -> dict:
+    """mf-biased's seconds to ``target`` in new processes sharing an empty XLA compilation cache:
+    the first compiles its epoch (a first run), the next ``repeats`` read it back (every later
+    run of the same job); the median of those."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="xla-cache-") as cache:
+        env = {k: v for k, v in os.environ.items()  # this process's own cache settings (``keras()``) go
+               if k not in ("TF_XLA_FLAGS", "JAX_COMPILATION_CACHE_DIR")}
+        env.update(ANIMEREC_BENCH_COMPILE_CACHE=cache, TF_CPP_MIN_LOG_LEVEL="3")
+        seconds = []
+        for _ in range(1 + repeats):
+            out = subprocess.run([sys.executable, "-c", _JOB_LIKE_FIT], env=env, capture_output=True,
+                                 text=True, check=True).stdout
+            seconds.append(_time_to(json.loads(out.strip().splitlines()[-1]), target))
+    return {"mf_biased_fresh_process_seconds_to_cornac_target_cold_cache": seconds[0],
+            "mf_biased_fresh_process_seconds_to_cornac_target_warm_cache": float(np.median(seconds[1:])),
+            "mf_biased_fresh_process_warm_rounds": seconds[1:]}
