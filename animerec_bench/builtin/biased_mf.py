@@ -133,7 +133,9 @@ class BiasedMatrixFactorization(Model):
                                     bias_learning_rate=self.bias_learning_rate, reg_factors=self.reg_factors,
                                     reg_biases=self.reg_biases, batch_size=self.batch_size)
         trainer = row_adagrad.trainer(users, items, user, item, y, rule)
-        vrated, vy = valid.for_task("rating") if valid is not None else (None, np.empty(0))
+        vy = np.empty(0)
+        if valid is not None:
+            vrated, vy = valid.for_task("rating")
         if len(vy):  # the dtypes the trainer takes, once rather than every epoch
             vuser, vitem, vy = vrated.user.astype(np.int32), vrated.item.astype(np.int32), vy.astype(np.float32)
             self.history_["val_loss"] = []
