@@ -19,7 +19,8 @@ _CACHE_VARIABLES = ("TF_XLA_FLAGS", "JAX_COMPILATION_CACHE_DIR", "JAX_PERSISTENT
 @pytest.fixture
 def clean_env(monkeypatch, tmp_path):
     for name in (*_CACHE_VARIABLES, compile_cache.VARIABLE):
-        monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv(name, "")  # records the value before, so what configure() sets is undone
+        monkeypatch.delenv(name)
     monkeypatch.setenv("ANIMEREC_BENCH_HOME", str(tmp_path / "home"))
     return tmp_path
 
