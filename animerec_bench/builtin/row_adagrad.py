@@ -46,8 +46,10 @@ EXTRA_COLUMNS = 3
 @dataclass(frozen=True)
 class StepRule:
     """The hyperparameters of one update step. ``factors`` and ``batch_size`` shape the compiled
-    epoch; the rest reach it as one runtime vector (``scalars``), so every fit of the same shape
-    (seeds, ``tune``'s trials) runs one compiled program, which XLA's persistent cache keeps."""
+    epoch (with the number of examples); the rest reach it as one runtime vector (``scalars``), so
+    fits that differ only in their rates (``tune``'s trials of one size and batch, on one seed's
+    split) run one compiled program, which XLA's persistent cache keeps. (Another seed's split has
+    another number of examples, so another program.)"""
 
     factors: int
     mean: float

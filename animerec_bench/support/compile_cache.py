@@ -9,7 +9,7 @@ imported (``builtin.keras_backend.keras`` calls it). The folder is ``<home>/xla-
 which (``machine.compile_cache``), since a first run's fit includes compiling and a repeat's not.
 
 TensorFlow names a program after the order in which its process traced functions, so a program
-is found again by the same job (a rerun, a seed's or a ``tune`` trial's repeat), not by another
+is found again by the same job (a rerun, or a ``tune`` trial's repeat), not by another
 job that happens to build the same one. :func:`prune` keeps the folder under a size limit.
 The variables are set in this process's environment, so a process it starts uses the same folder
 (``run``'s own process never imports Keras: each job sets its own).
