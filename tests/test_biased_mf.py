@@ -71,25 +71,34 @@ def test_an_epoch_applies_the_documented_rule_and_touches_only_the_batches_rows(
     assert trainer.squared_error(user, item, rating) == pytest.approx(np.sum((pred - rating) ** 2), rel=1e-4)
 
 
-def test_fits_of_one_shape_share_one_compiled_epoch_whatever_their_rates():
-    """The rule's rates reach the compiled epoch at run time: another rule, the same program."""
+def test_fits_of_one_size_class_share_one_compiled_epoch_whatever_their_rates():
+    """The rule's rates reach the compiled epoch at run time, and the examples, the batch order and
+    the tables are padded: another rule on a split a few pairs, users and anime larger (another
+    seed's), the same program, and each still follows the documented rule."""
     rng = np.random.default_rng(1)
-    user = np.sort(rng.integers(0, 20, 40)).astype(np.int32)
-    item = rng.integers(0, 10, 40).astype(np.int32)
-    rating = rng.integers(1, 11, 40).astype(np.float32)
-    users = row_adagrad.init_table(20, 3, 0.3, 0.1, rng)
-    items = row_adagrad.init_table(10, 3, 0.3, 0.1, rng)
-    order = row_adagrad.batch_order(len(rating), 8, rng)
     trainers = []
-    for learning_rate, reg in ((0.1, 0.05), (0.3, 0.0)):
+    for n_users, n_items, n, learning_rate, reg in ((20, 10, 40, 0.1, 0.05), (21, 12, 43, 0.3, 0.0)):
+        user = np.sort(rng.integers(0, n_users, n)).astype(np.int32)
+        item = rng.integers(0, n_items, n).astype(np.int32)
+        rating = rng.integers(1, 11, n).astype(np.float32)
+        users = row_adagrad.init_table(n_users, 3, 0.3, 0.1, rng)
+        items = row_adagrad.init_table(n_items, 3, 0.3, 0.1, rng)
+        order = row_adagrad.batch_order(n, 8, rng)
         rule = row_adagrad.StepRule(factors=3, mean=5.0, learning_rate=learning_rate, bias_learning_rate=0.2,
                                     reg_factors=reg, reg_biases=0.01, batch_size=8)
         trainer = row_adagrad.trainer(users, items, user, item, rating, rule)
         trainer.epoch(order)
-        want_users, _ = _numpy_epoch(users, items, user, item, rating, order, rule)
-        np.testing.assert_allclose(trainer.tables()[0], want_users, rtol=1e-4, atol=1e-5)
+        want_users, want_items = _numpy_epoch(users, items, user, item, rating, order, rule)
+        got_users, got_items = trainer.tables()
+        np.testing.assert_allclose(got_users, want_users, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(got_items, want_items, rtol=1e-4, atol=1e-5)
+        assert trainer.squared_error(user, item, rating) > 0
         trainers.append(trainer)
-    assert trainers[0]._epoch is trainers[1]._epoch
+    epoch = trainers[0]._epoch
+    assert epoch is trainers[1]._epoch
+    traced = epoch.experimental_get_tracing_count() if hasattr(epoch, "experimental_get_tracing_count") \
+        else epoch._cache_size()  # TensorFlow's tf.function, else JAX's jit
+    assert traced == 1
 
 
 def test_the_biases_start_from_the_bias_baselines_closed_form(small):

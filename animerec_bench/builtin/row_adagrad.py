@@ -41,15 +41,23 @@ from animerec_bench.builtin.keras_backend import backend_name, keras
 
 #: Columns after a row's factors: its bias, its factor accumulator, its bias accumulator.
 EXTRA_COLUMNS = 3
+#: The examples are padded (weight 0) to a multiple of ``PAD_ROWS`` rows, an epoch's batch order
+#: to a multiple of ``PAD_STEPS`` batches (the loop stops at the real count, a run-time input) and
+#: the tables to a multiple of ``PAD_TABLE_ROWS`` rows: one data set's splits, whose sizes differ
+#: by a few pairs or anime from seed to seed, then give the compiled epoch the same shapes, so
+#: XLA's persistent cache serves every seed one program.
+PAD_ROWS = 1 << 16
+PAD_STEPS = 16
+PAD_TABLE_ROWS = 1 << 10
 
 
 @dataclass(frozen=True)
 class StepRule:
     """The hyperparameters of one update step. ``factors`` and ``batch_size`` shape the compiled
-    epoch (with the number of examples); the rest reach it as one runtime vector (``scalars``), so
-    fits that differ only in their rates (``tune``'s trials of one size and batch, on one seed's
-    split) run one compiled program, which XLA's persistent cache keeps. (Another seed's split has
-    another number of examples, so another program.)"""
+    epoch (with the padded sizes, ``PAD_ROWS``); the rest reach it as one runtime vector
+    (``scalars``), so fits that differ only in their rates or their seed (``tune``'s trials of one
+    size and batch, one data set's seeds) run one compiled program, which XLA's persistent cache
+    keeps."""
 
     factors: int
     mean: float
@@ -120,23 +128,38 @@ def _updates(user_rows, item_rows, rating, weight, scalars, k: int):
     return side(gp, gbu, au, cu), side(gq, gbi, ai, ci), ops.sum(weight * e * e)
 
 
-def _squared_error(user_rows, item_rows, rating, mean, factors: int):
-    """Summed squared error of ``mean + b_u + b_i + <p_u, q_i>`` (the model's prediction)."""
+def _squared_error(user_rows, item_rows, rating, weight, mean, factors: int):
+    """Summed squared error of ``mean + b_u + b_i + <p_u, q_i>`` (the model's prediction),
+    each weighted (0: padding)."""
     ops = keras().ops
     k = factors
     e = (mean + user_rows[:, k] + item_rows[:, k] + ops.sum(user_rows[:, :k] * item_rows[:, :k], axis=1)
          - rating)
-    return ops.sum(e * e)
+    return ops.sum(weight * e * e)
+
+
+def _padded_length(n: int, multiple: int) -> int:
+    return -(-n // multiple) * multiple
+
+
+def _padded_table(table: np.ndarray) -> np.ndarray:
+    """``table`` with zero rows after it, up to a multiple of ``PAD_TABLE_ROWS`` (no example
+    reads them)."""
+    out = np.zeros((_padded_length(len(table), PAD_TABLE_ROWS), table.shape[1]), table.dtype)
+    out[:len(table)] = table
+    return out
 
 
 def _packed(user, item, rating) -> np.ndarray:
-    """The examples as one int32 row each, ``[user, item, rating bits, weight bits]``, plus one
-    of weight 0 at index ``n`` (what ``batch_order`` pads with). A step then gathers one 16-byte
-    row per example, not four scattered values: epochs measured ~20% faster at real scale."""
-    packed = np.zeros((len(rating) + 1, 4), np.int32)
-    packed[:-1, 0], packed[:-1, 1] = user, item
-    packed[:-1, 2] = np.asarray(rating, np.float32).view(np.int32)
-    packed[:-1, 3] = np.float32(1.0).view(np.int32)
+    """The examples as one int32 row each, ``[user, item, rating bits, weight bits]``, then rows
+    of weight 0 from index ``n`` on (what ``batch_order`` pads with) up to a multiple of
+    ``PAD_ROWS``. A step gathers one 16-byte row per example, not four scattered values: epochs
+    measured ~20% faster at real scale."""
+    n = len(rating)
+    packed = np.zeros((_padded_length(n + 1, PAD_ROWS), 4), np.int32)
+    packed[:n, 0], packed[:n, 1] = user, item
+    packed[:n, 2] = np.asarray(rating, np.float32).view(np.int32)
+    packed[:n, 3] = np.float32(1.0).view(np.int32)
     return packed
 
 
@@ -144,9 +167,11 @@ class _Trainer:
     """The loop's state and what the model asks of it; subclasses compile the epoch and the
     scoring for their framework and say how to make and copy its arrays."""
 
-    def __init__(self, users, items, examples, rule: StepRule):
-        self._users, self._items = self._array(users), self._array(items)
+    def __init__(self, users, items, examples, rule: StepRule, n: int):
+        self._rows = (len(users), len(items))
+        self._users, self._items = (self._array(_padded_table(t)) for t in (users, items))
         self._data = self._array(examples)
+        self._n, self._size = n, rule.batch_size
         self._kept: tuple[Any, Any] | None = None
         self._scalars = self._array(rule.scalars())
         self._epoch, self._squared_error = self._compile(rule.factors, rule.batch_size)
@@ -165,22 +190,33 @@ class _Trainer:
         raise NotImplementedError
 
     def epoch(self, order: np.ndarray) -> float:
-        self._users, self._items, total = self._epoch(self._users, self._items, self._data, self._array(order),
-                                                      self._scalars)
+        steps = len(order) // self._size
+        padded = np.full(_padded_length(steps, PAD_STEPS) * self._size, self._n, np.int32)
+        padded[:len(order)] = order
+        self._users, self._items, total = self._epoch(self._users, self._items, self._data, self._array(padded),
+                                                      self._scalars, self._array(np.array(steps, np.int32)))
         return float(total)
 
     def squared_error(self, user: np.ndarray, item: np.ndarray, rating: np.ndarray) -> float:
-        return float(self._squared_error(self._users, self._items, self._scalars,
-                                         self._array(np.asarray(user, np.int32)),
-                                         self._array(np.asarray(item, np.int32)),
-                                         self._array(np.asarray(rating, np.float32))))
+        """The tables' summed squared error on these pairs (padded like the examples, so one
+        data set's validation parts share a program)."""
+        n = len(rating)
+
+        def padded(values, dtype):
+            out = np.zeros(_padded_length(n, PAD_ROWS), dtype)
+            out[:n] = values
+            return self._array(out)
+
+        return float(self._squared_error(self._users, self._items, self._scalars, padded(user, np.int32),
+                                         padded(item, np.int32), padded(rating, np.float32),
+                                         padded(1.0, np.float32)))
 
     def keep(self) -> None:
         self._kept = (self._copy(self._users), self._copy(self._items))
 
     def tables(self, kept: bool = False) -> tuple[np.ndarray, np.ndarray]:
         users, items = self._kept if kept and self._kept else (self._users, self._items)
-        return np.asarray(users), np.asarray(items)
+        return np.asarray(users)[:self._rows[0]], np.asarray(items)[:self._rows[1]]
 
 
 class _TensorFlowTrainer(_Trainer):
@@ -206,7 +242,7 @@ class _TensorFlowTrainer(_Trainer):
         # autograph=False: the loop is written with tf.while_loop already, and autograph's
         # conversion cost ~0.15 s of the first fit in a process.
         @tf.function(jit_compile=True, autograph=False)
-        def epoch(users, items, data, order, scalars):
+        def epoch(users, items, data, order, scalars, steps):
             def step(s, users, items, total):
                 rows = tf.gather(data, tf.slice(order, [s * size], [size]))
                 u, i, r, w = tf.split(rows, 4, axis=1)  # columns [size, 1]
@@ -215,14 +251,14 @@ class _TensorFlowTrainer(_Trainer):
                 return (s + 1, tf.tensor_scatter_nd_add(users, u, du), tf.tensor_scatter_nd_add(items, i, di),
                         total + loss)
 
-            steps = tf.shape(order)[0] // size
             _, users, items, total = tf.while_loop(lambda s, *_: s < steps, step,
                                                    (tf.constant(0), users, items, tf.constant(0.0)))
             return users, items, total
 
         @tf.function(jit_compile=True, autograph=False)
-        def squared_error(users, items, scalars, user, item, rating):
-            return _squared_error(tf.gather(users, user), tf.gather(items, item), rating, scalars[0], factors)
+        def squared_error(users, items, scalars, user, item, rating, weight):
+            return _squared_error(tf.gather(users, user), tf.gather(items, item), rating, weight, scalars[0],
+                                  factors)
 
         return epoch, squared_error
 
@@ -248,7 +284,7 @@ class _JaxTrainer(_Trainer):
         import jax
         import jax.numpy as jnp
 
-        def epoch(users, items, data, order, scalars):
+        def epoch(users, items, data, order, scalars, steps):
             def step(s, carry):
                 users, items, total = carry
                 rows = data[jax.lax.dynamic_slice_in_dim(order, s * size, size)]
@@ -257,10 +293,10 @@ class _JaxTrainer(_Trainer):
                 du, di, loss = _updates(users[u], items[i], r, w, scalars, factors)
                 return users.at[u].add(du), items.at[i].add(di), total + loss
 
-            return jax.lax.fori_loop(0, order.shape[0] // size, step, (users, items, jnp.float32(0.0)))
+            return jax.lax.fori_loop(0, steps, step, (users, items, jnp.float32(0.0)))
 
-        def squared_error(users, items, scalars, user, item, rating):
-            return _squared_error(users[user], items[item], rating, scalars[0], factors)
+        def squared_error(users, items, scalars, user, item, rating, weight):
+            return _squared_error(users[user], items[item], rating, weight, scalars[0], factors)
 
         return jax.jit(epoch, donate_argnums=(0, 1)), jax.jit(squared_error)
 
@@ -277,4 +313,4 @@ def trainer(users: np.ndarray, items: np.ndarray, user: np.ndarray, item: np.nda
     backend = backend_name()
     if backend not in _TRAINERS:
         raise ValueError(f"row-wise Adagrad runs on the tensorflow or jax Keras backend, not {backend!r}")
-    return _TRAINERS[backend](users, items, _packed(user, item, rating), rule)
+    return _TRAINERS[backend](users, items, _packed(user, item, rating), rule, len(rating))
