@@ -20,6 +20,11 @@ Derived figures (examples/s, ratios) are in each benchmark's ``extra_info``.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import tempfile
 import time
 
 import numpy as np
@@ -382,12 +387,6 @@ def _fresh_process_time_to(target: float, repeats: int = 3) -> dict:
     """mf-biased's seconds to ``target`` in new processes sharing an empty XLA compilation cache:
     the first compiles its epoch (a first run), the next ``repeats`` read it back (every later
     run of the same job); the median of those."""
-    import json
-    import os
-    import subprocess
-    import sys
-    import tempfile
-
     with tempfile.TemporaryDirectory(prefix="xla-cache-") as cache:
         env = {k: v for k, v in os.environ.items()  # this process's own cache settings (``keras()``) go
                if k not in ("TF_XLA_FLAGS", "JAX_COMPILATION_CACHE_DIR")}

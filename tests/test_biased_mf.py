@@ -68,7 +68,8 @@ def test_an_epoch_applies_the_documented_rule_and_touches_only_the_batches_rows(
     k = factors
     pred = (rule.mean + want_users[user, k] + want_items[item, k]
             + np.sum(want_users[user, :k] * want_items[item, :k], 1))
-    assert trainer.squared_error(user, item, rating) == pytest.approx(np.sum((pred - rating) ** 2), rel=1e-4)
+    assert trainer.squared_error(trainer.pairs(user, item, rating)) == pytest.approx(np.sum((pred - rating) ** 2),
+                                                                            rel=1e-4)
 
 
 def test_fits_of_one_size_class_share_one_compiled_epoch_whatever_their_rates():
@@ -92,7 +93,7 @@ def test_fits_of_one_size_class_share_one_compiled_epoch_whatever_their_rates():
         got_users, got_items = trainer.tables()
         np.testing.assert_allclose(got_users, want_users, rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(got_items, want_items, rtol=1e-4, atol=1e-5)
-        assert trainer.squared_error(user, item, rating) > 0
+        assert trainer.squared_error(trainer.pairs(user, item, rating)) > 0
         trainers.append(trainer)
     epoch = trainers[0]._epoch
     assert epoch is trainers[1]._epoch

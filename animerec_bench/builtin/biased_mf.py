@@ -136,8 +136,8 @@ class BiasedMatrixFactorization(Model):
         vy = np.empty(0)
         if valid is not None:
             vrated, vy = valid.for_task("rating")
-        if len(vy):  # the dtypes the trainer takes, once rather than every epoch
-            vuser, vitem, vy = vrated.user.astype(np.int32), vrated.item.astype(np.int32), vy.astype(np.float32)
+        if len(vy):  # as the trainer takes them, once rather than every epoch
+            vpairs = trainer.pairs(vrated.user, vrated.item, vy)
             self.history_["val_loss"] = []
         n = len(y)
         training = time.perf_counter() - started  # the bias start and the trainer's set-up
@@ -155,7 +155,7 @@ class BiasedMatrixFactorization(Model):
             self.history_["train_seconds"].append(training)
             val_loss = None
             if len(vy):
-                val_loss = trainer.squared_error(vuser, vitem, vy) / len(vy)
+                val_loss = trainer.squared_error(vpairs) / len(vy)
                 self.history_["val_loss"].append(val_loss)
             self.epochs_ = epoch + 1
             self.report_progress(epoch=epoch + 1, loss=loss, val_loss=val_loss,

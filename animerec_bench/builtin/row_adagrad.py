@@ -197,9 +197,10 @@ class _Trainer:
                                                       self._scalars, self._array(np.array(steps, np.int32)))
         return float(total)
 
-    def squared_error(self, user: np.ndarray, item: np.ndarray, rating: np.ndarray) -> float:
-        """The tables' summed squared error on these pairs (padded like the examples, so one
-        data set's validation parts share a program)."""
+    def pairs(self, user: np.ndarray, item: np.ndarray, rating: np.ndarray) -> tuple[Any, ...]:
+        """(user, item) pairs and their ratings as ``squared_error`` takes them, made once per set
+        of pairs (a fit's validation part): padded like the examples, with weight 0 on the padding,
+        so one data set's validation parts share a program."""
         n = len(rating)
 
         def padded(values, dtype):
@@ -207,9 +208,11 @@ class _Trainer:
             out[:n] = values
             return self._array(out)
 
-        return float(self._squared_error(self._users, self._items, self._scalars, padded(user, np.int32),
-                                         padded(item, np.int32), padded(rating, np.float32),
-                                         padded(1.0, np.float32)))
+        return padded(user, np.int32), padded(item, np.int32), padded(rating, np.float32), padded(1.0, np.float32)
+
+    def squared_error(self, pairs: tuple[Any, ...]) -> float:
+        """The current tables' summed squared error on ``pairs`` (from :meth:`pairs`)."""
+        return float(self._squared_error(self._users, self._items, self._scalars, *pairs))
 
     def keep(self) -> None:
         self._kept = (self._copy(self._users), self._copy(self._items))
@@ -308,7 +311,7 @@ def trainer(users: np.ndarray, items: np.ndarray, user: np.ndarray, item: np.nda
             rule: StepRule):
     """A trainer on the current Keras backend, starting from tables ``users`` and ``items``:
     ``epoch(order)`` runs the steps of a ``batch_order`` and returns their summed squared error;
-    ``squared_error(user, item, rating)`` scores the current tables; ``keep()`` sets them aside;
+    ``squared_error(pairs(user, item, rating))`` scores the current tables; ``keep()`` sets them aside;
     ``tables(kept=False)`` reads them (or the kept ones, if any were) back as numpy."""
     backend = backend_name()
     if backend not in _TRAINERS:
