@@ -33,3 +33,26 @@ def test_a_builtin_models_fingerprint_records_its_method():
     code = code_fingerprint(EASE)
     assert code["kind"] == "source" and code["method"] == "tokens-without-imports"
     assert len(code["sha256"]) == 64
+
+
+def test_an_edit_is_seen_by_the_same_process_even_at_the_same_size_and_time(tmp_path):
+    """The fingerprint of a file is remembered by its bytes (a board asks for each result's module),
+    so an edit that keeps the file's size and modification time still counts; a CRLF copy, which
+    ``read_text`` reads as LF, does not."""
+    import os
+
+    from animerec_bench.results import identity
+
+    path = tmp_path / "model.py"
+    path.write_text(BEFORE)
+    before = identity._sha256_file(path)
+    stamp = os.stat(path).st_mtime_ns
+    path.write_text(BEFORE.replace("np.sum", "np.max"))  # same length
+    os.utime(path, ns=(stamp, stamp))
+    assert identity._sha256_file(path) != before
+    path.write_bytes(BEFORE.replace("\n", "\r\n").encode())
+    assert identity._sha256_file(path) == before
+    result = {"identity": {"parts": {"code": {"kind": "source", "module": "m", "sha256": before, "file": str(path)}}}}
+    assert not identity.stale(result)
+    path.write_text(BEFORE.replace("np.sum", "np.min"))
+    assert identity.stale(result)
