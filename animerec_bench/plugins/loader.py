@@ -49,6 +49,7 @@ DEFAULT_PLUGINS = (
     "animerec_bench.builtin.multvae",
     "animerec_bench.builtin.slim",
     "animerec_bench.builtin.content",
+    "animerec_bench.builtin.kernel_tower",
 )
 
 
