@@ -51,7 +51,7 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 #: files to the end, where one worker ran them while the other had nothing left. Other files follow
 #: in their usual order; a file's own tests keep theirs.
 HEAVY_FIRST = ("test_models.py", "test_fold_in.py", "test_tune.py", "test_publish.py", "test_runner.py",
-               "test_two_tower.py", "test_dlae.py", "test_multvae.py", "test_cli_e2e.py", "test_recommend.py", "test_run_signals.py",
+               "test_two_tower.py", "test_kernel_tower.py", "test_dlae.py", "test_multvae.py", "test_cli_e2e.py", "test_recommend.py", "test_run_signals.py",
                "test_parent_memory.py", "test_external_plugin.py", "test_run_jobs.py", "test_plugins.py",
                "test_season.py", "test_peers.py", "test_results.py", "test_hardening_messages.py")
 

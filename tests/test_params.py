@@ -173,6 +173,9 @@ NONSENSE = [
     ("item-knn-baseline", "shrinkage=-1", "shrinkage must be >= 0, got -1.0"),
     ("logistic", "C=0", "C must be > 0, got 0.0"),
     ("logistic", "max_iter=0", "max_iter must be >= 1, got 0"),
+    ("kernel-tower", "weight=1.5", "weight must be >= 0 and <= 1 (or None), got 1.5"),
+    ("kernel-tower", "weight=-0.1", "weight must be >= 0 (or None), got -0.1"),
+    ("kernel-tower", "tower_epochs=0", "tower_epochs must be >= 1, got 0"),
 ]
 
 

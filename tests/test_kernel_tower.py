@@ -1,0 +1,57 @@
+"""kernel-tower: the two models' blend, its weight chosen on the validation ranking ``tune`` uses."""
+
+import numpy as np
+import pytest
+
+from animerec_bench.evaluation.ranking import RankingData, evaluate
+from animerec_bench.testing import check_model, synthetic_features, synthetic_split
+
+pytestmark = pytest.mark.slow
+pytest.importorskip("keras")
+
+from animerec_bench.builtin.kernel_tower import DEFAULT_WEIGHT, WEIGHT_GRID, KernelTower, _standardised  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    train, valid, _ = synthetic_split(0)
+    features = synthetic_features(train.n_items)
+    model = KernelTower(tower_epochs=1).fit(train, valid, tasks=("ranking",), seed=0, features=features)
+    return model, train, valid, features
+
+
+def test_passes_check_model():
+    check_model(KernelTower, tower_epochs=1, weight=0.3)
+
+
+def test_the_weight_is_the_best_of_the_grid_on_tunes_validation_ranking(fitted):
+    model, train, valid, features = fitted
+    assert model.history_["weight"] == list(WEIGHT_GRID)
+    ndcg = model.history_["val_ndcg@10"]
+    assert model.weight_ == WEIGHT_GRID[int(np.argmax(ndcg))]
+    data = RankingData.validation(train, valid)
+    model.set_item_features(features)
+    for weight in (0.0, 1.0):  # each end of the grid, scored again the way tune scores a trial
+        model.weight_ = weight
+        assert evaluate(data, model.score, ks=(10,))["ndcg@10"] == pytest.approx(ndcg[WEIGHT_GRID.index(weight)],
+                                                                                  abs=1e-12)
+
+
+def test_the_score_is_the_blend_of_the_two_models_standardised_scores(fitted):
+    model, _, _, features = fitted
+    model.set_item_features(features)
+    users = np.arange(20)
+    model.weight_ = 0.3
+    kernel, tower = _standardised(model.kernel_.score(users)), _standardised(model.tower_.score(users))
+    np.testing.assert_allclose(model.score(users), 0.7 * kernel + 0.3 * tower, atol=1e-5)
+    np.testing.assert_allclose(tower.mean(axis=1), 0, atol=1e-5)
+    np.testing.assert_allclose(tower.std(axis=1), 1, atol=1e-4)
+
+
+def test_without_validation_the_default_weight_and_a_given_weight_is_kept():
+    train, valid, _ = synthetic_split(0)
+    features = synthetic_features(train.n_items)
+    alone = KernelTower(tower_epochs=1).fit(train, None, tasks=("ranking",), seed=0, features=features)
+    assert alone.weight_ == DEFAULT_WEIGHT and alone.history_["weight"] == []
+    given = KernelTower(weight=0.2)
+    assert given._choose_weight(train, valid, features, started=0.0) == 0.2 and given.history_["weight"] == []
