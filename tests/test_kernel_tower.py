@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from animerec_bench.evaluation.ranking import RankingData, evaluate
+from animerec_bench.model import Interactions
 from animerec_bench.testing import check_model, synthetic_features, synthetic_split
 
 pytestmark = pytest.mark.slow
@@ -55,3 +56,21 @@ def test_without_validation_the_default_weight_and_a_given_weight_is_kept():
     assert alone.weight_ == DEFAULT_WEIGHT and alone.history_["weight"] == []
     given = KernelTower(weight=0.2)
     assert given._choose_weight(train, valid, features, started=0.0) == 0.2 and given.history_["weight"] == []
+
+
+def test_on_a_cold_split_the_weight_is_chosen_over_the_validation_anime_only():
+    """As the season protocols give it: validation anime without train pairs, and features for the
+    anime fit may know only (the test anime's come after fit), fewer than the vocabulary."""
+    train, valid, _ = synthetic_split(0)
+    n = train.n_items
+    lo, hi = n - 20, n - 10  # validation anime lo..hi-1, test anime hi..n-1
+    pairs = Interactions(*(np.concatenate([getattr(train, f), getattr(valid, f)])
+                           for f in ("user", "item", "rating", "label")), train.n_users, n)
+    cold_train, cold_valid = pairs.subset(pairs.item < lo), pairs.subset((pairs.item >= lo) & (pairs.item < hi))
+    features = synthetic_features(n)
+    model = KernelTower(tower_epochs=1).fit(cold_train, cold_valid, tasks=("ranking",), seed=0,
+                                            features=features.head(hi))
+    ndcg = model.history_["val_ndcg@10"]
+    assert len(ndcg) == len(WEIGHT_GRID) and model.weight_ == WEIGHT_GRID[int(np.argmax(ndcg))]
+    model.set_item_features(features)
+    assert model.score(np.arange(5)).shape == (5, n)

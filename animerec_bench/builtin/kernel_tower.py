@@ -94,10 +94,15 @@ class KernelTower(Model):
         if not np.isin(valid.item, train.item).any():  # cold: the validation anime come after train's
             data = dataclasses.replace(data, candidates=(int(train.item.max()) + 1, features.n_items))
         self.set_item_features(features)  # the anime fit may know; scoring gets every anime's later
+
+        def score(user) -> np.ndarray:  # the vocabulary's anime fit has no features of: no candidates
+            scores = self.score(user)
+            return np.pad(scores, ((0, 0), (0, data.n_items - scores.shape[1])), constant_values=-np.inf)
+
         best, chosen = -np.inf, DEFAULT_WEIGHT
         for weight in WEIGHT_GRID:
             self.weight_ = weight
-            ndcg = evaluate(data, self.score, ks=(10,))["ndcg@10"]
+            ndcg = evaluate(data, score, ks=(10,))["ndcg@10"]
             self.history_["weight"].append(weight)
             self.history_["val_ndcg@10"].append(ndcg)
             self.report_progress(weight=weight, val_ndcg=ndcg, seconds=round(time.perf_counter() - started, 3))
@@ -113,9 +118,10 @@ class KernelTower(Model):
     def score(self, user) -> np.ndarray:
         """``[len(user), n_items]`` float32: the blend of the two models' standardised scores."""
         w = np.float32(self.weight_)
-        out = _standardised(self.kernel_.score(user)) * (1 - w)
-        if w:
-            out += w * _standardised(self.tower_.score(user))
+        kernel = self.kernel_.score(user)  # a column per anime with features
+        out = _standardised(kernel) * (1 - w)
+        if w:  # the towers also score, by id alone, the anime fit has no features of yet: not those
+            out += w * _standardised(self.tower_.score(user)[:, :kernel.shape[1]])
         return out.astype(np.float32, copy=False)
 
 
