@@ -59,6 +59,7 @@ def test_run_all_leaves_heavy_models_out_unless_asked(tmp_path):
     assert quick.returncode == 0, quick.stderr
     assert _models(tmp_path / "quick") == ["user-mean"]
     assert "left out the heavy model(s) slow-mean" in quick.stderr and "--heavy" in quick.stderr
+    assert "kernel-tower" not in quick.stderr  # heavy, but of the cold-start protocols only: not missed on v1
 
     full = cli("run", "--all", "--heavy", "--results", tmp_path / "full", "--plugins-dir", plugins, cwd=tmp_path,
                home=home, **env)
@@ -85,7 +86,7 @@ def test_built_in_heavy_models_are_marked():
     listed = cli("list", "--json")
     models = json.loads(listed.stdout)["models"]
     heavy = sorted(m["name"] for m in models if m["heavy"] and m["plugin"] in builtin)
-    assert heavy == ["dlae", "multvae", "slim", "two-tower"]  # (installed peers add cornac-bpr: not built in)
+    assert heavy == ["dlae", "kernel-tower", "multvae", "slim", "two-tower"]  # (installed peers add cornac-bpr)
 
 
 def test_a_heavy_declaration_must_be_a_bool(tmp_path):

@@ -152,7 +152,9 @@ def plan_jobs(*, run_all: bool, models: tuple, more_models: tuple, tasks: tuple,
     for err in registry.warnings + registry.errors:
         click.echo(f"warning: {err}", err=True)
     names = runner.select_models(registry, tuple(models) + tuple(more_models), run_all, heavy)
-    left_out = runner.heavy_left_out(registry, run_all, heavy)
+    # Only those that would take part: a heavy model of other protocols is not missed here.
+    left_out = [name for name in runner.heavy_left_out(registry, run_all, heavy)
+                if _why_not(registry.model(name), protocol) is None]
     if left_out:
         click.echo(f"left out the heavy model(s) {', '.join(left_out)} (a fit takes minutes on a CPU): "
                    f"add --heavy to run them too", err=True)
@@ -203,25 +205,32 @@ def plan_run(*, run_all: bool, models: tuple, more_models: tuple, tasks: tuple, 
     return ctx, jobs
 
 
+def _why_not(entry, protocol: str) -> str | None:
+    """Why the registered model ``entry`` does not take part in ``protocol``; None when it does."""
+    from animerec_bench.data.protocol import get_protocol
+
+    rules = get_protocol(protocol)
+    accepted = {protocol, rules.models_of} - {None}  # season-v2 takes season-v1's models
+    if entry.protocols is not None and not accepted & set(entry.protocols):
+        return f"it takes part in protocol(s) {', '.join(entry.protocols)} only"
+    if rules.cold_items and not entry.item_features:
+        return (f"protocol {protocol} ranks anime no training pair has, and {entry.name} takes no anime "
+                f"features (item_features)")
+    return None
+
+
 def cold_start_models(registry, names: list[str], protocol: str) -> list[str]:
     """``names`` less the models that do not take part in ``protocol``, each skipped with one
     line on stderr, not failed: on a protocol that holds anime out whole (issue 23), those that
     take no anime features and so cannot score them; anywhere, those whose ``protocols`` leave
     it out. UserError when none is left."""
-    from animerec_bench.data.protocol import get_protocol
     from animerec_bench.errors import UserError
 
-    rules = get_protocol(protocol)
-    cold = rules.cold_items
-    accepted = {protocol, rules.models_of} - {None}  # season-v2 takes season-v1's models
     kept = []
     for name in names:
-        entry = registry.model(name)
-        if entry.protocols is not None and not accepted & set(entry.protocols):
-            click.echo(f"skipped {name}: it takes part in protocol(s) {', '.join(entry.protocols)} only", err=True)
-        elif cold and not entry.item_features:
-            click.echo(f"skipped {name}: protocol {protocol} ranks anime no training pair has, and {name} "
-                       f"takes no anime features (item_features)", err=True)
+        why = _why_not(registry.model(name), protocol)
+        if why is not None:
+            click.echo(f"skipped {name}: {why}", err=True)
         else:
             kept.append(name)
     if not kept:
