@@ -30,7 +30,7 @@ import numpy as np
 from animerec_bench import hookimpl
 from animerec_bench.builtin.content import COLD_PROTOCOLS, FeatureKernel
 from animerec_bench.builtin.two_tower import TwoTower
-from animerec_bench.evaluation.ranking import RankingData, evaluate
+from animerec_bench.evaluation.ranking import CHUNK_CELLS, RankingData, evaluate
 from animerec_bench.model import Interactions, Model, check_param
 
 #: The towers' weight tried on validation, in order (ties: the first).
@@ -95,10 +95,15 @@ class KernelTower(Model):
         if not np.isin(valid.item, train.item).any():  # cold: the validation anime come after train's
             data = dataclasses.replace(data, candidates=(int(train.item.max()) + 1, features.n_items))
         self.set_item_features(features)  # the anime fit may know; scoring gets every anime's later
+        lo, hi = data.candidates or (0, data.n_items)
+        kernel, tower = self._standardised_parts(data, lo, hi)
+        hi = lo + kernel.shape[1]  # the vocabulary's anime fit has no features of: no candidates
 
-        def score(user) -> np.ndarray:  # the vocabulary's anime fit has no features of: no candidates
-            scores = self.score(user)
-            return np.pad(scores, ((0, 0), (0, data.n_items - scores.shape[1])), constant_values=-np.inf)
+        def score(user) -> np.ndarray:  # the parts scored once above; each weight only adds them
+            rows = np.searchsorted(data.users, user)
+            out = np.full((len(user), data.n_items), -np.inf, dtype=np.float32)
+            out[:, lo:hi] = _blend(kernel[rows], tower[rows], np.float32(self.weight_))
+            return out
 
         best, chosen = -np.inf, DEFAULT_WEIGHT
         for weight in WEIGHT_GRID:
@@ -111,6 +116,19 @@ class KernelTower(Model):
                 best, chosen = ndcg, weight
         return chosen
 
+    def _standardised_parts(self, data: RankingData, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+        """Both models' standardised scores of the evaluated users at anime ``lo:hi`` (cut to the
+        anime with features), float32 each: what :meth:`score` blends there. Scored in
+        ``evaluate``'s chunks of users, so each row's products are those ``evaluate`` would get."""
+        kernel_parts, tower_parts = [], []
+        step = max(1, CHUNK_CELLS // max(data.n_items, 1))
+        for a in range(0, data.n_users, step):
+            users = data.users[a:a + step]
+            kernel = _standardised(self.kernel_.score(users))
+            kernel_parts.append(kernel[:, lo:hi])
+            tower_parts.append(_standardised(self.tower_.score(users)[:, :kernel.shape[1]])[:, lo:hi])
+        return np.concatenate(kernel_parts), np.concatenate(tower_parts)
+
     def set_item_features(self, features) -> None:
         super().set_item_features(features)
         self.kernel_.set_item_features(features)
@@ -118,12 +136,19 @@ class KernelTower(Model):
 
     def score(self, user) -> np.ndarray:
         """``[len(user), n_items]`` float32: the blend of the two models' standardised scores."""
-        w = np.float32(self.weight_)
         kernel = self.kernel_.score(user)  # a column per anime with features
-        out = _standardised(kernel) * (1 - w)
-        if w:  # the towers also score, by id alone, the anime fit has no features of yet: not those
-            out += w * _standardised(self.tower_.score(user)[:, :kernel.shape[1]])
-        return out.astype(np.float32, copy=False)
+        tower = self.tower_.score(user)[:, :kernel.shape[1]] if self.weight_ else None
+        return _blend(_standardised(kernel), tower if tower is None else _standardised(tower),
+                      np.float32(self.weight_))
+
+
+def _blend(kernel: np.ndarray, tower: np.ndarray | None, w: np.float32) -> np.ndarray:
+    """``(1 - w) kernel + w tower`` in float32, the same operations (and so the same bits) for a
+    whole row as for a slice of it; ``tower`` None: ``w`` is 0."""
+    out = kernel * (1 - w)
+    if tower is not None and w:  # the towers also score, by id alone, anime fit has no features of
+        out += w * tower
+    return out.astype(np.float32, copy=False)
 
 
 @hookimpl
