@@ -56,3 +56,37 @@ def test_an_edit_is_seen_by_the_same_process_even_at_the_same_size_and_time(tmp_
     assert not identity.stale(result)
     path.write_text(BEFORE.replace("np.sum", "np.min"))
     assert identity.stale(result)
+
+
+def test_the_fingerprint_covers_the_builtin_modules_a_model_imports_and_theirs():
+    """kernel-tower is two-tower and feature-kernel: their modules are in its ``code.uses``, and
+    two-tower's own building blocks with them; harness modules are not."""
+    from animerec_bench.builtin.kernel_tower import KernelTower
+    from animerec_bench.results import identity
+
+    code = code_fingerprint(KernelTower)
+    uses = code["uses"]
+    for module in ("two_tower", "content", "sparse_optim", "keras_backend"):  # sparse_optim: via two_tower
+        assert uses[f"animerec_bench.builtin.{module}"] == identity._sha256_file(
+            identity._module_file(f"animerec_bench.builtin.{module}"))
+    assert "animerec_bench.builtin.kernel_tower" not in uses
+    assert all(name.startswith("animerec_bench.builtin.") for name in uses)
+
+
+def test_a_change_to_a_used_module_makes_the_result_stale(tmp_path):
+    """A loose plugin file that imports ``ease`` lazily, inside a function: ``ease`` and what it
+    imports are covered; a recorded sha256 that no longer matches the module marks the result stale."""
+    from animerec_bench.results import identity
+
+    path = tmp_path / "uses_ease.py"
+    path.write_text(BEFORE + "\n\ndef later():\n    from animerec_bench.builtin.ease import EASE\n    return EASE\n")
+    uses = identity.uses("animerec_bench_plugins.uses_ease", str(path))
+    assert set(uses) == {"animerec_bench.builtin.ease", "animerec_bench.builtin.gram_inverse",
+                         "animerec_bench.builtin.positives"}
+    code = {"kind": "source", "module": "animerec_bench_plugins.uses_ease", "file": str(path),
+            "sha256": identity._sha256_file(path), "uses": uses}
+    assert not identity.stale({"identity": {"parts": {"code": code}}})
+    edited = {**uses, "animerec_bench.builtin.positives": "0" * 64}  # as if positives.py changed since
+    assert identity.stale({"identity": {"parts": {"code": {**code, "uses": edited}}}})
+    older = {k: v for k, v in code.items() if k != "uses"}  # a result from before `uses` was recorded
+    assert not identity.stale({"identity": {"parts": {"code": older}}})

@@ -161,11 +161,13 @@ def _probe_results_folder(folder) -> None:
 
 
 def _missing_jobs(jobs: list, ctx, results_dir) -> tuple[list, int]:
-    """The jobs whose identity has no ok result in ``results_dir`` (renumbered), and how many had one."""
+    """The jobs whose identity has no current ok result in ``results_dir`` (renumbered), and how
+    many had one."""
     import dataclasses
     from pathlib import Path
 
     from animerec_bench.execution import runner
+    from animerec_bench.results import identity
     from animerec_bench.results import store as results_mod
 
     problems: list[str] = []
@@ -174,7 +176,8 @@ def _missing_jobs(jobs: list, ctx, results_dir) -> tuple[list, int]:
         click.echo(f"warning: skipped {problem}", err=True)
     current = {results_mod.get(r, "identity.key") for r in existing
                if r["status"] == "ok" and not r.get("validation_only") and not results_mod.get(r, "tuning")
-               and results_mod.content_problem(r) is None}  # an edited file is not the job's result
+               and results_mod.content_problem(r) is None  # an edited file is not the job's result
+               and not identity.stale(r)}  # nor one made before a change to a module its model uses
     todo = [job for job in jobs if runner.job_identity(job, ctx, ctx.split(job.seed)[1])["key"] not in current]
     return [dataclasses.replace(job, index=i) for i, job in enumerate(todo, 1)], len(jobs) - len(todo)
 

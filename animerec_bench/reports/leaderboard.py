@@ -399,8 +399,9 @@ def _legend(group: list[dict], tasks: list[str]) -> list[str]:
         out.append("- peer [n]: someone else's model run in this harness on the same split (a library's, or our "
                    "port of a published one); the footnote under the table says whose.")
     if any(identity.stale(r) for r in group if r["status"] == "ok"):
-        out.append("- stale: the model's code has changed since the result was made (its source file, or its "
-                   "plugin's installed version, differs from the result's `identity`); rerun with "
+        out.append("- stale: the model's code has changed since the result was made (its source file, a "
+                   "built-in module it imports, or its plugin's installed version differs from the result's "
+                   "`identity`); rerun with "
                    "`animerec-bench run --missing`.")
     return out
 

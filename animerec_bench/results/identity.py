@@ -3,15 +3,18 @@
 The parts are the model's code fingerprint (for built-in models and loose plugin files, sha256
 of the source of its class's module with its import statements, comments and layout left out,
 so that moving a module or reordering its imports does not mark its results stale; the installed distribution's version for a model
-from an entry-point plugin), its declared ``version``, its parameters, the data set and split
+from an entry-point plugin), the same sha256 of each built-in module that source imports, directly
+or through another (``code.uses``: ``kernel-tower`` is ``two-tower`` and ``feature-kernel``,
+``mf-biased`` trains in ``row_adagrad``), its declared ``version``, its parameters, the data set and split
 fingerprints, the protocol and its parameters, and the result schema. The key is the sha256
-of those parts as canonical JSON. ``run --missing`` skips a job whose key has an ``ok`` result;
-the leaderboard marks a result "stale" when its model's code no longer matches (:func:`stale`).
+of those parts as canonical JSON, ``code.uses`` left out (:data:`_NOT_IN_KEY`). ``run --missing``
+skips a job whose key has an ``ok`` result that is not stale; the leaderboard marks a result "stale" when its model's code no longer matches (:func:`stale`).
 Import-light: no model module is imported here.
 """
 
 from __future__ import annotations
 
+import ast
 import functools
 import hashlib
 import importlib.metadata
@@ -28,6 +31,11 @@ from typing import Any
 #: loose plugin files (``plugins._import_file`` names those ``animerec_bench_plugins.<stem>``).
 SOURCE_PREFIXES = ("animerec_bench.", "animerec_bench_plugins.")
 
+
+#: Modules a model's source may import whose code is part of the model (its ``code.uses``): the
+#: built-in models and their building blocks. The harness (data, protocol, evaluation) is not:
+#: its changes are covered by the split fingerprints and the result schema.
+USES_PREFIX = "animerec_bench.builtin."
 
 #: How a source file is normalised before hashing (recorded with the fingerprint).
 SOURCE_METHOD = "tokens-without-imports"
@@ -86,13 +94,52 @@ def _distributions() -> Mapping[str, list[str]]:
     return importlib.metadata.packages_distributions()
 
 
+@functools.lru_cache(maxsize=128)
+def _builtin_imports(raw: bytes) -> tuple[str, ...]:
+    """The ``USES_PREFIX`` modules a source file's bytes import, anywhere in the file (lazy
+    imports inside functions count), sorted; none when it does not parse."""
+    try:
+        tree = ast.parse(raw)
+    except (SyntaxError, ValueError):
+        return ()
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)  # `from pkg import module`
+    return tuple(sorted(name for name in found if name.startswith(USES_PREFIX) and _module_file(name)))
+
+
+def uses(module: str, file: str | None) -> dict[str, str | None]:
+    """``{module: sha256}`` of every built-in module ``file`` (``module``'s source) imports,
+    directly or through another, itself left out; the sha256 as :func:`_sha256_file` gives it."""
+    out: dict[str, str | None] = {}
+    todo = [(module, file)]
+    while todo:
+        name, path = todo.pop()
+        try:
+            raw = Path(path).read_bytes() if path else b""
+        except OSError:
+            raw = b""
+        for used in _builtin_imports(raw):
+            if used != module and used not in out:
+                used_file = _module_file(used)
+                out[used] = _sha256_file(used_file) if used_file else None
+                todo.append((used, used_file))
+    return dict(sorted(out.items()))
+
+
 def code_fingerprint(cls: type) -> dict:
     """Where the model's code comes from and its fingerprint (see the module docstring)."""
     module = cls.__module__
     if module.startswith(SOURCE_PREFIXES):
         file = getattr(sys.modules.get(module), "__file__", None)
-        entry = {"kind": "source", "module": module, "method": SOURCE_METHOD,
-                 "sha256": _sha256_file(file) if file else None}
+        entry: dict[str, Any] = {"kind": "source", "module": module, "method": SOURCE_METHOD,
+                                 "sha256": _sha256_file(file) if file else None}
+        if file and (used := uses(module, file)):
+            entry["uses"] = used
         if module.startswith("animerec_bench_plugins.") and file:
             entry["file"] = str(Path(file).resolve())
         return entry
@@ -122,12 +169,17 @@ def job_identity(cls: type, params: dict, *, dataset_fingerprint: str, split_fin
     return {"key": key_of(parts), "parts": parts}
 
 
+#: What the key leaves out of ``code``: a loose plugin file's path (the same file in another
+#: checkout, e.g. CI's, is the same job) and ``uses`` (checked by :func:`stale` instead, so the
+#: results made before it was recorded keep their keys and ``run --missing`` does not rerun them).
+_NOT_IN_KEY = ("file", "uses")
+
+
 def key_of(parts: dict) -> str:
-    """The identity's sha256. A loose plugin file's path (``code.file``, kept so ``stale`` can
-    find the file) is left out: the same file in another checkout, e.g. CI's, is the same job."""
+    """The identity's sha256, of everything but :data:`_NOT_IN_KEY`."""
     code = parts.get("code")
-    if isinstance(code, dict) and "file" in code:
-        parts = {**parts, "code": {k: v for k, v in code.items() if k != "file"}}
+    if isinstance(code, dict) and any(k in code for k in _NOT_IN_KEY):
+        parts = {**parts, "code": {k: v for k, v in code.items() if k not in _NOT_IN_KEY}}
     return hashlib.sha256(json.dumps(parts, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
@@ -157,14 +209,19 @@ def _current_version(distribution: str) -> str | None:
 
 def stale(result: dict) -> bool:
     """Whether ``result`` came from model code that has changed since, as far as this machine can
-    tell: a built-in or loose file whose source differs, an installed plugin at another version.
-    Unknown (no identity recorded, code not here) is not stale."""
+    tell: a built-in or loose file whose source differs, or a built-in module it imports (results
+    made before ``code.uses`` was recorded are checked by their own file only), an installed
+    plugin at another version. Unknown (no identity recorded, code not here) is not stale."""
     code: Any = ((result.get("identity") or {}).get("parts") or {}).get("code")
     if not isinstance(code, dict):
         return False
     if code.get("kind") == "source" and code.get("sha256"):
         now = _current_source_sha(str(code.get("module")), code.get("file"))
-        return now is not None and now != code["sha256"]
+        if now is not None and now != code["sha256"]:
+            return True
+        used = code.get("uses") if isinstance(code.get("uses"), dict) else {}
+        return any(sha and (now := _current_source_sha(name, None)) is not None and now != sha
+                   for name, sha in used.items())
     if code.get("kind") == "distribution" and code.get("distribution"):
         now = _current_version(str(code["distribution"]))
         return now is not None and now != code.get("version")
