@@ -102,7 +102,7 @@ def _builtin_imports(raw: bytes) -> tuple[str, ...]:
         tree = ast.parse(raw)
     except (SyntaxError, ValueError):
         return ()
-    found = set()
+    found: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
@@ -219,8 +219,8 @@ def stale(result: dict) -> bool:
         now = _current_source_sha(str(code.get("module")), code.get("file"))
         if now is not None and now != code["sha256"]:
             return True
-        used = code.get("uses") if isinstance(code.get("uses"), dict) else {}
-        return any(sha and (now := _current_source_sha(name, None)) is not None and now != sha
+        used = code.get("uses")
+        return isinstance(used, dict) and any(sha and (now := _current_source_sha(name, None)) is not None and now != sha
                    for name, sha in used.items())
     if code.get("kind") == "distribution" and code.get("distribution"):
         now = _current_version(str(code["distribution"]))
