@@ -185,3 +185,15 @@ def test_hardware_label_tells_allotments_and_backends_apart():
         "AMD EPYC 7B13, 2 cores, 8 GiB, no GPU, Keras on jax 0.4.35"
     # a numpy model under KERAS_BACKEND=jax used no backend: no version recorded, no backend shown
     assert short_label({**base, "keras_backend": "jax", "keras_backend_version": None}) == whole
+    # the same model name with and without AVX-512: not one row's timings
+    assert short_label({**base, "simd": ["avx", "fma", "avx2"]}) == "AMD EPYC 7B13 (AVX2), 2 cores, 8 GiB, no GPU"
+    assert short_label({**base, "simd": ["avx", "avx2", "avx512f", "avx512_bf16"]}).startswith("AMD EPYC 7B13 (AVX-512),")
+    assert short_label({**base, "simd": []}) == whole
+
+
+def test_the_machine_records_the_cpus_vector_sets_as_proc_cpuinfo_lists_them():
+    from animerec_bench.support.machine import SIMD_FLAGS, machine_info
+
+    flags = next((line.split(":", 1)[1].split() for line in open("/proc/cpuinfo") if line.startswith("flags")), None)
+    recorded = machine_info()["simd"]
+    assert recorded == (None if flags is None else [f for f in SIMD_FLAGS if f in flags])

@@ -32,6 +32,28 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine() or "unknown"
 
 
+#: The vector instruction sets that decide a float kernel's speed (and, across them, its last
+#: bits: BLAS and oneDNN pick their kernels by them), widest last; ``simd`` records those present.
+SIMD_FLAGS = ("avx", "fma", "avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16")
+#: The label's name for the widest recorded set.
+SIMD_NAMES = {"avx512f": "AVX-512", "avx2": "AVX2", "avx": "AVX"}
+
+
+def simd() -> list[str] | None:
+    """The :data:`SIMD_FLAGS` this CPU has (Linux ``/proc/cpuinfo``), None where unknown. Two
+    machines with the same model name can differ here: this project's "AMD EPYC" hosts have come
+    with and without AVX-512, and ``kernel-tower``'s towers took 10-11 s an epoch on one, 19-21 s
+    on the other."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                present = set(line.split(":", 1)[1].split())
+                return [flag for flag in SIMD_FLAGS if flag in present]
+    except OSError:
+        pass
+    return None
+
+
 def memory_bytes() -> int | None:
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
@@ -133,6 +155,7 @@ def machine_info() -> dict:
     uname = platform.uname()
     return {
         "cpu": cpu_model(),
+        "simd": simd(),
         "arch": uname.machine,
         "cores": os.cpu_count(),
         "usable_cores": usable_cores(),
@@ -150,12 +173,15 @@ def machine_info() -> dict:
 
 
 def short_label(machine: dict) -> str:
-    """One-line hardware label for tables: CPU, usable cores (``1 of 2 cores`` when the job had
+    """One-line hardware label for tables: CPU (with its widest vector set, where recorded), usable cores (``1 of 2 cores`` when the job had
     an allotment: ``run --jobs N``), memory, GPU or none, and the Keras backend when a Keras
     model ran on another than TensorFlow. Timings under different allotments or backends are
     not comparable, so they never share a leaderboard row."""
     cpu = re.sub(r"\((R|TM|tm|r)\)|\bCPU\b|@.*$|\bProcessor\b", "", str(machine.get("cpu") or "unknown"))
     cpu = re.sub(r"\s+", " ", cpu).strip() or "unknown CPU"
+    widest = [SIMD_NAMES[f] for f in reversed(SIMD_FLAGS) if f in SIMD_NAMES and f in (machine.get("simd") or ())]
+    if widest:  # results from before ``simd`` was recorded keep their label (and their rows)
+        cpu += f" ({widest[0]})"
     cores = machine.get("usable_cores") or machine.get("cores")
     mem = machine.get("memory_bytes")
     parts = [cpu]
