@@ -3,12 +3,14 @@
 The parts are the model's code fingerprint (for built-in models and loose plugin files, sha256
 of the source of its class's module with its import statements, comments and layout left out,
 so that moving a module or reordering its imports does not mark its results stale; the installed distribution's version for a model
-from an entry-point plugin), the same sha256 of each built-in module that source imports, directly
-or through another (``code.uses``: ``kernel-tower`` is ``two-tower`` and ``feature-kernel``,
-``mf-biased`` trains in ``row_adagrad``), its declared ``version``, its parameters, the data set and split
-fingerprints, the protocol and its parameters, and the result schema. The key is the sha256
-of those parts as canonical JSON, ``code.uses`` left out (:data:`_NOT_IN_KEY`). ``run --missing``
-skips a job whose key has an ``ok`` result that is not stale; the leaderboard marks a result "stale" when its model's code no longer matches (:func:`stale`).
+from an entry-point plugin), the same sha256 of each built-in module that source imports,
+directly or through another (``code.uses``: ``kernel-tower`` is ``two-tower`` and
+``feature-kernel``, ``mf-biased`` trains in ``row_adagrad``), its declared ``version``, its
+parameters, the data set and split fingerprints, the protocol and its parameters, and the result
+schema. The key is the sha256 of those parts as canonical JSON, ``code.uses`` left out
+(:data:`_NOT_IN_KEY`). ``run --missing`` skips a job whose key has an ``ok`` result that is not
+stale; the leaderboard marks a result "stale" when its model's code no longer matches
+(:func:`stale`).
 Import-light: no model module is imported here.
 """
 
@@ -207,6 +209,11 @@ def _current_version(distribution: str) -> str | None:
         return None
 
 
+def _changed(module: str, sha: str | None) -> bool:
+    now = _current_source_sha(module, None)
+    return bool(sha) and now is not None and now != sha
+
+
 def stale(result: dict) -> bool:
     """Whether ``result`` came from model code that has changed since, as far as this machine can
     tell: a built-in or loose file whose source differs, or a built-in module it imports (results
@@ -220,8 +227,7 @@ def stale(result: dict) -> bool:
         if now is not None and now != code["sha256"]:
             return True
         used = code.get("uses")
-        return isinstance(used, dict) and any(sha and (now := _current_source_sha(name, None)) is not None and now != sha
-                   for name, sha in used.items())
+        return isinstance(used, dict) and any(_changed(name, sha) for name, sha in used.items())
     if code.get("kind") == "distribution" and code.get("distribution"):
         now = _current_version(str(code["distribution"]))
         return now is not None and now != code.get("version")
