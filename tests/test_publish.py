@@ -189,3 +189,38 @@ def test_run_missing_reruns_a_result_edited_after_it_was_written(tmp_path):
     assert again.returncode == 0, again.stderr
     assert "--missing: 0 job(s) already have a current ok result" in again.stderr
     assert len(list(out.glob("*.json"))) == 2
+
+
+def test_run_missing_reruns_a_result_whose_models_builtin_building_block_changed(tmp_path):
+    """A plugin file built on a built-in module (``baselines``' ``Bias``) records that module's
+    fingerprint (``code.uses``); once the module differs from it, the board marks the result stale
+    and `--missing` runs the job again. The change is made to the record (resealed, as if the
+    result came from an older ``baselines.py``): the package's own files stay as they are."""
+    import json
+
+    plugins, out, home = tmp_path / "plugins", tmp_path / "results", tmp_path / "home"
+    plugins.mkdir()
+    (plugins / "shrunk_bias.py").write_text(
+        "import animerec_bench\nfrom animerec_bench.builtin.baselines import Bias\n\n\n"
+        "class ShrunkBias(Bias):\n    name = 'shrunk-bias'\n\n\n"
+        "@animerec_bench.hookimpl\ndef register_models(register):\n    register(ShrunkBias)\n")
+    args = ("run", "-m", "shrunk-bias", "--task", "rating", "--results", out, "--plugins-dir", plugins)
+    first = cli(*args, cwd=tmp_path, home=home)
+    assert first.returncode == 0, first.stderr
+    (path,) = out.glob("*.json")
+    data = json.loads(path.read_text())
+    uses = data["identity"]["parts"]["code"]["uses"]
+    assert set(uses) == {"animerec_bench.builtin.baselines"}
+    kept = cli(*args, "--missing", cwd=tmp_path, home=home)
+    assert kept.returncode == 0 and "nothing to run" in kept.stdout, kept.stderr
+    assert "stale" not in lb.render(results.load_all(out))["mal2016-5k-v1.md"]
+
+    uses["animerec_bench.builtin.baselines"] = "0" * 64
+    data[results.CONTENT_KEY] = results.content_sha256(data)
+    path.write_text(json.dumps(data))
+    board = lb.render(results.load_all(out))["mal2016-5k-v1.md"]
+    assert any(line.startswith("| shrunk-bias") and "stale" in line for line in board.splitlines())
+    again = cli(*args, "--missing", cwd=tmp_path, home=home)
+    assert again.returncode == 0 and "--missing: 0 job(s) already have a current ok result" in again.stderr, \
+        again.stderr
+    assert len(list(out.glob("*.json"))) == 2
