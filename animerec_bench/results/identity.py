@@ -38,6 +38,8 @@ SOURCE_PREFIXES = ("animerec_bench.", "animerec_bench_plugins.")
 #: built-in models and their building blocks. The harness (data, protocol, evaluation) is not:
 #: its changes are covered by the split fingerprints and the result schema.
 USES_PREFIX = "animerec_bench.builtin."
+#: Where those modules are (one flat folder), found without importing anything.
+_BUILTIN_DIR = Path(__file__).resolve().parent.parent / "builtin"
 
 #: How a source file is normalised before hashing (recorded with the fingerprint).
 SOURCE_METHOD = "tokens-without-imports"
@@ -71,13 +73,17 @@ def normalised_source(source: str) -> str:
     return "\n".join(kept)
 
 
-def _sha256_file(path: Path | str) -> str | None:
-    """sha256 of a Python source file's :func:`normalised_source`."""
+def _read(path: Path | str | None) -> bytes | None:
     try:
-        raw = Path(path).read_bytes()
+        return Path(path).read_bytes() if path else None
     except OSError:
         return None
-    return _normalised_sha256(raw)
+
+
+def _sha256_file(path: Path | str) -> str | None:
+    """sha256 of a Python source file's :func:`normalised_source`."""
+    raw = _read(path)
+    return None if raw is None else _normalised_sha256(raw)
 
 
 @functools.lru_cache(maxsize=128)
@@ -111,25 +117,30 @@ def _builtin_imports(raw: bytes) -> tuple[str, ...]:
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
             found.add(node.module)
             found.update(f"{node.module}.{alias.name}" for alias in node.names)  # `from pkg import module`
-    return tuple(sorted(name for name in found if name.startswith(USES_PREFIX) and _module_file(name)))
+    return tuple(sorted(name for name in found if _builtin_file(name)))
+
+
+def _builtin_file(name: str) -> Path | None:
+    """The source file of built-in module ``name`` (``USES_PREFIX`` + a file's stem), None for any
+    other name (``from animerec_bench.builtin.ease import EASE`` names a class, not a module): a
+    look at the folder, not ``find_spec``, which would import the module to find ``EASE`` in it."""
+    stem = name[len(USES_PREFIX):] if name.startswith(USES_PREFIX) else ""
+    path = _BUILTIN_DIR / f"{stem}.py"
+    return path if stem.isidentifier() and path.is_file() else None
 
 
 def uses(module: str, file: str | None) -> dict[str, str | None]:
     """``{module: sha256}`` of every built-in module ``file`` (``module``'s source) imports,
-    directly or through another, itself left out; the sha256 as :func:`_sha256_file` gives it."""
+    directly or through another, itself left out; the sha256 as :func:`_sha256_file` gives it.
+    Each file is read once, for both its sha256 and its imports."""
     out: dict[str, str | None] = {}
-    todo = [(module, file)]
+    todo = [_read(file) or b""]
     while todo:
-        name, path = todo.pop()
-        try:
-            raw = Path(path).read_bytes() if path else b""
-        except OSError:
-            raw = b""
-        for used in _builtin_imports(raw):
+        for used in _builtin_imports(todo.pop()):
             if used != module and used not in out:
-                used_file = _module_file(used)
-                out[used] = _sha256_file(used_file) if used_file else None
-                todo.append((used, used_file))
+                raw = _read(_builtin_file(used))
+                out[used] = None if raw is None else _normalised_sha256(raw)
+                todo.append(raw or b"")
     return dict(sorted(out.items()))
 
 
@@ -210,7 +221,8 @@ def _current_version(distribution: str) -> str | None:
 
 
 def _changed(module: str, sha: str | None) -> bool:
-    now = _current_source_sha(module, None)
+    """Whether built-in module ``module``'s source no longer has sha256 ``sha`` (gone: unknown)."""
+    now = _sha256_file(_builtin_file(module) or "")
     return bool(sha) and now is not None and now != sha
 
 

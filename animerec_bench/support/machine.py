@@ -22,14 +22,19 @@ from animerec_bench.support import compile_cache
 PACKAGES = ("numpy", "tensorflow", "tensorflow-cpu", "keras", "jax", "jaxlib", "torch")
 
 
-def cpu_model() -> str:
+def _cpuinfo_field(name: str) -> str | None:
+    """The first ``name`` line's value in Linux ``/proc/cpuinfo`` (None: no such line or file)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
+            if line.split(":", 1)[0].strip() == name:
                 return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() or platform.machine() or "unknown"
+    return None
+
+
+def cpu_model() -> str:
+    return _cpuinfo_field("model name") or platform.processor() or platform.machine() or "unknown"
 
 
 #: The vector instruction sets that decide a float kernel's speed (and, across them, its last
@@ -44,14 +49,8 @@ def simd() -> list[str] | None:
     machines with the same model name can differ here: this project's "AMD EPYC" hosts have come
     with and without AVX-512, and ``kernel-tower``'s towers took 10-11 s an epoch on one, 19-21 s
     on the other."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                present = set(line.split(":", 1)[1].split())
-                return [flag for flag in SIMD_FLAGS if flag in present]
-    except OSError:
-        pass
-    return None
+    flags = _cpuinfo_field("flags")
+    return None if flags is None else [flag for flag in SIMD_FLAGS if flag in flags.split()]
 
 
 def memory_bytes() -> int | None:
