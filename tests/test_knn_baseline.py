@@ -165,13 +165,17 @@ def test_score_is_the_rating_prediction_of_every_anime(small, params, monkeypatc
     np.testing.assert_array_equal(top_k(got, 10), top_k(want, 10))
 
 
+@pytest.mark.parametrize("level_dtype", [np.uint16, np.uint32])
 @pytest.mark.parametrize(("m", "k", "over"), [(30, 6, 0.1), (30, 6, 0.9), (1200, 5, 0.9), (1200, 300, 0.9)],
                          ids=["few-columns-selected", "most-columns-selected", "long-columns", "long-columns-big-k"])
-def test_top_k_sums_equal_sorting_each_column(m, k, over):
+def test_top_k_sums_equal_sorting_each_column(m, k, over, level_dtype, monkeypatch):
     """Both ways of selecting (a gather of the columns with more than k positives; the whole
     transpose when they are most) give each column's sums over its k largest positive entries;
     columns longer than ``SORT_RUN`` are ranked in pieces (with k small enough for pieces to
-    shrink them, or not)."""
+    shrink them, or not); with the levels of either width, whichever this CPU picks."""
+    from animerec_bench.builtin import knn_baseline
+
+    monkeypatch.setattr(knn_baseline, "LEVEL_DTYPE", level_dtype)
     rng = np.random.default_rng(4)
     q = 200 if m < SORT_RUN else 40
     sims = rng.random((m, q)).astype(np.float32)
@@ -189,3 +193,26 @@ def test_top_k_sums_equal_sorting_each_column(m, k, over):
         assert count[c] == len(top)
         assert weight[c] == pytest.approx(col[top].sum(), rel=1e-5)
         assert total[c] == pytest.approx((col[top] * resid[top]).sum(), rel=1e-5, abs=1e-4)
+
+
+@pytest.mark.parametrize("m", [300, 1200])
+def test_keep_top_k_same_entries_with_either_level_width(m, monkeypatch):
+    """16-bit and 32-bit levels keep the same entries, bit for bit, ties for the k-th included:
+    values closer together than a 16-bit level send rows to the exact path under uint16 only,
+    and exact ties at the k-th are settled on the row as given, whatever the levels zeroed."""
+    from animerec_bench.builtin import knn_baseline
+
+    rng = np.random.default_rng(11)
+    k = 20
+    top = rng.random((400, m)).astype(np.float32) * (rng.random((400, m)) < 0.3)
+    top[:100, :60] = 0.5 + rng.integers(0, 4, (100, 60)).astype(np.float32) * 1e-6  # within one level
+    top[100:200, :40] = 0.9  # 40 exact ties for the 20 kept
+    top[0, 0] = 1.0
+    count = (top > 0).sum(axis=1)
+    kept = {}
+    for dtype in (np.uint16, np.uint32):
+        monkeypatch.setattr(knn_baseline, "LEVEL_DTYPE", dtype)
+        kept[dtype] = knn_baseline._keep_top_k(top.copy(), count, k)
+    np.testing.assert_array_equal(kept[np.uint16], kept[np.uint32])
+    assert ((kept[np.uint32] > 0).sum(axis=1) == np.minimum(count, k)).all()
+    np.testing.assert_array_equal(np.sort(kept[np.uint32], axis=1)[:, -k:], np.sort(top, axis=1)[:, -k:])

@@ -44,8 +44,25 @@ SCORE_BLOCK = 1 << 18
 #: mal2016-5k's test users, 2 cores: 1.4-1.6x as fast as one thread (same scores, bit for bit).
 USER_BLOCK = 16
 #: Longest row of 16-bit levels sorted in one piece when selecting a column's k largest (see
-#: :func:`_largest_levels`).
+#: :func:`_largest_levels`); 32-bit rows are sorted whole (on an AVX2 host, 1,500-entry rows:
+#: whole 66 ms, pieces of 512 97 ms, for 3,000 rows).
 SORT_RUN = 512
+
+
+def _level_dtype() -> type[np.unsignedinteger]:
+    """uint16 where numpy sorts 16-bit integers with SIMD (its ``AVX512_ICL`` path, ~1 ns an
+    entry), else uint32: without it numpy sorts 16-bit rows with a scalar sort (measured on an
+    AVX2-only host: 29.6 ns an entry, against 3.3 ns for uint32). Either width selects the same
+    entries (:func:`_keep_top_k`)."""
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__ as features
+    except ImportError:  # numpy 1.x
+        from numpy.core._multiarray_umath import __cpu_features__ as features  # type: ignore[no-redef]
+    return np.uint16 if features.get("AVX512_ICL") else np.uint32
+
+
+#: The integer type of the levels :func:`_keep_top_k` sorts, chosen for this CPU.
+LEVEL_DTYPE = _level_dtype()
 
 
 def als_baselines(user: np.ndarray, item: np.ndarray, y: np.ndarray, mean: float, n_users: int,
@@ -264,39 +281,43 @@ def _keep_top_k(top: np.ndarray, count: np.ndarray, k: int) -> np.ndarray:
     row's positives) with every entry of a row holding more than ``k`` positives zeroed outside
     its k largest, in place; rows with at most k are left whole.
 
-    The k-th largest from 16-bit levels (the entries scaled to 0-65535 and truncated, an
-    order-keeping map) by :func:`_largest_levels`. Where the entry below the k-th shares its level,
-    the level cannot tell them apart: :func:`_exact_top_k` on those rows (~2% on mal2016-5k).
+    The k-th largest from integer levels (the entries scaled to 0-65535, or 0-2^24 in 32 bits, and
+    truncated: an order-keeping map) by :func:`_largest_levels`. Where the entry below the k-th
+    shares its level, the level cannot tell them apart: :func:`_exact_top_k` on those rows (~2% on
+    mal2016-5k with 16 bits), as they were given. So the entries kept are the same for either
+    ``LEVEL_DTYPE``, ties for the k-th included.
     """
     m = top.shape[1]
-    scale = np.float32(65535.0 / max(float(top.max(initial=0.0)), 1e-30))
-    levels = np.zeros((top.shape[0], -(-m // SORT_RUN) * SORT_RUN if m > SORT_RUN else m), dtype=np.uint16)
+    highest = 65535.0 if LEVEL_DTYPE == np.uint16 else float(1 << 24)
+    scale = np.float32(highest / max(float(top.max(initial=0.0)), 1e-30))
+    run = SORT_RUN if LEVEL_DTYPE == np.uint16 else m
+    levels = np.zeros((top.shape[0], -(-m // run) * run if m > run else m), dtype=LEVEL_DTYPE)
     np.multiply(top, scale, out=levels[:, :m], casting="unsafe")
-    below, level = _largest_levels(levels, k + 1)[:, :2].T  # the (k+1)-th and k-th largest
+    below, level = _largest_levels(levels, k + 1, run)[:, :2].T  # the (k+1)-th and k-th largest
     whole = count <= k
     level[whole] = 0
-    top *= levels[:, :m] >= level[:, None]
     fuzzy = np.flatnonzero((below == level) & ~whole)
-    if len(fuzzy):
-        top[fuzzy] = _exact_top_k(top[fuzzy], k)
+    exact = _exact_top_k(top[fuzzy], k)  # a copy of the rows, before the levels zero any of them
+    top *= levels[:, :m] >= level[:, None]
+    top[fuzzy] = exact
     return top
 
 
-def _largest_levels(levels: np.ndarray, keep: int) -> np.ndarray:
-    """The ``keep`` largest entries of each row of ``levels`` (uint16, at least ``keep`` columns),
-    ascending. Rows longer than ``SORT_RUN`` are sorted in pieces of ``SORT_RUN`` whose ``keep``
+def _largest_levels(levels: np.ndarray, keep: int, run: int) -> np.ndarray:
+    """The ``keep`` largest entries of each row of ``levels`` (unsigned, at least ``keep``
+    columns), ascending. Rows longer than ``run`` are sorted in pieces of ``run`` whose ``keep``
     largest go on to the next round (zeros pad the last piece: they never outrank a real entry).
 
-    Measured: numpy sorts uint16 rows of up to 512 entries at ~1 ns an entry (in-register
-    networks), longer rows at 4-6 (and float32 rows at 2-8; its introselect is slower still on
-    rows that are mostly zeros, as these are).
+    Measured with AVX-512: numpy sorts uint16 rows of up to 512 entries at ~1 ns an entry
+    (in-register networks), longer rows at 4-6 (and float32 rows at 2-8; its introselect is
+    slower still on rows that are mostly zeros, as these are).
     """
     rows = levels.shape[0]
-    while levels.shape[1] > SORT_RUN and 2 * keep <= SORT_RUN:
-        pieces = -(-levels.shape[1] // SORT_RUN)
-        if levels.shape[1] < pieces * SORT_RUN:
-            levels = np.concatenate([levels, np.zeros((rows, pieces * SORT_RUN - levels.shape[1]), levels.dtype)], 1)
-        levels = np.sort(levels.reshape(rows, pieces, SORT_RUN), axis=2)[:, :, SORT_RUN - keep:].reshape(rows, -1)
+    while levels.shape[1] > run and 2 * keep <= run:
+        pieces = -(-levels.shape[1] // run)
+        if levels.shape[1] < pieces * run:
+            levels = np.concatenate([levels, np.zeros((rows, pieces * run - levels.shape[1]), levels.dtype)], 1)
+        levels = np.sort(levels.reshape(rows, pieces, run), axis=2)[:, :, run - keep:].reshape(rows, -1)
     return np.sort(levels, axis=1)[:, levels.shape[1] - keep:]
 
 
