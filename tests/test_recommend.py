@@ -166,3 +166,26 @@ def test_a_list_without_liked_anime_is_flagged_flat_for_ease(tmp_path):
     assert out.flat and out.match.liked == 0 and out.match.disliked == 1
     assert not {r["anime_id"] for r in out.rows} & {5081, 269}
     assert not api.recommendations("ease", write_export(tmp_path / "fan.xml", FAN_LIST), 5).flat
+
+
+def test_a_change_to_a_used_builtin_module_is_another_fitted_model(monkeypatch):
+    """A fitted model is found by a key that covers the built-in modules its code imports (which a
+    result's key leaves out): after an edit of one of them, ``fit``/``recommend`` fit again rather
+    than serve the old model. ``mf-biased`` imports ``row_adagrad``; the edit is simulated by its
+    recorded sha256, since the test cannot edit the installed package."""
+    from animerec_bench.builtin.biased_mf import BiasedMatrixFactorization as BiasedMF
+    from animerec_bench.results import identity
+
+    def fitted_key():
+        return store.fitted_identity(BiasedMF, {}, ("rating",), dataset="mal2016-5k", dataset_fingerprint="0" * 64,
+                                     protocol="v1", protocol_params={})["key"]
+
+    before = fitted_key()
+    real_uses = identity.uses
+    assert "animerec_bench.builtin.row_adagrad" in real_uses(BiasedMF.__module__, sys.modules[BiasedMF.__module__].__file__)
+    assert fitted_key() == before  # the same code, the same model
+    monkeypatch.setattr(store, "code_fingerprint", lambda cls: {
+        **identity.code_fingerprint(cls),
+        "uses": {**real_uses(cls.__module__, sys.modules[cls.__module__].__file__),
+                 "animerec_bench.builtin.row_adagrad": "0" * 64}})
+    assert fitted_key() != before

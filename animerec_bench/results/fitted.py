@@ -39,11 +39,16 @@ def fitted_identity(model_cls: Any, params: dict, tasks: tuple[str, ...], *, dat
     """``{"key": sha256, "parts": {...}}`` of a model fitted on all of a data set's examples.
 
     The package version is part of it: a fitted model is reused only by the release (or dev
-    commit) that made it."""
+    commit) that made it. So are the built-in modules the model's code imports (``code.uses``),
+    which a result's key leaves to staleness: a fitted model is served, so one fitted before a
+    building block changed must not be (an editable install keeps the version it was installed
+    with through edits and commits)."""
     from animerec_bench.support.version import __version__
 
+    code = code_fingerprint(model_cls)
     parts = json_safe({
-        "model": model_cls.name, "code": code_fingerprint(model_cls), "version": str(getattr(model_cls, "version", "1")),
+        "model": model_cls.name, "code": code, "code_uses": code.get("uses", {}),
+        "version": str(getattr(model_cls, "version", "1")),
         "params": params, "tasks": list(tasks), "dataset": dataset, "dataset_fingerprint": dataset_fingerprint,
         "protocol": protocol, "protocol_params": protocol_params, "package": __version__, "format": FORMAT,
     })
