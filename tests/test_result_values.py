@@ -66,10 +66,28 @@ def test_seeds_column_counts_only_the_values_averaged():
     # Rendered straight from dicts (no load-time check): a seed without a primary value is not counted.
     group = [res("m", "rating", 0, rating(1.10)), res("m", "rating", 1, {"rating": {"mae": 0.9}}),
              res("m", "rating", 2, rating(1.30))]
+    group += [res("n", "rating", seed, rating(1.25)) for seed in range(3)]
     for r in group:
-        r["_file"] = f"{r['split']['seed']}.json"
+        r["_file"] = f"{r['model']['name']}{r['split']['seed']}.json"
     table = lb.render_task("rating", group)
+    assert "Seeds" in next(line for line in table.splitlines() if line.startswith("| Model"))
+    cells = {}
+    for name in ("m", "n"):
+        row = next(line for line in table.splitlines() if line.startswith(f"| {name} "))
+        cells[name] = [c.strip() for c in row.strip("|").split("|")]
+    assert cells["m"][1] == "1.2000\u00a0±\u00a00.1414"  # RMSE over seeds 0 and 2
+    assert (cells["m"][-2], cells["n"][-2]) == ("2", "3")  # Seeds
+
+
+def test_a_seeds_column_that_would_say_the_same_on_every_row_is_a_sentence():
+    """At GitHub's width every column costs: when every row averages the same seeds, the sentence
+    above the table says how many, and the table has no Seeds column."""
+    group = [res(name, "rating", seed, rating(value)) for name, value in (("m", 1.1), ("n", 1.2)) for seed in range(3)]
+    for r in group:
+        r["_file"] = f"{r['model']['name']}{r['split']['seed']}.json"
+    table = lb.render_task("rating", group)
+    assert "Every row averages 3 seeds." in table
+    header = next(line for line in table.splitlines() if line.startswith("| Model"))
+    assert "Seeds" not in header
     row = next(line for line in table.splitlines() if line.startswith("| m "))
-    cells = [c.strip() for c in row.strip("|").split("|")]
-    assert cells[1] == "1.2000\u00a0±\u00a00.1414"  # RMSE over seeds 0 and 2
-    assert cells[-2] == "2"  # Seeds
+    assert len(row.strip("|").split("|")) == len(header.strip("|").split("|"))

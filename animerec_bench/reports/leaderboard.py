@@ -151,28 +151,31 @@ def _notes(row: BoardRow, mark: str, footnotes: Footnotes) -> str:
 
 
 def _cells(row: BoardRow, spec, interval: str) -> list[str]:
-    """The number cells of a row: metrics, the 95% interval, timings, seeds."""
+    """The number cells of a row: metrics, the 95% interval, timings."""
     cells = [_metric(row.values(m)) for _, m in spec.board_columns]
     cells.append(interval)
-    cells += [_seconds(row.field_values(k)) if kind == "seconds" else _rate(row.field_values(k))
-              for _, k, kind in spec.timing_columns]
-    return cells + [str(len(row.results))]
+    return cells + [_seconds(row.field_values(k)) if kind == "seconds" else _rate(row.field_values(k))
+                    for _, k, kind in spec.timing_columns]
 
 
-def _table(task: str, rows: list[BoardRow], hardware: dict[str, str], footnotes: Footnotes) -> tuple[str, bool]:
-    """The GitHub Markdown table of ``rows`` and whether it has an HW column (rows from several machines)."""
+def _table(task: str, rows: list[BoardRow], hardware: dict[str, str], footnotes: Footnotes) -> str:
+    """The GitHub Markdown table of ``rows``. A Seeds column only when the rows average different
+    numbers of seeds (else the sentence above says it: :func:`_same_seeds`), an HW column only
+    when they come from several machines: at GitHub's width every column costs."""
     from tabulate import tabulate
 
     spec = tasks_mod.get(task)
     many = len({row.key.hardware for row in rows}) > 1
+    seeds = _same_seeds(rows) is None
     intervals = _significance_cells(task, [row for row in rows if row.mean is not None])
     table = []
     for row in rows:
         interval, mark = intervals.get(row.key, (MISSING, ""))
-        table.append([escape(row.label), *_cells(row, spec, interval), *([hardware[row.key.hardware]] if many else []),
-                      _notes(row, mark, footnotes)])
+        table.append([escape(row.label), *_cells(row, spec, interval), *([str(len(row.results))] if seeds else []),
+                      *([hardware[row.key.hardware]] if many else []), _notes(row, mark, footnotes)])
     headers = (["Model"] + [h for h, _ in spec.board_columns] + [ci_header(task)]
-               + [h for h, _, _ in spec.timing_columns] + ["Seeds"] + (["HW"] if many else []) + ["Notes"])
+               + [h for h, _, _ in spec.timing_columns] + (["Seeds"] if seeds else []) + (["HW"] if many else [])
+               + ["Notes"])
     ratios = _fit_ratios(task, rows)
     if ratios is not None:
         at = headers.index("fit s") + 1
@@ -180,7 +183,13 @@ def _table(task: str, rows: list[BoardRow], hardware: dict[str, str], footnotes:
         for line, ratio in zip(table, ratios):
             line.insert(at, ratio)
     align = ["left"] + ["right"] * (len(headers) - 2 - many) + ["left"] * (1 + many)
-    return tabulate(table, headers, tablefmt="github", disable_numparse=True, colalign=align), many
+    return tabulate(table, headers, tablefmt="github", disable_numparse=True, colalign=align)
+
+
+def _same_seeds(rows: list[BoardRow]) -> int | None:
+    """How many seeds every row averages, when that is one number; None when rows differ."""
+    counts = {len(row.results) for row in rows}
+    return counts.pop() if len(counts) == 1 else None
 
 
 def _fit_ratios(task: str, rows: list[BoardRow]) -> list[str] | None:
@@ -219,14 +228,15 @@ def render_task(task: str, group: list[dict], sources: dict[str, str] | None = N
     hardware = _hardware_keys(group)
     arrow = "↑ higher is better" if spec.higher_is_better else "↓ lower is better"
     note = spec.table_note
+    if rows and (n := _same_seeds(rows)) is not None:
+        note += f" Every row averages {n} seed{'s' if n != 1 else ''}."
     if task in FIT_REFERENCE:
         note += (f" ÷ {FIT_REFERENCE[task]}: the row's mean fit time over {FIT_REFERENCE[task]}'s (its default row, same "
                  f"hardware); rows from runs at different machine loads compare within about 2×.")
     out = [f"### {title or task}", "", f"{intro}Sorted by {spec.primary_header} ({arrow}); {note}", ""]
     footnotes = Footnotes()
     if rows:
-        text, _ = _table(task, rows, hardware, footnotes)
-        out.append(text)
+        out.append(_table(task, rows, hardware, footnotes))
     else:
         out.append("No model trained for this task.")
     if footnotes.texts:
@@ -391,7 +401,7 @@ def _legend(group: list[dict], tasks: list[str]) -> list[str]:
     out = [f"- {_significance_note(tasks)}",
            "- Model: name (tuned) = hyperparameters chosen by animerec-bench tune (Optuna TPE) on each seed's "
            "validation part, then tested once (Notes: trials and seconds per seed); a plain name = the model's own "
-           "defaults. Seeds: how many seeds the row averages; — : no successful run.",
+           "defaults. Seeds: how many seeds the row averages (shown when rows differ); — : no successful run.",
            "- Notes: baseline = trivial/classic reference model; joint = one fit trains all its tasks (timing "
            "shared); from X = a model not trained for ranking, ranked by its X predictions. Throughputs: "
            "k = thousand, M = million, G = billion per second."]
