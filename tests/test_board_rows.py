@@ -66,6 +66,22 @@ def test_readme_block_is_generated_and_replaced_between_its_markers():
         lb.replace_summary("# x\n", block)
 
 
+def test_readme_block_names_the_machine_of_each_shown_rows_fit_times():
+    """Fit times compare within one machine: the block names the one most shown rows ran on and,
+    in brackets, which models ran on another; a machine that only unshown rows ran on is not named."""
+    rs = board_results() + [res("user-mean", "rating", s, rating(1.25)) for s in range(2)]
+    plain = {"cpu": "AMD EPYC", "cores": 2, "memory_bytes": 24 << 30, "gpus": []}
+    for i, r in enumerate(rs):
+        r["machine"], r["_file"] = dict(plain), f"{i}.json"
+    for r in rs[2:4]:  # mf (tuned), shown: mf's better row
+        r["machine"]["simd"] = ["avx", "avx2"]
+    for r in rs[:2]:  # mf with its defaults, not shown
+        r["machine"]["cores"] = 4
+    block = lb.summary(rs, {}, n=3)
+    assert "fit s on AMD EPYC, 2 cores, 24 GiB, no GPU (mf: AMD EPYC (AVX2), 2 cores, 24 GiB, no GPU). Every" in block
+    assert "fit s on AMD EPYC (AVX2), 2 cores, 24 GiB, no GPU. Every row" in lb.summary(rs, {}, n=1)
+
+
 def test_leaderboard_prints_each_tasks_top_rows(tmp_path):
     for r in board_results():
         results.write(tmp_path / "r", {k: v for k, v in r.items() if k != "_file"})

@@ -657,8 +657,9 @@ def summary(results: list[dict], descriptions: dict[str, str], n: int = 2) -> st
     if found is None:
         return f"{SUMMARY_START}\nNo results yet.\n{SUMMARY_END}"
     dataset, protocol, group = found
-    table, seed_counts = [], set()
+    table, seed_counts, shown = [], set(), []
     for task, rows in _best_per_task(group, n).items():
+        shown += rows
         spec = tasks_mod.get(task)
         intervals = _significance_cells(task, [row for row in board_rows(task, group)[0] if row.mean is not None])
         arrow = "↑" if spec.higher_is_better else "↓"
@@ -674,7 +675,7 @@ def summary(results: list[dict], descriptions: dict[str, str], n: int = 2) -> st
     return "\n".join([SUMMARY_START, "", tabulate(table, headers, tablefmt="github", disable_numparse=True), "",
                       f"{escape(board_label(dataset, group))}, protocol {escape(protocol)}, "
                       f"{_seeds_text(seed_counts)}, test split; fit s on "
-                      f"{escape(_hardware_text(group))}. Every row: [the full board](leaderboards/{board}).",
+                      f"{_hardware_text(shown)}. Every row: [the full board](leaderboards/{board}).",
                       SUMMARY_END])
 
 
@@ -687,9 +688,19 @@ def _seeds_text(counts: set[int]) -> str:
     return f"{low}–{high} seeds (each row's count on the board)"
 
 
-def _hardware_text(group: list[dict]) -> str:
-    labels = sorted({short_label(r.get("machine") or {}) for r in group})
-    return labels[0] if len(labels) == 1 else f"{len(labels)} machines (see the board)"
+def _hardware_text(rows: list[BoardRow]) -> str:
+    """Which machine the summary's fit times come from: the one most rows ran on, and in brackets
+    the models whose rows ran on another, each with that machine (fit times compare within one)."""
+    models: dict[str, list[str]] = defaultdict(list)
+    for row in rows:
+        if row.key.model not in models[row.key.hardware]:
+            models[row.key.hardware].append(row.key.model)
+    if not models:
+        return MISSING
+    main = max(sorted(models), key=lambda label: len(models[label]))
+    others = "; ".join(f"{', '.join(escape(m) for m in names)}: {escape(label)}"
+                       for label, names in sorted(models.items()) if label != main)
+    return escape(main) + (f" ({others})" if others else "")
 
 
 def replace_summary(readme: str, block: str) -> str:
