@@ -17,6 +17,7 @@ from animerec_bench.evaluation.ranking import (
     scores_from_predictions,
     top_k,
     top_lists,
+    user_chunks,
 )
 from animerec_bench.model import Interactions, PredictionError
 from animerec_bench.testing import synthetic_split
@@ -213,6 +214,26 @@ def test_chunking_gives_the_same_results():
         assert evaluate(data, score, chunk_cells=cells) == pytest.approx(one, rel=1e-12, abs=1e-15)
         np.testing.assert_array_equal(top_lists(data, score, 20, chunk_cells=cells),
                                       top_lists(data, score, 20, chunk_cells=10**9))
+
+
+def test_user_chunks_are_the_calls_evaluate_makes():
+    """What a model scores ahead (kernel-tower's weight search) matches evaluate's calls only
+    if both chunk alike: every evaluated user once, in order, the same cuts."""
+    train, valid, test = synthetic_split(seed=3)
+    data = RankingData.from_parts(train, test, (valid,))
+    for cells in (1, train.n_items * 7, 10**9):
+        calls = []
+
+        def score(users):
+            calls.append(users.copy())
+            return np.zeros((len(users), data.n_items))
+
+        evaluate(data, score, chunk_cells=cells)
+        chunks = list(user_chunks(data, cells))
+        assert [b - a for a, b in chunks] == [len(c) for c in calls]
+        for (a, b), users in zip(chunks, calls):
+            np.testing.assert_array_equal(data.users[a:b], users)
+        assert chunks[0][0] == 0 and chunks[-1][1] == data.n_users
 
 
 def test_score_function_contract():

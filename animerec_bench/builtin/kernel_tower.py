@@ -30,7 +30,7 @@ import numpy as np
 from animerec_bench import hookimpl
 from animerec_bench.builtin.content import COLD_PROTOCOLS, FeatureKernel
 from animerec_bench.builtin.two_tower import TwoTower
-from animerec_bench.evaluation.ranking import CHUNK_CELLS, RankingData, evaluate
+from animerec_bench.evaluation.ranking import RankingData, evaluate, user_chunks
 from animerec_bench.model import Interactions, Model, check_param
 
 #: The towers' weight tried on validation, in order (ties: the first).
@@ -121,9 +121,8 @@ class KernelTower(Model):
         anime with features), float32 each: what :meth:`score` blends there. Scored in
         ``evaluate``'s chunks of users, so each row's products are those ``evaluate`` would get."""
         kernel_parts, tower_parts = [], []
-        step = max(1, CHUNK_CELLS // max(data.n_items, 1))
-        for a in range(0, data.n_users, step):
-            users = data.users[a:a + step]
+        for a, b in user_chunks(data):
+            users = data.users[a:b]
             kernel = _standardised(self.kernel_.score(users))
             kernel_parts.append(kernel[:, lo:hi])
             tower_parts.append(_standardised(self.tower_.score(users)[:, :kernel.shape[1]])[:, lo:hi])

@@ -18,7 +18,7 @@ bounded by the chunk, not by users x anime.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -389,11 +389,19 @@ def top_lists(data: RankingData, score_fn: ScoreFn, k: int = 10, *,
     return out
 
 
-def _ranked_chunks(data: RankingData, score_fn: ScoreFn, k: int, chunk_cells: int):
-    """``(a, b, top)`` for each chunk of evaluated users ``a:b``: their top ``k`` candidates."""
+def user_chunks(data: RankingData, chunk_cells: int = CHUNK_CELLS) -> Iterator[tuple[int, int]]:
+    """``(a, b)`` for each chunk of evaluated users ``data.users[a:b]`` that :func:`evaluate` hands
+    the score function at once (at most ``chunk_cells`` scores, at least one user). A model that
+    scores ahead what ``evaluate`` will ask for (``kernel-tower``'s weight search) scores these
+    chunks too, so that its matrix products are the same bits."""
     per_chunk = max(1, chunk_cells // max(data.n_items, 1))
     for a in range(0, data.n_users, per_chunk):
-        b = min(a + per_chunk, data.n_users)
+        yield a, min(a + per_chunk, data.n_users)
+
+
+def _ranked_chunks(data: RankingData, score_fn: ScoreFn, k: int, chunk_cells: int):
+    """``(a, b, top)`` for each chunk of evaluated users ``a:b``: their top ``k`` candidates."""
+    for a, b in user_chunks(data, chunk_cells):
         users = data.users[a:b]
         scores = _check_scores(score_fn(users), len(users), data.n_items)
         lo, hi = data.excluded_indptr[a], data.excluded_indptr[b]
