@@ -45,14 +45,12 @@ def fitted_identity(model_cls: Any, params: dict, tasks: tuple[str, ...], *, dat
     with through edits and commits)."""
     from animerec_bench.support.version import __version__
 
-    code = code_fingerprint(model_cls)
     parts = json_safe({
-        "model": model_cls.name, "code": code, "code_uses": code.get("uses", {}),
-        "version": str(getattr(model_cls, "version", "1")),
+        "model": model_cls.name, "code": code_fingerprint(model_cls), "version": str(getattr(model_cls, "version", "1")),
         "params": params, "tasks": list(tasks), "dataset": dataset, "dataset_fingerprint": dataset_fingerprint,
         "protocol": protocol, "protocol_params": protocol_params, "package": __version__, "format": FORMAT,
     })
-    return {"key": key_of(parts), "parts": parts}
+    return {"key": key_of(parts, not_in_key=("file",)), "parts": parts}
 
 
 def folder_of(identity: dict, root: Path | None = None) -> Path:

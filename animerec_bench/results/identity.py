@@ -188,11 +188,12 @@ def job_identity(cls: type, params: dict, *, dataset_fingerprint: str, split_fin
 _NOT_IN_KEY = ("file", "uses")
 
 
-def key_of(parts: dict) -> str:
-    """The identity's sha256, of everything but :data:`_NOT_IN_KEY`."""
+def key_of(parts: dict, not_in_key: tuple[str, ...] = _NOT_IN_KEY) -> str:
+    """The identity's sha256, of everything but the ``not_in_key`` fields of ``code`` (a result's:
+    :data:`_NOT_IN_KEY`; a fitted model's key keeps ``uses``)."""
     code = parts.get("code")
-    if isinstance(code, dict) and any(k in code for k in _NOT_IN_KEY):
-        parts = {**parts, "code": {k: v for k, v in code.items() if k not in _NOT_IN_KEY}}
+    if isinstance(code, dict) and any(k in code for k in not_in_key):
+        parts = {**parts, "code": {k: v for k, v in code.items() if k not in not_in_key}}
     return hashlib.sha256(json.dumps(parts, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
