@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import atexit
 import os
 import re
@@ -44,6 +45,20 @@ if "PYTEST_XDIST_WORKER" not in os.environ:
         compileall.compile_dir(_folder, quiet=2, rx=re.compile(r"[/\\](build|\.venv[^/\\]*)[/\\]"))
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+#: The ML frameworks that a light import path (the registry, ``list``, ``--help``) must not load.
+FRAMEWORKS = ("keras", "tensorflow", "jax", "torch")
+
+
+def imported_after(code: str, modules: tuple[str, ...], *, timeout: float = 60) -> list[str]:
+    """Which of ``modules`` a new interpreter has imported once it has run ``code``: what an
+    import path pulls in shows only in a process of its own, as a user's command starts. A
+    failure inside ``code`` (an ``assert`` there, say) fails the calling test with its stderr."""
+    probe = f"{code}\nprint('IMPORTED=' + repr([m for m in {list(modules)!r} if m in __import__('sys').modules]))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, done.stderr
+    (marker,) = [line for line in done.stdout.splitlines() if line.startswith("IMPORTED=")]
+    return ast.literal_eval(marker[len("IMPORTED="):])
 
 #: The costliest test files, costliest first (CPU and wall seconds of a serial run, issue #26).
 #: With ``--dist loadfile`` a worker takes one whole file at a time, in collection order (addopts

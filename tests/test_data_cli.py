@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from animerec_bench.cli import cli
 
-from .conftest import FIXTURES
+from .conftest import FIXTURES, imported_after
 
 CLI = Path(sys.executable).parent / "animerec-bench"
 
@@ -69,11 +69,7 @@ def test_info_on_an_imported_sample_and_unknown_names(fresh_home):
 
 
 def test_data_commands_import_nothing_heavy():
-    code = ("import sys, animerec_bench.commands.data; "
-            "heavy = [m for m in ('pandas', 'pyarrow', 'numpy', 'tensorflow') if m in sys.modules]; "
-            "print(heavy)")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert proc.stdout.strip() == "[]"
+    assert imported_after("import animerec_bench.commands.data", ("pandas", "pyarrow", "numpy", "tensorflow")) == []
     proc = subprocess.run([str(CLI), "data", "--help"], capture_output=True, text=True)
     assert proc.returncode == 0 and "import" in proc.stdout and "synth" in proc.stdout and "info" in proc.stdout
 

@@ -8,7 +8,6 @@ option errors are tested everywhere.
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import signal
 import socket
@@ -22,6 +21,8 @@ import pytest
 
 from animerec_bench.execution.ray_executor import ensure_split, lease_cores, node_split_path
 from animerec_bench.results import store as results
+
+from .conftest import imported_after
 
 BIN = Path(sys.executable).parent / "animerec-bench"
 needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None,
@@ -285,13 +286,9 @@ def test_executor_ray_without_ray_installed_says_how_to_install_it(tmp_path):
 
 
 def test_help_and_list_import_neither_ray_nor_tensorflow():
-    code = ("import json, sys; from click.testing import CliRunner; from animerec_bench.cli import cli\n"
+    code = ("from click.testing import CliRunner; from animerec_bench.cli import cli\n"
             "for args in (['--help'], ['run', '--help'], ['list']):\n"
             "    out = CliRunner().invoke(cli, args)\n"
             "    assert out.exit_code == 0, (args, out.output)\n"
-            "assert '--executor' in CliRunner().invoke(cli, ['run', '--help']).output\n"
-            "heavy = [m for m in ('ray', 'tensorflow', 'keras') if m in sys.modules]\n"
-            "print(json.dumps(heavy))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout.strip().splitlines()[-1]) == []
+            "assert '--executor' in CliRunner().invoke(cli, ['run', '--help']).output")
+    assert imported_after(code, ("ray", "tensorflow", "keras")) == []
