@@ -136,6 +136,19 @@ def check_model(model_cls: type, *, seed: int = 0, data_seed: int = 0, **params:
     through a folder (to 1e-6).
     """
     name = getattr(model_cls, "name", getattr(model_cls, "__name__", repr(model_cls)))
+    _check_declaration(name, model_cls)
+    got = _checked_params(name, model_cls, params)
+    train, valid, test = synthetic_split(data_seed)
+    test_pairs = set(zip(test.user.tolist(), test.item.tolist()))
+    fit_pairs = set(zip(train.user.tolist(), train.item.tolist())) | set(zip(valid.user.tolist(), valid.item.tolist()))
+    assert not test_pairs & fit_pairs, "check_model's own split leaks test pairs"
+    runs = [_check_run(name, model_cls, got, (train, valid, test), tasks, seed) for tasks in _task_runs(model_cls)]
+    _check_fit_without_validation(name, model_cls, got, train, seed)
+    return {"model": name, "runs": runs}
+
+
+def _check_declaration(name: str, model_cls: type) -> None:
+    """The class attributes the registry needs, and a search space ``tune`` can sample."""
     problem = validate_model_class(model_cls)
     if problem:
         raise _fail(name, "declaration", problem)
@@ -143,6 +156,10 @@ def check_model(model_cls: type, *, seed: int = 0, data_seed: int = 0, **params:
     if problem:
         raise _fail(name, "search space", problem)
 
+
+def _checked_params(name: str, model_cls: type, params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` are ``__init__`` arguments the model accepts, and the built model's
+    ``get_params()`` gives back every argument unchanged, so the runner can rebuild it: returns them."""
     defaults = param_defaults(model_cls)
     unknown = sorted(set(params) - set(defaults))
     if unknown:
@@ -170,40 +187,47 @@ def check_model(model_cls: type, *, seed: int = 0, data_seed: int = 0, **params:
     clone = model_cls(**got)
     if not _same(_get_params(name, clone), got):
         raise _fail(name, "get_params", "building a model from get_params() does not round-trip")
+    return got
 
-    train, valid, test = synthetic_split(data_seed)
-    test_pairs = set(zip(test.user.tolist(), test.item.tolist()))
-    fit_pairs = set(zip(train.user.tolist(), train.item.tolist())) | set(zip(valid.user.tolist(), valid.item.tolist()))
-    assert not test_pairs & fit_pairs, "check_model's own split leaks test pairs"
 
-    summary: dict[str, Any] = {"model": name, "runs": []}
-    for tasks in _task_runs(model_cls):
-        first = _fit_predict(name, model_cls, got, train, valid, test, tasks, seed)
-        # Perturb the test targets: nothing fit sees may depend on them.
-        perturbed = Interactions(test.user, test.item, np.where(test.rating > 0, 11 - test.rating, 0).astype(np.float32),
-                                 np.where(test.label >= 0, 1 - test.label, -1).astype(np.int8),
-                                 test.n_users, test.n_items)
-        second = _fit_predict(name, model_cls, got, train, valid, perturbed, tasks, seed)
-        for task in first:
-            diff = float(np.max(np.abs(first[task] - second[task]))) if len(first[task]) else 0.0
-            if diff > 1e-6:
-                raise _fail(name, "determinism", f"two fits with seed {seed} on task(s) {tasks} predict "
-                                                 f"differently for {task!r} (max difference {diff:.3g}); seed "
-                                                 f"every random source from fit's `seed`, and never read the test split")
-        summary["runs"].append({"tasks": tasks, "mean": {t: float(first[t].mean()) for t in first}})
+def _check_run(name: str, model_cls: type, params: dict[str, Any],
+               split: tuple[Interactions, Interactions, Interactions], tasks: tuple[str, ...], seed: int) -> dict:
+    """Fit and predict ``tasks`` twice with ``seed``, the second time with the test targets
+    perturbed: the predictions must agree (determinism, and the test labels never reach ``fit``)."""
+    train, valid, test = split
+    first = _fit_predict(name, model_cls, params, train, valid, test, tasks, seed)
+    perturbed = Interactions(test.user, test.item, np.where(test.rating > 0, 11 - test.rating, 0).astype(np.float32),
+                             np.where(test.label >= 0, 1 - test.label, -1).astype(np.int8),
+                             test.n_users, test.n_items)
+    second = _fit_predict(name, model_cls, params, train, valid, perturbed, tasks, seed)
+    for task in first:
+        diff = float(np.max(np.abs(first[task] - second[task]))) if len(first[task]) else 0.0
+        if diff > 1e-6:
+            raise _fail(name, "determinism", f"two fits with seed {seed} on task(s) {tasks} predict "
+                                             f"differently for {task!r} (max difference {diff:.3g}); seed "
+                                             f"every random source from fit's `seed`, and never read the test split")
+    return {"tasks": tasks, "mean": {t: float(first[t].mean()) for t in first}}
 
+
+def _check_fit_without_validation(name: str, model_cls: type, params: dict[str, Any], train: Interactions,
+                                  seed: int) -> None:
+    """``fit(train, None, ...)`` works: ``animerec-bench fit`` (for ``recommend``) and ``season-v2``'s
+    refit on train and validation hold nothing out."""
     tasks = _task_runs(model_cls)[0]
     try:
-        model_cls(**got).fit(_frozen(train), None, tasks=tasks, seed=seed, **_feature_kwargs(model_cls, train))
+        model_cls(**params).fit(_frozen(train), None, tasks=tasks, seed=seed, **_feature_kwargs(model_cls, train))
     except Exception as exc:
         raise _fail(name, "fit without validation", f"fit(train, None, ...) raised {type(exc).__name__}: {exc}") from exc
-    return summary
 
 
 def _get_params(name: str, model) -> dict[str, Any]:
     getter = getattr(model, "get_params", None)
     if getter is not None:
-        got = getter()
+        try:
+            got = getter()
+        except Exception as exc:  # Model.get_params reads each __init__ argument's attribute
+            raise _fail(name, "get_params", f"raised {type(exc).__name__}: {exc} (store each __init__ argument "
+                                            f"as an attribute of the same name)") from exc
     else:  # a plugin need not subclass Model: read the attributes as Model.get_params does
         missing = [k for k in param_defaults(type(model)) if not hasattr(model, k)]
         if missing:

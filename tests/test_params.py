@@ -14,6 +14,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from animerec_bench.errors import UserError
@@ -219,6 +220,63 @@ def test_check_model_catches_a_model_that_rejects_its_own_defaults():
     with pytest.raises(AssertionError, match=r"check_model\(self-doubting\): validate_params: rejects the defaults: "
                                              r"ValueError: epochs must be >= 1, got 0"):
         check_model(SelfDoubting)
+
+
+class _Mean(Model):
+    """The mean training rating; ``shift`` is a hyperparameter that the variants below mishandle."""
+
+    name = "mean"
+    tasks = ("rating",)
+
+    def __init__(self, shift: float = 0.0):
+        self.shift = shift
+
+    def fit(self, train, valid, *, tasks, seed):
+        if valid is None and self.shift < 0:
+            raise RuntimeError("needs a validation part")
+        self.mean_ = float(train.for_task("rating")[1].mean()) + self.shift
+        return self
+
+    def predict(self, user, item):
+        return {"rating": np.full(len(user), self.mean_, dtype=np.float32)}
+
+
+class _Renamed(_Mean):
+    def __init__(self, shift: float = 0.0):
+        self.offset = shift
+
+
+class _Rounded(_Mean):
+    def __init__(self, shift: float = 0.0):
+        self.shift = round(shift)
+
+
+class _Fussy(_Mean):
+    def __init__(self, shift: float = 0.0):
+        if shift > 1:
+            raise ValueError("shift > 1")
+        self.shift = shift
+
+
+class _Noisy(_Mean):
+    def fit(self, train, valid, *, tasks, seed):
+        self.mean_ = float(np.random.default_rng().normal())  # not from `seed`
+        return self
+
+
+@pytest.mark.parametrize("cls, params, check", [
+    (_Mean, {"epochs": 3}, "hyperparameters: ['epochs'] are not keyword arguments of __init__"),
+    (_Fussy, {"shift": 2.0}, "construction: _Fussy(**{'shift': 2.0}) raised ValueError: shift > 1"),
+    (_Renamed, {}, "get_params: raised AttributeError: '_Renamed' object has no attribute 'shift' (store each"),
+    (_Rounded, {"shift": 0.4}, "get_params: 'shift' reads back as 0, was given 0.4"),
+    (_Noisy, {}, "determinism: two fits with seed 0 on task(s) ('rating',) predict differently"),
+    (_Mean, {"shift": -1.0}, "fit without validation: fit(train, None, ...) raised RuntimeError"),
+], ids=["unknown", "construction", "renamed", "changed", "random", "no-validation"])
+def test_check_model_names_the_check_a_plugin_fails(cls, params, check):
+    assert check_model(_Mean)["runs"][0]["tasks"] == ("rating",)
+    with pytest.raises(AssertionError) as failed:
+        check_model(cls, **params)
+    assert str(failed.value).startswith(f"check_model(mean): {check}"), failed.value
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:
