@@ -8,6 +8,7 @@ loaded plugins register is collected by :mod:`.registry`.
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib
 import importlib.metadata
 import importlib.util
@@ -182,46 +183,48 @@ def get_plugin_manager(plugins_dir: Any = AUTO, on_step: StepListener | None = N
         pm.versions[short] = __version__
 
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name in blocked:
-            continue
-        where = f"entry point {ep.value}"
-        if pm.has_plugin(ep.name):
-            pm.load_errors.append(f"plugin {ep.name!r} ({where}) not loaded: a plugin of "
-                                  f"that name is already loaded")
-            continue
-        on_step("import", ep.name, where)
-        try:
-            module = ep.load()
-        except KeyboardInterrupt:
-            raise
-        except BaseException as exc:  # a broken plugin must not take the others down
-            pm.load_errors.append(f"plugin {ep.name!r} ({where}) failed to load: {describe_exit(exc)}")
-            continue
-        if _register(pm, module, ep.name, where):
-            pm.versions[ep.name] = ep.dist.version if ep.dist is not None else "?"
-
+        if ep.name not in blocked:
+            _load_third_party(pm, ep.name, f"entry point {ep.value}", ep.load, on_step,
+                              version=functools.partial(_distribution_version, ep))
     if plugins_dir is AUTO:
         plugins_dir = resolve_plugins_dir().path
     for path in loose_plugin_files(plugins_dir):
-        name = path.stem
-        if pm.has_plugin(name):
-            pm.load_errors.append(f"plugin {name!r} ({path}) not loaded: a plugin of that name is "
-                                  f"already loaded; rename the file")
-            continue
-        pm.loose_files.append(path)
-        on_step("import", name, str(path))
-        try:
-            module = _import_file(path)
-        except KeyboardInterrupt:
-            raise
-        except BaseException as exc:
-            pm.load_errors.append(f"plugin {name!r} ({path}) failed to load: {describe_exit(exc)}")
-            continue
-        if _register(pm, module, name, str(path)):
-            pm.versions[name] = getattr(module, "__version__", "file")
-
+        _load_third_party(pm, path.stem, str(path), functools.partial(_import_file, path), on_step,
+                          version=_file_version, file=path)
     pm.check_pending()  # cannot fail: _register left out every plugin with an unknown hook
     return pm
+
+
+def _load_third_party(pm: PluginManager, name: str, where: str, load: Callable[[], Any], on_step: StepListener,
+                      version: Callable[[Any], str], file: Path | None = None) -> None:
+    """Import one third-party plugin (``load``) and register it under ``name``. A name already
+    taken, an import that raises anything (SystemExit included; only Ctrl-C goes through) or an
+    unknown hook is one line in ``pm.load_errors``, and the plugin is left out. ``file``: the
+    loose file it comes from (listed in ``pm.loose_files``)."""
+    if pm.has_plugin(name):
+        rename = "; rename the file" if file is not None else ""
+        pm.load_errors.append(f"plugin {name!r} ({where}) not loaded: a plugin of that name is already loaded{rename}")
+        return
+    if file is not None:
+        pm.loose_files.append(file)
+    on_step("import", name, where)
+    try:
+        module = load()
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # a broken plugin must not take the others down
+        pm.load_errors.append(f"plugin {name!r} ({where}) failed to load: {describe_exit(exc)}")
+        return
+    if _register(pm, module, name, where):
+        pm.versions[name] = version(module)
+
+
+def _distribution_version(ep: importlib.metadata.EntryPoint, module: Any) -> str:
+    return ep.dist.version if ep.dist is not None else "?"
+
+
+def _file_version(module: Any) -> str:
+    return getattr(module, "__version__", "file")
 
 
 def _register(pm: PluginManager, module, name: str, where: str) -> bool:
