@@ -460,22 +460,11 @@ def spawn_worker(job: Job, settings: WorkerSettings, split_path: Path, split_fin
 
     with tempfile.TemporaryDirectory(prefix=f"{JOB_DIR_PREFIX}{os.getpid()}-", ignore_cleanup_errors=True) as tmp:
         tmpdir = Path(tmp)
-        outcome_path, log_path, spec_path = tmpdir / "outcome.json", tmpdir / "worker.log", tmpdir / "spec.json"
-        worker_split, worker_fingerprint = split_path, split_fingerprint
-        if job.validation_only:
-            worker_split = tmpdir / "split-without-test.npz"
-            worker_fingerprint = without_test(split_path, worker_split)
+        outcome_path, log_path = tmpdir / "outcome.json", tmpdir / "worker.log"
+        split_path, split_fingerprint = _worker_split(job, tmpdir, split_path, split_fingerprint)
         read_fd, write_fd = os.pipe()
         deadline = time.monotonic() + settings.timeout
-        spec = JobSpec(model=job.model, tasks=job.tasks, seed=job.seed, params=job.params,
-                       plugins_dir=settings.plugins_dir, split_path=str(worker_split),
-                       split_fingerprint=worker_fingerprint, validation_only=job.validation_only,
-                       outcome_path=str(outcome_path), ranking_source=job.rank, progress_fd=write_fd,
-                       memory_limit_mb=settings.memory_limit_mb, measurement=settings.measurement,
-                       parent_pid=os.getpid(), job_dir=str(tmpdir), timeout_seconds=settings.timeout,
-                       per_user_path=str(tmpdir / "users.npz"), deadline=time.time() + settings.timeout,
-                       cores=tuple(cores) if cores else None)
-        spec_path.write_text(spec.to_json(), encoding="utf-8")
+        spec_path = _write_spec(job, settings, tmpdir, split_path, split_fingerprint, write_fd, cores)
         env = worker_env(job, settings, job_id, cores)
         kernel_log = KernelLog()
         try:
@@ -509,6 +498,32 @@ def spawn_worker(job: Job, settings: WorkerSettings, split_path: Path, split_fin
                      phase=state["phase"], log_tail=log_tail, started_at=started_at,
                      duration=time.perf_counter() - t_start, kernel_oom=kernel_oom,
                      kernel_log_readable=kernel_log.readable, last_progress=state.get("progress"))
+
+
+def _worker_split(job: Job, tmpdir: Path, split_path: Path, split_fingerprint: str) -> tuple[Path, str]:
+    """The split file the worker gets, and its fingerprint: for a validation-only job (a ``tune``
+    trial) a copy in ``tmpdir`` without the test part, so the trial cannot read it."""
+    if not job.validation_only:
+        return split_path, split_fingerprint
+    copy = tmpdir / "split-without-test.npz"
+    return copy, without_test(split_path, copy)
+
+
+def _write_spec(job: Job, settings: WorkerSettings, tmpdir: Path, split_path: Path, split_fingerprint: str,
+                progress_fd: int, cores: tuple[int, ...] | None) -> Path:
+    """The worker's :class:`JobSpec` as ``tmpdir/spec.json`` (its outcome and per-user files go
+    beside it)."""
+    spec = JobSpec(model=job.model, tasks=job.tasks, seed=job.seed, params=job.params,
+                   plugins_dir=settings.plugins_dir, split_path=str(split_path),
+                   split_fingerprint=split_fingerprint, validation_only=job.validation_only,
+                   outcome_path=str(tmpdir / "outcome.json"), ranking_source=job.rank, progress_fd=progress_fd,
+                   memory_limit_mb=settings.memory_limit_mb, measurement=settings.measurement,
+                   parent_pid=os.getpid(), job_dir=str(tmpdir), timeout_seconds=settings.timeout,
+                   per_user_path=str(tmpdir / "users.npz"), deadline=time.time() + settings.timeout,
+                   cores=tuple(cores) if cores else None)
+    spec_path = tmpdir / "spec.json"
+    spec_path.write_text(spec.to_json(), encoding="utf-8")
+    return spec_path
 
 
 def save_result(ctx: RunContext, result: dict, per_user: bytes | None = None) -> Path | None:
