@@ -492,15 +492,7 @@ def read_interactions(path: Path, layout: Layout, *, progress: bool = False,
     ``on_batch`` sees each validated batch as it comes (the import writes Parquet there, so
     the writing overlaps the parsing).
     """
-    import pyarrow.csv as pacsv
-
     names = check_start(path, layout.required)
-    types = {"user_id": pa.int32(), "anime_id": pa.int32(), "rating": pa.int8(), "watching_status": pa.int8()}
-    types = {c: t for c, t in types.items() if c in layout.required}
-    read_opts = pacsv.ReadOptions(column_names=names, skip_rows=1, block_size=BLOCK_SIZE, use_threads=True)
-    parse_opts = pacsv.ParseOptions(delimiter=",", ignore_empty_lines=False)
-    convert_opts = pacsv.ConvertOptions(column_types=types, include_columns=list(layout.required),
-                                        null_values=[], quoted_strings_can_be_null=False)
     size = path.stat().st_size
     end = data_end(path)
     batches: list[pa.RecordBatch] = []
@@ -512,22 +504,9 @@ def read_interactions(path: Path, layout: Layout, *, progress: bool = False,
     try:
         try:
             stream = source if end == size else source.get_stream(0, end)  # without the trailing blank lines
-            reader = pacsv.open_csv(stream, read_options=read_opts, parse_options=parse_opts,
-                                    convert_options=convert_opts)
             done = 0
-            for batch in _in_background(reader):
-                problem = _block_problem(batch, layout)
-                if problem:
-                    col, i = problem
-                    value = batch.column(col)[i].as_py()
-                    row = rows + i + 1
-                    raise DataError(f"{path}: row {row} (line {row + 1}), column '{col}': "
-                                    f"expected {_expected(col, layout)}, found {value}")
-                status = (batch.column("watching_status") if "watching_status" in layout.required
-                          else pa.array(np.full(batch.num_rows, 2, dtype=np.int8)))
-                canonical = pa.RecordBatch.from_arrays(
-                    [batch.column("user_id"), batch.column("anime_id"), batch.column("rating"), status],
-                    schema=CANONICAL_SCHEMA)
+            for batch in _in_background(_csv_reader(stream, names, layout)):
+                canonical = _canonical(batch, layout, path, rows)
                 u, a = canonical.column(0).to_numpy(), canonical.column(1).to_numpy()
                 if on_batch is not None:
                     on_batch(canonical)
@@ -559,6 +538,38 @@ def read_interactions(path: Path, layout: Layout, *, progress: bool = False,
     result.users = users.count(table.column("user_id"))
     result.anime = anime.count(table.column("anime_id"))
     return result
+
+
+def _csv_reader(stream, names: list[str], layout: Layout):
+    """pyarrow's streaming CSV reader over ``stream`` (the header line skipped, ``names`` given):
+    the layout's columns only, typed, no value read as null (an empty field is a parse error)."""
+    import pyarrow.csv as pacsv
+
+    types = {"user_id": pa.int32(), "anime_id": pa.int32(), "rating": pa.int8(), "watching_status": pa.int8()}
+    types = {c: t for c, t in types.items() if c in layout.required}
+    read_opts = pacsv.ReadOptions(column_names=names, skip_rows=1, block_size=BLOCK_SIZE, use_threads=True)
+    parse_opts = pacsv.ParseOptions(delimiter=",", ignore_empty_lines=False)
+    convert_opts = pacsv.ConvertOptions(column_types=types, include_columns=list(layout.required),
+                                        null_values=[], quoted_strings_can_be_null=False)
+    return pacsv.open_csv(stream, read_options=read_opts, parse_options=parse_opts, convert_options=convert_opts)
+
+
+def _canonical(batch: pa.RecordBatch, layout: Layout, path: Path, rows_before: int) -> pa.RecordBatch:
+    """A parsed block in the canonical columns, once its values pass the range checks (the first
+    that fails is one line naming the file, row, line and column); a layout without a watching
+    status gets 2 ("completed") throughout."""
+    problem = _block_problem(batch, layout)
+    if problem:
+        col, i = problem
+        value = batch.column(col)[i].as_py()
+        row = rows_before + i + 1
+        raise DataError(f"{path}: row {row} (line {row + 1}), column '{col}': "
+                        f"expected {_expected(col, layout)}, found {value}")
+    status = (batch.column("watching_status") if "watching_status" in layout.required
+              else pa.array(np.full(batch.num_rows, 2, dtype=np.int8)))
+    return pa.RecordBatch.from_arrays(
+        [batch.column("user_id"), batch.column("anime_id"), batch.column("rating"), status],
+        schema=CANONICAL_SCHEMA)
 
 
 def _bytes_per_row(path: Path) -> float:
