@@ -727,18 +727,7 @@ def import_folder(src: Path | str, name: str | None = None, *, progress: bool = 
     if name is not None:
         check_name(name)
     path, layout, titles_path, marker_path = find_files(src)
-    marker = None
-    if marker_path is not None:
-        try:
-            marker = json.loads(marker_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise DataError(f"{marker_path}: expected the JSON written by 'data synth', found: {exc}") from None
-        params = marker.get("params", {}) if isinstance(marker, dict) else None
-        if not isinstance(params, dict):
-            found = (f"params of type {type(params).__name__}" if isinstance(marker, dict)
-                     else f"a {type(marker).__name__}")
-            raise DataError(f"{marker_path}: expected the JSON object written by 'data synth' (with params an "
-                            f"object), found {found}")
+    marker = _synth_marker(marker_path) if marker_path is not None else None
     if name is None:
         name = synthetic_name(path.parent) if marker is not None else DEFAULT_NAME
     sweep_stale_temporaries(paths.datasets_dir())  # what a killed import left behind
@@ -746,16 +735,7 @@ def import_folder(src: Path | str, name: str | None = None, *, progress: bool = 
     with atomic_path(final) as tmp:
         tmp.mkdir()
         parquet = tmp / "interactions.parquet"
-        # Page checksums: a reader (Dataset.table) then refuses a damaged page outright.
-        writer = pq.ParquetWriter(parquet, CANONICAL_SCHEMA, compression="zstd", write_page_checksum=True)
-        sink = ThreadedSink(writer.write_batch)
-        try:
-            read = read_interactions(path, layout, progress=progress, on_batch=sink)
-        finally:
-            try:
-                sink.close()
-            finally:
-                writer.close()
+        read = _read_into_parquet(path, layout, parquet, progress)
         titles, anime_meta = read_anime(titles_path) if titles_path is not None else (None, None)
         table, dropped = read.table(), 0
         if read.duplicates_possible:
@@ -789,6 +769,39 @@ def import_folder(src: Path | str, name: str | None = None, *, progress: bool = 
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     meta["path"] = str(final)
     return meta
+
+
+def _synth_marker(marker_path: Path) -> dict:
+    """The marker ``data synth`` writes beside a synthetic folder: a JSON object whose ``params``
+    (if any) is an object; anything else is one line naming the file."""
+    try:
+        marker = json.loads(marker_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{marker_path}: expected the JSON written by 'data synth', found: {exc}") from None
+    params = marker.get("params", {}) if isinstance(marker, dict) else None
+    if not isinstance(params, dict):
+        found = (f"params of type {type(params).__name__}" if isinstance(marker, dict)
+                 else f"a {type(marker).__name__}")
+        raise DataError(f"{marker_path}: expected the JSON object written by 'data synth' (with params an "
+                        f"object), found {found}")
+    return marker
+
+
+def _read_into_parquet(path: Path, layout: Layout, parquet: Path, progress: bool) -> ReadResult:
+    """Read the interactions file and write its checked batches to ``parquet`` as they come (a
+    writer thread, so writing overlaps parsing), with page checksums: a reader (``Dataset.table``)
+    then refuses a damaged page outright."""
+    import pyarrow.parquet as pq
+
+    writer = pq.ParquetWriter(parquet, CANONICAL_SCHEMA, compression="zstd", write_page_checksum=True)
+    sink = ThreadedSink(writer.write_batch)
+    try:
+        return read_interactions(path, layout, progress=progress, on_batch=sink)
+    finally:
+        try:
+            sink.close()
+        finally:
+            writer.close()
 
 
 def count_distinct(ids: np.ndarray) -> int:
