@@ -144,19 +144,42 @@ def generate(p: SynthParams) -> dict[str, np.ndarray]:
     u, a = _draw_pairs(p, counts, popularity, rng)
     n = len(u)
 
-    # Latent taste. Popular anime are liked a little more (as on MyAnimeList).
-    k = p.factors
+    z = _latent_scores(p, u, a, popularity, rng)
+    status = _statuses(z, rng)
+    rating = _ratings(z, _unscored(status, rng))
+
+    # Episodes watched: all when completed, none when planned, a random share otherwise.
+    watched = episodes[a]
+    frac = rng.random(n)
+    watched = np.where(status == 2, watched,
+                       np.where(status == 6, 0, np.floor(frac * watched).astype(np.int32))).astype(np.int32)
+    members = np.bincount(a, minlength=A).astype(np.int64)
+    return {"user_id": u.astype(np.int32), "anime_id": anime_ids[a], "rating": rating,
+            "watching_status": status, "watched_episodes": watched,
+            "MAL_ID": anime_ids, "Episodes": episodes, "Members": members}
+
+
+def _latent_scores(p: SynthParams, u: np.ndarray, a: np.ndarray, popularity: np.ndarray,
+                   rng: np.random.Generator) -> np.ndarray:
+    """Each pair's latent taste: user and anime biases, a dot product of ``p.factors`` factors, noise.
+    Popular anime are liked a little more (as on MyAnimeList)."""
+    k, n = p.factors, len(u)
     user_f = rng.normal(0, k ** -0.25, (p.users, k)).astype(np.float32)
-    anime_f = rng.normal(0, k ** -0.25, (A, k)).astype(np.float32)
+    anime_f = rng.normal(0, k ** -0.25, (p.anime, k)).astype(np.float32)
     user_b = rng.normal(0, 0.5, p.users).astype(np.float32)
     pop_z = (np.log(popularity) - np.log(popularity).mean()) / np.log(popularity).std()
-    anime_b = (0.3 * pop_z + rng.normal(0, 0.5, A)).astype(np.float32)
+    anime_b = (0.3 * pop_z + rng.normal(0, 0.5, p.anime)).astype(np.float32)
     z = user_b[u] + anime_b[a] + rng.normal(0, p.noise, n).astype(np.float32)
     for start in range(0, n, 1 << 21):  # the dot products in blocks: bounded memory
         sl = slice(start, start + (1 << 21))
         z[sl] += np.einsum("ij,ij->i", user_f[u[sl]], anime_f[a[sl]])
+    return z
 
-    # Status: plan to watch / watching / on hold at random, dropped among the least liked.
+
+def _statuses(z: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Watching status: plan to watch / watching / on hold at random, dropped among the least
+    liked (``z``), completed the rest, in ``STATUS_SHARES``."""
+    n = len(z)
     draw = rng.random(n)
     status = np.full(n, 2, dtype=np.int8)
     edges = np.cumsum([STATUS_SHARES[6], STATUS_SHARES[1], STATUS_SHARES[3]])
@@ -168,8 +191,13 @@ def generate(p: SynthParams) -> dict[str, np.ndarray]:
     if n_dropped and len(rest):
         dislike = z[rest] + rng.normal(0, 0.5, len(rest)).astype(np.float32)
         status[rest[np.argpartition(dislike, min(n_dropped, len(rest)) - 1)[:n_dropped]]] = 4
+    return status
 
-    # Unscored entries: fixed shares for the other statuses, completed makes up the 43 %.
+
+def _unscored(status: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Which entries have no score: fixed shares for the other statuses, completed makes up the
+    ``UNSCORED_SHARE`` (43 %)."""
+    n = len(status)
     unscored = np.zeros(n, dtype=bool)
     r = rng.random(n)
     for code, share in UNSCORED_BY_STATUS.items():
@@ -178,23 +206,19 @@ def generate(p: SynthParams) -> dict[str, np.ndarray]:
     target = UNSCORED_SHARE * n - unscored.sum()
     if completed.any() and target > 0:
         unscored |= completed & (r < target / completed.sum())
+    return unscored
 
-    # Scored ratings: exact real marginal by quantile mapping of the latent score.
-    rating = np.zeros(n, dtype=np.int8)
+
+def _ratings(z: np.ndarray, unscored: np.ndarray) -> np.ndarray:
+    """Scored ratings 1-10 with the real marginal (``SCORED_COUNTS``), by quantile mapping of the
+    latent score; 0 where unscored."""
+    rating = np.zeros(len(z), dtype=np.int8)
     scored = np.flatnonzero(~unscored)
     if len(scored):
         shares = np.cumsum(SCORED_COUNTS / SCORED_COUNTS.sum())[:-1]
         cuts = np.quantile(z[scored], shares)
         rating[scored] = (np.searchsorted(cuts, z[scored], side="right") + 1).astype(np.int8)
-
-    watched = episodes[a]
-    frac = rng.random(n)
-    watched = np.where(status == 2, watched,
-                       np.where(status == 6, 0, np.floor(frac * watched).astype(np.int32))).astype(np.int32)
-    members = np.bincount(a, minlength=A).astype(np.int64)
-    return {"user_id": u.astype(np.int32), "anime_id": anime_ids[a], "rating": rating,
-            "watching_status": status, "watched_episodes": watched,
-            "MAL_ID": anime_ids, "Episodes": episodes, "Members": members}
+    return rating
 
 
 def write(p: SynthParams, out: Path | str) -> dict:
