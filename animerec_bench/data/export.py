@@ -112,12 +112,26 @@ def export_split(split: Split, out: Path | str, fmt: str = "parquet", *, force: 
     """Write ``split`` into the folder ``out`` (atomically); return what ``split.json`` says.
     ``features``: the split's :class:`~animerec_bench.data.features.ItemFeatures`, written as
     ``anime.<fmt>`` (None: no anime file)."""
-    import pyarrow.csv as pa_csv
-    import pyarrow.parquet as pq
+    out = check_target(out, fmt, force=force)
+    meta = _split_meta(split, fmt, dataset_label)
+    with atomic_path(out) as tmp:
+        tmp.mkdir()
+        for part, stem in PART_FILES.items():
+            if part == "other" and split.other is None:
+                continue  # a split from an older cache format: split() rebuilds those, so not from the CLI
+            meta["parts"][stem] = _write_part(part_table(split, part), tmp / f"{stem}.{fmt}", fmt)
+        if features is not None:
+            meta["anime_features"] = _write_features(features, tmp / f"anime.{fmt}", fmt, split.n_fit_items)
+        if split.hard is not None and split.hard_other is not None:
+            meta["hard_candidates"] = _write_hard(split, tmp, fmt)
+        (tmp / "split.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return meta
 
+
+def _split_meta(split: Split, fmt: str, dataset_label: str | None) -> dict[str, Any]:
+    """``split.json`` but for its parts' entries (filled in as each part is written)."""
     from animerec_bench.data.protocol import get_protocol
 
-    out = check_target(out, fmt, force=force)
     meta: dict[str, Any] = {
         "format": fmt,
         "split_fingerprint": split.fingerprint,
@@ -140,34 +154,29 @@ def export_split(split: Split, out: Path | str, fmt: str = "parquet", *, force: 
     if get_protocol(split.protocol).refit:  # season-v2: say how its test model is fitted
         meta["fit_note"] = ("the model scored on test is fitted on train and validation together (rolling "
                             "origin); settings are chosen by fits on train scored on validation")
-    with atomic_path(out) as tmp:
-        tmp.mkdir()
-        for part, stem in PART_FILES.items():
-            if part == "other" and split.other is None:
-                continue  # a split from an older cache format: split() rebuilds those, so not from the CLI
-            table = part_table(split, part)
-            path = tmp / f"{stem}.{fmt}"
-            if fmt == "parquet":
-                pq.write_table(table, path)
-            else:
-                pa_csv.write_csv(table, path)
-            rating = table.column("rating").to_numpy()
-            label = table.column("label").to_numpy()
-            meta["parts"][stem] = {
-                "file": path.name,
-                "sha256": _sha256(path),
-                "pairs": table.num_rows,
-                "rating_examples": int((rating > 0).sum()),
-                "interaction_examples": int((label >= 0).sum()),
-                "users": int(len(np.unique(table.column("user_id").to_numpy()))),
-                "anime": int(len(np.unique(table.column("anime_id").to_numpy()))),
-            }
-        if features is not None:
-            meta["anime_features"] = _write_features(features, tmp / f"anime.{fmt}", fmt, split.n_fit_items)
-        if split.hard is not None and split.hard_other is not None:
-            meta["hard_candidates"] = _write_hard(split, tmp, fmt)
-        (tmp / "split.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return meta
+
+
+def _write_part(table, path: Path, fmt: str) -> dict[str, Any]:
+    """One part's table as ``path`` (Parquet or CSV) and its entry in ``split.json``: file, sha256, counts."""
+    import pyarrow.csv as pa_csv
+    import pyarrow.parquet as pq
+
+    if fmt == "parquet":
+        pq.write_table(table, path)
+    else:
+        pa_csv.write_csv(table, path)
+    rating = table.column("rating").to_numpy()
+    label = table.column("label").to_numpy()
+    return {
+        "file": path.name,
+        "sha256": _sha256(path),
+        "pairs": table.num_rows,
+        "rating_examples": int((rating > 0).sum()),
+        "interaction_examples": int((label >= 0).sum()),
+        "users": int(len(np.unique(table.column("user_id").to_numpy()))),
+        "anime": int(len(np.unique(table.column("anime_id").to_numpy()))),
+    }
 
 
 def _write_features(features, path: Path, fmt: str, fit_rows: int) -> dict:
