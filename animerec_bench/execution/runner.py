@@ -691,12 +691,6 @@ def _assemble(job: Job, ctx: RunContext, split, attempt: WorkerRun) -> dict:
     status, kind, error = _how_it_ended(attempt, ctx.timeout, ctx.memory_limit_mb, peak_mib)
     identity = job_identity(job, ctx, split)
     params = outcome.get("params", job.run_params(ctx.registry))
-    timing = dict(outcome.get("timing") or {})
-    timing["job_seconds"] = duration
-    harness = harness_seconds(timing) if status == "ok" else None
-    if harness is not None:
-        timing["harness_seconds"] = harness
-        timing["harness_share"] = harness / duration if duration > 0 else None
     result = {
         "schema": results.SCHEMA,
         "status": status,
@@ -721,7 +715,7 @@ def _assemble(job: Job, ctx: RunContext, split, attempt: WorkerRun) -> dict:
         # season-v1's second table: the same fitted model ranking every catalogue anime from the test cut on
         **({"ranking_hard": outcome["ranking_hard"]} if status == "ok" and outcome.get("ranking_hard") else {}),
         **({"history": outcome["history"]} if outcome.get("history") else {}),
-        "timing": timing,
+        "timing": _timing(outcome, duration, ok=status == "ok"),
         "resources": {"peak_rss_mib": peak_mib, "memory_limit_mb": ctx.memory_limit_mb,
                       "timeout_seconds": ctx.timeout, "exit_code": code,
                       "parent_peak_rss_mib": parent_peak_rss_mib()},
@@ -741,13 +735,31 @@ def _assemble(job: Job, ctx: RunContext, split, attempt: WorkerRun) -> dict:
     if clash:
         raise ValueError(f"Job.extra would replace result key(s) {clash}")
     result.update(job.extra)
-    problem = results.metrics_problem(results.json_safe(result)) if status == "ok" else None
-    if problem:  # e.g. a NaN primary metric: the job failed, its numbers must not reach a board
-        result.update(status="failed", error=f"invalid metric: {problem}", metrics={},
-                      error_kind="nan" if ("nan" in problem or "null" in problem) else "prediction",
-                      val_metrics={})
-        status = "failed"
-    if status == "failed":
+    if status == "ok":
+        _fail_on_invalid_metrics(result)
+    if result["status"] == "failed":
         result["traceback"] = outcome.get("traceback")
         result["log_tail"] = attempt.log_tail
     return result
+
+
+def _timing(outcome: dict, duration: float, ok: bool) -> dict:
+    """The worker's timing block, with the job's wall time and, for an ok job, the harness's own
+    share of it (:func:`harness_seconds`)."""
+    timing = dict(outcome.get("timing") or {})
+    timing["job_seconds"] = duration
+    harness = harness_seconds(timing) if ok else None
+    if harness is not None:
+        timing["harness_seconds"] = harness
+        timing["harness_share"] = harness / duration if duration > 0 else None
+    return timing
+
+
+def _fail_on_invalid_metrics(result: dict) -> None:
+    """An ok result with an invalid metric (a NaN primary metric, say) becomes a failed one, in
+    place: its numbers must not reach a board."""
+    problem = results.metrics_problem(results.json_safe(result))
+    if problem:
+        result.update(status="failed", error=f"invalid metric: {problem}", metrics={},
+                      error_kind="nan" if ("nan" in problem or "null" in problem) else "prediction",
+                      val_metrics={})
