@@ -349,3 +349,20 @@ def test_git_revision_says_whether_the_package_code_differs_from_the_commit(tmp_
     (tmp_path / "plugins").mkdir()
     (tmp_path / "plugins" / "new.py").write_text("y = 1\n")  # a new plugin file changes results too
     assert git_revision(tmp_path) == (head, True)
+
+
+def test_an_ok_result_with_an_invalid_metric_is_recorded_as_failed():
+    """The parent's last check before a result is written: a metric no board may show (NaN, or out
+    of its range) turns an ok result into a failed one, its numbers dropped."""
+    from animerec_bench.execution.runner import _fail_on_invalid_metrics
+
+    for value, kind in ((float("nan"), "nan"), (-1.0, "prediction")):
+        result = {"status": "ok", "error": None, "error_kind": None, "metrics": {"rating": {"rmse": value}},
+                  "val_metrics": {"rating": {"rmse": 1.0}}}
+        _fail_on_invalid_metrics(result)
+        assert (result["status"], result["error_kind"], result["metrics"], result["val_metrics"]) == \
+            ("failed", kind, {}, {}), result
+        assert result["error"].startswith("invalid metric: metrics.rating.rmse "), result["error"]
+    fine = {"status": "ok", "error": None, "metrics": {"rating": {"rmse": 1.1}}, "val_metrics": {}}
+    _fail_on_invalid_metrics(fine)
+    assert fine["status"] == "ok" and fine["metrics"] == {"rating": {"rmse": 1.1}}
