@@ -220,34 +220,51 @@ def top_k(scores: np.ndarray, k: int, *, groups: int = GROUPS) -> np.ndarray:
     kk = min(k, n)
     if c == 0 or kk == 0:
         return out
-    depth = n // groups  # scores per group
     rows = np.arange(c)
-    if groups >= 2 * kk and depth >= 2:
-        grid = scores[:, :depth * groups].reshape(c, depth, groups)  # grid[r, t, g] = column t * groups + g
-        tail = scores[:, depth * groups:]
-        maxima = _max_over_axis1(grid)
-        bounds = maxima if tail.shape[1] == 0 else np.concatenate([maxima, tail.max(axis=1)[:, None]], axis=1)
-        if np.isnan(bounds).any():
-            raise PredictionError(_nan_message(scores))
-        t0 = np.partition(bounds, bounds.shape[1] - kk, axis=1)[:, bounds.shape[1] - kk]
-        reach = maxima >= t0[:, None]
-        exact = (np.count_nonzero(reach, axis=1) > 4 * kk) | (t0 == -np.inf)
-        reach &= ~exact[:, None]
-        r, g = np.nonzero(reach)
-        vals = grid[r, :, g]  # [candidate groups, depth]
-        i, t = np.nonzero(vals >= t0[r][:, None])
-        parts = [(r[i], t.astype(np.int64) * groups + g[i], vals[i, t])]
-        tr, tj = np.nonzero((tail >= t0[:, None]) & ~exact[:, None])
-        parts.append((tr, depth * groups + tj, tail[tr, tj]))
-        tied = exact & (t0 > -np.inf) & (t0 == bounds.max(axis=1))  # the whole top k ties at the row's max
-        if tied.any():
-            part, done = _first_at_max(scores, rows[tied], t0[tied], kk)
-            parts.append(part)
-            exact[rows[tied][done]] = False
-        if exact.any():
-            parts.append(_exact(scores, rows[exact], kk))
+    if groups >= 2 * kk and n // groups >= 2:
+        parts = _grouped_candidates(scores, kk, groups)
     else:
         parts = [_exact(scores, rows, kk)]
+    _fill(out, parts, rows, kk)
+    return out
+
+
+def _grouped_candidates(scores: np.ndarray, kk: int, groups: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """(row, column, score) of every score that may be in its row's top ``kk``, by the strided
+    groups of :func:`top_k` (its docstring says how); rows the groups cannot settle take the exact
+    paths."""
+    c, n = scores.shape
+    rows = np.arange(c)
+    depth = n // groups  # scores per group
+    grid = scores[:, :depth * groups].reshape(c, depth, groups)  # grid[r, t, g] = column t * groups + g
+    tail = scores[:, depth * groups:]
+    maxima = _max_over_axis1(grid)
+    bounds = maxima if tail.shape[1] == 0 else np.concatenate([maxima, tail.max(axis=1)[:, None]], axis=1)
+    if np.isnan(bounds).any():
+        raise PredictionError(_nan_message(scores))
+    t0 = np.partition(bounds, bounds.shape[1] - kk, axis=1)[:, bounds.shape[1] - kk]
+    reach = maxima >= t0[:, None]
+    exact = (np.count_nonzero(reach, axis=1) > 4 * kk) | (t0 == -np.inf)
+    reach &= ~exact[:, None]
+    r, g = np.nonzero(reach)
+    vals = grid[r, :, g]  # [candidate groups, depth]
+    i, t = np.nonzero(vals >= t0[r][:, None])
+    parts = [(r[i], t.astype(np.int64) * groups + g[i], vals[i, t])]
+    tr, tj = np.nonzero((tail >= t0[:, None]) & ~exact[:, None])
+    parts.append((tr, depth * groups + tj, tail[tr, tj]))
+    tied = exact & (t0 > -np.inf) & (t0 == bounds.max(axis=1))  # the whole top k ties at the row's max
+    if tied.any():
+        part, done = _first_at_max(scores, rows[tied], t0[tied], kk)
+        parts.append(part)
+        exact[rows[tied][done]] = False
+    if exact.any():
+        parts.append(_exact(scores, rows[exact], kk))
+    return parts
+
+
+def _fill(out: np.ndarray, parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]], rows: np.ndarray, kk: int) -> None:
+    """Write each row's best ``kk`` candidates of ``parts`` into ``out``, by (score desc, column
+    asc); -inf is never listed (its slots keep -1)."""
     row = np.concatenate([p[0] for p in parts])
     col = np.concatenate([p[1] for p in parts])
     val = np.concatenate([p[2] for p in parts])
@@ -257,7 +274,6 @@ def top_k(scores: np.ndarray, k: int, *, groups: int = GROUPS) -> np.ndarray:
     pos = np.arange(len(row)) - start[row]
     keep = (pos < kk) & (val > -np.inf)
     out[row[keep], pos[keep]] = col[keep]
-    return out
 
 
 def _max_over_axis1(a: np.ndarray) -> np.ndarray:
