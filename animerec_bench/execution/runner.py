@@ -460,11 +460,11 @@ def spawn_worker(job: Job, settings: WorkerSettings, split_path: Path, split_fin
 
     with tempfile.TemporaryDirectory(prefix=f"{JOB_DIR_PREFIX}{os.getpid()}-", ignore_cleanup_errors=True) as tmp:
         tmpdir = Path(tmp)
-        outcome_path, log_path = tmpdir / "outcome.json", tmpdir / "worker.log"
+        log_path = tmpdir / "worker.log"
         split_path, split_fingerprint = _worker_split(job, tmpdir, split_path, split_fingerprint)
         read_fd, write_fd = os.pipe()
         deadline = time.monotonic() + settings.timeout
-        spec_path = _write_spec(job, settings, tmpdir, split_path, split_fingerprint, write_fd, cores)
+        spec_path, spec = _write_spec(job, settings, tmpdir, split_path, split_fingerprint, write_fd, cores)
         env = worker_env(job, settings, job_id, cores)
         kernel_log = KernelLog()
         try:
@@ -487,8 +487,8 @@ def spawn_worker(job: Job, settings: WorkerSettings, split_path: Path, split_fin
                 raise
             finally:
                 os.close(read_fd)
-            outcome = _read_json(outcome_path)
-            per_user = _read_bytes(tmpdir / "users.npz")
+            outcome = _read_json(Path(spec.outcome_path))
+            per_user = _read_bytes(Path(spec.per_user_path)) if spec.per_user_path else None
             log_tail = _tail(log_path)
             kernel_oom = kernel_log.oom_kill(worker_kernel_pid) if code == -signal.SIGKILL and not timed_out else None
         finally:
@@ -510,9 +510,9 @@ def _worker_split(job: Job, tmpdir: Path, split_path: Path, split_fingerprint: s
 
 
 def _write_spec(job: Job, settings: WorkerSettings, tmpdir: Path, split_path: Path, split_fingerprint: str,
-                progress_fd: int, cores: tuple[int, ...] | None) -> Path:
-    """The worker's :class:`JobSpec` as ``tmpdir/spec.json`` (its outcome and per-user files go
-    beside it)."""
+                progress_fd: int, cores: tuple[int, ...] | None) -> tuple[Path, JobSpec]:
+    """The worker's :class:`JobSpec`, written as ``tmpdir/spec.json``, and where it is; the spec
+    names the files the worker leaves (its outcome and per-user values, beside it)."""
     spec = JobSpec(model=job.model, tasks=job.tasks, seed=job.seed, params=job.params,
                    plugins_dir=settings.plugins_dir, split_path=str(split_path),
                    split_fingerprint=split_fingerprint, validation_only=job.validation_only,
@@ -523,7 +523,7 @@ def _write_spec(job: Job, settings: WorkerSettings, tmpdir: Path, split_path: Pa
                    cores=tuple(cores) if cores else None)
     spec_path = tmpdir / "spec.json"
     spec_path.write_text(spec.to_json(), encoding="utf-8")
-    return spec_path
+    return spec_path, spec
 
 
 def save_result(ctx: RunContext, result: dict, per_user: bytes | None = None) -> Path | None:

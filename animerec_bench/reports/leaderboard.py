@@ -158,15 +158,15 @@ def _cells(row: BoardRow, spec, interval: str) -> list[str]:
                     for _, k, kind in spec.timing_columns]
 
 
-def _table(task: str, rows: list[BoardRow], hardware: dict[str, str], footnotes: Footnotes) -> str:
-    """The GitHub Markdown table of ``rows``. A Seeds column only when the rows average different
-    numbers of seeds (else the sentence above says it: :func:`_same_seeds`), an HW column only
+def _table(task: str, rows: list[BoardRow], hardware: dict[str, str], footnotes: Footnotes, *,
+           seeds: bool) -> str:
+    """The GitHub Markdown table of ``rows``. A Seeds column only with ``seeds`` (the rows average
+    different numbers of seeds; else the sentence above the table says it), an HW column only
     when they come from several machines: at GitHub's width every column costs."""
     from tabulate import tabulate
 
     spec = tasks_mod.get(task)
     many = len({row.key.hardware for row in rows}) > 1
-    seeds = _same_seeds(rows) is None
     intervals = _significance_cells(task, [row for row in rows if row.mean is not None])
     table = []
     for row in rows:
@@ -228,15 +228,16 @@ def render_task(task: str, group: list[dict], sources: dict[str, str] | None = N
     hardware = _hardware_keys(group)
     arrow = "↑ higher is better" if spec.higher_is_better else "↓ lower is better"
     note = spec.table_note
-    if rows and (n := _same_seeds(rows)) is not None:
-        note += f" Every row averages {n} seed{'s' if n != 1 else ''}."
+    same_seeds = _same_seeds(rows)
+    if rows and same_seeds is not None:
+        note += f" Every row averages {same_seeds} seed{'s' if same_seeds != 1 else ''}."
     if task in FIT_REFERENCE:
         note += (f" ÷ {FIT_REFERENCE[task]}: the row's mean fit time over {FIT_REFERENCE[task]}'s (its default row, same "
                  f"hardware); rows from runs at different machine loads compare within about 2×.")
     out = [f"### {title or task}", "", f"{intro}Sorted by {spec.primary_header} ({arrow}); {note}", ""]
     footnotes = Footnotes()
     if rows:
-        out.append(_table(task, rows, hardware, footnotes))
+        out.append(_table(task, rows, hardware, footnotes, seeds=same_seeds is None))
     else:
         out.append("No model trained for this task.")
     if footnotes.texts:
