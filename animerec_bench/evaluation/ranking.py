@@ -369,19 +369,10 @@ def evaluate(data: RankingData, score_fn: ScoreFn, ks: Sequence[int] = DEFAULT_K
         hits = _hits(data, a, b, top)
         n_rel = np.diff(data.relevant_indptr[a:b + 1])
         for k in ks:
-            h = hits[:, :k]
-            found = h.sum(axis=1)
-            m = np.minimum(n_rel, k)
-            ndcg = (h @ discount[:k]) / ideal[m]
-            sums[f"ndcg@{k}"] += float(np.sum(ndcg))
-            if user_ndcg is not None:
-                user_ndcg[k][a:b] = ndcg
-            sums[f"recall@{k}"] += float(np.sum(found / n_rel))
-            sums[f"hit_rate@{k}"] += float(np.count_nonzero(found))
-            first = np.argmax(h, axis=1)
-            sums[f"mrr@{k}"] += float(np.sum(np.where(found > 0, 1.0 / (first + 1), 0.0)))
-            precision = np.cumsum(h, axis=1) / np.arange(1, k + 1)
-            sums[f"map@{k}"] += float(np.sum((precision * h).sum(axis=1) / m))
+            for metric, values in _user_metrics(hits[:, :k], n_rel, discount, ideal).items():
+                sums[f"{metric}@{k}"] += float(np.sum(values))
+                if metric == "ndcg" and user_ndcg is not None:
+                    user_ndcg[k][a:b] = values
         listed = top[:, :kc][top[:, :kc] >= 0]
         seen[listed] = True
         novelty_sum += float(data.popularity[listed].sum())
@@ -393,6 +384,23 @@ def evaluate(data: RankingData, score_fn: ScoreFn, ks: Sequence[int] = DEFAULT_K
     result[f"coverage@{kc}"] = float(np.count_nonzero(seen)) / data.n_candidates
     result[f"novelty@{kc}"] = novelty_sum / slots if slots else float("nan")
     return {name: float(result[name]) for name in names}
+
+
+def _user_metrics(hits: np.ndarray, n_rel: np.ndarray, discount: np.ndarray,
+                  ideal: np.ndarray) -> dict[str, np.ndarray]:
+    """Each user's ``ndcg``, ``recall``, ``hit_rate``, ``mrr`` and ``map`` at K = ``hits.shape[1]``
+    (``hits``: 1 where the user's list holds a relevant anime, first K slots; ``n_rel``: their
+    relevant count), as :func:`evaluate` defines them; it sums each over the users."""
+    k = hits.shape[1]
+    found = hits.sum(axis=1)
+    m = np.minimum(n_rel, k)
+    first = np.argmax(hits, axis=1)
+    precision = np.cumsum(hits, axis=1) / np.arange(1, k + 1)
+    return {"ndcg": (hits @ discount[:k]) / ideal[m],
+            "recall": found / n_rel,
+            "hit_rate": (found > 0).astype(np.float64),
+            "mrr": np.where(found > 0, 1.0 / (first + 1), 0.0),
+            "map": (precision * hits).sum(axis=1) / m}
 
 
 def top_lists(data: RankingData, score_fn: ScoreFn, k: int = 10, *,

@@ -41,7 +41,7 @@ from animerec_bench.execution.job_processes import JOB_ENV, KernelLog, kernel_pi
 from animerec_bench.execution.jobs import Job, JobSpec, Measurement, WorkerSettings
 from animerec_bench.execution.worker import SPAWNED_AT_ENV
 from animerec_bench.model import validate_params
-from animerec_bench.plugins.registry import did_you_mean
+from animerec_bench.plugins.registry import ModelEntry, did_you_mean
 from animerec_bench.results import store as results
 from animerec_bench.support import paths
 from animerec_bench.support.timing import harness_seconds
@@ -696,12 +696,7 @@ def _assemble(job: Job, ctx: RunContext, split, attempt: WorkerRun) -> dict:
         "status": status,
         "error": error,
         "error_kind": kind if status == "failed" else None,
-        "model": {
-            "name": job.model, "version": entry.version, "params": params,
-            "params_set": job.params, "plugin": entry.plugin, "plugin_version": entry.plugin_version,
-            "tasks": list(entry.tasks), "joint": entry.joint, "baseline": entry.baseline,
-            **({"peer": entry.peer} if entry.peer else {}),  # absent: one of ours
-        },
+        "model": _model_block(job, entry, params),
         "tasks": list(job.tasks),
         **({"ranking": {**(outcome.get("ranking") or {}), "source": job.rank}} if job.rank else {}),
         "dataset": {"name": ctx.dataset.name, "fingerprint": ctx.dataset.fingerprint,
@@ -716,9 +711,7 @@ def _assemble(job: Job, ctx: RunContext, split, attempt: WorkerRun) -> dict:
         **({"ranking_hard": outcome["ranking_hard"]} if status == "ok" and outcome.get("ranking_hard") else {}),
         **({"history": outcome["history"]} if outcome.get("history") else {}),
         "timing": _timing(outcome, duration, ok=status == "ok"),
-        "resources": {"peak_rss_mib": peak_mib, "memory_limit_mb": ctx.memory_limit_mb,
-                      "timeout_seconds": ctx.timeout, "exit_code": code,
-                      "parent_peak_rss_mib": parent_peak_rss_mib()},
+        "resources": _resources(ctx, peak_mib, code),
         "machine": outcome.get("machine") or ctx.parent_machine or {},
         "package": {"name": "animerec-bench", "version": __version__, "commit": ctx.commit,
                     "dirty": ctx.dirty},
@@ -731,16 +724,39 @@ def _assemble(job: Job, ctx: RunContext, split, attempt: WorkerRun) -> dict:
         result["validation_only"] = True
     if status == "failed" and last_progress:
         result["last_progress"] = last_progress  # how far it got (an ok result has its history)
-    clash = sorted(set(job.extra) & set(result))
-    if clash:
-        raise ValueError(f"Job.extra would replace result key(s) {clash}")
-    result.update(job.extra)
+    _add_extra(result, job.extra)
     if status == "ok":
         _fail_on_invalid_metrics(result)
     if result["status"] == "failed":
         result["traceback"] = outcome.get("traceback")
         result["log_tail"] = attempt.log_tail
     return result
+
+
+def _model_block(job: Job, entry: ModelEntry, params: dict) -> dict:
+    """The result's ``model``: what ran (name, version, the parameters it ran with and those the
+    job set) and where it came from (plugin, peer)."""
+    return {
+        "name": job.model, "version": entry.version, "params": params,
+        "params_set": job.params, "plugin": entry.plugin, "plugin_version": entry.plugin_version,
+        "tasks": list(entry.tasks), "joint": entry.joint, "baseline": entry.baseline,
+        **({"peer": entry.peer} if entry.peer else {}),  # absent: one of ours
+    }
+
+
+def _resources(ctx: RunContext, peak_mib: float | None, exit_code: int | None) -> dict:
+    """The result's ``resources``: the worker's peak memory and exit code, the limits it ran under."""
+    return {"peak_rss_mib": peak_mib, "memory_limit_mb": ctx.memory_limit_mb,
+            "timeout_seconds": ctx.timeout, "exit_code": exit_code,
+            "parent_peak_rss_mib": parent_peak_rss_mib()}
+
+
+def _add_extra(result: dict, extra: dict) -> None:
+    """``Job.extra``'s keys added to ``result``; replacing one of the harness's keys is an error."""
+    clash = sorted(set(extra) & set(result))
+    if clash:
+        raise ValueError(f"Job.extra would replace result key(s) {clash}")
+    result.update(extra)
 
 
 def _timing(outcome: dict, duration: float, ok: bool) -> dict:
