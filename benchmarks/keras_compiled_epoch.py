@@ -6,7 +6,9 @@ On the real ``mal2016-5k`` split (v1), with the default setup of ``mf``, ``nn`` 
   validation left out) of ``fit`` (``keras.Model.fit``, the models' loop before issue #26) and
   ``compiled`` (``_CompiledEpochs``: one XLA program per epoch), next to Surprise SVD's
   examples/s on the same ratings, variants interleaved over ``--rounds`` rounds so that a
-  neighbour's load hits each alike. Read the ratios, not the absolute rates.
+  neighbour's load hits each alike; also ``compiled-uniform-mask``, the compiled epoch with
+  version 2's dropout masks (one hashed 24-bit uniform per element, ``keras_models.MASK_BITS``
+  = 0) instead of version 3's shared hash bits. Read the ratios, not the absolute rates.
 - ``--mode quality``: whole fits (early stopping on validation loss, best weights restored) of
   both loops for seeds ``--seeds``: validation RMSE (rating) and AUC (interaction), epochs, seconds.
 
@@ -30,12 +32,13 @@ from animerec_bench.builtin import keras_models
 
 TASKS = {"mf": ("rating",), "nn": ("rating",), "hybrid": ("rating", "interaction")}
 LOOPS = ("fit", "compiled")
+SPEED_LOOPS = (*LOOPS, "compiled-uniform-mask")
 
 
 def _model(name: str, loop: str, **params):
     """``name``'s model class, training through ``loop`` (``fit``: the compiled epoch switched off)."""
     cls = {c.name: c for c in keras_models.KERAS_MODELS}[name]
-    body = {} if loop == "compiled" else {"_compiled_applies": staticmethod(lambda setup, train: False)}
+    body = {} if loop.startswith("compiled") else {"_compiled_applies": staticmethod(lambda setup, train: False)}
     return type(f"{cls.__name__}_{loop}", (cls,), body)(**params)
 
 
@@ -44,9 +47,14 @@ def train_rate(name: str, loop: str, train, epochs: int) -> float:
     ends: list[float] = []
     model = _model(name, loop, epochs=epochs, patience=1000)
     model.on_progress = lambda info: ends.append(info["seconds"])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model.fit(train, None, tasks=TASKS[name], seed=0)
+    mask_bits = keras_models.MASK_BITS  # read when the epoch is traced, in this fit
+    keras_models.MASK_BITS = 0 if loop == "compiled-uniform-mask" else mask_bits
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model.fit(train, None, tasks=TASKS[name], seed=0)
+    finally:
+        keras_models.MASK_BITS = mask_bits
     return model.setup_["examples"] * (len(ends) - 1) / (ends[-1] - ends[0])
 
 
@@ -68,7 +76,7 @@ def speed(args) -> dict:
     for _ in range(args.rounds):
         rates.setdefault("surprise-svd", []).append(surprise_rate(train))
         for name in args.models.split(","):
-            for loop in LOOPS:
+            for loop in SPEED_LOOPS:
                 rates.setdefault(f"{name}/{loop}", []).append(train_rate(name, loop, train, args.epochs))
         print({k: f"{v[-1]:,.0f}" for k, v in rates.items()}, os.getloadavg(), file=sys.stderr)
     svd = float(np.median(rates["surprise-svd"]))
@@ -78,7 +86,8 @@ def speed(args) -> dict:
             name, loop = key.split("/")
             fit = float(np.median(rates[f"{name}/fit"]))
             out[key] = {"examples_per_s": float(np.median(values)), "vs_surprise_svd": float(np.median(values)) / svd,
-                        "vs_fit": float(np.median(values)) / fit, "rounds": [round(v) for v in values]}
+                        "vs_fit": float(np.median(values)) / fit, "rounds": [round(v) for v in values],
+                        "vs_surprise_svd_rounds": [round(v / s, 3) for v, s in zip(values, rates["surprise-svd"])]}
     return out
 
 
