@@ -618,7 +618,7 @@ def test_declarations_are_resolved_once_into_the_model_entry():
     assert isinstance(mf, ModelEntry) and mf.framework == "keras" and bias.framework == "numpy"
     assert mf.tasks == ("rating", "interaction") and not mf.joint and reg.models["hybrid"].joint
     assert bias.baseline and bias.params == {"user_reg": 1.0, "item_reg": 3.0, "sweeps": 8}
-    assert ease.has_score and bias.has_score and not mf.has_score and mf.version == "2"
+    assert ease.has_score and bias.has_score and not mf.has_score and mf.version == mf.cls.version
 
     class Plain:  # not a Model subclass: nothing to inherit, so framework must be declared
         name, tasks = "plain", ("rating",)
