@@ -369,10 +369,11 @@ def evaluate(data: RankingData, score_fn: ScoreFn, ks: Sequence[int] = DEFAULT_K
         hits = _hits(data, a, b, top)
         n_rel = np.diff(data.relevant_indptr[a:b + 1])
         for k in ks:
-            for metric, values in _user_metrics(hits[:, :k], n_rel, discount, ideal).items():
+            per_user_k = _user_metrics(hits[:, :k], n_rel, discount, ideal)
+            for metric, values in per_user_k.items():
                 sums[f"{metric}@{k}"] += float(np.sum(values))
-                if metric == "ndcg" and user_ndcg is not None:
-                    user_ndcg[k][a:b] = values
+            if user_ndcg is not None:
+                user_ndcg[k][a:b] = per_user_k["ndcg"]
         listed = top[:, :kc][top[:, :kc] >= 0]
         seen[listed] = True
         novelty_sum += float(data.popularity[listed].sum())
