@@ -51,8 +51,12 @@ _guard_ready = None
 #: 5+ rounds keep the median steady, and a short floor keeps the harness small next to a
 #: ~4 s job (0.05 s made ``mf-biased``'s harness share 5.2%).
 PREDICT_MIN_SECONDS = 0.02
-#: The most the timed test-split predicts and the per-user latency rounds may take.
-PREDICT_MAX_SECONDS = 10.0
+#: The timed predicts stop once they have taken this long (after one round at least), before
+#: ``predict_rounds``: a kNN model's predict of the test pairs takes ~0.6 s, and five rounds of
+#: it were 21-53% of its job (``harness_share``; 3 s of ``run --all`` each). Fast predicts
+#: (the Keras models' ~5 ms) still run every round.
+PREDICT_MAX_SECONDS = 1.0
+#: The most the per-user latency rounds may take.
 LATENCY_MAX_SECONDS = 10.0
 
 
