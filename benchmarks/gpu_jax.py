@@ -12,7 +12,7 @@ tables donated and updated in place). Then ``mf``'s (numpy) predictions/s on 1M 
 One JSON object on stdout, also ``$OUT/gpu_jax.json``.
 
 Imports only numpy, keras, jax and animerec_bench.{model,synth,builtin.*}
-(``animerec_bench/__init__`` imports pluggy; a stub stands in where pluggy is missing).
+(``animerec_bench/__init__`` imports pluggy; ``without_pluggy.py`` stands in where it is missing).
 
 CPU smoke run here (10x smaller data; no TensorFlow in that venv, jax as on the device)::
 
@@ -46,7 +46,6 @@ import os
 import sys
 import time
 import traceback
-import types
 import warnings
 
 import numpy as np
@@ -54,10 +53,9 @@ import numpy as np
 os.environ.setdefault("KERAS_BACKEND", "jax")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repo root
 
-try:
-    import pluggy  # noqa: F401  (animerec_bench/__init__ needs it; the device image has it)
-except ImportError:  # only HookimplMarker is used at import time
-    sys.modules["pluggy"] = types.SimpleNamespace(HookimplMarker=lambda name: (lambda f=None, **kw: f))
+from without_pluggy import install  # noqa: E402  (benchmarks/, this script's folder)
+
+install()  # animerec_bench/__init__ needs pluggy's markers; a stand-in where pluggy is missing
 
 import jax  # noqa: E402
 import keras  # noqa: E402
