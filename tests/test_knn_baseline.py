@@ -165,6 +165,26 @@ def test_score_is_the_rating_prediction_of_every_anime(small, params, monkeypatc
     np.testing.assert_array_equal(top_k(got, 10), top_k(want, 10))
 
 
+@pytest.mark.parametrize(("report", "want"), [
+    ({"SIMD Extensions": {"found": ["X86_V3", "X86_V4", "AVX512_ICL"]}}, np.uint16),
+    ({"SIMD Extensions": {"found": ["X86_V3"], "not found": ["AVX512_ICL"]}}, np.uint32),
+    ({}, np.uint32),  # a report without the section
+    (TypeError("show_config() got an unexpected keyword argument 'mode'"), np.uint32),  # an older numpy
+], ids=["avx512-icl", "avx2", "no-simd-section", "no-report"])
+def test_level_width_follows_numpys_public_simd_report(report, want, monkeypatch):
+    """16-bit levels only where numpy reports its AVX512_ICL sort; 32-bit wherever it does not
+    say (never an error at import)."""
+    from animerec_bench.builtin import knn_baseline
+
+    def show_config(mode=None):
+        if isinstance(report, Exception):
+            raise report
+        return report
+
+    monkeypatch.setattr(np, "show_config", show_config)
+    assert knn_baseline._level_dtype() is want
+
+
 @pytest.mark.parametrize("level_dtype", [np.uint16, np.uint32])
 @pytest.mark.parametrize(("m", "k", "over"), [(30, 6, 0.1), (30, 6, 0.9), (1200, 5, 0.9), (1200, 300, 0.9)],
                          ids=["few-columns-selected", "most-columns-selected", "long-columns", "long-columns-big-k"])

@@ -53,12 +53,13 @@ def _level_dtype() -> type[np.unsignedinteger]:
     """uint16 where numpy sorts 16-bit integers with SIMD (its ``AVX512_ICL`` path, ~1 ns an
     entry), else uint32: without it numpy sorts 16-bit rows with a scalar sort (measured on an
     AVX2-only host: 29.6 ns an entry, against 3.3 ns for uint32). Either width selects the same
-    entries (:func:`_keep_top_k`)."""
+    entries (:func:`_keep_top_k`). Read from numpy's public build report (``show_config``; was its
+    private ``__cpu_features__``, whose removal would have broken this module's import)."""
     try:
-        from numpy._core._multiarray_umath import __cpu_features__ as features
-    except ImportError:  # numpy 1.x
-        from numpy.core._multiarray_umath import __cpu_features__ as features  # type: ignore[no-redef]
-    return np.uint16 if features.get("AVX512_ICL") else np.uint32
+        found = np.show_config(mode="dicts")["SIMD Extensions"]["found"]
+    except (TypeError, KeyError, AttributeError):  # a numpy without the report: the width that is never slow
+        found = []
+    return np.uint16 if "AVX512_ICL" in found else np.uint32
 
 
 #: The integer type of the levels :func:`_keep_top_k` sorts, chosen for this CPU.
