@@ -168,9 +168,10 @@ def test_score_is_the_rating_prediction_of_every_anime(small, params, monkeypatc
 @pytest.mark.parametrize(("report", "want"), [
     ({"SIMD Extensions": {"found": ["X86_V3", "X86_V4", "AVX512_ICL"]}}, np.uint16),
     ({"SIMD Extensions": {"found": ["X86_V3"], "not found": ["AVX512_ICL"]}}, np.uint32),
+    ({"SIMD Extensions": {"baseline": ["AVX512_ICL"], "found": []}}, np.uint16),  # a build that requires it
     ({}, np.uint32),  # a report without the section
     (TypeError("show_config() got an unexpected keyword argument 'mode'"), np.uint32),  # an older numpy
-], ids=["avx512-icl", "avx2", "no-simd-section", "no-report"])
+], ids=["avx512-icl", "avx2", "baseline-avx512-icl", "no-simd-section", "no-report"])
 def test_level_width_follows_numpys_public_simd_report(report, want, monkeypatch):
     """16-bit levels only where numpy reports its AVX512_ICL sort; 32-bit wherever it does not
     say (never an error at import)."""

@@ -56,7 +56,8 @@ def _level_dtype() -> type[np.unsignedinteger]:
     entries (:func:`_keep_top_k`). Read from numpy's public build report (``show_config``; was its
     private ``__cpu_features__``, whose removal would have broken this module's import)."""
     try:
-        found = np.show_config(mode="dicts")["SIMD Extensions"]["found"]
+        simd = np.show_config(mode="dicts")["SIMD Extensions"]
+        found = [*simd.get("baseline", ()), *simd["found"]]  # built in, or dispatched to on this CPU
     except (TypeError, KeyError, AttributeError):  # a numpy without the report: the width that is never slow
         found = []
     return np.uint16 if "AVX512_ICL" in found else np.uint32
